@@ -1,0 +1,68 @@
+// Pulumi dynamic-provider glue. The provider object is serialized into the stack state and run
+// later by `refresh`/`destroy`, possibly from another checkout path or machine (a GitOps runner).
+// So the serialized stub carries no hostnet code at all: each method loads the hostnet runtime of
+// the checkout that is running the engine (HOSTNET_HOME, set by our launcher) and dispatches by kind.
+import * as pulumi from "@pulumi/pulumi";
+import type { ConnectionInput } from "./ssh";
+
+function hostnetRuntime(): any {
+  const path = require("path");
+  const home = process.env.HOSTNET_HOME || process.cwd();
+  return require(path.join(home, "dist", "providers", "runtime.js"));
+}
+
+export function providerStub(kind: string): pulumi.dynamic.ResourceProvider {
+  return {
+    check: (olds: any, news: any) => hostnetRuntime().check(kind, olds, news),
+    diff: (id: string, olds: any, news: any) => hostnetRuntime().diff(kind, id, olds, news),
+    create: (inputs: any) => hostnetRuntime().create(kind, inputs),
+    read: (id: string, props: any) => hostnetRuntime().read(kind, id, props),
+    update: (id: string, olds: any, news: any) => hostnetRuntime().update(kind, id, olds, news),
+    delete: (id: string, props: any) => hostnetRuntime().remove(kind, id, props),
+  };
+}
+
+/** pulumi.Input on every top-level property. */
+export type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
+
+/** Every hostnet resource takes a connection; its private key travels as a separate secret. */
+export interface CommonArgs {
+  connection: pulumi.Input<ConnectionInput>;
+  /** Adopt an object that already exists (hostnet's import; see README): nothing is changed. */
+  adopt?: pulumi.Input<boolean>;
+}
+
+const SECRET_FIELDS = ["privateKey", "privateKeyPassphrase"] as const;
+
+function splitConnection(conn: pulumi.Input<ConnectionInput>): { connection: pulumi.Output<unknown>; credentials: pulumi.Output<unknown> } {
+  const all = pulumi.output(conn);
+  const publicPart = all.apply((c) => {
+    const rest: Record<string, unknown> = { ...(c as Record<string, unknown>) };
+    for (const f of SECRET_FIELDS) delete rest[f];
+    return rest;
+  });
+  const secretPart = all.apply((c) => {
+    const out: Record<string, unknown> = {};
+    for (const f of SECRET_FIELDS) if ((c as Record<string, unknown>)[f] !== undefined) out[f] = (c as Record<string, unknown>)[f];
+    return out;
+  });
+  return { connection: pulumi.unsecret(publicPart), credentials: pulumi.secret(secretPart) };
+}
+
+/** Base class of the hostnet resources: splits secrets out and marks them secret in state. */
+export abstract class HostnetResource extends pulumi.dynamic.Resource {
+  declare readonly id: pulumi.Output<string>;
+  /** machine-id of the host the object lives on (host identity check). */
+  declare readonly machineId: pulumi.Output<string>;
+  /** true when hostnet created the object, false when it was adopted. */
+  declare readonly created: pulumi.Output<boolean>;
+
+  protected constructor(kind: string, name: string, args: CommonArgs, opts?: pulumi.CustomResourceOptions) {
+    const { connection, credentials } = splitConnection(args.connection);
+    const props: Record<string, unknown> = { ...args, connection, credentials, machineId: undefined, created: undefined };
+    super(providerStub(kind), name, props, {
+      ...opts,
+      additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "credentials"],
+    }, "hostnet", kind);
+  }
+}

@@ -1,0 +1,152 @@
+// A host as the resources see it: a coalescing write queue, a cached one-round-trip snapshot of
+// its whole network state, and its identity. Resources never open connections or build shell
+// strings themselves; they hand typed operations to this layer.
+import { attributeResults, buildFlushScript, describeCommand, HostOp, HostOpError } from "./hostQueue";
+import { HostSnapshot, parseSnapshot, snapshotScript } from "./hoststate";
+import { Connection, ConnectionInput } from "./ssh";
+import { HostSession, sessionFor } from "./sshPool";
+import { parseOrThrow } from "./validate";
+
+const MAX_ATTEMPTS = 4;
+const COALESCE_WINDOW_MS = Number(process.env.HOSTNET_COALESCE_MS ?? 3);
+
+interface Pending {
+  op: HostOp;
+  isolate: boolean;
+  attempts: number;
+  resolve: (output: string) => void;
+  reject: (err: Error) => void;
+}
+
+export interface HostIdentity {
+  machineId: string;
+  hostname: string;
+  hostKeyFingerprint: string;
+}
+
+export class Host {
+  private pending: Pending[] = [];
+  private timer?: NodeJS.Timeout;
+  private flushing = false;
+  private snapshotCache?: Promise<HostSnapshot>;
+  private identityCache?: Promise<HostIdentity>;
+
+  constructor(readonly session: HostSession) {}
+
+  get label(): string {
+    return this.session.label;
+  }
+
+  /** Queue one operation; it runs in the next round trip together with everything queued beside it. */
+  run(op: HostOp): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ op, isolate: false, attempts: 0, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** The whole network state of the host (root + every namespace), one round trip, cached until a write. */
+  snapshot(): Promise<HostSnapshot> {
+    if (!this.snapshotCache) {
+      const p = this.session
+        .exec(snapshotScript(), { idempotent: true, what: "read the network state" })
+        .then((r) => {
+          if (r.code !== 0) throw new Error(`${this.label}: reading the network state failed (exit ${r.code}): ${r.stderr.trim()}`);
+          return parseSnapshot(r.stdout);
+        });
+      p.catch(() => {
+        if (this.snapshotCache === p) this.snapshotCache = undefined;
+      });
+      this.snapshotCache = p;
+    }
+    return this.snapshotCache;
+  }
+
+  invalidate(): void {
+    this.snapshotCache = undefined;
+  }
+
+  /** machine-id and hostname of whatever answers at this address, read once per process. */
+  identity(): Promise<HostIdentity> {
+    if (!this.identityCache) {
+      this.identityCache = this.session
+        .exec("cat /etc/machine-id; hostname\n", { idempotent: true, what: "read the host identity" })
+        .then((r) => {
+          const [machineId = "", hostname = ""] = r.stdout.trim().split("\n");
+          if (r.code !== 0 || !/^[0-9a-f]{32}$/.test(machineId)) {
+            throw new Error(`${this.label}: cannot read /etc/machine-id (exit ${r.code}): ${r.stderr.trim()}`);
+          }
+          return { machineId, hostname: hostname.trim(), hostKeyFingerprint: this.session.presentedFingerprint ?? "" };
+        });
+      this.identityCache.catch(() => (this.identityCache = undefined));
+    }
+    return this.identityCache;
+  }
+
+  /** Run a read-only script directly (not coalesced); retried after a dropped connection. */
+  async read(script: string, what: string): Promise<string> {
+    const r = await this.session.exec(script, { idempotent: true, what });
+    if (r.code !== 0) throw new Error(`${this.label}: could not ${what} (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+    return r.stdout;
+  }
+
+  private schedule(): void {
+    if (this.timer || this.flushing) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, COALESCE_WINDOW_MS);
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    this.flushing = true;
+    try {
+      await this.flushBatch(batch);
+    } finally {
+      this.flushing = false;
+      this.invalidate();
+      if (this.pending.length > 0) this.schedule();
+    }
+  }
+
+  private async flushBatch(batch: Pending[]): Promise<void> {
+    const ops = batch.map((p) => p.op);
+    const isolate = new Set(batch.flatMap((p, i) => (p.isolate ? [i] : [])));
+    const plan = buildFlushScript(ops, isolate);
+    let stdout: string;
+    try {
+      const r = await this.session.exec(plan.script, { what: `apply ${ops.length} change(s)` });
+      stdout = r.stdout;
+    } catch (err) {
+      // Transport failure: the host may have applied some of it. Do not retry writes blindly;
+      // every op fails with the transport error and refresh tells the truth.
+      for (const p of batch) p.reject(err as Error);
+      return;
+    }
+    const outcomes = attributeResults(plan, stdout);
+    batch.forEach((p, i) => {
+      const o = outcomes[i];
+      if (o.status === "ok") p.resolve(o.output);
+      else if (o.status === "failed") p.reject(new HostOpError(this.label, p.op, describeCommand(p.op), o.output));
+      else if (p.attempts >= MAX_ATTEMPTS) p.reject(new HostOpError(this.label, p.op, describeCommand(p.op), "gave up: the host never ran this operation"));
+      else this.pending.push({ ...p, isolate: o.isolate, attempts: p.attempts + 1 });
+    });
+  }
+}
+
+const hosts = new Map<string, Host>();
+
+/** The shared Host for a connection input (validated here too: check() may have been bypassed). */
+export function hostFor(input: ConnectionInput | Connection): Host {
+  const conn = parseOrThrow(Connection, input, "connection");
+  const session = sessionFor(conn);
+  let h = hosts.get(session.label + JSON.stringify([conn.sudo, conn.hostKey]));
+  if (!h || h.session !== session) {
+    h = new Host(session);
+    hosts.set(session.label + JSON.stringify([conn.sudo, conn.hostKey]), h);
+  }
+  return h;
+}

@@ -1,0 +1,46 @@
+// What one resource kind supplies to the generic lifecycle in runtime.ts: its schema, which
+// properties force replacement, and how to create, read, update and delete it on a host.
+import { z } from "zod";
+import type { Host } from "./host";
+import { NetnsName } from "./validate";
+
+/** Properties every resource has besides its own. */
+export const CommonProps = z.object({
+  /** Connection without secrets (host, port, user, pinned key, sudo...). */
+  connection: z.record(z.string(), z.unknown()),
+  /** Secret half of the connection: private key, passphrase. */
+  credentials: z.record(z.string(), z.unknown()).optional(),
+  adopt: z.boolean().default(false),
+});
+
+export interface KindContext {
+  host: Host;
+}
+
+/** Live values of a resource's managed properties, or null when the object is gone. */
+export type LiveState = Record<string, unknown> | null;
+
+export interface ResourceKind<S extends z.ZodObject = z.ZodObject> {
+  type: string;
+  /** Kind-specific properties (CommonProps are added by the runtime). */
+  schema: S;
+  /** Properties whose change needs a new object; the rest are updated in place. */
+  replaceOn: ReadonlyArray<keyof z.infer<S> & string>;
+  /** Properties compared for drift and diff (defaults to every schema key). */
+  compared?: ReadonlyArray<keyof z.infer<S> & string>;
+  /** Cross-field checks that zod cannot express per field; return [path, message] pairs. */
+  validate?: (p: z.infer<S>) => Array<[string, string]>;
+  id(p: z.infer<S>): string;
+  /** Create the object; returns extra outputs (e.g. a device path). Must leave nothing behind on failure. */
+  create(ctx: KindContext, p: z.infer<S>): Promise<Record<string, unknown>>;
+  /** Read the managed properties from the live kernel (host snapshot). */
+  read(ctx: KindContext, p: z.infer<S>): Promise<LiveState>;
+  /** Change what differs between olds and news in place. */
+  update(ctx: KindContext, olds: z.infer<S>, news: z.infer<S>): Promise<Record<string, unknown>>;
+  /** Remove the object hostnet created; tolerate it being gone already. */
+  delete(ctx: KindContext, p: z.infer<S>): Promise<void>;
+  /** Let go of an adopted object (restore what hostnet changed on it); default: do nothing. */
+  release?(ctx: KindContext, p: z.infer<S>): Promise<void>;
+}
+
+export const OptionalNetns = NetnsName.optional();

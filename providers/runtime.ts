@@ -1,0 +1,172 @@
+// The generic lifecycle every hostnet resource shares, loaded by the serialized provider stub
+// (dynamic.ts) inside the dynamic-provider process. Desired and live state are compared as data:
+// the same comparison drives diff, refresh and drift reports.
+import { z } from "zod";
+import { hostFor, Host } from "./host";
+import { CommonProps, KindContext, ResourceKind } from "./kind";
+import { formatIssues } from "./validate";
+import { KINDS } from "./kinds";
+
+/** The value the engine sends for properties not known yet during preview. */
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+const ENGINE_KEYS = new Set(["__provider", "machineId", "created", "hostname"]);
+
+type Props = Record<string, any>;
+
+function kindOf(name: string): ResourceKind {
+  const k = KINDS[name];
+  if (!k) throw new Error(`hostnet: unknown resource kind ${name}`);
+  return k;
+}
+
+function fullSchema(kind: ResourceKind) {
+  return CommonProps.extend(kind.schema.shape);
+}
+
+function strip(props: Props): Props {
+  const out: Props = {};
+  for (const [k, v] of Object.entries(props ?? {})) if (!ENGINE_KEYS.has(k)) out[k] = v;
+  return out;
+}
+
+function containsUnknown(v: unknown): boolean {
+  if (v === UNKNOWN) return true;
+  if (Array.isArray(v)) return v.some(containsUnknown);
+  if (v && typeof v === "object") return Object.values(v).some(containsUnknown);
+  return false;
+}
+
+function valueAt(obj: unknown, path: PropertyKey[]): unknown {
+  let cur: any = obj;
+  for (const p of path) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = cur[p as any];
+    if (cur === UNKNOWN) return UNKNOWN;
+  }
+  return cur;
+}
+
+export async function check(kindName: string, _olds: Props, news: Props) {
+  const kind = kindOf(kindName);
+  const input = strip(news);
+  const parsed = fullSchema(kind).safeParse(input);
+  if (!parsed.success) {
+    // Values computed by other resources are unknown during preview: judge them at apply time.
+    const real = parsed.error.issues.filter((i) => !containsUnknown(valueAt(input, i.path)));
+    if (real.length === 0) return { inputs: news };
+    const lines = formatIssues(new z.ZodError(real));
+    return {
+      inputs: news,
+      failures: real.map((issue, n) => ({ property: String(issue.path[0] ?? ""), reason: lines[n] })),
+    };
+  }
+  const crossField = kind.validate?.(parsed.data) ?? [];
+  if (crossField.length > 0) {
+    return { inputs: news, failures: crossField.map(([path, reason]) => ({ property: path.split(/[.[]/)[0], reason: `${path}: ${reason}` })) };
+  }
+  return { inputs: { ...news, ...parsed.data } };
+}
+
+function parseProps(kind: ResourceKind, props: Props): any {
+  const r = fullSchema(kind).safeParse(strip(props));
+  if (!r.success) throw new Error(`invalid ${kind.type} properties:\n  - ${formatIssues(r.error).join("\n  - ")}`);
+  return r.data;
+}
+
+function connectionOf(props: Props) {
+  return { ...(props.connection ?? {}), ...(props.credentials ?? {}) };
+}
+
+function comparedKeys(kind: ResourceKind): string[] {
+  return [...(kind.compared ?? Object.keys(kind.schema.shape))];
+}
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === "object") {
+    return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, canonical(x)]));
+  }
+  return v;
+}
+
+/** Which identity of the connection matters: a different machine means a new object. */
+function connectionIdentity(c: Props | undefined): unknown {
+  return c ? [c.host, c.port ?? 22] : undefined;
+}
+
+export async function diff(kindName: string, _id: string, olds: Props, news: Props) {
+  const kind = kindOf(kindName);
+  const changes: string[] = [];
+  const replaces: string[] = [];
+  for (const key of comparedKeys(kind)) {
+    if (same(olds[key], news[key])) continue;
+    changes.push(key);
+    if ((kind.replaceOn as string[]).includes(key)) replaces.push(key);
+  }
+  if (!same(connectionIdentity(olds.connection), connectionIdentity(news.connection))) replaces.push("connection");
+  if (!same(olds.connection, news.connection) && !changes.includes("connection")) changes.push("connection");
+  if (!same(olds.credentials, news.credentials)) changes.push("credentials");
+  return {
+    changes: changes.length > 0 || replaces.length > 0,
+    replaces,
+    // Kernel names are unique per namespace: the old object must go before its replacement comes.
+    deleteBeforeReplace: replaces.length > 0,
+  };
+}
+
+async function contextFor(props: Props, expectMachineId?: string): Promise<KindContext> {
+  const host: Host = hostFor(connectionOf(props) as any);
+  const who = await host.identity();
+  if (expectMachineId && who.machineId !== expectMachineId) {
+    throw new Error(
+      `${host.label} now answers as machine ${who.machineId} (hostname ${who.hostname}), but this resource lives on machine ` +
+        `${expectMachineId}. Nothing was changed. If the address moved to another machine, fix the connection; if the ` +
+        `host was reinstalled, remove the resource from state (pulumi state delete) and adopt or recreate it.`,
+    );
+  }
+  return { host };
+}
+
+export async function create(kindName: string, inputs: Props) {
+  const kind = kindOf(kindName);
+  const p = parseProps(kind, inputs);
+  const ctx = await contextFor(p);
+  const machineId = (await ctx.host.identity()).machineId;
+  if (p.adopt) {
+    const live = await kind.read(ctx, p);
+    if (!live) throw new Error(`${ctx.host.label}: cannot adopt ${kind.type} ${kind.id(p)}: it does not exist on the host`);
+    return { id: kind.id(p), outs: { ...inputs, ...live, machineId, created: false } };
+  }
+  const extra = await kind.create(ctx, p);
+  return { id: kind.id(p), outs: { ...inputs, ...p, ...extra, machineId, created: true } };
+}
+
+export async function read(kindName: string, id: string, props: Props) {
+  const kind = kindOf(kindName);
+  const p = parseProps(kind, props);
+  const ctx = await contextFor(p, props.machineId);
+  const live = await kind.read(ctx, p);
+  if (!live) return { id: "", props: {} }; // gone: refresh drops it, the next up recreates it
+  return { id, props: { ...props, ...live } };
+}
+
+export async function update(kindName: string, _id: string, olds: Props, news: Props) {
+  const kind = kindOf(kindName);
+  const o = parseProps(kind, olds);
+  const n = parseProps(kind, news);
+  const ctx = await contextFor(n, olds.machineId);
+  const extra = await kind.update(ctx, o, n);
+  return { outs: { ...news, ...n, ...extra, machineId: olds.machineId, created: olds.created } };
+}
+
+export async function remove(kindName: string, _id: string, props: Props) {
+  const kind = kindOf(kindName);
+  const p = parseProps(kind, props);
+  const ctx = await contextFor(p, props.machineId);
+  if (props.created === false) await kind.release?.(ctx, p);
+  else await kind.delete(ctx, p);
+}

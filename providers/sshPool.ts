@@ -1,0 +1,198 @@
+// The per-host connection pool of the dynamic-provider process. Connections are reused by every
+// resource, bounded in concurrent channels (OpenSSH's MaxSessions defaults to 10), kept alive, and
+// re-established after a drop. Reads are retried after a drop; writes only when idempotent.
+import * as fs from "fs";
+import { Client, ConnectConfig } from "ssh2";
+import {
+  Connection,
+  ExecOptions,
+  ExecResult,
+  expectedFingerprints,
+  fingerprintOf,
+  hostLabel,
+  remoteCommand,
+  TransportError,
+} from "./ssh";
+
+const MAX_CHANNELS_PER_CONNECTION = 8;
+const RETRY_DELAYS_MS = [200, 1000];
+
+class Semaphore {
+  private waiting: Array<() => void> = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    return () => {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+
+export interface SessionStats {
+  connections: number;
+  execs: number;
+  retries: number;
+}
+
+export class HostSession {
+  readonly label: string;
+  readonly stats: SessionStats = { connections: 0, execs: 0, retries: 0 };
+  /** Fingerprint the host presented on the last successful handshake. */
+  presentedFingerprint?: string;
+  private client?: Client;
+  private connecting?: Promise<Client>;
+  private channels = new Semaphore(MAX_CHANNELS_PER_CONNECTION);
+
+  constructor(readonly conn: Connection) {
+    this.label = hostLabel(conn);
+  }
+
+  /** Run a shell script on the host (stdin of `sh -s`, through sudo -n when configured). */
+  async exec(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.execOnce(script, opts);
+      } catch (err) {
+        const retriable = err instanceof TransportError && opts.idempotent && attempt < RETRY_DELAYS_MS.length;
+        if (!retriable) throw err;
+        this.stats.retries++;
+        this.drop();
+        await new Promise((r) => setTimeout(r, RETRY_DELAYS_MS[attempt]));
+      }
+    }
+  }
+
+  /** Close the connection; the next exec reconnects. */
+  drop(): void {
+    const c = this.client;
+    this.client = undefined;
+    this.connecting = undefined;
+    c?.end();
+  }
+
+  private async execOnce(script: string, opts: ExecOptions): Promise<ExecResult> {
+    const client = await this.connect();
+    const release = await this.channels.acquire();
+    try {
+      this.trace(opts.what);
+      return await this.runOnChannel(client, script, opts);
+    } finally {
+      release();
+    }
+  }
+
+  private runOnChannel(client: Client, script: string, opts: ExecOptions): Promise<ExecResult> {
+    const what = opts.what ?? "run a command";
+    const timeoutMs = opts.timeoutMs ?? this.conn.commandTimeoutMs;
+    return new Promise((resolve, reject) => {
+      client.exec(remoteCommand(this.conn), (err, stream) => {
+        if (err) return reject(new TransportError(`${this.label}: could not open a channel to ${what}: ${err.message}`, this.label));
+        this.stats.execs++;
+        const out: Buffer[] = [];
+        const errs: Buffer[] = [];
+        let code: number | undefined;
+        const timer = setTimeout(() => {
+          stream.close();
+          reject(new TransportError(`${this.label}: timed out after ${timeoutMs} ms while trying to ${what}`, this.label));
+        }, timeoutMs);
+        stream.on("data", (d: Buffer) => out.push(d));
+        stream.stderr.on("data", (d: Buffer) => errs.push(d));
+        stream.on("exit", (c: number | null) => (code = c ?? 255));
+        stream.on("close", () => {
+          clearTimeout(timer);
+          if (code === undefined) {
+            return reject(new TransportError(`${this.label}: connection lost while trying to ${what}; the host may have applied part of it`, this.label));
+          }
+          resolve({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(errs).toString("utf8") });
+        });
+        stream.end(script);
+      });
+    });
+  }
+
+  private connect(): Promise<Client> {
+    if (this.client) return Promise.resolve(this.client);
+    if (!this.connecting) {
+      this.connecting = this.handshake().then(
+        (c) => {
+          this.client = c;
+          this.connecting = undefined;
+          return c;
+        },
+        (e) => {
+          this.connecting = undefined;
+          throw e;
+        },
+      );
+    }
+    return this.connecting;
+  }
+
+  private handshake(): Promise<Client> {
+    const expected = expectedFingerprints(this.conn);
+    let mismatch: string | undefined;
+    const client = new Client();
+    const config: ConnectConfig = {
+      host: this.conn.host,
+      port: this.conn.port,
+      username: this.conn.user,
+      readyTimeout: this.conn.connectTimeoutMs,
+      keepaliveInterval: 5000,
+      keepaliveCountMax: 3,
+      privateKey: this.conn.privateKey,
+      passphrase: this.conn.privateKeyPassphrase,
+      agent: this.conn.agent === true ? process.env.SSH_AUTH_SOCK : this.conn.agent || undefined,
+      hostVerifier: (key: Buffer) => {
+        const got = fingerprintOf(key);
+        this.presentedFingerprint = got;
+        if (expected === "any" || expected.includes(got)) return true;
+        mismatch =
+          `host key mismatch for ${this.label}: expected ${expected.join(" or ") || "(no entry in known_hosts)"}, ` +
+          `the host presented ${got}. Nothing was run. If the host was legitimately re-keyed, update the pinned key.`;
+        return false;
+      },
+    };
+    return new Promise((resolve, reject) => {
+      client.once("ready", () => {
+        this.stats.connections++;
+        client.on("error", () => undefined); // late errors surface as closed channels
+        client.on("close", () => {
+          if (this.client === client) this.client = undefined;
+        });
+        resolve(client);
+      });
+      client.once("error", (err) => {
+        reject(new TransportError(mismatch ?? `${this.label}: cannot connect: ${err.message}`, this.label));
+      });
+      client.connect(config);
+    });
+  }
+
+  private trace(what: string | undefined): void {
+    const file = process.env.HOSTNET_TRACE_FILE;
+    if (!file) return;
+    const row = { t: Date.now(), pid: process.pid, host: this.label, what: what ?? "", conn: this.stats.connections };
+    fs.appendFileSync(file, JSON.stringify(row) + "\n");
+  }
+}
+
+const pools = new Map<string, HostSession>();
+
+/** The shared session for this host; a changed key, user or sudo setting gets its own. */
+export function sessionFor(conn: Connection): HostSession {
+  const key = JSON.stringify([conn.user, conn.host, conn.port, conn.sudo, conn.hostKey, conn.knownHostsFile]);
+  let s = pools.get(key);
+  if (!s) {
+    s = new HostSession(conn);
+    pools.set(key, s);
+  }
+  return s;
+}
+
+export function closeAllSessions(): void {
+  for (const s of pools.values()) s.drop();
+  pools.clear();
+}

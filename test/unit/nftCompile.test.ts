@@ -1,0 +1,441 @@
+import { expect } from "chai";
+import {
+  chainNamesForPort,
+  compileFilterChain,
+  FilterSpecError,
+  FilterChainSpec,
+  FilterChainSpecInput,
+  quoteIfName,
+  rawProblems,
+  removeScript,
+} from "../../providers/nftCompile";
+
+const MAC_A = "02:00:00:c8:00:01";
+
+function onePort(): FilterChainSpecInput {
+  return {
+    table: "hostnet",
+    ports: [{ port: "vnet0", policy: "clean-traffic", mac: MAC_A, ipv4: ["198.18.200.1"] }],
+  };
+}
+
+function manyPorts(n: number): FilterChainSpecInput {
+  const ports = [];
+  for (let i = 0; i < n; i++) {
+    const mac = `02:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, "0")}:${(i & 0xff).toString(16).padStart(2, "0")}`;
+    ports.push({
+      port: `vnet${i}`,
+      policy: "clean-traffic" as const,
+      mac,
+      ipv4: [`198.18.${1 + (i >> 8)}.${i & 0xff}`],
+    });
+  }
+  return { table: "hostnet", ports };
+}
+
+/** The lines strictly inside `chain <name> { ... }` (one level of nesting). */
+function chainBody(script: string, name: string): string[] {
+  const lines = script.split("\n");
+  const start = lines.findIndex((l) => l.trim() === `chain ${name} {`);
+  expect(start, `chain ${name} present`).to.be.greaterThan(-1);
+  const body: string[] = [];
+  for (let i = start + 1; i < lines.length; i++) {
+    const l = lines[i]!.trim();
+    if (l === "}") return body;
+    if (l !== "") body.push(l);
+  }
+  throw new Error(`chain ${name} not closed`);
+}
+
+function errorOf(fn: () => unknown): FilterSpecError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).to.be.instanceOf(FilterSpecError);
+    return e as FilterSpecError;
+  }
+  throw new Error("expected a FilterSpecError");
+}
+
+describe("nftCompile", () => {
+  describe("schema defaults", () => {
+    it("fills table, ipv4/ipv6 lists, allowDhcp, allowIpv6 and rules", () => {
+      const s = FilterChainSpec.parse({ ports: [{ port: "vnet0", policy: "accept-all" }] });
+      expect(s.table).to.equal("hostnet");
+      expect(s.ports[0]).to.deep.include({ ipv4: [], ipv6: [], allowDhcp: true, allowIpv6: false, rules: [] });
+    });
+
+    it("canonicalizes the MAC to lowercase", () => {
+      const { script } = compileFilterChain({
+        ports: [{ port: "vnet0", policy: "clean-traffic", mac: "02:AB:00:00:00:01", ipv4: ["10.0.0.1"] }],
+      });
+      expect(script).to.contain("ether saddr != 02:ab:00:00:00:01 counter drop");
+      expect(script).not.to.match(/02:AB/);
+    });
+  });
+
+  describe("1-port clean-traffic", () => {
+    const out = compileFilterChain(onePort());
+    const { in: cin, out: cout } = chainNamesForPort("vnet0");
+
+    it("is an atomic create-or-replace transaction of one bridge table", () => {
+      const lines = out.script.split("\n");
+      expect(lines.slice(0, 3)).to.deep.equal([
+        "table bridge hostnet {}",
+        "delete table bridge hostnet",
+        "table bridge hostnet {",
+      ]);
+      expect(out.script.endsWith("}\n")).to.equal(true);
+      expect(out.table).to.equal("hostnet");
+      expect(out.chains).to.deep.equal([cin, cout, "forward_hook", "input_hook"]);
+      expect(out.ports).to.deep.equal([{ port: "vnet0", in: cin, out: cout }]);
+    });
+
+    it("declares the two verdict maps with the port's jumps", () => {
+      expect(out.script).to.contain("map from_vm {\n\t\ttype ifname : verdict");
+      expect(out.script).to.contain("map to_vm {\n\t\ttype ifname : verdict");
+      expect(out.script).to.contain(`"vnet0" : jump ${cin}`);
+      expect(out.script).to.contain(`"vnet0" : jump ${cout}`);
+    });
+
+    it("dispatches from the base chains with one vmap lookup per direction", () => {
+      expect(chainBody(out.script, "forward_hook")).to.deep.equal([
+        "type filter hook forward priority filter; policy accept;",
+        "iifname vmap @from_vm",
+        "oifname vmap @to_vm",
+      ]);
+      expect(chainBody(out.script, "input_hook")).to.deep.equal([
+        "type filter hook input priority filter; policy accept;",
+        "iifname vmap @from_vm",
+      ]);
+    });
+
+    it("from-vm: no MAC, ARP or IP spoofing; DHCP client; nothing else", () => {
+      const body = chainBody(out.script, cin);
+      expect(body).to.deep.equal([
+        'comment "from-vm vnet0 clean-traffic"',
+        `ether saddr != ${MAC_A} counter drop`,
+        "ether type arp arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation { request, reply } " +
+          `arp saddr ether ${MAC_A} arp saddr ip { 0.0.0.0, 198.18.200.1 } return`,
+        "ether type arp counter drop",
+        "ether type ip ip saddr { 0.0.0.0, 198.18.200.1 } udp sport 68 udp dport 67 return",
+        "ether type ip ip saddr 198.18.200.1 return",
+        "ether type ip counter drop",
+        "ether type ip6 counter drop",
+        "counter drop",
+      ]);
+    });
+
+    it("to-vm: only frames for the VM's MAC or broadcast (plus IPv4 multicast), ARP/IPv4 only", () => {
+      const body = chainBody(out.script, cout);
+      expect(body).to.deep.equal([
+        'comment "to-vm vnet0 clean-traffic"',
+        `ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 ether daddr != ${MAC_A} counter drop`,
+        `ether type { arp, ip } ether daddr { ${MAC_A}, ff:ff:ff:ff:ff:ff } return`,
+        "ether type ip ether daddr & ff:ff:ff:80:00:00 == 01:00:5e:00:00:00 return",
+        "counter drop",
+      ]);
+    });
+
+    it("never uses `accept` inside per-port chains (it would skip the peer port's to-vm chain)", () => {
+      for (const c of [cin, cout]) {
+        for (const l of chainBody(out.script, c)) expect(l).not.to.match(/\baccept\b/);
+      }
+    });
+
+    it("IPv6 on: VM addresses ∪ fe80::/10, ND from ::, 33:33 multicast to the VM", () => {
+      const spec = onePort();
+      spec.ports[0]!.allowIpv6 = true;
+      spec.ports[0]!.ipv6 = ["2001:db8::1"];
+      spec.ports[0]!.allowDhcp = false;
+      const s = compileFilterChain(spec).script;
+      expect(s).to.contain("ether type ip6 ip6 saddr { 2001:db8::1, fe80::/10 } return");
+      expect(s).to.contain("ip6 saddr :: icmpv6 type { nd-neighbor-solicit, nd-router-solicit, mld2-listener-report } return");
+      expect(s).to.contain("ether type ip6 ether daddr & ff:ff:00:00:00:00 == 33:33:00:00:00:00 return");
+      expect(s).to.contain(`ether type ip6 ether daddr ${MAC_A} return`);
+      expect(s).not.to.contain("udp sport 68");
+    });
+
+    it("clean-traffic without IPv4 addresses still allows DHCP discovery but no other IPv4", () => {
+      const s = compileFilterChain({ ports: [{ port: "vnet0", policy: "clean-traffic", mac: MAC_A }] }).script;
+      expect(s).to.contain("ether type ip ip saddr 0.0.0.0 udp sport 68 udp dport 67 return");
+      expect(s).to.contain("arp saddr ip 0.0.0.0 return");
+      const body = s.split("\n").slice(2).join("\n"); // past the `table bridge T {}` reset idiom
+      expect(body).not.to.match(/\{\s*\}/); // never an empty anonymous set
+    });
+  });
+
+  describe("accept-all and drop-all", () => {
+    const out = compileFilterChain({
+      ports: [
+        { port: "open0", policy: "accept-all" },
+        { port: "shut0", policy: "drop-all" },
+      ],
+    });
+    it("accept-all is dispatched to empty chains", () => {
+      const c = chainNamesForPort("open0");
+      expect(out.script).to.contain(`"open0" : jump ${c.in}`);
+      expect(out.script).to.contain(`"open0" : jump ${c.out}`);
+      expect(chainBody(out.script, c.in)).to.deep.equal(['comment "from-vm open0 accept-all"']);
+      expect(chainBody(out.script, c.out)).to.deep.equal(['comment "to-vm open0 accept-all"']);
+    });
+    it("drop-all drops both directions", () => {
+      const c = chainNamesForPort("shut0");
+      expect(chainBody(out.script, c.in)).to.deep.equal(['comment "from-vm shut0 drop-all"', "counter drop"]);
+      expect(chainBody(out.script, c.out)).to.deep.equal(['comment "to-vm shut0 drop-all"', "counter drop"]);
+    });
+  });
+
+  describe("determinism", () => {
+    it("same spec → same text", () => {
+      expect(compileFilterChain(manyPorts(20)).script).to.equal(compileFilterChain(manyPorts(20)).script);
+    });
+    it("input port order and IP list order do not change the output", () => {
+      const a = manyPorts(20);
+      const b: FilterChainSpecInput = { ...a, ports: [...a.ports].reverse() };
+      expect(compileFilterChain(b).script).to.equal(compileFilterChain(a).script);
+      const x = compileFilterChain({
+        ports: [{ port: "v", policy: "clean-traffic", mac: MAC_A, ipv4: ["10.0.0.2", "10.0.0.1", "10.0.0.2"] }],
+      }).script;
+      const y = compileFilterChain({
+        ports: [{ port: "v", policy: "clean-traffic", mac: MAC_A, ipv4: ["10.0.0.1", "10.0.0.2"] }],
+      }).script;
+      expect(x).to.equal(y);
+      expect(x).to.contain("ip saddr { 10.0.0.1, 10.0.0.2 } return");
+    });
+    it("map elements are sorted by port name", () => {
+      const s = compileFilterChain(manyPorts(12)).script;
+      const body = s.slice(s.indexOf("map from_vm {"), s.indexOf("map to_vm {"));
+      const names = [...body.matchAll(/"([^"]+)" : jump/g)].map((m) => m[1]!);
+      expect(names).to.have.length(12);
+      expect(names).to.deep.equal([...names].sort());
+    });
+  });
+
+  describe("scale: 300 ports", () => {
+    const out = compileFilterChain(manyPorts(300));
+    it("has exactly two base chains, one vmap rule per direction, no per-port base-chain rule", () => {
+      const hooks = out.script.split("\n").filter((l) => /\btype filter hook\b/.test(l));
+      expect(hooks).to.have.length(2);
+      const fwd = chainBody(out.script, "forward_hook");
+      const inp = chainBody(out.script, "input_hook");
+      expect(fwd).to.have.length(3); // header + 2 dispatch rules
+      expect(inp).to.have.length(2); // header + 1 dispatch rule
+      expect(fwd.filter((l) => l.includes("vmap"))).to.have.length(2);
+      expect(inp.filter((l) => l.includes("vmap"))).to.have.length(1);
+      for (const l of [...fwd, ...inp]) expect(l).not.to.match(/vnet|jump|p_/);
+    });
+    it("has 300 elements per map and 600 per-port chains", () => {
+      expect(out.script.match(/" : jump p_\S+_in/g)).to.have.length(300);
+      expect(out.script.match(/" : jump p_\S+_out/g)).to.have.length(300);
+      expect(out.chains).to.have.length(602);
+      expect(new Set(out.chains).size).to.equal(602);
+    });
+  });
+
+  describe("chain names", () => {
+    it("are nft-safe, deterministic and distinct for names that sanitize alike", () => {
+      const a = chainNamesForPort("vm.a-1@x");
+      const b = chainNamesForPort("vm_a_1_x");
+      const c = chainNamesForPort("vm-a.1@x");
+      expect(a.in).to.match(/^p_vm_a_1_x_[0-9a-f]{8}_in$/);
+      expect(a.out).to.match(/^p_vm_a_1_x_[0-9a-f]{8}_out$/);
+      expect(new Set([a.in, b.in, c.in]).size).to.equal(3);
+      expect(chainNamesForPort("vm.a-1@x")).to.deep.equal(a);
+      expect(a.out.length).to.be.at.most(64);
+    });
+    it("no chain is called fwd", () => {
+      const out = compileFilterChain({ ports: [{ port: "fwd", policy: "accept-all" }] });
+      expect(out.chains).not.to.include("fwd");
+      expect(out.script).not.to.match(/chain fwd\b/);
+    });
+  });
+
+  describe("validation", () => {
+    it("rejects duplicate ports naming ports[2].port and the first index", () => {
+      const e = errorOf(() =>
+        compileFilterChain({
+          ports: [
+            { port: "vnet0", policy: "accept-all" },
+            { port: "vnet1", policy: "accept-all" },
+            { port: "vnet0", policy: "drop-all" },
+          ],
+        }),
+      );
+      expect(e.message).to.contain("ports[2].port");
+      expect(e.message).to.contain('"vnet0"');
+      expect(e.message).to.contain("ports[0].port");
+      expect(e.issues.join("\n")).to.contain("spec.ports[2].port");
+    });
+
+    for (const bad of ["fwd", "table", "chain", "vmap", "1abc", "host-net", "a.b", ""]) {
+      it(`rejects table name ${JSON.stringify(bad)}`, () => {
+        const e = errorOf(() => compileFilterChain({ table: bad, ports: [{ port: "v", policy: "accept-all" }] }));
+        expect(e.message).to.contain("spec.table");
+      });
+    }
+    it("removeScript validates and is create-then-delete", () => {
+      expect(removeScript("hostnet")).to.equal("table bridge hostnet {}\ndelete table bridge hostnet\n");
+      expect(() => removeScript("fwd")).to.throw(/keyword/);
+      expect(() => removeScript("x; flush ruleset")).to.throw(FilterSpecError);
+    });
+
+    const hostile = [
+      'a"b',
+      "a b",
+      "eth0\n",
+      "x;flush",
+      "a{b",
+      "-eth0",
+      "veth/1",
+      "abcdefghijklmnop", // 16 bytes
+      "..",
+      "",
+      "é0",
+      "a\\b",
+      "eth*",
+    ];
+    for (const name of hostile) {
+      it(`rejects hostile port name ${JSON.stringify(name)}`, () => {
+        const e = errorOf(() => compileFilterChain({ ports: [{ port: name, policy: "accept-all" }] }));
+        expect(e.message).to.contain("spec.ports[0].port");
+        expect(() => quoteIfName(name)).to.throw();
+      });
+    }
+    it("quotes a valid ifname", () => {
+      expect(quoteIfName("vm.a-1@x")).to.equal('"vm.a-1@x"');
+    });
+
+    it("requires mac for clean-traffic, rejects multicast MACs and unknown keys", () => {
+      expect(errorOf(() => compileFilterChain({ ports: [{ port: "v", policy: "clean-traffic" }] })).message).to.contain(
+        "spec.ports[0].mac",
+      );
+      expect(
+        errorOf(() => compileFilterChain({ ports: [{ port: "v", policy: "clean-traffic", mac: "01:00:5e:00:00:01" }] }))
+          .message,
+      ).to.contain("multicast");
+      expect(
+        errorOf(() =>
+          compileFilterChain({ ports: [{ port: "v", policy: "accept-all", allowIPv6: true } as unknown as FilterChainSpecInput["ports"][0]] }),
+        ).message,
+      ).to.contain("allowIPv6");
+      expect(errorOf(() => compileFilterChain({ ports: [] })).message).to.contain("spec.ports");
+    });
+
+    it("rejects bad addresses", () => {
+      const e = errorOf(() =>
+        compileFilterChain({
+          ports: [{ port: "v", policy: "clean-traffic", mac: MAC_A, ipv4: ["10.0.0.1; drop"], ipv6: ["fe80::1%eth0"] }],
+        }),
+      );
+      expect(e.message).to.contain("spec.ports[0].ipv4[0]");
+      expect(e.message).to.contain("spec.ports[0].ipv6[0]");
+    });
+  });
+
+  describe("custom rules", () => {
+    it("compile before the built-in policy of their direction", () => {
+      const out = compileFilterChain({
+        ports: [
+          {
+            port: "vnet0",
+            policy: "clean-traffic",
+            mac: MAC_A,
+            ipv4: ["198.18.200.1"],
+            rules: [
+              { direction: "to-vm", action: "accept", proto: "tcp", src: "198.18.0.0/15", dport: 22, comment: "ssh from lab" },
+              { direction: "from-vm", action: "drop", proto: "udp", dst: "198.18.200.0/24", dport: [1000, 2000] },
+              { direction: "to-vm", action: "drop", proto: "icmpv6" },
+              { direction: "from-vm", action: "drop", proto: "arp", dst: "198.18.200.254" },
+              { direction: "to-vm", action: "accept", proto: "ipv6", src: "2001:db8::/32" },
+              { direction: "from-vm", action: "accept", proto: "icmp" },
+              { direction: "to-vm", action: "drop", src: "10.0.0.0/8", dst: "10.1.0.0/16" },
+              { direction: "to-vm", action: "accept", proto: "tcp", dport: [443, 443] },
+            ],
+          },
+        ],
+      });
+      const c = chainNamesForPort("vnet0");
+      const inb = chainBody(out.script, c.in);
+      const outb = chainBody(out.script, c.out);
+      expect(inb.slice(1, 4)).to.deep.equal([
+        "ip daddr 198.18.200.0/24 meta l4proto udp udp dport 1000-2000 counter drop",
+        "ether type arp arp daddr ip 198.18.200.254 counter drop",
+        "ether type ip meta l4proto icmp counter return",
+      ]);
+      expect(inb[4]).to.equal(`ether saddr != ${MAC_A} counter drop`);
+      expect(outb.slice(1, 6)).to.deep.equal([
+        'ip saddr 198.18.0.0/15 meta l4proto tcp tcp dport 22 counter return comment "ssh from lab"',
+        "ether type ip6 meta l4proto ipv6-icmp counter drop",
+        "ether type ip6 ip6 saddr 2001:db8::/32 counter return",
+        "ip saddr 10.0.0.0/8 ip daddr 10.1.0.0/16 counter drop",
+        "meta l4proto tcp tcp dport 443 counter return",
+      ]);
+      expect(outb[6]).to.match(/^ether daddr & 01:00/);
+    });
+
+    it("apply to accept-all and drop-all ports too", () => {
+      const out = compileFilterChain({
+        ports: [{ port: "v", policy: "drop-all", rules: [{ direction: "from-vm", action: "accept", proto: "arp" }] }],
+      });
+      expect(chainBody(out.script, chainNamesForPort("v").in).slice(1)).to.deep.equal([
+        "ether type arp counter return",
+        "counter drop",
+      ]);
+    });
+
+    const bad: [string, unknown, string][] = [
+      ["v6 src with proto ipv4", { direction: "from-vm", action: "drop", proto: "ipv4", src: "2001:db8::/32" }, "rules[0].src"],
+      ["v4 dst with icmpv6", { direction: "from-vm", action: "drop", proto: "icmpv6", dst: "10.0.0.0/8" }, "rules[0].dst"],
+      ["mixed families", { direction: "from-vm", action: "drop", src: "10.0.0.0/8", dst: "2001:db8::/32" }, "rules[0].dst"],
+      ["dport without tcp/udp", { direction: "to-vm", action: "drop", proto: "icmp", dport: 22 }, "rules[0].dport"],
+      ["reversed range", { direction: "to-vm", action: "drop", proto: "tcp", dport: [2000, 1000] }, "rules[0].dport"],
+      ["port 0", { direction: "to-vm", action: "drop", proto: "tcp", dport: 0 }, "rules[0].dport"],
+      ["port 65536", { direction: "to-vm", action: "drop", proto: "udp", dport: 65536 }, "rules[0].dport"],
+      ["bad comment", { direction: "to-vm", action: "drop", comment: 'x" ; flush ruleset' }, "rules[0].comment"],
+      ["long comment", { direction: "to-vm", action: "drop", comment: "x".repeat(65) }, "rules[0].comment"],
+      ["bad action", { direction: "to-vm", action: "continue" }, "rules[0].action"],
+      ["bad direction", { direction: "both", action: "drop" }, "rules[0].direction"],
+      ["bad cidr", { direction: "to-vm", action: "drop", src: "10.0.0.0/33" }, "rules[0].src"],
+    ];
+    for (const [what, rule, path] of bad) {
+      it(`rejects ${what}`, () => {
+        const e = errorOf(() =>
+          compileFilterChain({ ports: [{ port: "v", policy: "accept-all", rules: [rule] }] } as FilterChainSpecInput),
+        );
+        expect(e.message).to.contain(`spec.ports[0].${path}`);
+      });
+    }
+  });
+
+  describe("raw", () => {
+    it("is appended inside the table block", () => {
+      const raw = 'chain extra {\n\tcomment "x { y"  # brace } in a comment\n\tcounter\n}';
+      const out = compileFilterChain({ ports: [{ port: "v", policy: "accept-all" }], raw });
+      expect(out.script).to.match(/\tchain extra \{\n\t\tcomment "x \{ y"  # brace \} in a comment\n\t\tcounter\n\t\}\n\}\n$/);
+    });
+    for (const [what, raw] of [
+      ["unclosed brace", "chain extra {\n counter\n"],
+      ["extra closing brace", "chain extra { counter }\n}"],
+      ["escape from the table", "}\ntable bridge evil {\n"],
+      ["flush ruleset", "flush ruleset"],
+      ["delete table", "chain x { counter }; delete table bridge hostnet"],
+      ["nested table", "table ip evil { }"],
+      ["include", 'include "/etc/passwd"'],
+      ["NUL", "chain x {\0}"],
+    ] as const) {
+      it(`rejects ${what}`, () => {
+        const e = errorOf(() => compileFilterChain({ ports: [{ port: "v", policy: "accept-all" }], raw }));
+        expect(e.message).to.contain("spec.raw");
+      });
+    }
+    it("allows set statements such as `add @s { ... }` and `delete @s { ... }` in rules", () => {
+      expect(rawProblems("chain x {\n\tadd @seen { ip saddr }\n\tdelete @seen { ip saddr }\n}")).to.deep.equal([]);
+    });
+    it("rawProblems names brace imbalance", () => {
+      expect(rawProblems("chain a {")).to.deep.equal(["unbalanced braces: 1 '{' left open"]);
+      expect(rawProblems("}{")).to.deep.equal(["unbalanced braces: a '}' closes more than was opened"]);
+      expect(rawProblems('chain a { comment "}" }')).to.deep.equal([]);
+    });
+  });
+});
