@@ -66,3 +66,10 @@ export abstract class HostnetResource extends pulumi.dynamic.Resource {
     }, "hostnet", kind);
   }
 }
+
+/** Base class of resources that touch no host (rollout gates). */
+export abstract class HostlessResource extends pulumi.dynamic.Resource {
+  protected constructor(kind: string, name: string, props: object, opts?: pulumi.CustomResourceOptions) {
+    super(providerStub(kind), name, props as pulumi.Inputs, opts, "hostnet", kind);
+  }
+}

@@ -6,7 +6,8 @@ import { Argv, argvToShell, heredoc, shellQuote } from "./shell";
 
 export type HostOp =
   | { kind: "batch"; tool: "ip" | "bridge"; netns?: string; lines: string[]; what: string }
-  | { kind: "nft"; netns?: string; script: string; what: string }
+  /** checkOnly: `nft -c -f -` (validate against the live kernel, change nothing). */
+  | { kind: "nft"; netns?: string; script: string; what: string; checkOnly?: boolean }
   | { kind: "sh"; netns?: string; commands: Argv[]; what: string };
 
 export class HostOpError extends Error {
@@ -29,6 +30,8 @@ export interface FlushGroup {
   ops: number[];
   tool: "ip" | "bridge" | "nft" | "sh";
   netns?: string;
+  /** nft groups only: `nft -c` (check-only ops never share a transaction with real ones). */
+  checkOnly?: boolean;
   /** Line ranges [first, last] (1-based) of each op inside a batch group. */
   ranges?: Array<[number, number]>;
 }
@@ -54,7 +57,7 @@ export function describeCommand(op: HostOp): string {
     case "batch":
       return `${toolPrefix(op.tool, op.netns)} -batch - <<< ${JSON.stringify(op.lines.join("\n"))}`;
     case "nft":
-      return `${op.netns ? `ip netns exec ${op.netns} ` : ""}nft -f - (${op.script.split("\n").length} lines)`;
+      return `${op.netns ? `ip netns exec ${op.netns} ` : ""}nft${op.checkOnly ? " -c" : ""} -f - (${op.script.split("\n").length} lines)`;
     case "sh":
       return op.commands.map((c) => argvToShell(inNetns(op.netns, c))).join(" && ");
   }
@@ -70,10 +73,11 @@ export function buildFlushScript(ops: HostOp[], isolate: Set<number> = new Set()
   ops.forEach((op, i) => {
     const tool = op.kind === "batch" ? op.tool : op.kind;
     const mergeable = tool !== "sh" && !isolate.has(i);
-    const key = `${tool}\u0000${op.netns ?? ""}`;
+    const checkOnly = op.kind === "nft" && op.checkOnly === true;
+    const key = `${tool}${checkOnly ? " -c" : ""}\u0000${op.netns ?? ""}`;
     let g = mergeable ? byKey.get(key) : undefined;
     if (!g) {
-      g = { ops: [], tool, netns: op.netns };
+      g = { ops: [], tool, netns: op.netns, ...(checkOnly ? { checkOnly } : {}) };
       groups.push(g);
       if (mergeable) byKey.set(key, g);
     }
@@ -102,7 +106,7 @@ function groupCommand(g: FlushGroup, ops: HostOp[]): string {
   }
   if (g.tool === "nft") {
     const body = g.ops.map((i) => (ops[i] as Extract<HostOp, { kind: "nft" }>).script).join("\n");
-    const nft = argvToShell(inNetns(g.netns, ["nft", "-f", "-"]));
+    const nft = argvToShell(inNetns(g.netns, ["nft", ...(g.checkOnly ? ["-c"] : []), "-f", "-"]));
     return `${nft} 2>&1 ${heredoc(body)}`;
   }
   const op = ops[g.ops[0]] as Extract<HostOp, { kind: "sh" }>;

@@ -22,10 +22,18 @@ export type LiveState = Record<string, unknown> | null;
 
 export interface ResourceKind<S extends z.ZodObject = z.ZodObject> {
   type: string;
+  /** Needs no host (e.g. a rollout gate): no connection, no identity check. */
+  hostless?: boolean;
   /** Kind-specific properties (CommonProps are added by the runtime). */
   schema: S;
   /** Properties whose change needs a new object; the rest are updated in place. */
   replaceOn: ReadonlyArray<keyof z.infer<S> & string>;
+  /**
+   * Top-level properties whose change needs a new object, for identity that sits inside a
+   * property (e.g. the name of one end of a VethLink); used by diff in addition to replaceOn.
+   * Gets the raw old outputs and new inputs (values may be the engine's "unknown" marker).
+   */
+  replaces?: (olds: Record<string, any>, news: Record<string, any>) => string[];
   /** Properties compared for drift and diff (defaults to every schema key). */
   compared?: ReadonlyArray<keyof z.infer<S> & string>;
   /** Cross-field checks that zod cannot express per field; return [path, message] pairs. */

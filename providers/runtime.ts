@@ -19,8 +19,8 @@ function kindOf(name: string): ResourceKind {
   return k;
 }
 
-function fullSchema(kind: ResourceKind) {
-  return CommonProps.extend(kind.schema.shape);
+function fullSchema(kind: ResourceKind): z.ZodObject {
+  return kind.hostless ? kind.schema : CommonProps.extend(kind.schema.shape);
 }
 
 function strip(props: Props): Props {
@@ -44,6 +44,11 @@ function valueAt(obj: unknown, path: PropertyKey[]): unknown {
     if (cur === UNKNOWN) return UNKNOWN;
   }
   return cur;
+}
+
+/** The engine's struct encoding refuses undefined: drop it everywhere. */
+function plain<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v ?? {}));
 }
 
 export async function check(kindName: string, _olds: Props, news: Props) {
@@ -77,6 +82,14 @@ function connectionOf(props: Props) {
   return { ...(props.connection ?? {}), ...(props.credentials ?? {}) };
 }
 
+/**
+ * The engine's Struct encoding throws "Unexpected struct type" on undefined values, and a live
+ * value of undefined (an optional prop that is no longer there) must remove the key anyway.
+ */
+function definedOnly(props: Props): Props {
+  return JSON.parse(JSON.stringify(props, (_k, v) => (v === undefined ? undefined : v)));
+}
+
 function comparedKeys(kind: ResourceKind): string[] {
   return [...(kind.compared ?? Object.keys(kind.schema.shape))];
 }
@@ -107,6 +120,10 @@ export async function diff(kindName: string, _id: string, olds: Props, news: Pro
     changes.push(key);
     if ((kind.replaceOn as string[]).includes(key)) replaces.push(key);
   }
+  for (const key of kind.replaces?.(olds, news) ?? []) {
+    if (!replaces.includes(key)) replaces.push(key);
+    if (!changes.includes(key)) changes.push(key);
+  }
   if (!same(connectionIdentity(olds.connection), connectionIdentity(news.connection))) replaces.push("connection");
   if (!same(olds.connection, news.connection) && !changes.includes("connection")) changes.push("connection");
   if (!same(olds.credentials, news.credentials)) changes.push("credentials");
@@ -118,7 +135,8 @@ export async function diff(kindName: string, _id: string, olds: Props, news: Pro
   };
 }
 
-async function contextFor(props: Props, expectMachineId?: string): Promise<KindContext> {
+async function contextFor(props: Props, expectMachineId?: string, hostless = false): Promise<KindContext> {
+  if (hostless) return { host: undefined as unknown as Host };
   const host: Host = hostFor(connectionOf(props) as any);
   const who = await host.identity();
   if (expectMachineId && who.machineId !== expectMachineId) {
@@ -134,39 +152,39 @@ async function contextFor(props: Props, expectMachineId?: string): Promise<KindC
 export async function create(kindName: string, inputs: Props) {
   const kind = kindOf(kindName);
   const p = parseProps(kind, inputs);
-  const ctx = await contextFor(p);
-  const machineId = (await ctx.host.identity()).machineId;
+  const ctx = await contextFor(p, undefined, kind.hostless);
+  const machineId = kind.hostless ? undefined : (await ctx.host.identity()).machineId;
   if (p.adopt) {
     const live = await kind.read(ctx, p);
     if (!live) throw new Error(`${ctx.host.label}: cannot adopt ${kind.type} ${kind.id(p)}: it does not exist on the host`);
-    return { id: kind.id(p), outs: { ...inputs, ...live, machineId, created: false } };
+    return { id: kind.id(p), outs: definedOnly({ ...inputs, ...live, machineId, created: false }) };
   }
   const extra = await kind.create(ctx, p);
-  return { id: kind.id(p), outs: { ...inputs, ...p, ...extra, machineId, created: true } };
+  return { id: kind.id(p), outs: definedOnly({ ...inputs, ...p, ...extra, machineId, created: true }) };
 }
 
 export async function read(kindName: string, id: string, props: Props) {
   const kind = kindOf(kindName);
   const p = parseProps(kind, props);
-  const ctx = await contextFor(p, props.machineId);
+  const ctx = await contextFor(p, props.machineId, kind.hostless);
   const live = await kind.read(ctx, p);
   if (!live) return { id: "", props: {} }; // gone: refresh drops it, the next up recreates it
-  return { id, props: { ...props, ...live } };
+  return { id, props: definedOnly({ ...props, ...live }) };
 }
 
 export async function update(kindName: string, _id: string, olds: Props, news: Props) {
   const kind = kindOf(kindName);
   const o = parseProps(kind, olds);
   const n = parseProps(kind, news);
-  const ctx = await contextFor(n, olds.machineId);
+  const ctx = await contextFor(n, olds.machineId, kind.hostless);
   const extra = await kind.update(ctx, o, n);
-  return { outs: { ...news, ...n, ...extra, machineId: olds.machineId, created: olds.created } };
+  return { outs: definedOnly({ ...news, ...n, ...extra, machineId: olds.machineId, created: olds.created }) };
 }
 
 export async function remove(kindName: string, _id: string, props: Props) {
   const kind = kindOf(kindName);
   const p = parseProps(kind, props);
-  const ctx = await contextFor(p, props.machineId);
+  const ctx = await contextFor(p, props.machineId, kind.hostless);
   if (props.created === false) await kind.release?.(ctx, p);
   else await kind.delete(ctx, p);
 }

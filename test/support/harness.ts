@@ -4,6 +4,7 @@
 // through a separate OpenSSH session for before/after comparisons.
 import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { inlineStack } from "../../scripts/engine";
+import { changedProperties } from "../../scripts/stacks";
 import { LabHost, sshRun } from "./lab";
 
 export interface StepReport {
@@ -27,7 +28,8 @@ function collector() {
     // A replace is reported as several steps (delete-replaced, create-replacement, replace);
     // keep the most telling one.
     if (report.ops[n] !== "replace") report.ops[n] = md.op === "create-replacement" || md.op === "delete-replaced" ? "replace" : md.op;
-    if (md.diffs?.length) report.diffs[n] = [...new Set([...(report.diffs[n] ?? []), ...md.diffs])];
+    const diffs = md.diffs?.length ? md.diffs : md.op === "same" ? [] : changedProperties(md.old?.outputs, md.new?.inputs);
+    if (diffs.length) report.diffs[n] = [...new Set([...(report.diffs[n] ?? []), ...diffs])];
   };
   const onOutput = (s: string) => (report.stdout += s);
   return { report, onEvent, onOutput };

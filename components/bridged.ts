@@ -1,0 +1,28 @@
+// bridged (seed 004, setup 1): the VM's tap directly on the host bridge. Its filter lives in the
+// host's per-bridge FilterChain (HostTopology), dispatched by one verdict-map lookup.
+import * as pulumi from "@pulumi/pulumi";
+import type { ConnectionInput } from "../providers/ssh";
+import { managedFdbEntry } from "./managedFdb";
+import { derivedNames, VmSpec } from "./spec";
+import { hostPortFlags, vmPort } from "./vmPort";
+
+export interface BridgedVmArgs {
+  connection: pulumi.Input<ConnectionInput>;
+  vm: VmSpec;
+  bridge: string;
+}
+
+export class BridgedVm extends pulumi.ComponentResource {
+  /** The VM's port on the host bridge (what the host FilterChain names). */
+  readonly port: string;
+  readonly resources: pulumi.Resource[];
+  constructor(name: string, args: BridgedVmArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("hostnet:attachment:Bridged", name, {}, opts);
+    const n = derivedNames(args.vm.name);
+    this.port = n.tap;
+    const port = vmPort(this, name, { connection: args.connection, vm: args.vm, port: n.tap, bridge: args.bridge, portFlags: hostPortFlags(args.vm) }, []);
+    const fdb = managedFdbEntry(this, name, args.connection, args.vm, args.bridge, n.tap, port);
+    this.resources = [...port, ...fdb];
+    this.registerOutputs({ port: this.port });
+  }
+}

@@ -1,0 +1,104 @@
+// HostTopology: one host — its bridges (with uplinks), its VMs with their attachments, one
+// verdict-map FilterChain for the VMs tapped straight onto host bridges, and a HostHealth check
+// that runs whenever the host's desired topology changes.
+import * as crypto from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { FilterChain } from "../providers/filterChain";
+import { HostBridge } from "../providers/hostBridge";
+import { HealthChecks, HostHealth } from "../providers/hostHealth";
+import { VethLink } from "../providers/vethLink";
+import type { ConnectionInput } from "../providers/ssh";
+import { BridgedVm } from "./bridged";
+import { IsolatedNetnsVm } from "./isolatedNetns";
+import { MacvlanVm } from "./macvlan";
+import { RoutedVm } from "./routed";
+import { BridgeSpec, derivedNames, VmSpec } from "./spec";
+
+export interface HostTopologyArgs {
+  hostName: string;
+  connection: pulumi.Input<ConnectionInput>;
+  bridges: BridgeSpec[];
+  vms: VmSpec[];
+  /** Lab only: veth pairs standing in for NICs (name and name + "p"). */
+  simulatedNics?: string[];
+  /** Verify the host after applying (links up, fdb present, simulated VMs reach each other). */
+  healthCheck?: boolean;
+}
+
+export class HostTopology extends pulumi.ComponentResource {
+  readonly health?: HostHealth;
+  readonly children: pulumi.Resource[] = [];
+
+  constructor(name: string, args: HostTopologyArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("hostnet:topology:Host", name, {}, opts);
+    const { connection } = args;
+    const bridges = new Map<string, HostBridge>();
+    for (const b of args.bridges) {
+      bridges.set(b.name, new HostBridge(`${name}-${b.name}`, { connection, name: b.name, stp: b.stp, mtu: b.mtu, uplink: b.uplink }, { parent: this }));
+    }
+    this.children.push(...bridges.values());
+    for (const nic of args.simulatedNics ?? []) {
+      this.children.push(new VethLink(`${name}-nic-${nic}`, { connection, a: { name: nic, up: true }, b: { name: `${nic}p`, up: true } }, { parent: this }));
+    }
+    const nics = this.children.slice(bridges.size);
+    const bridgedPorts: Array<{ port: string; vm: VmSpec }> = [];
+    for (const vm of args.vms) {
+      const bridge = vm.bridge ? bridges.get(vm.bridge) : undefined;
+      const childOpts = { parent: this, dependsOn: [...(bridge ? [bridge] : []), ...(vm.attachment === "macvlan" ? nics : [])] };
+      const vmName = `${name}-${vm.name}`;
+      switch (vm.attachment) {
+        case "bridged": {
+          const c = new BridgedVm(vmName, { connection, vm, bridge: vm.bridge! }, childOpts);
+          if (vm.filter === "clean-traffic") bridgedPorts.push({ port: c.port, vm });
+          this.children.push(c);
+          break;
+        }
+        case "isolated-netns":
+          this.children.push(new IsolatedNetnsVm(vmName, { connection, vm, bridge: vm.bridge! }, childOpts));
+          break;
+        case "macvlan":
+          this.children.push(new MacvlanVm(vmName, { connection, vm }, childOpts));
+          break;
+        case "routed":
+          this.children.push(new RoutedVm(vmName, { connection, vm }, childOpts));
+          break;
+      }
+    }
+    if (bridgedPorts.length > 0) {
+      this.children.push(new FilterChain(`${name}-filter`, {
+        connection,
+        table: "hostnet",
+        ports: bridgedPorts.map(({ port, vm }) => ({ port, policy: "clean-traffic" as const, mac: vm.mac, ipv4: vm.ipv4.map((c) => c.split("/")[0]) })),
+      }, { parent: this, dependsOn: [...bridges.values()] }));
+    }
+    if (args.healthCheck) {
+      const checks = healthChecksFor(args);
+      const trigger = crypto.createHash("sha256").update(JSON.stringify({ b: args.bridges, v: args.vms })).digest("hex").slice(0, 16);
+      this.health = new HostHealth(`${name}-health`, { connection, hostName: args.hostName, checks, trigger }, { parent: this, dependsOn: this.children });
+    }
+    this.registerOutputs({});
+  }
+}
+
+/** What "healthy" means for this host's desired topology. */
+export function healthChecksFor(args: Pick<HostTopologyArgs, "bridges" | "vms">): HealthChecks {
+  const links: HealthChecks["links"] = args.bridges.map((b) => ({ name: b.name }));
+  const fdb: HealthChecks["fdb"] = [];
+  for (const vm of args.vms) {
+    const n = derivedNames(vm.name);
+    if (vm.attachment === "bridged") links.push({ name: n.tap });
+    if (vm.attachment === "isolated-netns") links.push({ name: n.hostPort }, { netns: n.netns, name: n.innerUplink });
+    if (vm.attachment === "routed") links.push({ name: n.hostPort });
+    if (vm.managedFdb && vm.bridge && (vm.attachment === "bridged" || vm.attachment === "isolated-netns")) {
+      fdb.push({ bridge: vm.bridge, mac: vm.mac });
+    }
+  }
+  // Simulated VMs on the same L2 segment must reach each other: ping each from the previous one.
+  const sims = args.vms.filter((v) => v.simulate && (v.attachment === "bridged" || v.attachment === "isolated-netns"));
+  const pings: HealthChecks["pings"] = [];
+  for (let i = 1; i < sims.length; i++) {
+    if (sims[i].bridge !== sims[i - 1].bridge) continue;
+    pings.push({ netns: derivedNames(sims[i - 1].name).guestNetns, to: sims[i].ipv4[0].split("/")[0] });
+  }
+  return { links, fdb, pings };
+}

@@ -1,0 +1,42 @@
+// macvlan (seed 004, setups 2–4): the VM sits on a macvtap (real VM) or macvlan (simulated guest)
+// on a lower device, in bridge, vepa, private or passthru mode. No host bridge, no filters: the
+// mode is the access control.
+import * as pulumi from "@pulumi/pulumi";
+import { MacvlanPort } from "../providers/macvlanPort";
+import type { ConnectionInput } from "../providers/ssh";
+import { VmNetns } from "../providers/vmNetns";
+import { derivedNames, VmSpec } from "./spec";
+
+export interface MacvlanVmArgs {
+  connection: pulumi.Input<ConnectionInput>;
+  vm: VmSpec;
+}
+
+export class MacvlanVm extends pulumi.ComponentResource {
+  readonly resources: pulumi.Resource[];
+  /** For macvtap: the character device QEMU opens (/dev/tapN). */
+  readonly devicePath?: pulumi.Output<string | undefined>;
+  constructor(name: string, args: MacvlanVmArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("hostnet:attachment:Macvlan", name, {}, opts);
+    const { connection, vm } = args;
+    if (!vm.lower) throw new Error(`VM ${vm.name}: a macvlan attachment needs 'lower' (the device the VM's macvlan sits on)`);
+    const n = derivedNames(vm.name);
+    const deps: pulumi.Resource[] = [];
+    if (vm.simulate) {
+      deps.push(new VmNetns(`${name}-guest`, { connection, name: n.guestNetns, sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" } }, { parent: this }));
+    }
+    const port = new MacvlanPort(`${name}-mv`, {
+      connection,
+      name: n.macvlan,
+      type: vm.simulate ? "macvlan" : "macvtap",
+      lower: vm.lower,
+      netns: vm.simulate ? n.guestNetns : undefined,
+      mode: vm.macvlanMode,
+      mac: vm.mac,
+      addresses: vm.simulate ? vm.ipv4 : [],
+    }, { parent: this, dependsOn: deps });
+    this.devicePath = (port as any).devicePath;
+    this.resources = [...deps, port];
+    this.registerOutputs({});
+  }
+}

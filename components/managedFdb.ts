@@ -1,0 +1,20 @@
+// Managed forwarding database (seed 002, libvirt's macTableManager='libvirt'): the VM's MAC is
+// known, so its host-bridge port gets a static fdb entry, and learning/unicast flood go off on
+// that port (see hostPortFlags). Combinable with bridged and isolated-netns attachments.
+import * as pulumi from "@pulumi/pulumi";
+import { FdbEntry } from "../providers/fdbEntry";
+import type { ConnectionInput } from "../providers/ssh";
+import { VmSpec } from "./spec";
+
+export function managedFdbEntry(
+  parent: pulumi.Resource,
+  name: string,
+  connection: pulumi.Input<ConnectionInput>,
+  vm: VmSpec,
+  bridge: string,
+  port: string,
+  deps: pulumi.Input<pulumi.Resource>[],
+): FdbEntry[] {
+  if (!vm.managedFdb) return [];
+  return [new FdbEntry(`${name}-fdb`, { connection, bridge, port, mac: vm.mac }, { parent, dependsOn: deps })];
+}

@@ -1,0 +1,69 @@
+// What a topology is made of, as data: hosts, bridges and VMs with their attachment kind. These
+// schemas are the single source of truth for component arguments and for stack config.
+import { z } from "zod";
+import { IfName, Ipv4Cidr, MacAddress, NftIdentifier } from "../providers/validate";
+
+/** VM names become parts of interface and namespace names (15-byte limit), so they are short. */
+export const VmName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,9}$/, "VM name must be 1–10 characters of a-z, 0-9 and '-', starting with a letter or digit (it becomes part of 15-byte interface names)");
+
+export const AttachmentKind = z.enum(["bridged", "isolated-netns", "macvlan", "routed"]);
+export type AttachmentKind = z.infer<typeof AttachmentKind>;
+
+export const FilterPolicy = z.enum(["clean-traffic", "none"]);
+
+export const VmSpec = z
+  .object({
+    name: VmName,
+    host: z.string().min(1),
+    mac: MacAddress,
+    /** Addresses with prefix, e.g. 198.19.10.11/24 (routed VMs use /32 semantics regardless). */
+    ipv4: z.array(Ipv4Cidr).min(1),
+    attachment: AttachmentKind,
+    /** Host bridge the VM joins (bridged, isolated-netns); the lower device's bridge is not used by macvlan/routed. */
+    bridge: IfName.optional(),
+    /** Seed 002: learning and unicast flood off on the VM's host-bridge port plus a static fdb entry. */
+    managedFdb: z.boolean().default(false),
+    /** Permanent neighbour + neigh_suppress on the VM's port, so broadcast ARP for it is not flooded. */
+    arpSuppress: z.boolean().default(false),
+    filter: FilterPolicy.default("clean-traffic"),
+    /** macvlan attachment: lower device and mode. */
+    lower: IfName.optional(),
+    macvlanMode: z.enum(["bridge", "vepa", "private", "passthru"]).default("bridge"),
+    /**
+     * Lab/test only: stand the VM in with a "guest" namespace holding the VM's end (its MAC and
+     * IPs), so traffic can be tested without QEMU. Real VMs leave this off and get a tap.
+     */
+    simulate: z.boolean().default(false),
+  })
+  .strict();
+export type VmSpec = z.infer<typeof VmSpec>;
+export type VmSpecInput = z.input<typeof VmSpec>;
+
+export const BridgeSpec = z
+  .object({
+    name: IfName,
+    stp: z.boolean().default(false),
+    mtu: z.number().int().min(68).max(65535).optional(),
+    uplink: IfName.optional(),
+    /** nft table used for the per-host FilterChain of bridged VMs. */
+    filterTable: NftIdentifier.default("hostnet"),
+  })
+  .strict();
+export type BridgeSpec = z.infer<typeof BridgeSpec>;
+
+/** Names derived from a VM name, all within the kernel's 15-byte limit. */
+export function derivedNames(vm: string) {
+  return {
+    netns: `vm-${vm}`,
+    guestNetns: `guest-${vm}`,
+    hostPort: `hv-${vm}`, // host end of the veth (isolated-netns, routed)
+    innerBridge: "br0",
+    innerUplink: "up0",
+    tap: `tap-${vm}`, // bridged: tap on the host bridge
+    innerTap: "tap0", // isolated-netns: the VM's tap inside its namespace
+    guestIf: "eth0", // simulated VM's interface inside its guest namespace
+    macvlan: `mv-${vm}`,
+  };
+}

@@ -1,0 +1,58 @@
+// The VM's own port on a bridge: a persistent tap for a real VM (QEMU opens it with script=no),
+// or, for lab simulation, a veth whose far end sits in a guest namespace with the VM's MAC and IPs.
+import * as pulumi from "@pulumi/pulumi";
+import type { ConnectionInput } from "../providers/ssh";
+import { PortFlagsInput } from "../providers/portFlags";
+import { TapPort } from "../providers/tapPort";
+import { VethLink } from "../providers/vethLink";
+import { VmNetns } from "../providers/vmNetns";
+import { derivedNames, VmSpec } from "./spec";
+
+export interface VmPortArgs {
+  connection: pulumi.Input<ConnectionInput>;
+  vm: VmSpec;
+  /** Interface name of the port on the bridge. */
+  port: string;
+  /** Namespace of the bridge (absent: root). */
+  netns?: string;
+  bridge: string;
+  portFlags?: PortFlagsInput;
+}
+
+/** Creates the port; returns the resources so callers can depend on them. */
+export function vmPort(parent: pulumi.Resource, name: string, args: VmPortArgs, deps: pulumi.Input<pulumi.Resource>[]): pulumi.Resource[] {
+  const opts = { parent, dependsOn: deps };
+  if (!args.vm.simulate) {
+    return [
+      new TapPort(`${name}-tap`, {
+        connection: args.connection,
+        name: args.port,
+        netns: args.netns,
+        master: args.bridge,
+        portFlags: args.portFlags,
+        multiQueue: false,
+        vnetHdr: true,
+      }, opts),
+    ];
+  }
+  const n = derivedNames(args.vm.name);
+  const guest = new VmNetns(`${name}-guest`, {
+    connection: args.connection,
+    name: n.guestNetns,
+    sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
+  }, opts);
+  const link = new VethLink(`${name}-port`, {
+    connection: args.connection,
+    a: { name: args.port, netns: args.netns, master: args.bridge, portFlags: args.portFlags, up: true },
+    b: { name: n.guestIf, netns: n.guestNetns, mac: args.vm.mac, addresses: args.vm.ipv4, up: true },
+  }, { parent, dependsOn: [...deps, guest] });
+  return [guest, link];
+}
+
+/** Port flags of a VM's port on the host bridge (seed 002 and ARP suppression). */
+export function hostPortFlags(vm: VmSpec): PortFlagsInput | undefined {
+  const flags: PortFlagsInput = {};
+  if (vm.managedFdb) Object.assign(flags, { learning: false, flood: false });
+  if (vm.arpSuppress) flags.neighSuppress = true;
+  return Object.keys(flags).length > 0 ? flags : undefined;
+}

@@ -1,0 +1,155 @@
+// FdbEntry: one static forwarding-database entry on a bridge (seed 002). Together with
+// learning=off and flood=off on the VM ports this is libvirt's macTableManager='libvirt': the
+// bridge knows every VM's MAC up front instead of learning it, so unknown unicast is never flooded.
+// The kernel keys an entry by (bridge, mac, vlan); the port is just where it points, so moving a
+// VM's MAC to another port is an in-place `fdb replace`.
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
+import type { FdbRow, HostSnapshot } from "./hoststate";
+import { KindContext, OptionalNetns, ResourceKind } from "./kind";
+import { isGone } from "./ownership";
+import { batchLine } from "./shell";
+import { IfName, MacAddress } from "./validate";
+
+const VLAN_RANGE = "vlan must be an integer 1–4094";
+
+export const FdbEntryProps = z.object({
+  /** The bridge whose forwarding database holds the entry. */
+  bridge: IfName,
+  /** The bridge port the MAC lives behind (a VM's tap or veth end). */
+  port: IfName,
+  /** Unicast MAC of the VM interface; stored lowercase. */
+  mac: MacAddress,
+  netns: OptionalNetns,
+  /** Needs vlan_filtering on the bridge; kernels without it refuse such an entry. */
+  vlan: z.number().int(VLAN_RANGE).min(1, VLAN_RANGE).max(4094, VLAN_RANGE).optional(),
+});
+export type FdbEntryProps = z.infer<typeof FdbEntryProps>;
+
+function where(p: FdbEntryProps): string {
+  return `fdb entry ${p.mac}${p.vlan ? ` vlan ${p.vlan}` : ""} on bridge ${p.bridge}${p.netns ? ` in netns ${p.netns}` : ""}`;
+}
+
+function vlanTokens(p: FdbEntryProps): string[] {
+  return p.vlan === undefined ? [] : ["vlan", String(p.vlan)];
+}
+
+/** Only the bridge's own static entries count; "self" rows are the port device's own table. */
+function isManagedRow(r: FdbRow, p: FdbEntryProps): boolean {
+  return (
+    r.mac === p.mac &&
+    r.master === p.bridge &&
+    r.vlan === p.vlan &&
+    (r.state === "static" || r.state === "permanent") &&
+    !r.flags.includes("self")
+  );
+}
+
+/** The namespace's fdb rows; throws rather than calling an unreadable table empty. */
+function fdbRows(ctx: KindContext, snap: HostSnapshot, p: FdbEntryProps): FdbRow[] | undefined {
+  const ns = snap.namespaces[p.netns ?? ""];
+  if (!ns) return undefined;
+  if (ns.failedSections.includes("fdb") || ns.failedSections.includes("links")) {
+    throw new Error(`${ctx.host.label}: could not read the forwarding database for ${where(p)}; nothing was changed. Check that iproute2's bridge tool works there and retry.`);
+  }
+  return ns.fdb;
+}
+
+async function staticEntry(ctx: KindContext, p: FdbEntryProps): Promise<FdbRow | undefined> {
+  return fdbRows(ctx, await ctx.host.snapshot(), p)?.find((r) => isManagedRow(r, p));
+}
+
+/** `fdb add ... master` names only the port, so the port must already hang off the right bridge. */
+async function checkPort(ctx: KindContext, p: FdbEntryProps): Promise<void> {
+  const ns = (await ctx.host.snapshot()).namespaces[p.netns ?? ""];
+  const link = ns?.links.find((l) => l.name === p.port);
+  const fix = "attach the port to the bridge first (or depend on the resource that does), or correct bridge/port";
+  if (!ns) throw new Error(`${ctx.host.label}: cannot set ${where(p)}: netns ${p.netns} does not exist; create it first.`);
+  if (!link) throw new Error(`${ctx.host.label}: cannot set ${where(p)}: port ${p.port} does not exist; ${fix}.`);
+  if (link.master !== p.bridge) {
+    throw new Error(`${ctx.host.label}: cannot set ${where(p)}: ${p.port} is ${link.master ? `a port of ${link.master}` : "not a bridge port"}, not of ${p.bridge}; ${fix}.`);
+  }
+}
+
+function explain(ctx: KindContext, p: FdbEntryProps, err: unknown): Error {
+  if (p.vlan !== undefined && /Invalid argument|Operation not supported/.test(String(err))) {
+    return new Error(
+      `${ctx.host.label}: the kernel refused ${where(p)}: vlan entries need vlan_filtering on bridge ${p.bridge} ` +
+        `(and a kernel built with bridge VLAN filtering). Turn vlan_filtering on, or drop vlan from this FdbEntry.\n${String(err)}`,
+    );
+  }
+  return err as Error;
+}
+
+async function fdbOp(ctx: KindContext, p: FdbEntryProps, verb: "add" | "replace" | "del", port: string, what: string): Promise<void> {
+  const tokens = ["fdb", verb, p.mac, "dev", port, "master", ...(verb === "del" ? [] : ["static"]), ...vlanTokens(p)];
+  await ctx.host.run({ kind: "batch", tool: "bridge", netns: p.netns, lines: [batchLine(tokens)], what });
+}
+
+async function create(ctx: KindContext, p: FdbEntryProps): Promise<Record<string, unknown>> {
+  await checkPort(ctx, p);
+  try {
+    await fdbOp(ctx, p, "add", p.port, `add ${where(p)} on port ${p.port}`);
+    return {};
+  } catch (err) {
+    if (!/File exists/.test(String(err))) throw explain(ctx, p, err);
+  }
+  // A learned (dynamic) entry is the bridge's cache, not anyone's configuration: take it over.
+  if (await staticEntry(ctx, p)) {
+    throw new Error(`${ctx.host.label}: ${where(p)} already exists as a static entry. To manage it with hostnet, set adopt: true on this FdbEntry.`);
+  }
+  await fdbOp(ctx, p, "replace", p.port, `turn the learned ${where(p)} into a static entry on port ${p.port}`);
+  return {};
+}
+
+export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
+  type: "FdbEntry",
+  schema: FdbEntryProps,
+  replaceOn: ["bridge", "mac", "netns", "vlan"],
+  id: (p) => `fdb/${p.netns ?? "-"}/${p.bridge}/${p.mac}${p.vlan === undefined ? "" : `/vlan${p.vlan}`}`,
+
+  create,
+
+  async read(ctx, p) {
+    const row = await staticEntry(ctx, p);
+    return row ? { bridge: p.bridge, port: row.dev, mac: p.mac, netns: p.netns, vlan: p.vlan } : null;
+  },
+
+  async update(ctx, olds, news) {
+    if (olds.port !== news.port) {
+      await checkPort(ctx, news);
+      await fdbOp(ctx, news, "replace", news.port, `move ${where(news)} from port ${olds.port} to ${news.port}`);
+    }
+    return {};
+  },
+
+  async delete(ctx, p) {
+    const row = await staticEntry(ctx, p);
+    // Only the static entry is ours: a learned or local (permanent) one for this MAC is left alone.
+    if (!row || row.state !== "static") return;
+    try {
+      await fdbOp(ctx, p, "del", row.dev, `delete ${where(p)} (port ${row.dev})`);
+    } catch (err) {
+      if (!isGone(err)) throw err;
+    }
+  },
+};
+
+export interface FdbEntryArgs extends CommonArgs, Partial<Inputs<z.input<typeof FdbEntryProps>>> {
+  bridge: pulumi.Input<string>;
+  port: pulumi.Input<string>;
+  mac: pulumi.Input<string>;
+}
+
+/** A static fdb entry: `mac` lives behind `port` of `bridge`. */
+export class FdbEntry extends HostnetResource {
+  declare readonly bridge: pulumi.Output<string>;
+  declare readonly port: pulumi.Output<string>;
+  declare readonly mac: pulumi.Output<string>;
+  declare readonly netns: pulumi.Output<string | undefined>;
+  declare readonly vlan: pulumi.Output<number | undefined>;
+  constructor(name: string, args: FdbEntryArgs, opts?: pulumi.CustomResourceOptions) {
+    super("FdbEntry", name, args, opts);
+  }
+}

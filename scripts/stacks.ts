@@ -1,0 +1,72 @@
+// Running the stacks/ program for an environment through the Automation API (in-process language
+// runtime), with the drift report the GitOps gate prints: each drifted object and property.
+import * as path from "path";
+import * as automation from "@pulumi/pulumi/automation";
+import { engineEnv, pulumiCommand, PROJECT_NAME, PROJECT_ROOT } from "./engine";
+
+export async function environmentStack(env: string): Promise<automation.Stack> {
+  const program = require(path.join(PROJECT_ROOT, "dist", "stacks", "index.js")).default as automation.PulumiFn;
+  return automation.LocalWorkspace.createOrSelectStack(
+    { stackName: env, projectName: PROJECT_NAME, program },
+    { workDir: PROJECT_ROOT, envVars: engineEnv(env), pulumiCommand: await pulumiCommand() },
+  );
+}
+
+export interface DriftItem {
+  resource: string;
+  type: string;
+  op: string;
+  properties: string[];
+}
+
+/** `preview --refresh`: what the live hosts differ in from the desired state. */
+export async function driftReport(stack: automation.Stack, onOutput?: (s: string) => void): Promise<DriftItem[]> {
+  const items: DriftItem[] = [];
+  await stack.preview({
+    refresh: true,
+    diff: true,
+    color: "never",
+    onOutput,
+    onEvent: (e) => {
+      const md = e.resourcePreEvent?.metadata;
+      if (!md || md.op === "same" || md.op === "read" || md.op === "refresh" || md.type === "pulumi:pulumi:Stack") return;
+      if (md.type.startsWith("hostnet:")) return; // components have no state of their own
+      items.push({
+        resource: md.urn.split("::").pop() ?? md.urn,
+        type: md.type.split(":").pop() ?? md.type,
+        op: md.op,
+        properties: md.diffs?.length ? md.diffs : changedProperties(md.old?.outputs, md.new?.inputs),
+      });
+    },
+  });
+  return items;
+}
+
+const BOOKKEEPING = new Set(["__provider", "machineId", "created", "credentials", "connection"]);
+
+/**
+ * Dynamic providers cannot hand the engine the list of changed keys, so name them ourselves:
+ * the paths (two levels deep) where the refreshed state and the desired inputs differ.
+ */
+export function changedProperties(live: Record<string, unknown> | undefined, desired: Record<string, unknown> | undefined, prefix = "", depth = 2): string[] {
+  const out: string[] = [];
+  for (const key of Object.keys(desired ?? {})) {
+    if (!prefix && BOOKKEEPING.has(key)) continue;
+    const a = live?.[key];
+    const b = desired?.[key];
+    if (JSON.stringify(a) === JSON.stringify(b)) continue;
+    const nested = depth > 1 && a && b && typeof a === "object" && typeof b === "object" && !Array.isArray(a) && !Array.isArray(b);
+    const inner = nested ? changedProperties(a as Record<string, unknown>, b as Record<string, unknown>, `${prefix}${key}.`, depth - 1) : [];
+    out.push(...(inner.length > 0 ? inner : [`${prefix}${key}`]));
+  }
+  return out;
+}
+
+export function formatDrift(items: DriftItem[]): string {
+  if (items.length === 0) return "no drift: every host matches the desired state";
+  const lines = items.map((d) => {
+    const what = d.op === "create" ? "missing on the host (will be created)" : d.op === "delete" ? "not desired (will be deleted)" : `${d.op}: ${d.properties.join(", ") || "(properties)"}`;
+    return `  DRIFT ${d.type} ${d.resource}: ${what}`;
+  });
+  return `${items.length} drifted object(s):\n${lines.join("\n")}`;
+}

@@ -1,0 +1,110 @@
+// Stack config (Pulumi.<env>.yaml, namespace `hostnet:`) validated as one document: every problem
+// is reported with its path in one message, before any resource is registered, so a bad config
+// fails preview and nothing is applied.
+import * as fs from "fs";
+import * as path from "path";
+import { z } from "zod";
+import { BridgeSpec, VmSpec } from "../components/spec";
+import { formatIssues, HostName, IfName, UnixUser } from "../providers/validate";
+
+export const HostEntry = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "host name: letters, digits, '_', '.', '-' (it names resources)"),
+    address: HostName,
+    port: z.number().int().min(1).max(65535).default(22),
+    user: UnixUser.default("root"),
+    sudo: z.boolean().default(false),
+    hostKey: z.string().optional(),
+    knownHostsFile: z.string().optional(),
+  })
+  .strict();
+export type HostEntry = z.infer<typeof HostEntry>;
+
+const BatchSize = z.union([z.number().int().min(1), z.string().regex(/^([1-9][0-9]?|100)%$/, "a batch size is a count or a percentage like \"20%\"")]);
+
+export const Rollout = z
+  .object({
+    /** Like Ansible's serial: [1, 5, "20%"]: canary first, then sizes; the last size repeats. */
+    serial: z.array(BatchSize).min(1).default([1, "100%"]),
+    maxFailures: z.number().int().min(0).default(0),
+    healthCheck: z.boolean().default(true),
+  })
+  .strict();
+export type Rollout = z.infer<typeof Rollout>;
+
+export const StackConfig = z
+  .object({
+    /** "lab": take hosts, host keys and the client key from the lab inventory (npm run lab). */
+    inventory: z.literal("lab").optional(),
+    hosts: z.array(HostEntry).default([]),
+    bridges: z.array(BridgeSpec).default([]),
+    /** Lab only: veth pairs standing in for NICs (e.g. as macvlan lower devices), on every host. */
+    simulatedNics: z.array(IfName).default([]),
+    vms: z.array(VmSpec).default([]),
+    rollout: Rollout.default({ serial: [1, "100%"], maxFailures: 0, healthCheck: true }),
+  })
+  .strict();
+export type StackConfig = z.infer<typeof StackConfig>;
+
+/** Cross-references zod cannot see: unknown hosts/bridges, duplicates. */
+export function crossCheck(c: StackConfig): string[] {
+  const problems: string[] = [];
+  const hostNames = new Set(c.hosts.map((h) => h.name));
+  const bridges = new Set(c.bridges.map((b) => b.name));
+  const seen = { name: new Map<string, number>(), mac: new Map<string, number>(), ip: new Map<string, number>() };
+  const dup = (kind: keyof typeof seen, key: string, i: number, field: string) => {
+    const first = seen[kind].get(key);
+    if (first !== undefined) problems.push(`vms[${i}].${field}: ${key} is already used by vms[${first}]`);
+    else seen[kind].set(key, i);
+  };
+  c.hosts.forEach((h, i) => {
+    if (c.hosts.findIndex((x) => x.name === h.name) !== i) problems.push(`hosts[${i}].name: duplicate host name ${h.name}`);
+  });
+  c.vms.forEach((vm, i) => {
+    if (!hostNames.has(vm.host)) problems.push(`vms[${i}].host: no host named ${vm.host} (hosts: ${[...hostNames].join(", ") || "none"})`);
+    const needsBridge = vm.attachment === "bridged" || vm.attachment === "isolated-netns";
+    if (needsBridge && !vm.bridge) problems.push(`vms[${i}].bridge: a ${vm.attachment} VM needs a bridge`);
+    if (needsBridge && vm.bridge && !bridges.has(vm.bridge)) problems.push(`vms[${i}].bridge: no bridge named ${vm.bridge} in bridges`);
+    if (vm.attachment === "macvlan" && !vm.lower) problems.push(`vms[${i}].lower: a macvlan VM needs its lower device`);
+    if (vm.managedFdb && !needsBridge) problems.push(`vms[${i}].managedFdb: only bridged and isolated-netns VMs sit on a host bridge`);
+    dup("name", vm.name, i, "name");
+    dup("mac", vm.mac, i, "mac");
+    vm.ipv4.forEach((ip, k) => dup("ip", ip.split("/")[0], i, `ipv4[${k}]`));
+  });
+  return problems;
+}
+
+export class StackConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`stack config has ${problems.length} problem(s); nothing was applied:\n  - ${problems.join("\n  - ")}`);
+    this.name = "StackConfigError";
+  }
+}
+
+const PROJECT_ROOT = path.resolve(__dirname, "..", "..");
+
+export interface LabInventory {
+  privateKeyPath: string;
+  hosts: Array<{ name: string; address: string; port: number; hostKey: string }>;
+}
+
+export function readLabInventory(): LabInventory {
+  const file = path.join(PROJECT_ROOT, ".hostnet", "lab", "inventory.json");
+  if (!fs.existsSync(file)) throw new StackConfigError([`inventory: the lab is not up (${file} missing): run 'npm run lab -- up 2'`]);
+  return JSON.parse(fs.readFileSync(file, "utf8"));
+}
+
+/** Parse and check raw config values (from pulumi.Config) into one typed StackConfig, or throw all problems. */
+export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
+  const r = StackConfig.safeParse(raw);
+  if (!r.success) throw new StackConfigError(formatIssues(r.error));
+  let config = r.data;
+  if (config.inventory === "lab") {
+    const inv = readLabInventory();
+    const labHosts = inv.hosts.map((h) => HostEntry.parse({ name: h.name, address: h.address, port: h.port, hostKey: h.hostKey }));
+    config = { ...config, hosts: [...labHosts, ...config.hosts] };
+  }
+  const problems = crossCheck(config);
+  if (problems.length > 0) throw new StackConfigError(problems);
+  return config;
+}

@@ -1,0 +1,72 @@
+// The hostnet stack program: reads and validates the stack config, then rolls the fleet out in
+// batches — each batch's hosts depend on the previous batch's health gate, so a failing canary
+// stops the rollout before the rest of the fleet is touched.
+import * as fs from "fs";
+import * as pulumi from "@pulumi/pulumi";
+import { HostTopology } from "../components/hostTopology";
+import { RolloutGate } from "../providers/hostHealth";
+import type { ConnectionInput } from "../providers/ssh";
+import { HostEntry, parseStackConfig, readLabInventory, StackConfig } from "./config";
+import { planBatches } from "./rollout";
+
+function rawConfig(): Record<string, unknown> {
+  const cfg = new pulumi.Config("hostnet");
+  const raw: Record<string, unknown> = {};
+  for (const key of ["inventory", "hosts", "bridges", "simulatedNics", "vms", "rollout"]) {
+    const v = key === "inventory" ? cfg.get(key) : cfg.getObject(key);
+    if (v !== undefined) raw[key] = v;
+  }
+  return raw;
+}
+
+function privateKey(config: StackConfig): pulumi.Output<string> {
+  const cfg = new pulumi.Config("hostnet");
+  const fromConfig = cfg.getSecret("privateKey");
+  if (fromConfig) return fromConfig;
+  if (config.inventory === "lab") return pulumi.secret(fs.readFileSync(readLabInventory().privateKeyPath, "utf8"));
+  throw new Error("hostnet:privateKey is not set: pulumi config set --secret hostnet:privateKey \"$(cat ~/.ssh/id_ed25519)\"");
+}
+
+function connectionFor(h: HostEntry, key: pulumi.Output<string>): pulumi.Output<ConnectionInput> {
+  return key.apply((privateKey) => ({
+    host: h.address,
+    port: h.port,
+    user: h.user,
+    sudo: h.sudo,
+    hostKey: h.hostKey,
+    knownHostsFile: h.knownHostsFile,
+    privateKey,
+  }));
+}
+
+export async function program(): Promise<Record<string, unknown>> {
+  const config = parseStackConfig(rawConfig());
+  const key = privateKey(config);
+  const hostsWithWork = config.hosts.filter((h) => config.vms.some((v) => v.host === h.name) || config.bridges.length > 0);
+  const batches = planBatches(hostsWithWork, config.rollout.serial);
+  const results: Array<{ host: string; healthy: pulumi.Output<boolean>; problems: pulumi.Output<string[]> }> = [];
+  let gate: RolloutGate | undefined;
+  batches.forEach((batch, i) => {
+    for (const h of batch) {
+      const topo = new HostTopology(h.name, {
+        hostName: h.name,
+        connection: connectionFor(h, key),
+        bridges: config.bridges,
+        simulatedNics: config.simulatedNics,
+        vms: config.vms.filter((v) => v.host === h.name),
+        healthCheck: config.rollout.healthCheck,
+      }, { dependsOn: gate ? [gate] : [] });
+      if (topo.health) results.push({ host: h.name, healthy: topo.health.healthy, problems: topo.health.problems });
+    }
+    if (config.rollout.healthCheck) {
+      const verdicts = pulumi.all(results.map((r) => pulumi.all([r.healthy, r.problems]).apply(([healthy, problems]) => ({ host: r.host, healthy, problems }))));
+      gate = new RolloutGate(`rollout-batch-${i}`, { batch: i, maxFailures: config.rollout.maxFailures, results: verdicts });
+    }
+  });
+  return {
+    batches: batches.map((b) => b.map((h) => h.name)),
+    vms: config.vms.map((v) => ({ name: v.name, host: v.host, attachment: v.attachment, managedFdb: v.managedFdb, filter: v.filter, ipv4: v.ipv4 })),
+  };
+}
+
+export default program;
