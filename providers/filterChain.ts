@@ -196,6 +196,8 @@ export class FilterChain extends HostnetResource {
   declare readonly portCount: pulumi.Output<number>;
   declare readonly inSync: pulumi.Output<boolean>;
   constructor(name: string, args: FilterChainArgs, opts?: pulumi.CustomResourceOptions) {
-    super("FilterChain", name, args, opts);
+    // Outputs that are not inputs must be named here, or the engine never exposes them.
+    const props: CommonArgs & Record<string, unknown> = { ...args, inSync: undefined, appliedDigest: undefined, chains: undefined, portCount: undefined };
+    super("FilterChain", name, props, opts);
   }
 }

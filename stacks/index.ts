@@ -41,7 +41,11 @@ function connectionFor(h: HostEntry, key: pulumi.Output<string>): pulumi.Output<
 
 export async function program(): Promise<Record<string, unknown>> {
   const config = parseStackConfig(rawConfig());
-  const key = privateKey(config);
+  return deployFleet(config, privateKey(config));
+}
+
+/** The fleet for a validated config: batches of HostTopologies, each gated on the previous batch. */
+export function deployFleet(config: StackConfig, key: pulumi.Output<string>): Record<string, unknown> {
   const hostsWithWork = config.hosts.filter((h) => config.vms.some((v) => v.host === h.name) || config.bridges.length > 0);
   const batches = planBatches(hostsWithWork, config.rollout.serial);
   const results: Array<{ host: string; healthy: pulumi.Output<boolean>; problems: pulumi.Output<string[]> }> = [];

@@ -134,7 +134,9 @@ describe("FdbEntry: static fdb entry lifecycle on a lab host", function () {
     const pv = await stack.preview({ refresh: true });
     expect(pv.ops.e).to.equal("update");
     expect(changed(pv, "e", "port")).to.equal(true);
-    await stack.up();
+    await stack.refresh(); // up alone trusts the state; the GitOps loop is refresh, then up
+    const up = await stack.up();
+    expect(up.ops.e).to.equal("update");
     expect(portsOf(MAC2)).to.deep.equal(["fdp1"]);
   });
 
@@ -143,6 +145,7 @@ describe("FdbEntry: static fdb entry lifecycle on a lab host", function () {
     expect(portsOf(MAC2)).to.deep.equal([]);
     const pv = await stack.preview({ refresh: true });
     expect(pv.ops.e).to.equal("create");
+    await stack.refresh();
     const up = await stack.up();
     expect(up.ops.e).to.equal("create");
     expect(portsOf(MAC2)).to.deep.equal(["fdp1"]);

@@ -53,7 +53,7 @@ function displayedDiffs(stdout: string): Record<string, Record<string, string[]>
     const head = /^\s*[-+~<>]*\s*[\w:\/-]+: \(([\w-]+)\)\s*$/.exec(line);
     const urn = /^\s*\[urn=.*::([^:\]]+)\]\s*$/.exec(line);
     const prop = /^\s*[-+~]\s+(\w+)\s*:/.exec(line);
-    if (head) [op, keys] = [head[1], undefined];
+    if (head || /^\S/.test(line)) [op, keys] = [head?.[1] ?? "", undefined]; // unindented: "Outputs:" etc.
     else if (urn) keys = ((out[urn[1]] ??= {})[op] ??= []);
     else if (prop && keys && !keys.includes(prop[1])) keys.push(prop[1]);
   }
@@ -244,6 +244,7 @@ describe("HostBridge lifecycle on a lab host", function () {
 
     // Recorded behaviour: after adoption the props are desired state, so the next up would apply them.
     const p = await stack.preview();
+    require("fs").writeFileSync("/tmp/hb-adopt.txt", p.stdout);
     expect(p.ops.adopted).to.equal("update");
     expect(displayedDiffs(p.stdout).adopted.update).to.have.members(["mtu", "stp"]);
   });
