@@ -64,11 +64,17 @@ export class HostTopology extends pulumi.ComponentResource {
           break;
       }
     }
-    if (bridgedPorts.length > 0) {
-      this.children.push(new FilterChain(`${name}-filter`, {
+    // One FilterChain per nft table (BridgeSpec.filterTable); the default table keeps its old resource name.
+    const byTable = new Map<string, typeof bridgedPorts>();
+    for (const bp of bridgedPorts) {
+      const table = args.bridges.find((b) => b.name === bp.vm.bridge)?.filterTable ?? "hostnet";
+      byTable.set(table, [...(byTable.get(table) ?? []), bp]);
+    }
+    for (const [table, ports] of byTable) {
+      this.children.push(new FilterChain(table === "hostnet" ? `${name}-filter` : `${name}-filter-${table}`, {
         connection,
-        table: "hostnet",
-        ports: bridgedPorts.map(({ port, vm }) => ({ port, policy: "clean-traffic" as const, mac: vm.mac, ipv4: vm.ipv4.map((c) => c.split("/")[0]) })),
+        table,
+        ports: ports.map(({ port, vm }) => ({ port, policy: "clean-traffic" as const, mac: vm.mac, ipv4: vm.ipv4.map((c) => c.split("/")[0]) })),
       }, { parent: this, dependsOn: [...bridges.values()] }));
     }
     if (args.healthCheck) {

@@ -121,11 +121,14 @@ export class Host {
       const r = await this.session.exec(plan.script, { what: `apply ${ops.length} change(s)` });
       stdout = r.stdout;
     } catch (err) {
+      this.invalidate();
       // Transport failure: the host may have applied some of it. Do not retry writes blindly;
       // every op fails with the transport error and refresh tells the truth.
       for (const p of batch) p.reject(err as Error);
       return;
     }
+    // Before any caller hears back: one that reads the snapshot right after its write must see it.
+    this.invalidate();
     const outcomes = attributeResults(plan, stdout);
     batch.forEach((p, i) => {
       const o = outcomes[i];

@@ -173,10 +173,11 @@ async function removeHalfMade(ctx: KindContext, p: P): Promise<void> {
   }
 }
 
+/** mtu and address go into `link add` so a bad value fails before anything exists; alias cannot. */
 function createLines(p: P): string[] {
   const lines = [
-    batchLine(["link", "add", p.name, "type", "bridge", ...bridgeTokens(p)]),
-    batchLine(["link", "set", p.name, ...linkTokens(p), "alias", OWNER_ALIAS]),
+    batchLine(["link", "add", p.name, ...linkTokens(p), "type", "bridge", ...bridgeTokens(p)]),
+    batchLine(["link", "set", p.name, "alias", OWNER_ALIAS]),
   ];
   if (p.up) lines.push(batchLine(["link", "set", p.name, "up"]));
   return lines;

@@ -160,7 +160,6 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
     const noSsh = { direction: "to-vm", action: "drop", proto: "tcp", dport: 22, comment: "fc no ssh" } as const;
     stack.config = { chains: { main: chain({ ports: [{ ...VM_A, rules: [noSsh] }, { ...VM_B, policy: "drop-all" }] }) } };
     const pv = await stack.preview();
-    console.log("DEBUG diffs", JSON.stringify(pv.diffs), pv.stdout);
     expect(pv.ops.main).to.equal("update");
     const up = await stack.up();
     expect(up.ops.main).to.equal("update");
@@ -191,7 +190,6 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
     expect(pingAB(), "no rules left after the flush").to.equal(true);
     const pv = await stack.preview({ refresh: true });
     expect(pv.ops.main).to.equal("update");
-    console.log("DEBUG diffs", JSON.stringify(pv.diffs), pv.stdout);
     expect(pv.diffs.main ?? []).to.include("inSync");
     await stack.refresh();
     expect((await stack.up()).ops.main).to.equal("update");

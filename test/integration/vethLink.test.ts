@@ -201,6 +201,7 @@ describe("VethLink lifecycle on a lab host", function () {
     expect(drift, "refresh shows the flushed addresses").to.match(/~ b\s*: \{[\s\S]*- \[0\]: "198\.19\.5\.2\/24"/);
     expect(stepText(pre.stdout, "refresh", "rt"), "refresh shows the deleted pair").to.match(/^\s*- a\s*: \{/m);
     expect(pre.ops.rt).to.equal("create");
+    await stack.refresh(); // pulumi up --refresh: the repair plans from the live state
     const up = await stack.up();
     expect(up.ops).to.include({ br: "update", rt: "create" });
     const host = linkOf(h, "vlh0");

@@ -54,9 +54,10 @@ export class TestStack<C> {
     return this.stack;
   }
 
-  async up(): Promise<StepReport & { outputs: Record<string, unknown> }> {
+  /** refresh: read the live state first (`up --refresh`), so drift is repaired. */
+  async up(opts: { refresh?: boolean } = {}): Promise<StepReport & { outputs: Record<string, unknown> }> {
     const c = collector();
-    const res = await (await this.get()).up({ onEvent: c.onEvent, onOutput: c.onOutput, color: "never", parallel: 64 });
+    const res = await (await this.get()).up({ onEvent: c.onEvent, onOutput: c.onOutput, color: "never", parallel: 64, refresh: opts.refresh });
     const outputs: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(res.outputs)) outputs[k] = v.value;
     return { ...c.report, outputs };
@@ -97,6 +98,13 @@ export class TestStack<C> {
   }
 }
 
+/** The bridge port flags worth comparing (timers and STP bookkeeping change on their own). */
+function portFlagsOf(d: any): Record<string, unknown> | null {
+  if (!d) return null;
+  const keys = ["learning", "flood", "mcast_flood", "bcast_flood", "neigh_suppress", "isolated", "hairpin"];
+  return Object.fromEntries(keys.filter((k) => k in d).map((k) => [k, d[k]]));
+}
+
 /**
  * What a host looks like, read over a separate OpenSSH session: namespaces, and per namespace the
  * links (name, kind, master, mtu, mac, admin state, alias, port flags), static fdb entries and nft
@@ -121,7 +129,7 @@ export function independentSnapshot(h: LabHost): Record<string, unknown> {
       links: (JSON.parse(links || "[]") as any[])
         .map((l) => ({
           name: l.ifname, kind: l.linkinfo?.info_kind ?? "", master: l.master ?? "", mtu: l.mtu, mac: l.address,
-          up: (l.flags ?? []).includes("UP"), alias: l.ifalias ?? "", port: l.linkinfo?.info_slave_data ?? null,
+          up: (l.flags ?? []).includes("UP"), alias: l.ifalias ?? "", port: portFlagsOf(l.linkinfo?.info_slave_data),
         }))
         .sort((a, b) => a.name.localeCompare(b.name)),
       fdb: (JSON.parse(fdb || "[]") as any[])
