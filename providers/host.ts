@@ -6,6 +6,8 @@ import { HostSnapshot, parseSnapshot, snapshotScript } from "./hoststate";
 import { Connection, ConnectionInput } from "./ssh";
 import { HostSession, sessionFor } from "./sshPool";
 import { parseOrThrow } from "./validate";
+import { engineWarn } from "./engineLog";
+import { hostLockScript, LOCK_READY } from "./hostLock";
 
 const MAX_ATTEMPTS = 4;
 const COALESCE_WINDOW_MS = Number(process.env.HOSTNET_COALESCE_MS ?? 3);
@@ -30,6 +32,8 @@ export class Host {
   private flushing = false;
   private snapshotCache?: Promise<HostSnapshot>;
   private identityCache?: Promise<HostIdentity>;
+  private lock?: Promise<void>;
+  private lockConnection = -1;
 
   constructor(readonly session: HostSession) {}
 
@@ -112,12 +116,28 @@ export class Host {
     }
   }
 
+  /**
+   * Writers to one host serialize on a host-side lock (flock under /run/hostnet), held from this
+   * process's first write until its connection closes, so two deployments never interleave.
+   */
+  private ensureLocked(): Promise<void> {
+    if (process.env.HOSTNET_HOST_LOCK === "off") return Promise.resolve();
+    if (this.lock && this.lockConnection === this.session.stats.connections) return this.lock;
+    const owner = `${process.env.HOSTNET_LOCK_OWNER ?? "hostnet"} (pid ${process.pid} on ${require("os").hostname()})`;
+    this.lock = this.session.hold(hostLockScript(owner), LOCK_READY, "take the hostnet lock", (line) => {
+      if (line.startsWith("BUSY")) engineWarn(`${this.label}: waiting for the hostnet lock, held by ${line.slice(5) || "another run"} (up to 15 min)`);
+    });
+    this.lock.then(() => (this.lockConnection = this.session.stats.connections), () => (this.lock = undefined));
+    return this.lock;
+  }
+
   private async flushBatch(batch: Pending[]): Promise<void> {
     const ops = batch.map((p) => p.op);
     const isolate = new Set(batch.flatMap((p, i) => (p.isolate ? [i] : [])));
     const plan = buildFlushScript(ops, isolate);
     let stdout: string;
     try {
+      await this.ensureLocked();
       const r = await this.session.exec(plan.script, { what: `apply ${ops.length} change(s)` });
       stdout = r.stdout;
     } catch (err) {

@@ -65,6 +65,38 @@ export class HostSession {
     }
   }
 
+  /**
+   * Run a script that keeps its channel open (a lock holder). Resolves once `readyLine` appears
+   * on stdout; the script keeps running until the connection closes, which is what releases it.
+   */
+  async hold(script: string, readyLine: string, what: string, onLine?: (line: string) => void): Promise<void> {
+    const client = await this.connect();
+    await this.channels.acquire(); // held for the life of the connection, on purpose
+    await new Promise<void>((resolve, reject) => {
+      client.exec(remoteCommand(this.conn), (err, stream) => {
+        if (err) return reject(new TransportError(`${this.label}: could not open a channel to ${what}: ${err.message}`, this.label));
+        this.stats.execs++;
+        let out = "";
+        let errText = "";
+        let ready = false;
+        stream.on("data", (d: Buffer) => {
+          const text = d.toString("utf8");
+          out += text;
+          for (const line of text.split("\n")) if (line && line !== readyLine) onLine?.(line);
+          if (!ready && out.split("\n").includes(readyLine)) {
+            ready = true;
+            resolve();
+          }
+        });
+        stream.stderr.on("data", (d: Buffer) => (errText += d.toString("utf8")));
+        stream.on("close", () => {
+          if (!ready) reject(new Error(`${this.label}: could not ${what}: ${errText.trim() || "the session closed"}`));
+        });
+        stream.write(script); // stdin stays open: closing it would release the lock
+      });
+    });
+  }
+
   /** Close the connection; the next exec reconnects. */
   drop(): void {
     const c = this.client;
@@ -158,6 +190,7 @@ export class HostSession {
     return new Promise((resolve, reject) => {
       client.once("ready", () => {
         this.stats.connections++;
+        this.channels = new Semaphore(MAX_CHANNELS_PER_CONNECTION); // a new connection has all its channels
         client.on("error", () => undefined); // late errors surface as closed channels
         client.on("close", () => {
           if (this.client === client) this.client = undefined;

@@ -156,6 +156,15 @@ describe("FdbEntry: static fdb entry lifecycle on a lab host", function () {
     expect(portsOf(HAND)).to.deep.equal(["fdp1"]);
   });
 
+  it("a port that is not on the bridge is refused before anything is changed", async () => {
+    const before = staticRows();
+    stack.config = { entries: [...stack.config.entries, { res: "stray", mac: MAC1, port: "fdq0" }] };
+    const err = await stack.up().then(() => undefined, (e: Error) => e);
+    stack.config = { entries: stack.config.entries.filter((e) => e.res !== "stray") };
+    expect(String(err)).to.match(/fdq0 is not a bridge port, not of fdbr0/);
+    expect(staticRows()).to.deep.equal(before);
+  });
+
   it("creating over an existing static entry fails and says adopt: true", async () => {
     sh(`bridge fdb add ${ADOPTED} dev fdp0 master static`);
     stack.config = { entries: [...stack.config.entries, { res: "a", mac: ADOPTED, port: "fdp0" }] };

@@ -27,6 +27,10 @@ const SETUP = [
   "ip link set mvbr0 up",
   `ip netns add ${NS1}`,
   `ip netns add ${NS2}`,
+  // A lower that lives in a namespace: the port is made beside it, then moved.
+  `ip -n ${NS1} link add mvlow3 type veth peer name mvpeer3`,
+  `ip -n ${NS1} link set mvlow3 up`,
+  `ip -n ${NS1} link set mvpeer3 up`,
 ].join(" && ");
 
 const TEARDOWN = [
@@ -151,6 +155,24 @@ describe("MacvlanPort: macvlan/macvtap lifecycle on a lab host", function () {
     expect(out.ifindex).to.equal(t.ifindex);
     expect(out.devicePath).to.equal(`/dev/tap${t.ifindex}`);
     expect(sshRun(host, `test -c ${out.devicePath} && echo char`).trim()).to.equal("char");
+  });
+
+  it("a port whose lower lives in a namespace is made there and moved on; changing netns replaces it", async () => {
+    const l = { name: "mvl0", lower: "mvlow3", lowerNetns: NS1, netns: NS2, addresses: ["198.19.8.1/24"] };
+    stack.config = { ...stack.config, l };
+    expect((await stack.up()).ops.l).to.equal("create");
+    const moved = link(NS2, "mvl0");
+    expect(moved.linkinfo.info_kind).to.equal("macvlan");
+    expect(exists(NS1, "mvl0")).to.equal(false);
+    expect(moved.link_index, "its lower, named by index across namespaces").to.equal(link(NS1, "mvlow3").ifindex);
+    await stack.preview({ refresh: true, expectNoChanges: true });
+    stack.config = { ...stack.config, l: { ...l, netns: undefined } };
+    expect((await stack.preview()).ops.l).to.equal("replace");
+    expect((await stack.up()).ops.l).to.equal("replace");
+    expect(exists(NS2, "mvl0")).to.equal(false);
+    const stayed = link(NS1, "mvl0");
+    expect(stayed.link).to.equal("mvlow3");
+    expect(stayed.addr_info.map((x: any) => `${x.local}/${x.prefixlen}`)).to.include("198.19.8.1/24");
   });
 
   it("source mode admits listed MACs; the list changes in place", async () => {

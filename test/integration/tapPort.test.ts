@@ -58,7 +58,8 @@ describe("TapPort: persistent tap lifecycle on a lab host", function () {
       return out;
     });
     await stack.destroy().catch(() => undefined); // leftovers of an interrupted run
-    sshRun(h, `ip netns del ${NS} 2>/dev/null; ip netns add ${NS} && ip -n ${NS} link add ${BR} type bridge`);
+    // A fixed bridge MAC: an auto-assigned one follows its ports, and would differ after they leave.
+    sshRun(h, `ip netns del ${NS} 2>/dev/null; ip netns add ${NS} && ip -n ${NS} link add ${BR} address 02:00:00:00:7b:00 type bridge`);
     const name = (db: string) => sshRun(h, `getent ${db} ${VM_ID} | cut -d: -f1`).trim();
     vmUser = name("passwd") || VM_ID;
     vmGroup = name("group") || VM_ID;
@@ -155,6 +156,14 @@ describe("TapPort: persistent tap lifecycle on a lab host", function () {
     expect((up.outputs.a as any).created).to.equal(false);
     expect(link(HAND_TAP)).to.deep.equal(before);
     expect((await stack.preview({ refresh: true })).ops.a).to.equal("same");
+  });
+
+  it("a create that fails half-way (no such bridge) leaves no tap behind", async () => {
+    stack.config = { taps: [...stack.config.taps, { res: "half", name: "tpt1", master: "tpnobr0" }] };
+    const err = await stack.up().then(() => undefined, (e: Error) => e);
+    stack.config = { taps: stack.config.taps.filter((t) => t.res !== "half") };
+    expect(String(err)).to.match(/create tap tpt1 in netns tpns1/).and.match(/tpnobr0/);
+    expect(sshJson(h, `ip -n ${NS} -j link show`).map((l: any) => l.ifname)).to.not.include("tpt1");
   });
 
   it("destroy removes hostnet's tap, leaves the adopted one, and the namespace is as before", async () => {

@@ -165,8 +165,7 @@ EOF`);
   });
 
   after(async () => {
-    for (const ns of ["vm-tb", "guest-tr2"]) await Promise.resolve(endCapture(ns)).catch(() => undefined);
-    await stack?.dispose();
+    await stack?.dispose(); // capture tables live in this stack's namespaces and go with them
     console.log(`      timings (ms): ${JSON.stringify(timings)}`);
   });
 

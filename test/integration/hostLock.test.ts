@@ -1,0 +1,69 @@
+// Two deployments of different stacks touching the same host serialize on the host-side lock:
+// the second waits (and says so), and their writes never interleave.
+import { expect } from "chai";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import type { Stack } from "@pulumi/pulumi/automation";
+import { inlineStack } from "../../scripts/engine";
+import { VmNetns } from "../../providers/vmNetns";
+import { labConnection, LabHost, labUp, sshRun } from "../support/lab";
+
+interface TraceRow {
+  t: number;
+  what: string;
+}
+
+function writes(file: string): TraceRow[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as TraceRow)
+    .filter((r) => r.what.startsWith("apply "));
+}
+
+describe("concurrent runs serialize on the host lock", function () {
+  this.timeout(600_000);
+  let h: LabHost;
+  const stacks: Stack[] = [];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hn-lock-"));
+
+  before(() => {
+    h = labUp(3).hosts[0];
+  });
+
+  after(async () => {
+    for (const s of stacks) {
+      await s.destroy({ color: "never" }).catch(() => undefined);
+      await s.workspace.removeStack(s.name).catch(() => undefined);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("runs the second stack's writes only after the first one's provider is done", async () => {
+    const mk = async (tag: string) => {
+      const trace = path.join(dir, `${tag}.jsonl`);
+      const stack = await inlineStack(`test-lock-${tag}`, async () => {
+        for (let i = 0; i < 15; i++) new VmNetns(`ns${i}`, { connection: labConnection(h), name: `lk${tag}-${i}` });
+      }, { env: { HOSTNET_TRACE_FILE: trace, HOSTNET_LOCK_OWNER: `stack test-lock-${tag}` } });
+      stacks.push(stack);
+      let out = "";
+      return { trace, run: () => stack.up({ color: "never", parallel: 64, onOutput: (s) => (out += s) }).then(() => out) };
+    };
+    const a = await mk("a");
+    const b = await mk("b");
+    const [outA, outB] = await Promise.all([a.run(), b.run()]);
+    const wa = writes(a.trace);
+    const wb = writes(b.trace);
+    expect(wa.length).to.be.greaterThan(0);
+    expect(wb.length).to.be.greaterThan(0);
+    const [first, second] = wa[0].t < wb[0].t ? [wa, wb] : [wb, wa];
+    // Every write of the second run starts after the last write of the first run.
+    expect(second[0].t).to.be.greaterThan(first[first.length - 1].t);
+    expect(outA + outB).to.match(/waiting for the hostnet lock, held by stack test-lock-[ab]/);
+    const made = sshRun(h, "ip netns list").split("\n").filter((l) => /^lk[ab]-/.test(l));
+    expect(made).to.have.length(30);
+  });
+});
