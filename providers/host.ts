@@ -120,7 +120,7 @@ export class Host {
    * Writers to one host serialize on a host-side lock (flock under /run/hostnet), held from this
    * process's first write until its connection closes, so two deployments never interleave.
    */
-  private ensureLocked(): Promise<void> {
+  ensureLocked(): Promise<void> {
     if (process.env.HOSTNET_HOST_LOCK === "off") return Promise.resolve();
     if (this.lock && this.lockConnection === this.session.stats.connections) return this.lock;
     const owner = `${process.env.HOSTNET_LOCK_OWNER ?? "hostnet"} (pid ${process.pid} on ${require("os").hostname()})`;

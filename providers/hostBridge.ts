@@ -1,14 +1,19 @@
 // HostBridge: a Linux bridge in the root namespace or in a named one, optionally with an existing
-// interface (the uplink) enslaved to it. Enslaving the interface that carries the SSH session would
-// cut hostnet off from the host mid-change, so that is refused until the commit-confirm path exists.
+// interface (the uplink) enslaved to it. Enslaving (or releasing) the interface that carries the SSH
+// session would cut hostnet off from the host mid-change: that is refused unless safeApply is set,
+// and then done with commit-confirm (safeApply.ts), moving the uplink's IPv4 addresses and routes
+// onto the bridge (and back) in the same step, with the bridge taking the uplink's MAC so the
+// neighbours' ARP caches stay right.
 import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
 import { promises as dns } from "node:dns";
 import { isIP } from "node:net";
 import { z } from "zod";
 import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
-import { findLink, HostSnapshot, Link, ROOT_NS } from "./hoststate";
+import { findLink, HostSnapshot, Link, ROOT_NS, RouteRow } from "./hoststate";
 import { KindContext, ResourceKind } from "./kind";
 import { isGone, OWNER_ALIAS } from "./ownership";
+import { commitConfirm, ipBatchLine } from "./safeApply";
 import { batchLine } from "./shell";
 import { IfName, MacAddress, NetnsName } from "./validate";
 
@@ -34,6 +39,19 @@ export const HostBridgeProps = z.object({
   uplink: IfName.optional(),
   /** Output only: the uplink hostnet itself enslaved (so releasing an adopted bridge undoes only that). */
   managedUplink: IfName.optional(),
+  /**
+   * Enslave or release an uplink that carries the SSH management address with commit-confirm: its
+   * IPv4 addresses and routes move with it, and the host reverts by itself unless hostnet can
+   * confirm over a new SSH session within confirmTimeoutSeconds. Also guards any other change to a
+   * bridge that carries the management address (mtu, mac, up, ...). Without it such uplinks are refused.
+   */
+  safeApply: z.boolean().default(false),
+  confirmTimeoutSeconds: z
+    .number()
+    .int()
+    .min(5, "confirmTimeoutSeconds must be at least 5 (hostnet needs time to reconnect and confirm)")
+    .max(3600, "confirmTimeoutSeconds must be at most 3600 (an hour without management access is long enough)")
+    .default(60),
 });
 export type HostBridgeProps = z.infer<typeof HostBridgeProps>;
 
@@ -82,6 +100,9 @@ function liveProps(p: P, link: Link, ns: Link[]): Record<string, unknown> {
     mac: p.mac === undefined ? undefined : link.mac,
     up: link.adminUp,
     uplink,
+    // How hostnet applies changes, not kernel state: echoed so that refresh never sees drift.
+    safeApply: p.safeApply,
+    confirmTimeoutSeconds: p.confirmTimeoutSeconds,
   };
 }
 
@@ -127,19 +148,24 @@ function managementUse(links: Link[], ifname: string, addrs: string[]): string |
 function refuseManagement(ctx: KindContext, p: P, action: string, reason: string): never {
   throw new Error(
     `${ctx.host.label} (${where(p)}): refusing to ${action}: ${reason}, so doing it would cut SSH to the host ` +
-      `half-way through the change. Nothing was changed. This needs the safe-apply (commit-confirm) path, which ` +
-      `hostnet does not have yet: do it from a console, or choose an uplink that does not carry the management path.`,
+      `half-way through the change. Nothing was changed. This needs the safe-apply (commit-confirm) path: set ` +
+      `safeApply: true to do this with commit-confirm (the addresses and routes move with it, and the host reverts by ` +
+      `itself unless hostnet reconnects and confirms within confirmTimeoutSeconds), or do it from a console, or choose ` +
+      `an uplink that does not carry the management path.`,
   );
 }
 
-/** The uplink must exist here, be free (or already ours), and not carry the management path. */
-function checkUplink(ctx: KindContext, p: P, links: Link[], addrs: string[]): void {
+/**
+ * The uplink must exist here and be free (or already ours). Returns why enslaving it touches the
+ * management path (allowed only with safeApply), or undefined when it does not.
+ */
+function checkUplink(ctx: KindContext, p: P, links: Link[], addrs: string[]): string | undefined {
   const up = p.uplink!;
   const link = links.find((l) => l.name === up);
   if (!link) {
     throw new Error(`${ctx.host.label} (${where(p)}): uplink ${up} of bridge ${p.name} does not exist there. Create it first, or fix uplink.`);
   }
-  if (link.master === p.name) return;
+  if (link.master === p.name) return undefined;
   if (link.master) {
     throw new Error(
       `${ctx.host.label} (${where(p)}): uplink ${up} is already a port of ${link.master}; hostnet will not take it away. ` +
@@ -147,7 +173,8 @@ function checkUplink(ctx: KindContext, p: P, links: Link[], addrs: string[]): vo
     );
   }
   const reason = managementUse(links, up, addrs);
-  if (reason) refuseManagement(ctx, p, `enslave ${up} to bridge ${p.name}`, reason);
+  if (reason && !p.safeApply) refuseManagement(ctx, p, `enslave ${up} to bridge ${p.name}`, reason);
+  return reason;
 }
 
 // ------------------------------------------------------------------ host operations
@@ -174,13 +201,17 @@ async function removeHalfMade(ctx: KindContext, p: P): Promise<void> {
 }
 
 /** mtu and address go into `link add` so a bad value fails before anything exists; alias cannot. */
-function createLines(p: P): string[] {
+function createTokens(p: P): string[][] {
   const lines = [
-    batchLine(["link", "add", p.name, ...linkTokens(p), "type", "bridge", ...bridgeTokens(p)]),
-    batchLine(["link", "set", p.name, "alias", OWNER_ALIAS]),
+    ["link", "add", p.name, ...linkTokens(p), "type", "bridge", ...bridgeTokens(p)],
+    ["link", "set", p.name, "alias", OWNER_ALIAS],
   ];
-  if (p.up) lines.push(batchLine(["link", "set", p.name, "up"]));
+  if (p.up) lines.push(["link", "set", p.name, "up"]);
   return lines;
+}
+
+function createLines(p: P): string[] {
+  return createTokens(p).map((t) => batchLine(t));
 }
 
 async function addBridge(ctx: KindContext, p: P): Promise<void> {
@@ -231,12 +262,14 @@ function updateLines(olds: P, news: P, live: Record<string, unknown>, links: Lin
   return lines;
 }
 
-function checkUplinkChange(ctx: KindContext, olds: P, news: P, links: Link[], addrs: string[]): void {
-  if (news.uplink) checkUplink(ctx, news, links, addrs);
+/** Whether the uplink change touches the management path (refused here unless safeApply). */
+function checkUplinkChange(ctx: KindContext, olds: P, news: P, links: Link[], addrs: string[]): boolean {
+  const enslaving = news.uplink ? checkUplink(ctx, news, links, addrs) !== undefined : false;
   const old = olds.uplink;
-  if (!old || old === news.uplink || links.find((l) => l.name === old)?.master !== news.name) return;
+  if (!old || old === news.uplink || links.find((l) => l.name === old)?.master !== news.name) return enslaving;
   const reason = managementUse(links, old, addrs);
-  if (reason) refuseManagement(ctx, news, `release ${old} from bridge ${news.name}`, reason);
+  if (reason && !news.safeApply) refuseManagement(ctx, news, `release ${old} from bridge ${news.name}`, reason);
+  return enslaving || reason !== undefined;
 }
 
 /** Which uplink hostnet has enslaved after an update (an adopted bridge's own port is not ours). */
@@ -265,11 +298,170 @@ async function detach(ctx: KindContext, p: P, uplink: string | undefined, delete
   }
 }
 
+// ------------------------------------------------------------------ safe apply (commit-confirm)
+
+/** What follows the management path between uplink and bridge: IPv4 addresses and main-table routes via the device. */
+interface PathState {
+  addrs: string[];
+  routes: RouteRow[];
+}
+
+function pathOn(snap: HostSnapshot, p: P, dev: string): PathState {
+  const ns = snap.namespaces[nsOf(p)];
+  const link = ns?.links.find((l) => l.name === dev);
+  // Kernel prefix routes come back by themselves with the address; multipath ones are left alone.
+  const movable = (r: RouteRow) =>
+    r.family === 4 && r.dev === dev && r.protocol !== "kernel" && r.type === "unicast" && !r.nexthops && (r.table ?? "main") === "main";
+  return {
+    addrs: (link?.addresses ?? []).filter((a) => isIP(a.split("/")[0]) === 4),
+    routes: (ns?.routes ?? []).filter(movable),
+  };
+}
+
+function routeTokens(r: RouteRow, dev: string): string[] {
+  const t = ["route", "replace", r.dst];
+  if (r.gateway) t.push("via", r.gateway);
+  t.push("dev", dev);
+  if (r.protocol) t.push("proto", r.protocol);
+  if (r.scope) t.push("scope", r.scope);
+  if (r.metric !== undefined) t.push("metric", String(r.metric));
+  if (r.prefsrc) t.push("src", r.prefsrc);
+  return t;
+}
+
+/**
+ * Addresses, then routes, from one device to another. Deleting a primary address takes its
+ * secondaries with it, so deletes go last-listed first; `from` already gone needs no deletes.
+ */
+function moveTokens(path: PathState, from: string, to: string, fromGone: boolean): string[][] {
+  const dels = fromGone ? [] : [...path.addrs].reverse().map((a) => ["addr", "del", a, "dev", from]);
+  const brd = (a: string) => (Number(a.split("/")[1]) <= 30 ? ["brd", "+"] : []);
+  const adds = path.addrs.map((a) => ["addr", "replace", a, ...brd(a), "dev", to]); // replace: a partly-applied change reverts cleanly
+  return [...dels, ...adds, ...path.routes.map((r) => routeTokens(r, to))];
+}
+
+/** Enslave the uplink (creating the bridge first) and move its path onto the bridge, which takes its MAC. */
+function intoBridge(p: P, uplink: Link, path: PathState, create: boolean): string[][] {
+  const mac = p.mac ?? uplink.mac;
+  const head = create ? createTokens({ ...p, mac }) : mac ? [["link", "set", p.name, "address", mac]] : [];
+  return [...head, ["link", "set", uplink.name, "master", p.name], ...moveTokens(path, uplink.name, p.name, false)];
+}
+
+/** The mirror image: release the uplink (deleting the bridge when it goes) and move the path back onto it. */
+function ontoUplink(p: P, uplink: string, path: PathState, deleteBridge: boolean): string[][] {
+  const head = [["link", "set", uplink, "nomaster"], ...(deleteBridge ? [["link", "del", p.name]] : [])];
+  return [...head, ...moveTokens(path, p.name, uplink, deleteBridge)];
+}
+
+interface Plan {
+  apply: string[][];
+  revert: string[][];
+}
+
+function moved(path: PathState): string {
+  const routes = path.routes.length > 0 ? ` and ${path.routes.length} route(s)` : "";
+  return path.addrs.length > 0 ? `${path.addrs.join(", ")}${routes}` : `no addresses${routes}`;
+}
+
+/** Same object, same host-side directory; the hash keeps names that differ only in . or @ apart. */
+function confirmId(p: P): string {
+  const h = createHash("sha256").update(`${nsOf(p)}/${p.name}`).digest("hex").slice(0, 8);
+  return `hostbridge-${p.name}-${h}`;
+}
+
+async function commitConfirmed(ctx: KindContext, p: P, plan: Plan, what: string): Promise<void> {
+  await commitConfirm(ctx.host, {
+    id: confirmId(p),
+    what: `${what} (${where(p)})`,
+    apply: [ipBatchLine(p.netns, plan.apply)],
+    revert: [ipBatchLine(p.netns, plan.revert, { force: true })],
+    confirmTimeoutSeconds: p.confirmTimeoutSeconds,
+  });
+}
+
+async function safeCreate(ctx: KindContext, p: P, snap: HostSnapshot): Promise<void> {
+  const uplink = linksOf(snap, p).find((l) => l.name === p.uplink)!;
+  const path = pathOn(snap, p, uplink.name);
+  const plan = { apply: intoBridge(p, uplink, path, true), revert: ontoUplink(p, uplink.name, path, true) };
+  await commitConfirmed(ctx, p, plan, `create bridge ${p.name}, enslave ${uplink.name} and move ${moved(path)} onto ${p.name}`);
+}
+
+/**
+ * Delete the bridge, or release its uplink, when the bridge carries the management address: the
+ * address and routes go back onto the uplink in the same step; the revert rebuilds what was.
+ */
+async function safeRelease(ctx: KindContext, p: P, snap: HostSnapshot, bridge: Link, uplinkName: string | undefined, del: boolean, reason: string): Promise<void> {
+  const action = del ? `delete bridge ${p.name}` : `release ${uplinkName} from bridge ${p.name}`;
+  if (!p.safeApply) refuseManagement(ctx, p, action, reason);
+  const uplink = linksOf(snap, p).find((l) => l.name === uplinkName && l.master === p.name);
+  if (!uplink) {
+    throw new Error(
+      `${ctx.host.label} (${where(p)}): refusing to ${action}: ${reason}, and the bridge has no uplink of hostnet's to move ` +
+        `the address back to. Nothing was changed. Move the management address off ${p.name} from a console first.`,
+    );
+  }
+  const path = pathOn(snap, p, p.name);
+  const asIs: P = { ...p, mac: bridge.mac, mtu: p.mtu === undefined ? undefined : bridge.mtu, up: bridge.adminUp };
+  const plan = { apply: ontoUplink(p, uplink.name, path, del), revert: intoBridge(asIs, uplink, path, del) };
+  await commitConfirmed(ctx, p, plan, `${action} and move ${moved(path)} back onto ${uplink.name}`);
+}
+
+/** One part of an update with its inverse; parts are applied in order and reverted in reverse. */
+interface Step {
+  fwd: string[][];
+  back: string[][];
+}
+
+function propTokens(name: string, bridge: Partial<P>, link: Partial<P>): string[][] {
+  const t: string[][] = [];
+  if (bridgeTokens(bridge).length > 0) t.push(["link", "set", name, "type", "bridge", ...bridgeTokens(bridge)]);
+  if (linkTokens(link).length > 0) t.push(["link", "set", name, ...linkTokens(link)]);
+  return t;
+}
+
+function propStep(news: P, live: Record<string, unknown>): Step {
+  const bridge = differing(BRIDGE_KEYS, news, live);
+  const link = differing(LINK_KEYS, news, live);
+  const was = (o: Partial<P>) => Object.fromEntries(Object.keys(o).flatMap((k) => (live[k] === undefined ? [] : [[k, live[k]]]))) as Partial<P>;
+  return { fwd: propTokens(news.name, bridge, link), back: propTokens(news.name, was(bridge), was(link)) };
+}
+
+function upStep(news: P, live: Record<string, unknown>): Step {
+  const set = (up: boolean) => [["link", "set", news.name, up ? "up" : "down"]];
+  return news.up === live.up ? { fwd: [], back: [] } : { fwd: set(news.up), back: set(!news.up) };
+}
+
+function releaseStep(news: P, snap: HostSnapshot, bridge: Link, old: string, addrs: string[]): Step {
+  if (!carries(bridge, addrs)) return { fwd: [["link", "set", old, "nomaster"]], back: [["link", "set", old, "master", news.name]] };
+  const path = pathOn(snap, news, news.name);
+  const oldLink = linksOf(snap, news).find((l) => l.name === old)!;
+  return { fwd: ontoUplink(news, old, path, false), back: intoBridge({ ...news, mac: bridge.mac }, oldLink, path, false) };
+}
+
+function enslaveStep(news: P, snap: HostSnapshot, bridge: Link, name: string, addrs: string[]): Step {
+  const uplink = linksOf(snap, news).find((l) => l.name === name)!;
+  if (!carries(uplink, addrs)) return { fwd: [["link", "set", name, "master", news.name]], back: [["link", "set", name, "nomaster"]] };
+  const path = pathOn(snap, news, name);
+  const macBack = bridge.mac ? [["link", "set", news.name, "address", bridge.mac]] : [];
+  return { fwd: intoBridge(news, uplink, path, false), back: [...ontoUplink(news, name, path, false), ...macBack] };
+}
+
+/** The update as one commit-confirmed step (same order as updateLines), with its exact inverse. */
+function safeUpdatePlan(olds: P, news: P, live: Record<string, unknown>, snap: HostSnapshot, bridge: Link, addrs: string[]): Plan {
+  const masterOf = (n: string) => linksOf(snap, news).find((l) => l.name === n)?.master;
+  const steps: Step[] = [propStep(news, live)];
+  if (olds.uplink && olds.uplink !== news.uplink && masterOf(olds.uplink) === news.name) steps.push(releaseStep(news, snap, bridge, olds.uplink, addrs));
+  if (news.uplink && masterOf(news.uplink) !== news.name) steps.push(enslaveStep(news, snap, bridge, news.uplink, addrs));
+  steps.push(upStep(news, live));
+  return { apply: steps.flatMap((s) => s.fwd), revert: [...steps].reverse().flatMap((s) => s.back) };
+}
+
 export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
   type: "HostBridge",
   schema: HostBridgeProps,
   replaceOn: ["name", "netns"],
-  compared: ["name", "netns", "stp", "forwardDelay", "ageingTime", "mcastSnooping", "vlanFiltering", "mtu", "mac", "up", "uplink"],
+  // safeApply and confirmTimeoutSeconds are compared so that a change to them is recorded (delete sees outputs only).
+  compared: ["name", "netns", "stp", "forwardDelay", "ageingTime", "mcastSnooping", "vlanFiltering", "mtu", "mac", "up", "uplink", "safeApply", "confirmTimeoutSeconds"],
   id: (p) => `bridge/${p.netns ?? "-"}/${p.name}`,
 
   validate(p) {
@@ -285,7 +477,10 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
   async create(ctx, p) {
     const snap = await ctx.host.snapshot();
     if (bridgeLink(ctx, snap, p)) throw adoptHint(ctx, p);
-    if (p.uplink) checkUplink(ctx, p, linksOf(snap, p), await managementAddresses(ctx));
+    if (p.uplink && checkUplink(ctx, p, linksOf(snap, p), await managementAddresses(ctx))) {
+      await safeCreate(ctx, p, snap);
+      return { managedUplink: p.uplink };
+    }
     await addBridge(ctx, p);
     if (!p.uplink) return {};
     try {
@@ -310,8 +505,15 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
       throw new Error(`${ctx.host.label} (${where(news)}): bridge ${news.name} is gone. Run pulumi up --refresh (or pulumi refresh, then up) to recreate it.`);
     }
     const links = linksOf(snap, news);
-    if (news.uplink || olds.uplink) checkUplinkChange(ctx, olds, news, links, await managementAddresses(ctx));
-    const lines = updateLines(olds, news, liveProps(news, link, links), links);
+    const addrs = news.uplink || olds.uplink || news.safeApply ? await managementAddresses(ctx) : [];
+    const uplinkRisk = news.uplink || olds.uplink ? checkUplinkChange(ctx, olds, news, links, addrs) : false;
+    const live = liveProps(news, link, links);
+    if (news.safeApply && (uplinkRisk || carries(link, addrs))) {
+      const plan = safeUpdatePlan(olds, news, live, snap, link, addrs);
+      if (plan.apply.length > 0) await commitConfirmed(ctx, news, plan, `update bridge ${news.name}, which carries the management path`);
+      return { managedUplink: managedAfter(olds, news, links) };
+    }
+    const lines = updateLines(olds, news, live, links);
     if (lines.length > 0) {
       try {
         await ipBatch(ctx, news, lines, `update bridge ${news.name}`);
@@ -323,7 +525,8 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
   },
 
   async delete(ctx, p) {
-    const link = bridgeLink(ctx, await ctx.host.snapshot(), p);
+    const snap = await ctx.host.snapshot();
+    const link = bridgeLink(ctx, snap, p);
     if (!link) return;
     if (link.alias !== OWNER_ALIAS) {
       throw new Error(
@@ -332,13 +535,21 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
       );
     }
     const own = carries(link, await managementAddresses(ctx));
-    if (own) refuseManagement(ctx, p, `delete bridge ${p.name}`, `${p.name} carries ${own}, the address this SSH connection uses`);
+    if (own) return safeRelease(ctx, p, snap, link, p.uplink, true, `${p.name} carries ${own}, the address this SSH connection uses`);
     await detach(ctx, p, p.uplink, true);
   },
 
   /** An adopted bridge stays; only an uplink that hostnet itself enslaved is let go. */
   async release(ctx, p) {
-    if (p.managedUplink) await detach(ctx, p, p.managedUplink, false);
+    if (!p.managedUplink) return;
+    const snap = await ctx.host.snapshot();
+    const bridge = bridgeLink(ctx, snap, p);
+    const own = carries(bridge, await managementAddresses(ctx));
+    const ours = linksOf(snap, p).find((l) => l.name === p.managedUplink)?.master === p.name;
+    if (bridge && own && ours) {
+      return safeRelease(ctx, p, snap, bridge, p.managedUplink, false, `${p.name} carries ${own}, the address this SSH connection uses`);
+    }
+    await detach(ctx, p, p.managedUplink, false);
   },
 };
 
@@ -361,6 +572,8 @@ export class HostBridge extends HostnetResource {
   declare readonly uplink: pulumi.Output<string | undefined>;
   /** The uplink hostnet enslaved itself (undone on delete or release). */
   declare readonly managedUplink: pulumi.Output<string | undefined>;
+  declare readonly safeApply: pulumi.Output<boolean>;
+  declare readonly confirmTimeoutSeconds: pulumi.Output<number>;
   constructor(name: string, args: HostBridgeArgs, opts?: pulumi.CustomResourceOptions) {
     // Listed so the engine exposes it as an output; the provider fills it in.
     super("HostBridge", name, { ...args, managedUplink: undefined } as HostBridgeArgs, opts);

@@ -258,10 +258,20 @@ describe("VethLink lifecycle on a lab host", function () {
     expect(mine(h)).to.deep.equal(baseline);
   });
 
+  it("undoes a create whose later step fails: nothing half-made is left", async () => {
+    const before = mine(h);
+    stack.config = { links: { half: { a: { name: "vlbad0", master: "vlnobr0" }, b: { name: "vlbad1", netns: NS1, addresses: ["198.19.8.2/24"] } } } };
+    const failure = await failureOf(stack.up());
+    expect(failure).to.match(/could not configure veth end vlbad0/);
+    expect(failure).to.match(/vlnobr0/);
+    expect(mine(h)).to.deep.equal(before);
+  });
+
   const invalid: Array<[string, Spec, RegExp]> = [
     ["a 16-character interface name", { a: { name: "vlaaaaaaaaaaaaaa" }, b: { name: "vlbad1" } }, /a\.name: interface name must be 1–15 bytes, got 16/],
     ["an impossible address", { a: { name: "vlbad0" }, b: { name: "vlbad1", addresses: ["300.1.1.1/24"] } }, /b\.addresses\[0\]: .*0–255/],
     ["port flags without a master", { a: { name: "vlbad0", portFlags: { learning: false } }, b: { name: "vlbad1" } }, /a\.portFlags: .*set master/],
+    ["a route destination with host bits", { a: { name: "vlbad0", routes: [{ to: "198.19.6.5/24" }] }, b: { name: "vlbad1" } }, /a\.routes\[0\]\.to: .*here 198\.19\.6\.0\/24/],
     ["both ends the same interface", { a: { name: "vlbad0", netns: NS1 }, b: { name: "vlbad0", netns: NS1 } }, /b\.name: both ends are vlbad0 in netns vlns1/],
   ];
   for (const [what, spec, message] of invalid) {

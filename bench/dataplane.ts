@@ -1,0 +1,957 @@
+/**
+ * Data-plane benchmark: CPU time per broadcast ARP frame on a Linux bridge with N VM ports, for the
+ * topologies hostnet builds (see bench/README.md, section "Data plane", and ../shared/DESIGN.md).
+ *
+ *   (a) no filter                     (b) libvirt-style ebtables: one jump per port in POSTROUTING,
+ *   (c) hostnet FilterChain (vmap)        3-rule chain per port      (d) isolated-netns per VM
+ *   (e) managed fdb + ARP suppression (+ the same FilterChain as (c))
+ *
+ * Everything is built on THIS machine inside throwaway network namespaces named hnbd-*; nothing is
+ * created in the root namespace. Frames come from a namespace through an AF_PACKET socket (a small
+ * Python sender, pinned to one CPU). Usage: node dist/bench/dataplane.js [--quick] [--ns 100,300]
+ * [--frames 2000] [--rate 200] [--reps 3] [--cases a,b,c,d,e] [--profile auto|always|off]
+ */
+import { ChildProcess, spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { derivedNames, VmSpec } from "../components/spec";
+import { hostPortFlags } from "../components/vmPort";
+import { compileFilterChain } from "../providers/nftCompile";
+import { portFlagLines } from "../providers/portFlags";
+import { batchLine } from "../providers/shell";
+
+export type CaseId = "a" | "b" | "c" | "d" | "e";
+
+export const CASES: Record<CaseId, string> = {
+  a: "no filter",
+  b: "libvirt-style ebtables (linear jumps)",
+  c: "hostnet FilterChain (verdict map)",
+  d: "isolated-netns per VM",
+  e: "managed fdb + ARP suppression",
+};
+
+export interface DataplaneOptions {
+  /** Port counts to measure (default [100, 300]; quick: [20, 40]). */
+  ns?: number[];
+  cases?: CaseId[];
+  /** Frames per measured repetition and the fixed send rate (frames/s). */
+  frames?: number;
+  rate?: number;
+  reps?: number;
+  /** CPU the sender is pinned to (default: the last one). */
+  cpu?: number;
+  quick?: boolean;
+  /** perf profile: "auto" profiles the cases of a missed target. Default auto (quick: off). */
+  profile?: "auto" | "always" | "off";
+  /** Write bench/results/*.json and the SVG chart (default true). */
+  write?: boolean;
+  /** Rewrite the generated block of bench/README.md (default: true unless quick). */
+  readme?: boolean;
+  /** Directory holding results/ and README.md (default: this package's bench/). */
+  benchDir?: string;
+  log?: (line: string) => void;
+}
+
+export interface RepResult {
+  sent: number;
+  wallS: number;
+  /** Sender thread CPU inside send() (syscall + the softirq work it runs) + ksoftirqd excess. */
+  attributedUs: number;
+  sendCpuUs: number;
+  ksoftirqdUs: number;
+  /** Tick-sampled softirq time on the sender's CPU, minus baseline (cross-check). */
+  softirqUs: number;
+  /** The /proc/stat method: busy time of all CPUs minus a baseline window of the same length. */
+  procStatUs: number;
+  procStatCpuUs: number;
+  /** false when the sender's CPU was saturated, so busy time cannot see our work. */
+  procStatValid: boolean;
+  idleFractionCpu: number;
+  softnetDrops: number;
+  lateMaxMs: number;
+}
+
+export interface CaseResult {
+  case: CaseId;
+  label: string;
+  n: number;
+  buildS: number;
+  reps: RepResult[];
+  median: { attributedUs: number; softirqUs: number; procStatUs: number; procStatValid: boolean };
+  verify: Record<string, number | string | boolean>;
+}
+
+export interface ProfileResult {
+  case: CaseId;
+  n: number;
+  reason: string;
+  top: { pct: number; sym: string }[];
+  error?: string;
+}
+
+export interface TargetResult {
+  name: string;
+  value: number | null;
+  limit: number;
+  met: boolean | null;
+  detail: string;
+}
+
+export interface DataplaneResults {
+  date: string;
+  quick: boolean;
+  machine: Record<string, string | number>;
+  options: Required<Pick<DataplaneOptions, "ns" | "cases" | "frames" | "rate" | "reps" | "cpu">>;
+  method: string;
+  results: CaseResult[];
+  ratios: Record<string, number | null>;
+  targets: TargetResult[];
+  profiles: ProfileResult[];
+  files: string[];
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Names and addresses                                                                        */
+/* ----------------------------------------------------------------------------------------- */
+
+const PREFIX = "hnbd-";
+const BR_NS = "hnbd-br";
+const SND_NS = "hnbd-snd";
+const BRIDGE = "hnbd-br";
+const SND_PORT = "hnbd-snd";
+const SND_IF = "snd0";
+const SND_MAC = "02:48:4e:42:ff:fe";
+const SND_IP = "198.19.199.254";
+const MAX_N = 1000;
+const LOCK = "/run/hnbd-dataplane.lock";
+
+const port = (i: number): string => `hnbd-p${i}`;
+const peer = (i: number): string => `hnbd-g${i}`;
+const vmNs = (i: number): string => `hnbd-vm${i}`;
+const hostPort = (i: number): string => `hnbd-hv${i}`;
+const hex2 = (v: number): string => v.toString(16).padStart(2, "0");
+const vmMac = (i: number): string => `02:48:4e:42:${hex2(i >> 8)}:${hex2(i & 255)}`;
+const vmIp = (i: number): string => `198.19.${200 + Math.floor(i / 250)}.${(i % 250) + 1}`;
+/** The stand-in for the VM behind its tap: a veth peer, up, with ARP off (drops clones early). */
+const TAP_PEER = "vm0";
+const INNER = derivedNames("x");
+
+/** A VmSpec as hostnet's components see it (for the port flags hostnet would set). */
+function vmSpec(i: number, managed: boolean): VmSpec {
+  return VmSpec.parse({
+    name: `v${i}`, host: "bench", mac: vmMac(i), ipv4: [`${vmIp(i)}/22`], attachment: "bridged",
+    managedFdb: managed, arpSuppress: managed, filter: "clean-traffic",
+  });
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, k) => k + 1);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Running commands                                                                           */
+/* ----------------------------------------------------------------------------------------- */
+
+const children = new Set<ChildProcess>();
+
+interface RunResult { code: number; stdout: string; stderr: string }
+
+function run(cmd: string, args: string[], what: string, input?: string, allowFail = false): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    children.add(child);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", (e) => {
+      children.delete(child);
+      reject(new Error(`dataplane bench: cannot start ${cmd} (${what}): ${e.message}; run 'npm run setup' to install what is missing`));
+    });
+    child.on("close", (code) => {
+      children.delete(child);
+      const r = { code: code ?? -1, stdout, stderr };
+      if (r.code !== 0 && !allowFail) {
+        reject(new Error(`dataplane bench: ${what} failed (${cmd} exit ${r.code}): ${stderr.trim().split("\n").slice(-5).join(" | ")}`));
+      } else resolve(r);
+    });
+    child.stdin.on("error", () => undefined); // a child that exits without reading its stdin is not an error
+    child.stdin.end(input ?? "");
+  });
+}
+
+const ipBatch = (ns: string | undefined, lines: string[], what: string): Promise<RunResult> =>
+  run("ip", [...(ns ? ["-n", ns] : []), "-batch", "-"], what, lines.join("\n") + "\n");
+const bridgeBatch = (ns: string, lines: string[], what: string): Promise<RunResult> =>
+  run("bridge", ["-n", ns, "-batch", "-"], what, lines.join("\n") + "\n");
+const inNs = (ns: string, argv: string[], what: string, input?: string): Promise<RunResult> =>
+  run("ip", ["netns", "exec", ns, ...argv], what, input);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/* ----------------------------------------------------------------------------------------- */
+/* Cleanup (always: try/finally and signal handlers)                                          */
+/* ----------------------------------------------------------------------------------------- */
+
+function ourNamespaces(): string[] {
+  const r = spawnSync("ip", ["netns", "list"], { encoding: "utf8" });
+  return (r.stdout ?? "").split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n.startsWith(PREFIX));
+}
+
+/** Deletes every hnbd-* namespace; links, bridges, fdb, neighbours and nft/ebtables rules go with them. */
+export function cleanupSync(): number {
+  const names = ourNamespaces();
+  if (names.length > 0) {
+    spawnSync("ip", ["-force", "-batch", "-"], { input: names.map((n) => `netns del ${n}`).join("\n") + "\n" });
+  }
+  return names.length;
+}
+
+function killChildren(): void {
+  for (const c of children) if (c.pid !== undefined) try { process.kill(c.pid, "SIGKILL"); } catch { /* gone */ }
+}
+
+function acquireLock(): void {
+  try {
+    fs.writeFileSync(LOCK, String(process.pid), { flag: "wx" });
+    return;
+  } catch { /* exists */ }
+  const pid = Number(fs.readFileSync(LOCK, "utf8"));
+  let alive = false;
+  try { process.kill(pid, 0); alive = true; } catch { /* stale */ }
+  if (alive && pid !== process.pid) {
+    throw new Error(`dataplane bench: another run (pid ${pid}) owns the hnbd-* namespaces; wait for it to finish, or if it is not a bench, remove ${LOCK}`);
+  }
+  fs.writeFileSync(LOCK, String(process.pid));
+}
+
+function releaseLock(): void {
+  try { if (fs.readFileSync(LOCK, "utf8") === String(process.pid)) fs.unlinkSync(LOCK); } catch { /* none */ }
+}
+
+/** Signals and a crash (uncaught exception, process.exit) must not leave hnbd-* namespaces behind. */
+function installSignalHandlers(tmp: string): () => void {
+  const onExit = (): void => {
+    killChildren();
+    cleanupSync();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    releaseLock();
+  };
+  process.on("exit", onExit);
+  const handler = (sig: NodeJS.Signals): void => {
+    killChildren();
+    const n = cleanupSync();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    releaseLock();
+    process.stderr.write(`\ndataplane bench: ${sig}: removed ${n} hnbd-* namespace(s)\n`);
+    process.exit(128 + (os.constants.signals[sig] ?? 1));
+  };
+  const sigs: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  for (const s of sigs) process.on(s, handler);
+  return () => {
+    for (const s of sigs) process.off(s, handler);
+    process.off("exit", onExit);
+  };
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Topologies                                                                                 */
+/* ----------------------------------------------------------------------------------------- */
+
+const NO_IPV6 = "echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6 && echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6";
+
+/** Bridge namespace with the host bridge, and the sender namespace with its veth into the bridge. */
+async function buildBase(): Promise<void> {
+  await ipBatch(undefined, [`netns add ${BR_NS}`, `netns add ${SND_NS}`], "create namespaces hnbd-br, hnbd-snd");
+  for (const ns of [BR_NS, SND_NS]) await inNs(ns, ["sh", "-c", NO_IPV6], `disable IPv6 in ${ns}`);
+  await ipBatch(BR_NS, [
+    "link set lo up",
+    batchLine(["link", "add", BRIDGE, "type", "bridge", "stp_state", "0"]),
+    batchLine(["link", "set", BRIDGE, "up"]),
+    batchLine(["link", "add", SND_PORT, "type", "veth", "peer", "name", SND_IF, "netns", SND_NS]),
+    batchLine(["link", "set", SND_PORT, "master", BRIDGE, "up"]),
+  ], "create bridge hnbd-br and the sender port in netns hnbd-br");
+  await ipBatch(SND_NS, ["link set lo up", batchLine(["link", "set", SND_IF, "address", SND_MAC, "arp", "off", "up"])], "bring up snd0 in netns hnbd-snd");
+}
+
+/** N VM ports on the host bridge: veth pairs whose peers (the "VMs") stay in hnbd-br, up, ARP off. */
+async function buildPorts(n: number): Promise<void> {
+  const lines: string[] = [];
+  for (const i of range(n)) {
+    lines.push(batchLine(["link", "add", port(i), "type", "veth", "peer", "name", peer(i), "address", vmMac(i)]));
+    lines.push(batchLine(["link", "set", port(i), "master", BRIDGE, "up"]));
+    lines.push(batchLine(["link", "set", peer(i), "arp", "off", "up"]));
+  }
+  await ipBatch(BR_NS, lines, `create ${n} VM ports on hnbd-br`);
+}
+
+/** (b) libvirt nwfilter's shape: POSTROUTING holds one `-o port -j chain` per port; 3 rules per port. */
+export function libvirtEbtables(n: number): string {
+  const chain = (i: number): string => `libvirt-O-${port(i)}`;
+  const out = ["*nat", ":PREROUTING ACCEPT", ":OUTPUT ACCEPT", ":POSTROUTING ACCEPT"];
+  for (const i of range(n)) out.push(`:${chain(i)} RETURN`);
+  for (const i of range(n)) out.push(`-A POSTROUTING -o ${port(i)} -j ${chain(i)}`);
+  for (const i of range(n)) {
+    out.push(`-A ${chain(i)} -d ${vmMac(i)} -j ACCEPT`, `-A ${chain(i)} -p ARP -d Broadcast -j ACCEPT`, `-A ${chain(i)} -j DROP`);
+  }
+  return out.join("\n") + "\n";
+}
+
+/** (c)/(e) exactly what hostnet's FilterChain loads for clean-traffic on every VM port. */
+export function hostnetFilter(n: number): string {
+  return compileFilterChain({
+    table: "hostnet",
+    ports: range(n).map((i) => ({ port: port(i), policy: "clean-traffic" as const, mac: vmMac(i), ipv4: [vmIp(i)] })),
+  }).script;
+}
+
+async function loadNft(ns: string, script: string, what: string): Promise<void> {
+  await inNs(ns, ["nft", "-f", "-"], what, script);
+}
+
+/** (e) seed 002 + ARP suppression: the port flags hostnet sets, static fdb, permanent neighbours. */
+async function buildSuppression(n: number): Promise<void> {
+  const br: string[] = [];
+  const neigh: string[] = [];
+  for (const i of range(n)) {
+    br.push(...portFlagLines(port(i), hostPortFlags(vmSpec(i, true))));
+    br.push(batchLine(["fdb", "replace", vmMac(i), "dev", port(i), "master", "static"]));
+    neigh.push(batchLine(["neigh", "replace", vmIp(i), "lladdr", vmMac(i), "dev", BRIDGE, "nud", "permanent"]));
+  }
+  await bridgeBatch(BR_NS, br, `set learning/flood off, neigh_suppress on and static fdb on ${n} ports`);
+  await ipBatch(BR_NS, neigh, `add ${n} permanent neighbours on hnbd-br`);
+}
+
+/** (d) per VM what components/isolatedNetns.ts makes: netns, br0, up0<->host port, tap0, own FilterChain. */
+async function buildIsolated(n: number, tmp: string): Promise<void> {
+  await ipBatch(undefined, range(n).map((i) => batchLine(["netns", "add", vmNs(i)])), `create ${n} VM namespaces`);
+  const script: string[] = ["set -e"];
+  for (const i of range(n)) {
+    const dir = path.join(tmp, `vm${i}`);
+    fs.writeFileSync(`${dir}.ip`, [
+      "link set lo up",
+      batchLine(["link", "add", INNER.innerBridge, "type", "bridge", "stp_state", "0"]),
+      batchLine(["link", "set", INNER.innerBridge, "up"]),
+      batchLine(["link", "add", INNER.innerTap, "type", "veth", "peer", "name", TAP_PEER, "address", vmMac(i)]),
+      batchLine(["link", "set", INNER.innerTap, "master", INNER.innerBridge, "up"]),
+      batchLine(["link", "set", TAP_PEER, "arp", "off", "up"]),
+      batchLine(["link", "add", INNER.innerUplink, "type", "veth", "peer", "name", hostPort(i), "netns", BR_NS]),
+      batchLine(["link", "set", INNER.innerUplink, "master", INNER.innerBridge, "up"]),
+    ].join("\n") + "\n");
+    fs.writeFileSync(`${dir}.nft`, compileFilterChain({
+      table: "hostnet",
+      ports: [{ port: INNER.innerTap, policy: "clean-traffic", mac: vmMac(i), ipv4: [vmIp(i)] }],
+    }).script);
+    script.push(`ip netns exec ${vmNs(i)} sh -c '${NO_IPV6} && ip -batch ${dir}.ip && nft -f ${dir}.nft'`);
+  }
+  await run("sh", ["-c", script.join("\n")], `build ${n} isolated-netns VMs`);
+  const flags = hostPortFlags(vmSpec(1, false));
+  const lines = range(n).map((i) => batchLine(["link", "set", hostPort(i), "master", BRIDGE, "up"]));
+  await ipBatch(BR_NS, lines, `attach ${n} host ports to hnbd-br`);
+  if (flags !== undefined) await bridgeBatch(BR_NS, range(n).flatMap((i) => portFlagLines(hostPort(i), flags)), "host port flags");
+}
+
+async function buildCase(c: CaseId, n: number, tmp: string): Promise<void> {
+  await buildBase();
+  if (c === "d") return buildIsolated(n, tmp);
+  await buildPorts(n);
+  if (c === "b") await inNs(BR_NS, ["ebtables-nft-restore"], `load ${n} libvirt-style ebtables chains into netns hnbd-br`, libvirtEbtables(n));
+  if (c === "c" || c === "e") await loadNft(BR_NS, hostnetFilter(n), `load hostnet FilterChain for ${n} ports into netns hnbd-br`);
+  if (c === "e") await buildSuppression(n);
+}
+
+/**
+ * Every port must be forwarding before frames are sent. STP is off, but a veth's carrier reaches
+ * the bridge through linkwatch, which batches events for up to a second.
+ */
+async function awaitForwarding(expected: number): Promise<void> {
+  let fwd = 0;
+  for (let k = 0; k < 50; k++) {
+    const r = await run("bridge", ["-n", BR_NS, "-j", "link", "show"], "read bridge ports of hnbd-br");
+    fwd = (JSON.parse(r.stdout) as { state?: string }[]).filter((p) => p.state === "forwarding").length;
+    if (fwd >= expected) return;
+    await sleep(200);
+  }
+  throw new Error(`dataplane bench: after 10 s only ${fwd} of ${expected} ports of hnbd-br are forwarding; check 'bridge -n hnbd-br link'`);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Measuring                                                                                  */
+/* ----------------------------------------------------------------------------------------- */
+
+/**
+ * The sender: AF_PACKET raw socket on snd0, pinned to one CPU, broadcast ARP requests for the VMs'
+ * addresses (round robin) at a fixed rate. It times its own send() calls with the thread CPU clock
+ * (includes the bridge work the kernel runs in softirq on return from the syscall) and snapshots
+ * /proc/stat and ksoftirqd's schedstat right around the send window.
+ */
+const SENDER = String.raw`import json, os, socket, struct, sys, time
+a = json.loads(sys.argv[1])
+with open("/proc/self/comm", "w") as f:
+    f.write("hnbd-send")
+os.sched_setaffinity(0, {a["cpu"]})
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+s.bind((a["ifname"], 0))
+mac = lambda m: bytes(int(x, 16) for x in m.split(":"))
+src = mac(a["srcMac"])
+arp = lambda t: (b"\xff" * 6 + src + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + src
+                 + socket.inet_aton(a["srcIp"]) + b"\x00" * 6 + socket.inet_aton(t)).ljust(60, b"\x00")
+frames = [arp(t) for t in a["targets"]]
+def snap():
+    with open("/proc/stat") as f:
+        stat = [l for l in f.read().split("\n") if l.startswith("cpu")]
+    with open("/proc/%d/schedstat" % a["ksoftirqd"]) as f:
+        ks = int(f.read().split()[0])
+    with open("/proc/net/softnet_stat") as f:
+        sn = f.read()
+    return {"t": time.monotonic_ns(), "stat": stat, "ksoft": ks, "softnet": sn}
+tt = time.thread_time_ns
+c = 0
+for _ in range(5000):
+    c0 = tt(); c += tt() - c0
+calib = c / 5000
+for i in range(a["warm"]):
+    s.send(frames[i % len(frames)])
+time.sleep(0.2)
+n, rate, acc, late = a["frames"], a["rate"], 0, 0.0
+s0 = snap()
+t0 = time.monotonic()
+for i in range(n):
+    d = t0 + i / rate - time.monotonic()
+    if d > 0:
+        time.sleep(d)
+    else:
+        late = max(late, -d)
+    c0 = tt(); s.send(frames[i % len(frames)]); acc += tt() - c0
+time.sleep(a["drainMs"] / 1000)
+s1 = snap()
+print(json.dumps({"sent": n, "warm": a["warm"], "sendCpuNs": acc, "calibNs": calib, "lateMaxMs": late * 1000, "s0": s0, "s1": s1}))
+`;
+
+interface Snap { t: number; stat: string[]; ksoft: number; softnet: string }
+
+interface CpuTicks { busy: number; idle: number; softirq: number; total: number }
+
+/** /proc/stat "cpu" lines → ticks; busy excludes idle, iowait and steal (time not ours). */
+function parseStat(lines: string[]): Map<string, CpuTicks> {
+  const m = new Map<string, CpuTicks>();
+  for (const l of lines) {
+    const [name, ...f] = l.trim().split(/\s+/);
+    const v = f.slice(0, 8).map(Number);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = v.map((x) => x || 0) as [number, number, number, number, number, number, number, number];
+    m.set(name ?? "", { busy: user + nice + system + irq + softirq, idle: idle + iowait, softirq, total: user + nice + system + idle + iowait + irq + softirq + steal });
+  }
+  return m;
+}
+
+function softnetDropped(text: string, cpu: number): number {
+  const line = text.trim().split("\n")[cpu] ?? "";
+  return parseInt(line.trim().split(/\s+/)[1] ?? "0", 16) || 0;
+}
+
+function ksoftirqdPid(cpu: number): number {
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${d}/comm`, "utf8").trim() === `ksoftirqd/${cpu}`) return Number(d);
+    } catch { /* exited */ }
+  }
+  throw new Error(`dataplane bench: no ksoftirqd/${cpu} thread found; is CPU ${cpu} online? (pass cpu: <n>)`);
+}
+
+function localSnap(ksoftirqd: number): Snap {
+  return {
+    t: Number(process.hrtime.bigint()),
+    stat: fs.readFileSync("/proc/stat", "utf8").split("\n").filter((l) => l.startsWith("cpu")),
+    ksoft: Number(fs.readFileSync(`/proc/${ksoftirqd}/schedstat`, "utf8").split(" ")[0]),
+    softnet: fs.readFileSync("/proc/net/softnet_stat", "utf8"),
+  };
+}
+
+interface Window { s: number; busyAll: number; busyCpu: number; softirqCpu: number; idleCpu: number; totalCpu: number; ksoftNs: number }
+
+function windowOf(a: Snap, b: Snap, cpu: number): Window {
+  const A = parseStat(a.stat);
+  const B = parseStat(b.stat);
+  const d = (name: string, k: keyof CpuTicks): number => (B.get(name)?.[k] ?? 0) - (A.get(name)?.[k] ?? 0);
+  const c = `cpu${cpu}`;
+  return {
+    s: (b.t - a.t) / 1e9, busyAll: d("cpu", "busy"), busyCpu: d(c, "busy"), softirqCpu: d(c, "softirq"),
+    idleCpu: d(c, "idle"), totalCpu: d(c, "total"), ksoftNs: b.ksoft - a.ksoft,
+  };
+}
+
+let clkTck = 0;
+function ticksPerSecond(): number {
+  if (clkTck === 0) clkTck = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+  return clkTck;
+}
+
+function pythonPath(): string {
+  return fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+}
+
+interface SendOut { sent: number; warm: number; sendCpuNs: number; calibNs: number; lateMaxMs: number; s0: Snap; s1: Snap }
+
+async function send(tmp: string, n: number, frames: number, o: Required<Pick<DataplaneOptions, "rate" | "cpu">>, ksoftirqd: number): Promise<SendOut> {
+  const arg = {
+    cpu: o.cpu, ifname: SND_IF, srcMac: SND_MAC, srcIp: SND_IP, targets: range(n).map(vmIp),
+    ksoftirqd, frames, rate: o.rate, warm: 20, drainMs: 200,
+  };
+  const r = await inNs(SND_NS, [pythonPath(), path.join(tmp, "send.py"), JSON.stringify(arg)], "send broadcast ARP from netns hnbd-snd");
+  return JSON.parse(r.stdout) as SendOut;
+}
+
+/** One repetition: baseline (half before, half after, same total length as the send window). */
+async function measureRep(tmp: string, n: number, o: Required<DataplaneOptions>, ksoftirqd: number): Promise<RepResult> {
+  const planned = o.frames / o.rate + 0.2;
+  const b0 = localSnap(ksoftirqd);
+  await sleep((planned / 2) * 1000);
+  const b1 = localSnap(ksoftirqd);
+  const out = await send(tmp, n, o.frames, o, ksoftirqd);
+  const w = windowOf(out.s0, out.s1, o.cpu);
+  const b2 = localSnap(ksoftirqd);
+  await sleep((w.s / 2) * 1000);
+  const b3 = localSnap(ksoftirqd);
+  const pre = windowOf(b0, b1, o.cpu);
+  const post = windowOf(b2, b3, o.cpu);
+  const base = (k: keyof Window): number => ((pre[k] + post[k]) / (pre.s + post.s)) * w.s;
+  const tickUs = 1e6 / ticksPerSecond();
+  const perFrame = (x: number): number => x / out.sent;
+  const sendCpuUs = perFrame((out.sendCpuNs - out.calibNs * out.sent) / 1000);
+  const ksoftirqdUs = perFrame((w.ksoftNs - base("ksoftNs")) / 1000);
+  const idleFractionCpu = w.totalCpu > 0 ? w.idleCpu / w.totalCpu : 0;
+  return {
+    sent: out.sent, wallS: w.s, sendCpuUs, ksoftirqdUs, attributedUs: sendCpuUs + ksoftirqdUs,
+    softirqUs: perFrame((w.softirqCpu - base("softirqCpu")) * tickUs),
+    procStatUs: perFrame((w.busyAll - base("busyAll")) * tickUs),
+    procStatCpuUs: perFrame((w.busyCpu - base("busyCpu")) * tickUs),
+    procStatValid: idleFractionCpu >= 0.05, idleFractionCpu,
+    softnetDrops: softnetDropped(out.s1.softnet, o.cpu) - softnetDropped(out.s0.softnet, o.cpu),
+    lateMaxMs: out.lateMaxMs,
+  };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Verification: the topology did what the case claims                                       */
+/* ----------------------------------------------------------------------------------------- */
+
+async function rxPackets(ns: string, names: Set<string>): Promise<number> {
+  const r = await run("ip", ["-n", ns, "-s", "-j", "link", "show"], `read link counters in ${ns}`);
+  const links = JSON.parse(r.stdout) as { ifname: string; stats64?: { rx?: { packets?: number } } }[];
+  return links.filter((l) => names.has(l.ifname)).reduce((s, l) => s + (l.stats64?.rx?.packets ?? 0), 0);
+}
+
+async function verifyCase(c: CaseId, n: number, totalSent: number): Promise<Record<string, number | string | boolean>> {
+  const v: Record<string, number | string | boolean> = {};
+  if (c === "d") {
+    const sample = [1, Math.ceil(n / 2), n];
+    let rx = 0;
+    for (const i of sample) rx += await rxPackets(vmNs(i), new Set([TAP_PEER]));
+    v.clonesPerFrame = round((rx / sample.length / totalSent) * n, 2);
+    const t = await inNs(vmNs(n), ["nft", "list", "tables"], `list nft tables in ${vmNs(n)}`);
+    v.vmTableLoaded = t.stdout.includes("table bridge hostnet");
+  } else {
+    v.clonesPerFrame = round((await rxPackets(BR_NS, new Set(range(n).map(peer)))) / totalSent, 2);
+  }
+  if (c === "b") Object.assign(v, await verifyEbtables(n, totalSent));
+  if (c === "c" || c === "e") {
+    const t = await inNs(BR_NS, ["nft", "-j", "list", "map", "bridge", "hostnet", "to_vm"], "read map to_vm");
+    v.toVmMapElements = (t.stdout.match(/"jump"/g) ?? []).length;
+  }
+  if (c === "e") v.repliesPerFrame = round((await rxPackets(SND_NS, new Set([SND_IF]))) / totalSent, 2);
+  return v;
+}
+
+/** ebtables-nft keeps its rules in the namespace's own nft table `bridge nat`: read the jump counters. */
+async function verifyEbtables(n: number, totalSent: number): Promise<Record<string, number | string | boolean>> {
+  const r = await inNs(BR_NS, ["nft", "-j", "list", "chain", "bridge", "nat", "POSTROUTING"], "read ebtables POSTROUTING in netns hnbd-br");
+  const rules = (JSON.parse(r.stdout) as { nftables: { rule?: { expr: Record<string, { packets?: number }>[] } }[] }).nftables
+    .filter((x) => x.rule !== undefined);
+  const packets = rules.map((x) => x.rule!.expr.find((e) => e.counter !== undefined)?.counter?.packets ?? 0);
+  const snd = await inNs(SND_NS, ["nft", "list", "tables"], "list nft tables in netns hnbd-snd");
+  return {
+    ebtablesNetns: BR_NS,
+    ebtablesJumpRules: rules.length,
+    ebtablesJumpsPerFrame: round(packets.reduce((s, p) => s + p, 0) / totalSent, 2),
+    ebtablesRulesWalkedPerFrame: round(packets.reduce((s, p, k) => s + p * (k + 1), 0) / totalSent, 0),
+    ebtablesAbsentInSenderNetns: !snd.stdout.includes("bridge nat"),
+  };
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Profiling a missed target (perf, optional)                                                 */
+/* ----------------------------------------------------------------------------------------- */
+
+function hasPerf(): boolean {
+  return spawnSync("perf", ["--version"]).status === 0;
+}
+
+async function profileCase(c: CaseId, n: number, reason: string, tmp: string, o: Required<DataplaneOptions>, ksoftirqd: number): Promise<ProfileResult> {
+  const data = path.join(tmp, `perf-${c}-${n}.data`);
+  try {
+    cleanupSync();
+    await buildCase(c, n, tmp);
+    const perf = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-C", String(o.cpu), "-g", "-o", data], { stdio: "ignore" });
+    children.add(perf);
+    const exited = new Promise<void>((r) => perf.on("close", () => { children.delete(perf); r(); }));
+    await sleep(500);
+    await send(tmp, n, Math.min(o.frames, 1000), o, ksoftirqd);
+    perf.kill("SIGINT");
+    await exited;
+    const rep = await run("perf", ["report", "-i", data, "--stdio", "--no-children", "--percentage", "relative",
+      "--comms", `hnbd-send,ksoftirqd/${o.cpu}`, "--sort", "sym", "-g", "none", "--percent-limit", "1"], "perf report");
+    const top = [...rep.stdout.matchAll(/^\s+([\d.]+)%\s+\[[k.]\]\s+(\S+)/gm)].slice(0, 12).map((m) => ({ pct: Number(m[1]), sym: m[2]! }));
+    return { case: c, n, reason, top };
+  } catch (e) {
+    return { case: c, n, reason, top: [], error: (e as Error).message };
+  } finally {
+    cleanupSync();
+    fs.rmSync(data, { force: true });
+  }
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Ratios, targets, report                                                                    */
+/* ----------------------------------------------------------------------------------------- */
+
+function find(rs: CaseResult[], c: CaseId, n: number): CaseResult | undefined {
+  return rs.find((r) => r.case === c && r.n === n);
+}
+
+function ratio(x: number | undefined, y: number | undefined): number | null {
+  return x === undefined || y === undefined || !(y > 0) ? null : round(x / y, 2);
+}
+
+function evaluate(rs: CaseResult[], ns: number[]): { ratios: Record<string, number | null>; targets: TargetResult[] } {
+  const lo = Math.min(...ns);
+  const hi = Math.max(...ns);
+  const at = (c: CaseId, n: number): number | undefined => find(rs, c, n)?.median.attributedUs;
+  const ratios: Record<string, number | null> = {};
+  for (const n of ns) {
+    ratios[`c/a@${n}`] = ratio(at("c", n), at("a", n));
+    ratios[`b/c@${n}`] = ratio(at("b", n), at("c", n));
+    ratios[`b/a@${n}`] = ratio(at("b", n), at("a", n));
+    ratios[`d/a@${n}`] = ratio(at("d", n), at("a", n));
+  }
+  const eLo = at("e", lo);
+  const eHi = at("e", hi);
+  ratios[`e growth ${lo}->${hi}`] = eLo !== undefined && eHi !== undefined ? round(eHi / eLo - 1, 3) : null;
+  const ca = ratios[`c/a@${hi}`] ?? null;
+  const eg = ratios[`e growth ${lo}->${hi}`] ?? null;
+  const targets: TargetResult[] = [
+    {
+      name: `(c) <= 1.2 x (a) at N = ${hi}`, value: ca, limit: 1.2, met: ca === null ? null : ca <= 1.2,
+      detail: ca === null ? "not measured" : ca <= 1.2 ? `met with ${round((1.2 - ca) * 100, 0)} points to spare` : `missed by ${round((ca / 1.2 - 1) * 100, 1)}% (ratio ${ca}, limit 1.2)`,
+    },
+    {
+      name: `(e) grows <= 20% from N = ${lo} to ${hi}`, value: eg, limit: 0.2, met: eg === null ? null : eg <= 0.2,
+      detail: eg === null ? "not measured" : eg <= 0.2 ? `met (${round(eg * 100, 1)}%)` : `missed by ${round((eg - 0.2) * 100, 1)} points (growth ${round(eg * 100, 1)}%, limit 20%)`,
+    },
+  ];
+  return { ratios, targets };
+}
+
+function fmt(x: number | undefined): string {
+  if (x === undefined || !Number.isFinite(x)) return "–";
+  return Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1);
+}
+
+/** Markdown table: one row per case, per N the attributed median (spread) and /proc/stat median. */
+export function table(r: Pick<DataplaneResults, "results" | "options">): string {
+  const ns = r.options.ns;
+  const head = ["case", ...ns.flatMap((n) => [`N=${n} µs/frame (min–max)`, `N=${n} softirq`, `N=${n} /proc/stat`])];
+  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
+  for (const c of r.options.cases) {
+    const cells = [`(${c}) ${CASES[c]}`];
+    for (const n of ns) {
+      const x = find(r.results, c, n);
+      const a = x?.reps.map((p) => p.attributedUs) ?? [];
+      cells.push(x ? `${fmt(x.median.attributedUs)} (${fmt(Math.min(...a))}–${fmt(Math.max(...a))})` : "–");
+      cells.push(fmt(x?.median.softirqUs));
+      cells.push(x ? `${fmt(x.median.procStatUs)}${x.median.procStatValid ? "" : "*"}` : "–");
+    }
+    lines.push(`| ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+function machine(cpu: number): Record<string, string | number> {
+  const model = /model name\s*:\s*(.*)/.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
+  const load = fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  return { hostname: os.hostname(), nproc: os.cpus().length, kernel: os.release(), cpuModel: model, senderCpu: cpu, loadavgAtStart: load };
+}
+
+const METHOD =
+  "Broadcast ARP requests (60-byte frames, targets round robin over the VMs' addresses) from netns hnbd-snd " +
+  "through an AF_PACKET socket, pinned to one CPU, at a fixed rate; IPv6 disabled in every test namespace. " +
+  "attributedUs = sender thread CPU time inside send() (the bridge flood runs in softirq on that thread) + ksoftirqd " +
+  "time on that CPU beyond its baseline rate, per frame. softirqUs = tick-sampled softirq time of that CPU (/proc/stat) " +
+  "minus baseline. procStatUs = busy time of all CPUs (/proc/stat, minus idle, iowait, steal) in the send window minus " +
+  "a baseline window of the same length (half before, half after); '*' = sender CPU saturated, so busy time cannot " +
+  "see the work. Median of the repetitions.";
+
+/* ----------------------------------------------------------------------------------------- */
+/* SVG chart (hand-written): µs/frame against N, log scale, one line per case                 */
+/* ----------------------------------------------------------------------------------------- */
+
+const COLORS: Record<CaseId, string> = { a: "#555555", b: "#d62728", c: "#1f77b4", d: "#9467bd", e: "#2ca02c" };
+
+export function svgChart(r: Pick<DataplaneResults, "results" | "options" | "date" | "machine">): string {
+  const W = 760, H = 460, L = 70, R = 250, T = 50, B = 60;
+  const ns = r.options.ns;
+  const vals = r.results.map((x) => x.median.attributedUs).filter((v) => v > 0);
+  const lo = Math.floor(Math.log10(Math.min(...vals, 10)));
+  const hi = Math.ceil(Math.log10(Math.max(...vals, 100)));
+  const nMin = Math.min(...ns), nMax = Math.max(...ns);
+  const x = (n: number): number => L + (nMax === nMin ? 0.5 : (n - nMin) / (nMax - nMin)) * (W - L - R);
+  const y = (v: number): number => T + (1 - (Math.log10(v) - lo) / (hi - lo)) * (H - T - B);
+  const o: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${L}" y="22" font-size="15" font-weight="bold">Broadcast ARP: CPU time per frame vs bridge ports</text>`,
+    `<text x="${L}" y="40" fill="#666">${esc(`${r.date.slice(0, 10)} · ${r.machine.nproc} vCPU ${r.machine.cpuModel} · kernel ${r.machine.kernel} · median, log scale`)}</text>`,
+  ];
+  for (let e = lo; e <= hi; e++) {
+    for (const m of [1, 2, 5]) {
+      const v = m * 10 ** e;
+      if (Math.log10(v) > hi) continue;
+      o.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="${m === 1 ? "#ccc" : "#eee"}"/>`);
+      o.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v >= 1 ? v : v.toFixed(1)}</text>`);
+    }
+  }
+  for (const n of ns) o.push(`<text x="${x(n)}" y="${H - B + 18}" text-anchor="middle">${n}</text>`);
+  o.push(`<text x="${(L + W - R) / 2}" y="${H - 18}" text-anchor="middle">N (VM ports on the bridge)</text>`);
+  o.push(`<text transform="translate(18 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">µs CPU per frame</text>`);
+  r.options.cases.forEach((c, k) => {
+    const pts = ns.map((n) => find(r.results, c, n)).filter((p): p is CaseResult => p !== undefined && p.median.attributedUs > 0);
+    if (pts.length > 1) o.push(`<polyline fill="none" stroke="${COLORS[c]}" stroke-width="2" points="${pts.map((p) => `${x(p.n)},${y(p.median.attributedUs)}`).join(" ")}"/>`);
+    for (const p of pts) {
+      o.push(`<circle cx="${x(p.n)}" cy="${y(p.median.attributedUs)}" r="4" fill="${COLORS[c]}"/>`);
+      o.push(`<text x="${x(p.n) + 7}" y="${y(p.median.attributedUs) - 6}" fill="${COLORS[c]}">${fmt(p.median.attributedUs)}</text>`);
+    }
+    o.push(`<rect x="${W - R + 20}" y="${T + k * 22}" width="14" height="4" fill="${COLORS[c]}"/>`);
+    o.push(`<text x="${W - R + 40}" y="${T + k * 22 + 6}">(${c}) ${esc(CASES[c])}</text>`);
+  });
+  o.push("</svg>");
+  return o.join("\n") + "\n";
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Files                                                                                      */
+/* ----------------------------------------------------------------------------------------- */
+
+const README_BEGIN = "<!-- dataplane:auto:begin (written by bench/dataplane.ts; edit the text outside this block) -->";
+const README_END = "<!-- dataplane:auto:end -->";
+
+export function readmeBlock(r: DataplaneResults): string {
+  const m = r.machine;
+  const lines = [
+    `Latest full run: **${r.date}** on ${m.hostname} — ${m.nproc} vCPU, ${m.cpuModel}, kernel ${m.kernel}; ` +
+      `load average at start ${m.loadavgAtStart}. ${r.options.frames} frames at ${r.options.rate}/s per repetition, ` +
+      `${r.options.reps} repetitions, sender pinned to CPU ${r.options.cpu}.`,
+    "",
+    table(r),
+    "",
+    "Ratios (attributed): " + Object.entries(r.ratios).map(([k, v]) => `${k} = ${v ?? "–"}`).join(", ") + ".",
+    "",
+    ...r.targets.map((t) => `- Target ${t.name}: **${t.met === null ? "not measured" : t.met ? "met" : "MISSED"}** — ${t.detail}.`),
+  ];
+  for (const p of r.profiles) {
+    lines.push("", `Profile of (${p.case}) at N = ${p.n} (${p.reason}; perf cpu-clock on the sender's CPU, sender + ksoftirqd only): ` +
+      (p.error ? `failed: ${p.error}` : p.top.map((t) => `${t.sym} ${t.pct}%`).join(", ")));
+  }
+  lines.push("", `Raw results: ${r.files.map((f) => `\`${f}\``).join(", ")}.`);
+  return lines.join("\n");
+}
+
+function updateReadme(file: string, block: string, log: (s: string) => void): void {
+  const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+  const b = text.indexOf(README_BEGIN);
+  const e = text.indexOf(README_END);
+  if (b < 0 || e < b) {
+    log(`dataplane bench: ${file} has no generated block (${README_END}); figures not copied there`);
+    return;
+  }
+  fs.writeFileSync(file, text.slice(0, b + README_BEGIN.length) + "\n" + block + "\n" + text.slice(e));
+}
+
+function writeFiles(r: DataplaneResults, benchDir: string): string[] {
+  const dir = path.join(benchDir, "results");
+  fs.mkdirSync(dir, { recursive: true });
+  const tag = r.quick ? "dataplane-quick" : "dataplane";
+  const json = path.join(dir, `${tag}-${r.date.replace(/[:]/g, "").replace(/\.\d+Z$/, "Z")}.json`);
+  const svg = path.join(dir, `${tag}.svg`);
+  r.files = [json, svg].map((f) => path.relative(path.dirname(benchDir), f));
+  fs.writeFileSync(json, JSON.stringify(r, null, 2) + "\n");
+  fs.writeFileSync(svg, svgChart(r));
+  return r.files;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Entry point                                                                                */
+/* ----------------------------------------------------------------------------------------- */
+
+function resolveOptions(opts: DataplaneOptions): Required<DataplaneOptions> {
+  const quick = opts.quick ?? false;
+  const o: Required<DataplaneOptions> = {
+    ns: opts.ns ?? (quick ? [20, 40] : [100, 300]),
+    cases: opts.cases ?? ["a", "b", "c", "e", "d"],
+    frames: opts.frames ?? (quick ? 300 : 2000),
+    rate: opts.rate ?? (quick ? 300 : 200),
+    reps: opts.reps ?? 3,
+    cpu: opts.cpu ?? os.cpus().length - 1,
+    quick,
+    profile: opts.profile ?? (quick ? "off" : "auto"),
+    write: opts.write ?? true,
+    readme: opts.readme ?? !quick,
+    benchDir: opts.benchDir ?? path.resolve(__dirname, "..", "..", "bench"),
+    log: opts.log ?? ((s: string) => console.log(s)),
+  };
+  const bad = o.ns.find((n) => !Number.isInteger(n) || n < 1 || n > MAX_N);
+  if (bad !== undefined) throw new Error(`dataplane bench: N must be an integer 1..${MAX_N}, got ${bad}`);
+  if (o.cpu < 0 || o.cpu >= os.cpus().length) throw new Error(`dataplane bench: cpu ${o.cpu} does not exist (this machine has ${os.cpus().length})`);
+  if (!(o.frames > 0 && o.rate > 0 && o.reps > 0)) throw new Error("dataplane bench: frames, rate and reps must be positive");
+  o.ns = [...new Set(o.ns)].sort((a, b) => a - b);
+  return o;
+}
+
+async function runCase(c: CaseId, n: number, o: Required<DataplaneOptions>, tmp: string, ksoftirqd: number): Promise<CaseResult> {
+  cleanupSync();
+  await sleep(o.quick ? 500 : 2000); // let the previous case's namespace teardown finish
+  const t0 = Date.now();
+  await buildCase(c, n, tmp);
+  const buildS = (Date.now() - t0) / 1000;
+  await awaitForwarding(n + 1);
+  const reps: RepResult[] = [];
+  for (let k = 0; k < o.reps; k++) reps.push(await measureRep(tmp, n, o, ksoftirqd));
+  const totalSent = reps.reduce((s, r) => s + r.sent + 20, 0);
+  const verify = await verifyCase(c, n, totalSent);
+  cleanupSync();
+  const med = (k: "attributedUs" | "softirqUs" | "procStatUs"): number => round(median(reps.map((r) => r[k])), 1);
+  return {
+    case: c, label: CASES[c], n, buildS, reps, verify,
+    median: { attributedUs: med("attributedUs"), softirqUs: med("softirqUs"), procStatUs: med("procStatUs"), procStatValid: reps.every((r) => r.procStatValid) },
+  };
+}
+
+async function profileMisses(r: DataplaneResults, o: Required<DataplaneOptions>, tmp: string, ksoftirqd: number): Promise<void> {
+  if (o.profile === "off" || !hasPerf()) {
+    if (o.profile !== "off") o.log("dataplane bench: perf not found; no profile (apt-get install linux-perf)");
+    return;
+  }
+  const hi = Math.max(...o.ns);
+  const lo = Math.min(...o.ns);
+  const want: [CaseId, number, string][] = [];
+  const [t1, t2] = r.targets;
+  if (o.profile === "always" || t1?.met === false) want.push(["a", hi, "reference for (c)/(a)"], ["c", hi, t1?.detail ?? ""]);
+  if (o.profile === "always" || t2?.met === false) want.push(["e", lo, "reference for (e) growth"], ["e", hi, t2?.detail ?? ""]);
+  for (const [c, n, reason] of want) {
+    if (!o.cases.includes(c)) continue;
+    o.log(`profiling (${c}) at N = ${n} ...`);
+    r.profiles.push(await profileCase(c, n, reason, tmp, o, ksoftirqd));
+  }
+}
+
+/** Runs every case at every N (cleaning up between cases) and returns the results; see DataplaneOptions. */
+export async function runDataplaneBench(opts: DataplaneOptions = {}): Promise<DataplaneResults> {
+  const o = resolveOptions(opts);
+  if (process.getuid?.() !== 0) throw new Error("dataplane bench: needs root (network namespaces, bridges, nft)");
+  acquireLock();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hnbd-"));
+  const removeHandlers = installSignalHandlers(tmp);
+  try {
+    const stale = cleanupSync();
+    if (stale > 0) o.log(`dataplane bench: removed ${stale} hnbd-* namespace(s) left by an earlier run`);
+    fs.writeFileSync(path.join(tmp, "send.py"), SENDER);
+    const ksoftirqd = ksoftirqdPid(o.cpu);
+    const r: DataplaneResults = {
+      date: new Date().toISOString(), quick: o.quick, machine: machine(o.cpu),
+      options: { ns: o.ns, cases: o.cases, frames: o.frames, rate: o.rate, reps: o.reps, cpu: o.cpu },
+      method: METHOD, results: [], ratios: {}, targets: [], profiles: [], files: [],
+    };
+    for (const n of o.ns) {
+      for (const c of o.cases) {
+        o.log(`(${c}) ${CASES[c]}, N = ${n} ...`);
+        const res = await runCase(c, n, o, tmp, ksoftirqd);
+        r.results.push(res);
+        o.log(`    ${fmt(res.median.attributedUs)} µs/frame attributed, ${fmt(res.median.softirqUs)} softirq, ` +
+          `${fmt(res.median.procStatUs)}${res.median.procStatValid ? "" : "*"} /proc/stat; build ${res.buildS.toFixed(1)} s; ${JSON.stringify(res.verify)}`);
+      }
+    }
+    Object.assign(r, evaluate(r.results, o.ns));
+    await profileMisses(r, o, tmp, ksoftirqd);
+    if (o.write) writeFiles(r, o.benchDir);
+    if (o.readme && o.write) updateReadme(path.join(o.benchDir, "README.md"), readmeBlock(r), o.log);
+    return r;
+  } finally {
+    killChildren();
+    cleanupSync();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    removeHandlers();
+    releaseLock();
+  }
+}
+
+export function report(r: DataplaneResults): string {
+  return [
+    "",
+    `Data plane: broadcast ARP, CPU µs per frame (median of ${r.options.reps}; '*' = /proc/stat unusable, sender CPU saturated)`,
+    table(r),
+    "",
+    "Ratios: " + Object.entries(r.ratios).map(([k, v]) => `${k} = ${v ?? "–"}`).join(", "),
+    ...r.targets.map((t) => `Target ${t.name}: ${t.met === null ? "not measured" : t.met ? "met" : "MISSED"} — ${t.detail}`),
+    ...r.profiles.map((p) => `Profile (${p.case}) N=${p.n}: ${p.error ?? p.top.map((t) => `${t.sym} ${t.pct}%`).join(", ")}`),
+    ...(r.files.length > 0 ? [`Wrote ${r.files.join(", ")}`] : []),
+  ].join("\n");
+}
+
+function parseArgs(argv: string[]): DataplaneOptions {
+  const o: DataplaneOptions = {};
+  const list = (s: string | undefined): string[] => (s ?? "").split(",").filter((x) => x !== "");
+  for (let k = 0; k < argv.length; k++) {
+    const a = argv[k];
+    const v = argv[k + 1];
+    switch (a) {
+      case "--quick": o.quick = true; continue;
+      case "--no-readme": o.readme = false; continue;
+      case "--ns": o.ns = list(v).map(Number); break;
+      case "--cases": o.cases = list(v) as CaseId[]; break;
+      case "--frames": o.frames = Number(v); break;
+      case "--rate": o.rate = Number(v); break;
+      case "--reps": o.reps = Number(v); break;
+      case "--cpu": o.cpu = Number(v); break;
+      case "--profile": o.profile = v as DataplaneOptions["profile"]; break;
+      default: throw new Error(`dataplane bench: unknown argument ${a}; see the usage at the top of bench/dataplane.ts`);
+    }
+    k++;
+  }
+  const badCase = o.cases?.find((c) => !(c in CASES));
+  if (badCase !== undefined) throw new Error(`dataplane bench: unknown case ${badCase}; cases are a,b,c,d,e`);
+  return o;
+}
+
+if (require.main === module) {
+  runDataplaneBench(parseArgs(process.argv.slice(2)))
+    .then((r) => console.log(report(r)))
+    .catch((e: Error) => {
+      console.error(e.message);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,182 @@
+// `npm run bench`: the provisioning benchmark (bench/provision.ts), then the data-plane benchmark
+// when bench/dataplane.ts exists, printed as one table; results go to bench/results/*.json and,
+// after a full run, into the "Provisioning" section of bench/README.md (between its result markers;
+// the rest of the file, the "Data plane" section included, is left as it is).
+//
+//   node dist/bench/run.js [--quick] [--sizes 30,100,300] [--reps 3,2,1] [--parallel 64]
+//                          [--switches] [--no-dataplane] [--no-provisioning] [--readme|--no-readme]
+//   --quick     N = 5, 10, one repetition: checks the whole pipeline in a few minutes
+//   --switches  also run the largest N with PULUMI_SKIP_CHECKPOINTS=true (hostnet and floor)
+//
+// Contract with bench/dataplane.ts: it may export
+//   runDataplaneBench(opts: { quick: boolean; log: (line: string) => void }): Promise<R>
+// where R is a BenchSection ({ title, columns, rows: string[][], notes? }), an object holding one
+// under `section`, or an array of flat records (one row each); anything else is printed as JSON.
+import * as fs from "fs";
+import * as path from "path";
+import { PROJECT_ROOT } from "../scripts/engine";
+import { BenchSection, ProvisionReport, provisioningSection, runProvisioningBench } from "./provision";
+
+const RESULTS_DIR = path.join(PROJECT_ROOT, "bench", "results");
+const README = path.join(PROJECT_ROOT, "bench", "README.md");
+const BEGIN = "<!-- provisioning-results:begin (written by npm run bench) -->";
+const END = "<!-- provisioning-results:end -->";
+
+interface Args {
+  quick: boolean;
+  sizes: number[];
+  reps: number[];
+  parallel: number;
+  switches: boolean;
+  dataplane: boolean;
+  provisioning: boolean;
+  readme: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const quick = argv.includes("--quick");
+  const value = (flag: string) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const list = (s: string | undefined) => s?.split(",").map((x) => Number(x.trim()));
+  const sizes = list(value("--sizes")) ?? (quick ? [5, 10] : [30, 100, 300]);
+  const reps = list(value("--reps")) ?? (quick ? [1] : [3, 2, 1]);
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 999) || reps.some((r) => !Number.isInteger(r) || r < 1)) {
+    throw new Error("--sizes takes VM counts 1–999 and --reps repetition counts ≥ 1, comma-separated (e.g. --sizes 30,100,300 --reps 3,2,1)");
+  }
+  return {
+    quick, sizes, reps,
+    parallel: Number(value("--parallel") ?? 64),
+    switches: argv.includes("--switches"),
+    dataplane: !argv.includes("--no-dataplane"),
+    provisioning: !argv.includes("--no-provisioning"),
+    readme: argv.includes("--readme") || (!quick && !argv.includes("--no-readme")),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// One table out of any number of sections
+// ---------------------------------------------------------------------------------------
+
+export function renderTable(sections: BenchSection[]): string {
+  const width: number[] = [];
+  for (const s of sections) for (const r of [s.columns, ...s.rows]) r.forEach((c, i) => (width[i] = Math.max(width[i] ?? 0, c.length)));
+  const total = width.reduce((a, w) => a + w + 3, 1);
+  const line = (cells: string[]) => "| " + width.map((w, i) => (i === 0 ? (cells[i] ?? "").padEnd(w) : (cells[i] ?? "").padStart(w))).join(" | ") + " |";
+  const rule = "+" + width.map((w) => "-".repeat(w + 2)).join("+") + "+";
+  const out: string[] = [rule];
+  for (const s of sections) {
+    out.push(`| ${s.title}`.padEnd(total - 1) + "|", rule, line(s.columns), rule, ...s.rows.map(line), rule);
+    for (const n of s.notes ?? []) out.push(`  ${n}`);
+  }
+  return out.join("\n");
+}
+
+/** The same section as Markdown (for the README). */
+export function markdownTable(s: BenchSection): string {
+  const esc = (c: string) => c.replace(/\|/g, "\\|");
+  const lines = [`| ${s.columns.map(esc).join(" | ")} |`, `|${s.columns.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`];
+  for (const r of s.rows) lines.push(`| ${r.map(esc).join(" | ")} |`);
+  return [`**${s.title}**`, "", ...lines, ...(s.notes ?? []).map((n) => `\n_${n}_`)].join("\n");
+}
+
+function isSection(x: any): x is BenchSection {
+  return x && typeof x.title === "string" && Array.isArray(x.columns) && Array.isArray(x.rows);
+}
+
+/** Whatever the data-plane bench returns, as a section of the one table. */
+function toSection(x: any): BenchSection {
+  if (isSection(x)) return x;
+  if (isSection(x?.section)) return x.section;
+  if (Array.isArray(x) && x.length > 0 && x.every((r) => r && typeof r === "object")) {
+    const keys = [...new Set(x.flatMap((r: object) => Object.keys(r)))];
+    return { title: "Data plane", columns: keys, rows: x.map((r: any) => keys.map((k) => String(r[k] ?? ""))) };
+  }
+  return { title: "Data plane (raw result)", columns: ["result"], rows: [[JSON.stringify(x)?.slice(0, 2000) ?? String(x)]] };
+}
+
+async function dataplane(args: Args, log: (l: string) => void): Promise<BenchSection | undefined> {
+  let mod: any;
+  try {
+    mod = require("./dataplane");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND" && (err as Error).message.startsWith("Cannot find module './dataplane'")) {
+      log("data plane: bench/dataplane.ts is not there (yet): skipped");
+      return undefined;
+    }
+    throw err;
+  }
+  if (typeof mod.runDataplaneBench !== "function") {
+    log("data plane: bench/dataplane.ts does not export runDataplaneBench: skipped");
+    return undefined;
+  }
+  return toSection(await mod.runDataplaneBench({ quick: args.quick, log }));
+}
+
+// ---------------------------------------------------------------------------------------
+// Results and README
+// ---------------------------------------------------------------------------------------
+
+function writeJson(name: string, data: unknown): string {
+  fs.mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, name);
+  fs.writeFileSync(file, JSON.stringify(data, null, 2) + "\n");
+  return file;
+}
+
+/** Replaces the marked results block of the Provisioning section; creates the section if missing. */
+export function updateReadme(text: string, block: string): string {
+  const marked = `${BEGIN}\n${block}\n${END}`;
+  const b = text.indexOf(BEGIN);
+  const e = text.indexOf(END);
+  if (b >= 0 && e > b) return text.slice(0, b) + marked + text.slice(e + END.length);
+  const heading = /^## Provisioning[^\n]*\n/m.exec(text);
+  if (heading) {
+    const at = heading.index + heading[0].length;
+    return text.slice(0, at) + "\n" + marked + "\n" + text.slice(at);
+  }
+  const head = text.trim() === "" ? "# hostnet benchmarks\n" : text.replace(/\s*$/, "\n");
+  return `${head}\n## Provisioning\n\n${marked}\n`;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const log = (l: string) => console.log(l);
+  const sections: BenchSection[] = [];
+  const stamp = new Date().toISOString();
+  let report: ProvisionReport | undefined;
+  if (args.provisioning) {
+    report = await runProvisioningBench({
+      sizes: args.sizes,
+      reps: (n) => args.reps[Math.min(args.sizes.indexOf(n), args.reps.length - 1)],
+      settings: { parallel: args.parallel, env: {} },
+      switchVariant: args.switches,
+      log,
+    });
+    const section = provisioningSection(report);
+    sections.push(section);
+    log(`results: ${writeJson(args.quick ? "provisioning-quick.json" : "provisioning.json", { ...report, table: section })}`);
+    if (args.readme) {
+      const block = `Last full run: ${stamp}. Raw data: \`bench/results/provisioning.json\`.\n\n${markdownTable(section)}`;
+      const text = fs.existsSync(README) ? fs.readFileSync(README, "utf8") : "";
+      fs.writeFileSync(README, updateReadme(text, block));
+      log(`README: updated the Provisioning results in ${README}`);
+    }
+  }
+  if (args.dataplane) {
+    const dp = await dataplane(args, log);
+    if (dp) {
+      sections.push(dp);
+      log(`results: ${writeJson(args.quick ? "dataplane-summary-quick.json" : "dataplane-summary.json", dp)}`);
+    }
+  }
+  console.log("\n" + renderTable(sections));
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    process.exit(1);
+  });
+}
