@@ -21,12 +21,20 @@ import { compileFilterChain } from "../providers/nftCompile";
 import { portFlagLines } from "../providers/portFlags";
 import { batchLine } from "../providers/shell";
 
-export type CaseId = "a" | "b" | "c" | "d" | "e";
+/**
+ * Diagnostics, not run by default: c0 = (c)'s verdict-map dispatch with empty per-port chains;
+ * c1 = (c) with the from-vm dispatch moved from the per-clone forward hook to prerouting (once per frame).
+ */
+export type CaseId = "a" | "b" | "c" | "c0" | "c1" | "d" | "e";
+
+export const DEFAULT_CASES: CaseId[] = ["a", "b", "c", "e", "d"];
 
 export const CASES: Record<CaseId, string> = {
   a: "no filter",
   b: "libvirt-style ebtables (linear jumps)",
   c: "hostnet FilterChain (verdict map)",
+  c0: "FilterChain dispatch only (accept-all)",
+  c1: "FilterChain, from-vm in prerouting (proposal)",
   d: "isolated-netns per VM",
   e: "managed fdb + ARP suppression",
 };
@@ -56,7 +64,7 @@ export interface DataplaneOptions {
 export interface RepResult {
   sent: number;
   wallS: number;
-  /** Sender thread CPU inside send() (syscall + the softirq work it runs) + ksoftirqd excess. */
+  /** Sender thread CPU inside send() (syscall + the softirq work it runs) + ksoftirqd excess when squeezed. */
   attributedUs: number;
   sendCpuUs: number;
   ksoftirqdUs: number;
@@ -69,6 +77,8 @@ export interface RepResult {
   procStatValid: boolean;
   idleFractionCpu: number;
   softnetDrops: number;
+  /** net_rx_action budget exhaustions on the sender's CPU during the send window. */
+  squeezes: number;
   lateMaxMs: number;
 }
 
@@ -98,6 +108,14 @@ export interface TargetResult {
   detail: string;
 }
 
+/** The shape bench/run.ts prints as one section of its combined table. */
+export interface BenchSection {
+  title: string;
+  columns: string[];
+  rows: string[][];
+  notes?: string[];
+}
+
 export interface DataplaneResults {
   date: string;
   quick: boolean;
@@ -109,6 +127,7 @@ export interface DataplaneResults {
   targets: TargetResult[];
   profiles: ProfileResult[];
   files: string[];
+  section: BenchSection;
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -125,6 +144,8 @@ const SND_MAC = "02:48:4e:42:ff:fe";
 const SND_IP = "198.19.199.254";
 const MAX_N = 1000;
 const LOCK = "/run/hnbd-dataplane.lock";
+/** Frames sent before each measured window (the bridge learns the sender, caches warm up). */
+const WARM = 20;
 
 const port = (i: number): string => `hnbd-p${i}`;
 const peer = (i: number): string => `hnbd-g${i}`;
@@ -298,12 +319,26 @@ export function libvirtEbtables(n: number): string {
   return out.join("\n") + "\n";
 }
 
-/** (c)/(e) exactly what hostnet's FilterChain loads for clean-traffic on every VM port. */
-export function hostnetFilter(n: number): string {
+/** (c)/(e) exactly what hostnet's FilterChain loads for clean-traffic on every VM port (c0: accept-all). */
+export function hostnetFilter(n: number, policy: "clean-traffic" | "accept-all" = "clean-traffic"): string {
   return compileFilterChain({
     table: "hostnet",
-    ports: range(n).map((i) => ({ port: port(i), policy: "clean-traffic" as const, mac: vmMac(i), ipv4: [vmIp(i)] })),
+    ports: range(n).map((i) => ({ port: port(i), policy, mac: vmMac(i), ipv4: [vmIp(i)] })),
   }).script;
+}
+
+/**
+ * c1: the same table, but frames entering from a VM are dispatched to their from-vm chain once, in
+ * prerouting (which also covers local delivery), instead of once per clone in forward plus input.
+ */
+export function fromVmInPrerouting(script: string): string {
+  const fwd = "\t\tiifname vmap @from_vm\n\t\toifname vmap @to_vm\n";
+  const input = "\tchain input_hook {\n\t\ttype filter hook input priority filter; policy accept;\n";
+  if (!script.includes(fwd) || !script.includes(input)) {
+    throw new Error("dataplane bench: compileFilterChain's base chains changed shape; update fromVmInPrerouting (case c1)");
+  }
+  return script.replace(fwd, "\t\toifname vmap @to_vm\n")
+    .replace(input, "\tchain input_hook {\n\t\ttype filter hook prerouting priority filter; policy accept;\n");
 }
 
 async function loadNft(ns: string, script: string, what: string): Promise<void> {
@@ -358,6 +393,8 @@ async function buildCase(c: CaseId, n: number, tmp: string): Promise<void> {
   await buildPorts(n);
   if (c === "b") await inNs(BR_NS, ["ebtables-nft-restore"], `load ${n} libvirt-style ebtables chains into netns hnbd-br`, libvirtEbtables(n));
   if (c === "c" || c === "e") await loadNft(BR_NS, hostnetFilter(n), `load hostnet FilterChain for ${n} ports into netns hnbd-br`);
+  if (c === "c1") await loadNft(BR_NS, fromVmInPrerouting(hostnetFilter(n)), `load FilterChain (from-vm in prerouting) for ${n} ports`);
+  if (c === "c0") await loadNft(BR_NS, hostnetFilter(n, "accept-all"), `load accept-all FilterChain for ${n} ports into netns hnbd-br`);
   if (c === "e") await buildSuppression(n);
 }
 
@@ -445,9 +482,10 @@ function parseStat(lines: string[]): Map<string, CpuTicks> {
   return m;
 }
 
-function softnetDropped(text: string, cpu: number): number {
-  const line = text.trim().split("\n")[cpu] ?? "";
-  return parseInt(line.trim().split(/\s+/)[1] ?? "0", 16) || 0;
+/** /proc/net/softnet_stat of one CPU: column 2 = backlog drops, column 3 = time_squeeze (budget ran out). */
+function softnet(text: string, cpu: number): { dropped: number; squeezed: number } {
+  const f = (text.trim().split("\n")[cpu] ?? "").trim().split(/\s+/);
+  return { dropped: parseInt(f[1] ?? "0", 16) || 0, squeezed: parseInt(f[2] ?? "0", 16) || 0 };
 }
 
 function ksoftirqdPid(cpu: number): number {
@@ -497,7 +535,7 @@ interface SendOut { sent: number; warm: number; sendCpuNs: number; calibNs: numb
 async function send(tmp: string, n: number, frames: number, o: Required<Pick<DataplaneOptions, "rate" | "cpu">>, ksoftirqd: number): Promise<SendOut> {
   const arg = {
     cpu: o.cpu, ifname: SND_IF, srcMac: SND_MAC, srcIp: SND_IP, targets: range(n).map(vmIp),
-    ksoftirqd, frames, rate: o.rate, warm: 20, drainMs: 200,
+    ksoftirqd, frames, rate: o.rate, warm: WARM, drainMs: 200,
   };
   const r = await inNs(SND_NS, [pythonPath(), path.join(tmp, "send.py"), JSON.stringify(arg)], "send broadcast ARP from netns hnbd-snd");
   return JSON.parse(r.stdout) as SendOut;
@@ -520,7 +558,12 @@ async function measureRep(tmp: string, n: number, o: Required<DataplaneOptions>,
   const tickUs = 1e6 / ticksPerSecond();
   const perFrame = (x: number): number => x / out.sent;
   const sendCpuUs = perFrame((out.sendCpuNs - out.calibNs * out.sent) / 1000);
-  const ksoftirqdUs = perFrame((w.ksoftNs - base("ksoftNs")) / 1000);
+  const sn0 = softnet(out.s0.softnet, o.cpu);
+  const sn1 = softnet(out.s1.softnet, o.cpu);
+  const squeezes = sn1.squeezed - sn0.squeezed;
+  // Our flood reaches ksoftirqd only when net_rx_action ran out of budget (time_squeeze); otherwise
+  // ksoftirqd's time is other people's softirqs and counting it would only add their noise.
+  const ksoftirqdUs = squeezes > 0 ? perFrame((w.ksoftNs - base("ksoftNs")) / 1000) : 0;
   const idleFractionCpu = w.totalCpu > 0 ? w.idleCpu / w.totalCpu : 0;
   return {
     sent: out.sent, wallS: w.s, sendCpuUs, ksoftirqdUs, attributedUs: sendCpuUs + ksoftirqdUs,
@@ -528,7 +571,7 @@ async function measureRep(tmp: string, n: number, o: Required<DataplaneOptions>,
     procStatUs: perFrame((w.busyAll - base("busyAll")) * tickUs),
     procStatCpuUs: perFrame((w.busyCpu - base("busyCpu")) * tickUs),
     procStatValid: idleFractionCpu >= 0.05, idleFractionCpu,
-    softnetDrops: softnetDropped(out.s1.softnet, o.cpu) - softnetDropped(out.s0.softnet, o.cpu),
+    softnetDrops: sn1.dropped - sn0.dropped, squeezes,
     lateMaxMs: out.lateMaxMs,
   };
 }
@@ -562,7 +605,7 @@ async function verifyCase(c: CaseId, n: number, totalSent: number): Promise<Reco
     v.clonesPerFrame = round((await rxPackets(BR_NS, new Set(range(n).map(peer)))) / totalSent, 2);
   }
   if (c === "b") Object.assign(v, await verifyEbtables(n, totalSent));
-  if (c === "c" || c === "e") {
+  if (c === "c" || c === "c0" || c === "c1" || c === "e") {
     const t = await inNs(BR_NS, ["nft", "-j", "list", "map", "bridge", "hostnet", "to_vm"], "read map to_vm");
     v.toVmMapElements = (t.stdout.match(/"jump"/g) ?? []).length;
   }
@@ -586,6 +629,19 @@ async function verifyEbtables(n: number, totalSent: number): Promise<Record<stri
   };
 }
 
+/** What would make a case's figure meaningless: the topology did not do what the case claims. */
+function problems(c: CaseId, n: number, v: Record<string, number | string | boolean>): string[] {
+  const out: string[] = [];
+  const clones = Number(v.clonesPerFrame);
+  if (c === "e" && clones > 0.05 * n) out.push(`${clones} clones per frame reached the VM ports: ARP suppression did not take`);
+  if (c === "e" && Number(v.repliesPerFrame) < 0.95) out.push(`only ${v.repliesPerFrame} bridge replies per request: the bridge did not answer for the known VMs`);
+  if (c !== "e" && clones < 0.95 * n) out.push(`only ${clones} of ${n} clones per frame reached the VM ports`);
+  if (c === "b" && Number(v.ebtablesJumpsPerFrame) < 0.95 * n) out.push(`ebtables jumps per frame ${v.ebtablesJumpsPerFrame} < N: the per-port chains were not walked`);
+  if ((c === "c" || c === "c0" || c === "c1" || c === "e") && v.toVmMapElements !== n) out.push(`to_vm map has ${v.toVmMapElements} elements, expected ${n}`);
+  if (c === "d" && v.vmTableLoaded !== true) out.push("the VM namespace has no hostnet table");
+  return out;
+}
+
 function round(x: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
@@ -603,17 +659,20 @@ async function profileCase(c: CaseId, n: number, reason: string, tmp: string, o:
   const data = path.join(tmp, `perf-${c}-${n}.data`);
   try {
     cleanupSync();
+    await sleep(5000); // namespace teardown runs RCU callbacks for a while; keep them out of the samples
     await buildCase(c, n, tmp);
-    const perf = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-C", String(o.cpu), "-g", "-o", data], { stdio: "ignore" });
+    const perf = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-C", String(o.cpu), "-o", data], { stdio: "ignore" });
     children.add(perf);
     const exited = new Promise<void>((r) => perf.on("close", () => { children.delete(perf); r(); }));
     await sleep(500);
-    await send(tmp, n, Math.min(o.frames, 1000), o, ksoftirqd);
+    const boost = c === "e" ? 5 : 1; // (e) costs little per frame: more frames for enough samples
+    await send(tmp, n, o.frames * boost, { cpu: o.cpu, rate: o.rate * boost }, ksoftirqd);
     perf.kill("SIGINT");
     await exited;
     const rep = await run("perf", ["report", "-i", data, "--stdio", "--no-children", "--percentage", "relative",
-      "--comms", `hnbd-send,ksoftirqd/${o.cpu}`, "--sort", "sym", "-g", "none", "--percent-limit", "1"], "perf report");
-    const top = [...rep.stdout.matchAll(/^\s+([\d.]+)%\s+\[[k.]\]\s+(\S+)/gm)].slice(0, 12).map((m) => ({ pct: Number(m[1]), sym: m[2]! }));
+      "--comms", "hnbd-send", "--sort", "sym", "-g", "none", "--percent-limit", "1"], "perf report");
+    // kernel symbols only: the sender's own Python loop is not data plane
+    const top = [...rep.stdout.matchAll(/^\s+([\d.]+)%\s+\[k\]\s+(\S+)/gm)].slice(0, 12).map((m) => ({ pct: Number(m[1]), sym: m[2]! }));
     return { case: c, n, reason, top };
   } catch (e) {
     return { case: c, n, reason, top: [], error: (e as Error).message };
@@ -645,12 +704,15 @@ function evaluate(rs: CaseResult[], ns: number[]): { ratios: Record<string, numb
     ratios[`b/c@${n}`] = ratio(at("b", n), at("c", n));
     ratios[`b/a@${n}`] = ratio(at("b", n), at("a", n));
     ratios[`d/a@${n}`] = ratio(at("d", n), at("a", n));
+    ratios[`c0/a@${n}`] = ratio(at("c0", n), at("a", n));
+    ratios[`c1/a@${n}`] = ratio(at("c1", n), at("a", n));
   }
   const eLo = at("e", lo);
   const eHi = at("e", hi);
   ratios[`e growth ${lo}->${hi}`] = eLo !== undefined && eHi !== undefined ? round(eHi / eLo - 1, 3) : null;
   const ca = ratios[`c/a@${hi}`] ?? null;
   const eg = ratios[`e growth ${lo}->${hi}`] ?? null;
+  for (const [k, v] of Object.entries(ratios)) if (v === null) delete ratios[k]; // cases not run
   const targets: TargetResult[] = [
     {
       name: `(c) <= 1.2 x (a) at N = ${hi}`, value: ca, limit: 1.2, met: ca === null ? null : ca <= 1.2,
@@ -688,6 +750,18 @@ export function table(r: Pick<DataplaneResults, "results" | "options">): string 
   return lines.join("\n");
 }
 
+export function section(r: Pick<DataplaneResults, "results" | "options" | "ratios" | "targets">): BenchSection {
+  return {
+    title: `Data plane: broadcast ARP, µs CPU per frame (attributed, median of ${r.options.reps})`,
+    columns: ["case", ...r.options.ns.map((n) => `N=${n}`)],
+    rows: r.options.cases.map((c) => [`(${c}) ${CASES[c]}`, ...r.options.ns.map((n) => fmt(find(r.results, c, n)?.median.attributedUs))]),
+    notes: [
+      "ratios: " + Object.entries(r.ratios).map(([k, v]) => `${k} = ${v ?? "–"}`).join(", "),
+      ...r.targets.map((t) => `target ${t.name}: ${t.met === null ? "not measured" : t.met ? "met" : "MISSED"} (${t.detail})`),
+    ],
+  };
+}
+
 function machine(cpu: number): Record<string, string | number> {
   const model = /model name\s*:\s*(.*)/.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
   const load = fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
@@ -698,7 +772,7 @@ const METHOD =
   "Broadcast ARP requests (60-byte frames, targets round robin over the VMs' addresses) from netns hnbd-snd " +
   "through an AF_PACKET socket, pinned to one CPU, at a fixed rate; IPv6 disabled in every test namespace. " +
   "attributedUs = sender thread CPU time inside send() (the bridge flood runs in softirq on that thread) + ksoftirqd " +
-  "time on that CPU beyond its baseline rate, per frame. softirqUs = tick-sampled softirq time of that CPU (/proc/stat) " +
+  "time on that CPU beyond its baseline rate when the softirq budget ran out (time_squeeze; only then can the flood be deferred there), per frame. softirqUs = tick-sampled softirq time of that CPU (/proc/stat) " +
   "minus baseline. procStatUs = busy time of all CPUs (/proc/stat, minus idle, iowait, steal) in the send window minus " +
   "a baseline window of the same length (half before, half after); '*' = sender CPU saturated, so busy time cannot " +
   "see the work. Median of the repetitions.";
@@ -707,17 +781,17 @@ const METHOD =
 /* SVG chart (hand-written): µs/frame against N, log scale, one line per case                 */
 /* ----------------------------------------------------------------------------------------- */
 
-const COLORS: Record<CaseId, string> = { a: "#555555", b: "#d62728", c: "#1f77b4", d: "#9467bd", e: "#2ca02c" };
+const COLORS: Record<CaseId, string> = { a: "#555555", b: "#d62728", c: "#1f77b4", c0: "#17becf", c1: "#ff7f0e", d: "#9467bd", e: "#2ca02c" };
 
 export function svgChart(r: Pick<DataplaneResults, "results" | "options" | "date" | "machine">): string {
-  const W = 760, H = 460, L = 70, R = 250, T = 50, B = 60;
+  const W = 920, H = 460, L = 70, R = 340, T = 50, B = 60;
   const ns = r.options.ns;
   const vals = r.results.map((x) => x.median.attributedUs).filter((v) => v > 0);
   const lo = Math.floor(Math.log10(Math.min(...vals, 10)));
   const hi = Math.ceil(Math.log10(Math.max(...vals, 100)));
   const nMin = Math.min(...ns), nMax = Math.max(...ns);
-  const x = (n: number): number => L + (nMax === nMin ? 0.5 : (n - nMin) / (nMax - nMin)) * (W - L - R);
-  const y = (v: number): number => T + (1 - (Math.log10(v) - lo) / (hi - lo)) * (H - T - B);
+  const x = (n: number): number => round(L + (nMax === nMin ? 0.5 : (n - nMin) / (nMax - nMin)) * (W - L - R), 1);
+  const y = (v: number): number => round(T + (1 - (Math.log10(v) - lo) / (hi - lo)) * (H - T - B), 1);
   const o: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
@@ -742,8 +816,8 @@ export function svgChart(r: Pick<DataplaneResults, "results" | "options" | "date
       o.push(`<circle cx="${x(p.n)}" cy="${y(p.median.attributedUs)}" r="4" fill="${COLORS[c]}"/>`);
       o.push(`<text x="${x(p.n) + 7}" y="${y(p.median.attributedUs) - 6}" fill="${COLORS[c]}">${fmt(p.median.attributedUs)}</text>`);
     }
-    o.push(`<rect x="${W - R + 20}" y="${T + k * 22}" width="14" height="4" fill="${COLORS[c]}"/>`);
-    o.push(`<text x="${W - R + 40}" y="${T + k * 22 + 6}">(${c}) ${esc(CASES[c])}</text>`);
+    o.push(`<rect x="${W - R + 60}" y="${T + k * 22}" width="14" height="4" fill="${COLORS[c]}"/>`);
+    o.push(`<text x="${W - R + 80}" y="${T + k * 22 + 6}">(${c}) ${esc(CASES[c])}</text>`);
   });
   o.push("</svg>");
   return o.join("\n") + "\n";
@@ -774,7 +848,7 @@ export function readmeBlock(r: DataplaneResults): string {
     ...r.targets.map((t) => `- Target ${t.name}: **${t.met === null ? "not measured" : t.met ? "met" : "MISSED"}** — ${t.detail}.`),
   ];
   for (const p of r.profiles) {
-    lines.push("", `Profile of (${p.case}) at N = ${p.n} (${p.reason}; perf cpu-clock on the sender's CPU, sender + ksoftirqd only): ` +
+    lines.push("", `Profile of (${p.case}) at N = ${p.n} (${p.reason}; perf cpu-clock on the sender's CPU; kernel symbols in the sender's context, % of its samples): ` +
       (p.error ? `failed: ${p.error}` : p.top.map((t) => `${t.sym} ${t.pct}%`).join(", ")));
   }
   lines.push("", `Raw results: ${r.files.map((f) => `\`${f}\``).join(", ")}.`);
@@ -795,7 +869,9 @@ function updateReadme(file: string, block: string, log: (s: string) => void): vo
 function writeFiles(r: DataplaneResults, benchDir: string): string[] {
   const dir = path.join(benchDir, "results");
   fs.mkdirSync(dir, { recursive: true });
-  const tag = r.quick ? "dataplane-quick" : "dataplane";
+  // quick and partial runs never replace the full run's chart
+  const partial = DEFAULT_CASES.some((c) => !r.options.cases.includes(c));
+  const tag = r.quick ? "dataplane-quick" : partial ? "dataplane-partial" : "dataplane";
   const json = path.join(dir, `${tag}-${r.date.replace(/[:]/g, "").replace(/\.\d+Z$/, "Z")}.json`);
   const svg = path.join(dir, `${tag}.svg`);
   r.files = [json, svg].map((f) => path.relative(path.dirname(benchDir), f));
@@ -812,7 +888,7 @@ function resolveOptions(opts: DataplaneOptions): Required<DataplaneOptions> {
   const quick = opts.quick ?? false;
   const o: Required<DataplaneOptions> = {
     ns: opts.ns ?? (quick ? [20, 40] : [100, 300]),
-    cases: opts.cases ?? ["a", "b", "c", "e", "d"],
+    cases: opts.cases ?? DEFAULT_CASES,
     frames: opts.frames ?? (quick ? 300 : 2000),
     rate: opts.rate ?? (quick ? 300 : 200),
     reps: opts.reps ?? 3,
@@ -820,7 +896,7 @@ function resolveOptions(opts: DataplaneOptions): Required<DataplaneOptions> {
     quick,
     profile: opts.profile ?? (quick ? "off" : "auto"),
     write: opts.write ?? true,
-    readme: opts.readme ?? !quick,
+    readme: opts.readme ?? (!quick && (opts.cases === undefined || DEFAULT_CASES.every((c) => opts.cases!.includes(c)))),
     benchDir: opts.benchDir ?? path.resolve(__dirname, "..", "..", "bench"),
     log: opts.log ?? ((s: string) => console.log(s)),
   };
@@ -841,8 +917,10 @@ async function runCase(c: CaseId, n: number, o: Required<DataplaneOptions>, tmp:
   await awaitForwarding(n + 1);
   const reps: RepResult[] = [];
   for (let k = 0; k < o.reps; k++) reps.push(await measureRep(tmp, n, o, ksoftirqd));
-  const totalSent = reps.reduce((s, r) => s + r.sent + 20, 0);
+  const totalSent = reps.reduce((s, r) => s + r.sent + WARM, 0);
   const verify = await verifyCase(c, n, totalSent);
+  for (const p of problems(c, n, verify)) o.log(`    WARNING (${c}) N = ${n}: ${p}`);
+  verify.ok = problems(c, n, verify).length === 0;
   cleanupSync();
   const med = (k: "attributedUs" | "softirqUs" | "procStatUs"): number => round(median(reps.map((r) => r[k])), 1);
   return {
@@ -860,7 +938,7 @@ async function profileMisses(r: DataplaneResults, o: Required<DataplaneOptions>,
   const lo = Math.min(...o.ns);
   const want: [CaseId, number, string][] = [];
   const [t1, t2] = r.targets;
-  if (o.profile === "always" || t1?.met === false) want.push(["a", hi, "reference for (c)/(a)"], ["c", hi, t1?.detail ?? ""]);
+  if (o.profile === "always" || t1?.met === false) want.push(["a", hi, "reference for (c)/(a)"], ["c", hi, t1?.detail ?? ""], ["c0", hi, "dispatch only, for (c)/(a)"]);
   if (o.profile === "always" || t2?.met === false) want.push(["e", lo, "reference for (e) growth"], ["e", hi, t2?.detail ?? ""]);
   for (const [c, n, reason] of want) {
     if (!o.cases.includes(c)) continue;
@@ -885,6 +963,7 @@ export async function runDataplaneBench(opts: DataplaneOptions = {}): Promise<Da
       date: new Date().toISOString(), quick: o.quick, machine: machine(o.cpu),
       options: { ns: o.ns, cases: o.cases, frames: o.frames, rate: o.rate, reps: o.reps, cpu: o.cpu },
       method: METHOD, results: [], ratios: {}, targets: [], profiles: [], files: [],
+      section: { title: "Data plane", columns: [], rows: [] },
     };
     for (const n of o.ns) {
       for (const c of o.cases) {
@@ -896,6 +975,7 @@ export async function runDataplaneBench(opts: DataplaneOptions = {}): Promise<Da
       }
     }
     Object.assign(r, evaluate(r.results, o.ns));
+    r.section = section(r);
     await profileMisses(r, o, tmp, ksoftirqd);
     if (o.write) writeFiles(r, o.benchDir);
     if (o.readme && o.write) updateReadme(path.join(o.benchDir, "README.md"), readmeBlock(r), o.log);
@@ -943,7 +1023,7 @@ function parseArgs(argv: string[]): DataplaneOptions {
     k++;
   }
   const badCase = o.cases?.find((c) => !(c in CASES));
-  if (badCase !== undefined) throw new Error(`dataplane bench: unknown case ${badCase}; cases are a,b,c,d,e`);
+  if (badCase !== undefined) throw new Error(`dataplane bench: unknown case ${badCase}; cases are ${Object.keys(CASES).join(",")}`);
   return o;
 }
 

@@ -452,12 +452,18 @@ export interface RunResult {
   loadavg: number[];
 }
 
+export interface Variant {
+  label: string;
+  settings: EngineSettings;
+  sizes: number[];
+}
+
 export interface ProvisionOptions {
   sizes: number[];
   reps: (n: number) => number;
   settings: EngineSettings;
-  /** Also run hostnet and the floor with PULUMI_SKIP_CHECKPOINTS=true at the largest N. */
-  switchVariant: boolean;
+  /** Other engine settings, each run once per listed size for hostnet and the floor (no lower bound). */
+  variants: Variant[];
   log: (line: string) => void;
 }
 
@@ -468,8 +474,8 @@ export interface ProvisionReport {
   host: string;
   settings: EngineSettings;
   runs: RunResult[];
-  /** Same lifecycles with an engine switch, for comparison (largest N). */
-  variants: Array<{ n: number; env: Record<string, string>; hostnet: Lifecycle; floor: Lifecycle }>;
+  /** The same lifecycles with other engine settings, for comparison. */
+  variants: Array<{ n: number; label: string; settings: EngineSettings; hostnet: Lifecycle; floor: Lifecycle }>;
 }
 
 async function benchStack(name: string, program: () => Promise<Record<string, unknown>>, env: Record<string, string>): Promise<Stack> {
@@ -487,7 +493,7 @@ async function disposeStack(stack: Stack | undefined, name: string): Promise<voi
   await stack.workspace.removeStack(name).catch(() => undefined);
 }
 
-async function hostnetLifecycle(n: number, h: LabHost, s: EngineSettings, suffix: string, log: (l: string) => void): Promise<{ life: Lifecycle; snapshot: SnapshotProbe; state: Record<string, unknown> }> {
+export async function hostnetLifecycle(n: number, h: LabHost, s: EngineSettings, suffix: string, log: (l: string) => void): Promise<{ life: Lifecycle; snapshot: SnapshotProbe; state: Record<string, unknown> }> {
   const name = `bench-prov-${n}${suffix}`;
   const trace = path.join(WORK_DIR, `trace-${n}${suffix}.jsonl`);
   fs.rmSync(trace, { force: true });
@@ -509,7 +515,7 @@ async function hostnetLifecycle(n: number, h: LabHost, s: EngineSettings, suffix
   }
 }
 
-async function floorLifecycle(n: number, s: EngineSettings, suffix: string, log: (l: string) => void): Promise<Lifecycle> {
+export async function floorLifecycle(n: number, s: EngineSettings, suffix: string, log: (l: string) => void): Promise<Lifecycle> {
   const name = `bench-floor-${n}${suffix}`;
   let stack: Stack | undefined;
   try {
@@ -562,14 +568,14 @@ export async function runProvisioningBench(opts: ProvisionOptions): Promise<Prov
       report.runs.push({ n, rep, settings: opts.settings, hostnet: { ...hn.life, snapshot: hn.snapshot }, lowerBound: lb, floor, loadavg: os.loadavg() });
     }
   }
-  if (opts.switchVariant) {
-    const n = Math.max(...opts.sizes);
-    const s = { ...opts.settings, env: { ...opts.settings.env, PULUMI_SKIP_CHECKPOINTS: "true" } };
-    opts.log(`N=${n} with PULUMI_SKIP_CHECKPOINTS=true`);
-    const hn = await hostnetLifecycle(n, h, s, "-skipcp", opts.log);
-    cleanupLab(h);
-    const floor = await floorLifecycle(n, s, "-skipcp", opts.log);
-    report.variants.push({ n, env: s.env, hostnet: hn.life, floor });
+  for (const { label, settings, sizes } of opts.variants) {
+    for (const n of sizes) {
+      opts.log(`N=${n} with ${label} (load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")})`);
+      const hn = await hostnetLifecycle(n, h, settings, "-variant", opts.log);
+      cleanupLab(h);
+      const floor = await floorLifecycle(n, settings, "-variant", opts.log);
+      report.variants.push({ n, label, settings, hostnet: hn.life, floor });
+    }
   }
   report.machine.loadavgEnd = os.loadavg();
   report.finishedAt = new Date().toISOString();
@@ -685,6 +691,11 @@ export function targets(sums: SizeSummary[]): TargetVerdict[] {
   return out;
 }
 
+function envText(env: Record<string, string>): string {
+  const e = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ");
+  return e ? `; ${e}` : "";
+}
+
 export function provisioningSection(report: ProvisionReport): BenchSection {
   const sums = summarize(report);
   const col = (f: (s: SizeSummary, i: number) => string) => sums.map((s, i) => f(s, i));
@@ -704,6 +715,7 @@ export function provisioningSection(report: ProvisionReport): BenchSection {
   row("SSH connections: up / no-op / refresh / destroy", (s) => PHASES.map((p) => s.hostnet[p].ssh?.connections ?? "-").join(" / "));
   row("host-state snapshots read: up / destroy", (s) => `${s.hostnet.up.ssh?.byWhat["read the network state"] ?? 0} / ${s.hostnet.destroy.ssh?.byWhat["read the network state"] ?? 0}`);
   row("kernel ops per apply round trip (up)", (s) => f1((s.hostnet.up.ssh?.opsApplied ?? 0) / (s.hostnet.up.ssh?.byWhat["apply N change(s)"] ?? 1)));
+  row("up: snapshots × one snapshot's round trip (s)", (s) => f1((s.hostnet.up.ssh?.byWhat["read the network state"] ?? 0) * s.snapshot.roundTripS));
   row("one snapshot: round trip (s) / parse (s) / MB", (s) => `${f2(s.snapshot.roundTripS)} / ${f2(s.snapshot.parseS)} / ${f1(s.snapshot.outputBytes / 1e6)}`);
   row("peak RSS MiB up: engine / provider (floor)", (s) => `${Math.round(s.hostnet.up.engine.peakRssMb)} / ${Math.round(s.hostnet.up.provider.peakRssMb)} (${Math.round(s.floor.up.engine.peakRssMb)} / ${Math.round(s.floor.up.provider.peakRssMb)})`);
   row("peak RSS MiB refresh: engine / provider", (s) => `${Math.round(s.hostnet["preview-refresh"].engine.peakRssMb)} / ${Math.round(s.hostnet["preview-refresh"].provider.peakRssMb)}`);
@@ -711,17 +723,19 @@ export function provisioningSection(report: ProvisionReport): BenchSection {
   row("CPU s refresh: engine / provider / program", (s) => [s.hostnet["preview-refresh"].engine.cpuS, s.hostnet["preview-refresh"].provider.cpuS, s.hostnet["preview-refresh"].programCpuS].map(f1).join(" / "));
   row("no-op up / refresh changed steps (must be 0)", (s) => `${s.hostnet["noop-up"].changed} / ${s.hostnet["preview-refresh"].changed}`);
   row("end state identical to the lower bound's", (s) => (s.sameEndState ? "yes" : "NO"));
-  for (const v of report.variants) {
-    const base = sums.find((s) => s.n === v.n);
-    const env = Object.entries(v.env).filter(([k]) => !(k in report.settings.env)).map(([k, x]) => `${k}=${x}`).join(" ");
+  const labels = [...new Set(report.variants.map((v) => v.label))];
+  for (const label of labels) {
+    const at = (s: SizeSummary) => report.variants.find((v) => v.label === label && v.n === s.n);
     const phaseS = (l: Lifecycle, p: Phase) => l.phases.find((x) => x.phase === p)!.wallS;
-    rows.push([`with ${env}: hostnet up / destroy (s)`, ...sums.map((s) => (s === base ? `${f1(phaseS(v.hostnet, "up"))} / ${f1(phaseS(v.hostnet, "destroy"))}` : "-"))]);
-    rows.push([`with ${env}: floor up / destroy (s)`, ...sums.map((s) => (s === base ? `${f1(phaseS(v.floor, "up"))} / ${f1(phaseS(v.floor, "destroy"))}` : "-"))]);
+    const cell = (l: Lifecycle | undefined) => (l ? PHASES.map((p) => f1(phaseS(l, p))).join(" / ") : "-");
+    row(`${label}: hostnet up / no-op / refresh / destroy (s)`, (s) => cell(at(s)?.hostnet));
+    row(`${label}: floor up / no-op / refresh / destroy (s)`, (s) => cell(at(s)?.floor));
+    row(`${label}: SSH round trips up / destroy`, (s) => { const v = at(s); return v ? `${v.hostnet.phases[0].ssh?.roundTrips} / ${v.hostnet.phases[3].ssh?.roundTrips}` : "-"; });
   }
   for (const t of targets(sums)) rows.push([`target: ${t.target}`, ...sums.map((_, i) => (i === sums.length - 1 ? `${t.measured} ${t.pass ? "PASS" : "MISS"}` : ""))]);
   const reps = sums.map((s) => `${s.reps}× N=${s.n}`).join(", ");
   return {
-    title: `Provisioning on ${report.host}, one host bridge, N isolated-netns + managed-fdb VMs (medians of ${reps}; --parallel ${report.settings.parallel})`,
+    title: `Provisioning on ${report.host}, one host bridge, N isolated-netns + managed-fdb VMs (medians of ${reps}; --parallel ${report.settings.parallel}${envText(report.settings.env)})`,
     columns: ["metric", ...sums.map((s) => `N = ${s.n}`)],
     rows,
     notes: [`load average ${report.machine.loadavgStart.map(f1).join(" ")} at start, ${report.machine.loadavgEnd.map(f1).join(" ")} at end on ${report.machine.cpus} CPUs: ${report.machine.note}`],

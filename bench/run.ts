@@ -4,14 +4,18 @@
 // the rest of the file, the "Data plane" section included, is left as it is).
 //
 //   node dist/bench/run.js [--quick] [--sizes 30,100,300] [--reps 3,2,1] [--parallel 64]
-//                          [--switches] [--no-dataplane] [--no-provisioning] [--readme|--no-readme]
-//   --quick     N = 5, 10, one repetition: checks the whole pipeline in a few minutes
-//   --switches  also run the largest N with PULUMI_SKIP_CHECKPOINTS=true (hostnet and floor)
+//                          [--defaults-sizes 30,100] [--wide-sizes 100]
+//                          [--no-dataplane] [--no-provisioning] [--readme|--no-readme]
+//   --quick           N = 5, 10, one repetition, no variants: checks the whole pipeline in a few minutes
+//   --defaults-sizes  sizes also run once with the engine's defaults (checkpoint after every step);
+//                     the main runs use ENGINE_SWITCHES below
+//   --wide-sizes      sizes also run once with --parallel WIDE (every ready step in flight at once)
 //
 // Contract with bench/dataplane.ts: it may export
 //   runDataplaneBench(opts: { quick: boolean; log: (line: string) => void }): Promise<R>
 // where R is a BenchSection ({ title, columns, rows: string[][], notes? }), an object holding one
 // under `section`, or an array of flat records (one row each); anything else is printed as JSON.
+// It writes its own results files and README block.
 import * as fs from "fs";
 import * as path from "path";
 import { PROJECT_ROOT } from "../scripts/engine";
@@ -19,6 +23,16 @@ import { BenchSection, ProvisionReport, provisioningSection, runProvisioningBenc
 
 const RESULTS_DIR = path.join(PROJECT_ROOT, "bench", "results");
 const README = path.join(PROJECT_ROOT, "bench", "README.md");
+/**
+ * Engine switches of the main measurement (documented in bench/README.md). The file backend
+ * otherwise rewrites the whole state after every step, which is quadratic in the resource
+ * count; the variant runs measure the engine's defaults for comparison.
+ */
+const ENGINE_SWITCHES = { PULUMI_SKIP_CHECKPOINTS: "true", PULUMI_DISABLE_CHECKPOINT_BACKUPS: "true" };
+
+/** The "wide" variant's --parallel: above any step count here, so the engine never holds a step back. */
+const WIDE = 4096;
+
 const BEGIN = "<!-- provisioning-results:begin (written by npm run bench) -->";
 const END = "<!-- provisioning-results:end -->";
 
@@ -27,7 +41,8 @@ interface Args {
   sizes: number[];
   reps: number[];
   parallel: number;
-  switches: boolean;
+  defaultsSizes: number[];
+  wideSizes: number[];
   dataplane: boolean;
   provisioning: boolean;
   readme: boolean;
@@ -42,13 +57,16 @@ function parseArgs(argv: string[]): Args {
   const list = (s: string | undefined) => s?.split(",").map((x) => Number(x.trim()));
   const sizes = list(value("--sizes")) ?? (quick ? [5, 10] : [30, 100, 300]);
   const reps = list(value("--reps")) ?? (quick ? [1] : [3, 2, 1]);
-  if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 999) || reps.some((r) => !Number.isInteger(r) || r < 1)) {
+  const defaultsSizes = list(value("--defaults-sizes")) ?? (quick ? [] : [30, 100]);
+  const wideSizes = list(value("--wide-sizes")) ?? (quick ? [] : [100]);
+  if ([...sizes, ...defaultsSizes, ...wideSizes].some((n) => !Number.isInteger(n) || n < 1 || n > 999) || reps.some((r) => !Number.isInteger(r) || r < 1)) {
     throw new Error("--sizes takes VM counts 1–999 and --reps repetition counts ≥ 1, comma-separated (e.g. --sizes 30,100,300 --reps 3,2,1)");
   }
   return {
     quick, sizes, reps,
     parallel: Number(value("--parallel") ?? 64),
-    switches: argv.includes("--switches"),
+    defaultsSizes,
+    wideSizes,
     dataplane: !argv.includes("--no-dataplane"),
     provisioning: !argv.includes("--no-provisioning"),
     readme: argv.includes("--readme") || (!quick && !argv.includes("--no-readme")),
@@ -62,12 +80,11 @@ function parseArgs(argv: string[]): Args {
 export function renderTable(sections: BenchSection[]): string {
   const width: number[] = [];
   for (const s of sections) for (const r of [s.columns, ...s.rows]) r.forEach((c, i) => (width[i] = Math.max(width[i] ?? 0, c.length)));
-  const total = width.reduce((a, w) => a + w + 3, 1);
   const line = (cells: string[]) => "| " + width.map((w, i) => (i === 0 ? (cells[i] ?? "").padEnd(w) : (cells[i] ?? "").padStart(w))).join(" | ") + " |";
   const rule = "+" + width.map((w) => "-".repeat(w + 2)).join("+") + "+";
-  const out: string[] = [rule];
+  const out: string[] = [];
   for (const s of sections) {
-    out.push(`| ${s.title}`.padEnd(total - 1) + "|", rule, line(s.columns), rule, ...s.rows.map(line), rule);
+    out.push(`  ${s.title}`, rule, line(s.columns), rule, ...s.rows.map(line), rule);
     for (const n of s.notes ?? []) out.push(`  ${n}`);
   }
   return out.join("\n");
@@ -150,8 +167,11 @@ async function main(): Promise<void> {
     report = await runProvisioningBench({
       sizes: args.sizes,
       reps: (n) => args.reps[Math.min(args.sizes.indexOf(n), args.reps.length - 1)],
-      settings: { parallel: args.parallel, env: {} },
-      switchVariant: args.switches,
+      settings: { parallel: args.parallel, env: ENGINE_SWITCHES },
+      variants: [
+        { label: "engine defaults (checkpoint per step)", settings: { parallel: args.parallel, env: {} }, sizes: args.defaultsSizes },
+        { label: `--parallel ${WIDE}`, settings: { parallel: WIDE, env: ENGINE_SWITCHES }, sizes: args.wideSizes },
+      ],
       log,
     });
     const section = provisioningSection(report);
@@ -164,14 +184,18 @@ async function main(): Promise<void> {
       log(`README: updated the Provisioning results in ${README}`);
     }
   }
+  let failure: Error | undefined;
   if (args.dataplane) {
-    const dp = await dataplane(args, log);
-    if (dp) {
-      sections.push(dp);
-      log(`results: ${writeJson(args.quick ? "dataplane-summary-quick.json" : "dataplane-summary.json", dp)}`);
-    }
+    // The data-plane bench writes its own results and README block; a failure there must not
+    // lose the provisioning table.
+    const dp = await dataplane(args, log).catch((err: Error) => {
+      failure = err;
+      return undefined;
+    });
+    if (dp) sections.push(dp);
   }
   console.log("\n" + renderTable(sections));
+  if (failure) throw new Error(`data-plane benchmark failed (the provisioning results above are complete): ${failure.message}`);
 }
 
 if (require.main === module) {

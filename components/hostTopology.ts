@@ -6,13 +6,15 @@ import * as pulumi from "@pulumi/pulumi";
 import { FilterChain } from "../providers/filterChain";
 import { HostBridge } from "../providers/hostBridge";
 import { HealthChecks, HostHealth } from "../providers/hostHealth";
+import { BootRestore, renderRestoreScript, RestoreSpecInput } from "../providers/persistence";
 import { VethLink } from "../providers/vethLink";
 import type { ConnectionInput } from "../providers/ssh";
 import { BridgedVm } from "./bridged";
 import { IsolatedNetnsVm } from "./isolatedNetns";
 import { MacvlanVm } from "./macvlan";
 import { RoutedVm } from "./routed";
-import { BridgeSpec, derivedNames, VmSpec } from "./spec";
+import { BridgeSpec, derivedNames, stableBridgeMac, VmSpec } from "./spec";
+import { hostPortFlags } from "./vmPort";
 
 export interface HostTopologyArgs {
   hostName: string;
@@ -23,6 +25,13 @@ export interface HostTopologyArgs {
   simulatedNics?: string[];
   /** Verify the host after applying (links up, fdb present, simulated VMs reach each other). */
   healthCheck?: boolean;
+  /**
+   * Keep a boot restore script (BootRestore) of this host's topology on the host, so a reboot does
+   * not wait for the next `pulumi up`. true: the default places (/var/lib/hostnet/restore.sh,
+   * /etc/systemd/system/hostnet-restore.service); an object overrides them (lab hosts share /etc).
+   * Covers host bridges, simulated NICs and isolated-netns VMs.
+   */
+  persist?: boolean | { path?: string; unit?: string; unitDir?: string };
 }
 
 export class HostTopology extends pulumi.ComponentResource {
@@ -34,7 +43,7 @@ export class HostTopology extends pulumi.ComponentResource {
     const { connection } = args;
     const bridges = new Map<string, HostBridge>();
     for (const b of args.bridges) {
-      bridges.set(b.name, new HostBridge(`${name}-${b.name}`, { connection, name: b.name, stp: b.stp, mtu: b.mtu, uplink: b.uplink }, { parent: this }));
+      bridges.set(b.name, new HostBridge(`${name}-${b.name}`, { connection, name: b.name, stp: b.stp, mtu: b.mtu, mac: b.mac ?? stableBridgeMac(args.hostName, b.name), uplink: b.uplink }, { parent: this }));
     }
     this.children.push(...bridges.values());
     for (const nic of args.simulatedNics ?? []) {
@@ -77,6 +86,10 @@ export class HostTopology extends pulumi.ComponentResource {
         ports: ports.map(({ port, vm }) => ({ port, policy: "clean-traffic" as const, mac: vm.mac, ipv4: vm.ipv4.map((c) => c.split("/")[0]) })),
       }, { parent: this, dependsOn: [...bridges.values()] }));
     }
+    if (args.persist) {
+      const where = args.persist === true ? {} : args.persist;
+      this.children.push(new BootRestore(`${name}-restore`, { connection, script: renderRestoreScript(restoreSpecFor(args)), ...where }, { parent: this, dependsOn: [...this.children] }));
+    }
     if (args.healthCheck) {
       const checks = healthChecksFor(args);
       const trigger = crypto.createHash("sha256").update(JSON.stringify({ b: args.bridges, v: args.vms })).digest("hex").slice(0, 16);
@@ -107,4 +120,38 @@ export function healthChecksFor(args: Pick<HostTopologyArgs, "bridges" | "vms">)
     pings.push({ netns: derivedNames(sims[i - 1].name).guestNetns, to: sims[i].ipv4[0].split("/")[0] });
   }
   return { links, fdb, pings };
+}
+
+/** The objects this component makes for the host, as BootRestore renders them (mirrors IsolatedNetnsVm and vmPort). */
+export function restoreSpecFor(args: Pick<HostTopologyArgs, "hostName" | "bridges" | "vms" | "simulatedNics">): RestoreSpecInput {
+  const spec = { host: args.hostName, namespaces: [], bridges: [], veths: [], taps: [], fdb: [], filters: [] } as Required<RestoreSpecInput>;
+  spec.bridges.push(...args.bridges.map((b) => ({ name: b.name, stp: b.stp, mtu: b.mtu, uplink: b.uplink })));
+  spec.veths.push(...(args.simulatedNics ?? []).map((nic) => ({ a: { name: nic, up: true }, b: { name: `${nic}p`, up: true } })));
+  for (const vm of args.vms) {
+    if (vm.attachment !== "isolated-netns") {
+      throw new Error(`host ${args.hostName}: persist covers isolated-netns VMs only, but VM ${vm.name} is ${vm.attachment}; turn persist off for this host`);
+    }
+    const n = derivedNames(vm.name);
+    const disableV6 = { "net.ipv6.conf.all.disable_ipv6": "1" };
+    spec.namespaces.push({ name: n.netns, sysctls: disableV6 });
+    spec.bridges.push({ name: n.innerBridge, netns: n.netns });
+    spec.veths.push({
+      a: { name: n.hostPort, master: vm.bridge, portFlags: hostPortFlags(vm), up: true },
+      b: { name: n.innerUplink, netns: n.netns, master: n.innerBridge, up: true },
+    });
+    if (vm.simulate) {
+      spec.namespaces.push({ name: n.guestNetns, sysctls: disableV6 });
+      spec.veths.push({
+        a: { name: n.innerTap, netns: n.netns, master: n.innerBridge, up: true },
+        b: { name: n.guestIf, netns: n.guestNetns, mac: vm.mac, addresses: vm.ipv4, up: true },
+      });
+    } else {
+      spec.taps.push({ name: n.innerTap, netns: n.netns, master: n.innerBridge, multiQueue: false, vnetHdr: true });
+    }
+    if (vm.filter === "clean-traffic") {
+      spec.filters.push({ netns: n.netns, table: "hostnet", ports: [{ port: n.innerTap, policy: "clean-traffic", mac: vm.mac, ipv4: vm.ipv4.map((c) => c.split("/")[0]) }] });
+    }
+    if (vm.managedFdb) spec.fdb.push({ bridge: vm.bridge!, port: n.hostPort, mac: vm.mac });
+  }
+  return spec;
 }

@@ -16,5 +16,7 @@ export function managedFdbEntry(
   deps: pulumi.Input<pulumi.Resource>[],
 ): FdbEntry[] {
   if (!vm.managedFdb) return [];
-  return [new FdbEntry(`${name}-fdb`, { connection, bridge, port, mac: vm.mac }, { parent, dependsOn: deps })];
+  // With ARP suppression the bridge also learns the VM's addresses as permanent neighbours.
+  const neighbours = vm.arpSuppress ? vm.ipv4.map((c) => c.split("/")[0]) : [];
+  return [new FdbEntry(`${name}-fdb`, { connection, bridge, port, mac: vm.mac, neighbours }, { parent, dependsOn: deps })];
 }

@@ -46,12 +46,25 @@ export const BridgeSpec = z
     name: IfName,
     stp: z.boolean().default(false),
     mtu: z.number().int().min(68).max(65535).optional(),
+    /** Fixed bridge MAC; default: derived from host and bridge name (see stableBridgeMac). */
+    mac: MacAddress.optional(),
     uplink: IfName.optional(),
     /** nft table used for the per-host FilterChain of bridged VMs. */
     filterTable: NftIdentifier.default("hostnet"),
   })
   .strict();
 export type BridgeSpec = z.infer<typeof BridgeSpec>;
+
+/**
+ * A bridge left to itself takes the lowest MAC of its ports, so its MAC changes whenever a VM
+ * comes or goes — and the kernel then flushes the bridge's neighbour table, permanent ARP
+ * suppression entries included. A fixed, locally administered MAC per (host, bridge) avoids both.
+ */
+export function stableBridgeMac(host: string, bridge: string): string {
+  const h = require("crypto").createHash("sha256").update(`${host}/${bridge}`).digest();
+  const bytes = [0x02, h[0], h[1], h[2], h[3], h[4]];
+  return bytes.map((b: number) => b.toString(16).padStart(2, "0")).join(":");
+}
 
 /** Names derived from a VM name, all within the kernel's 15-byte limit. */
 export function derivedNames(vm: string) {

@@ -10,7 +10,7 @@ import type { FdbRow, HostSnapshot } from "./hoststate";
 import { KindContext, OptionalNetns, ResourceKind } from "./kind";
 import { isGone } from "./ownership";
 import { batchLine } from "./shell";
-import { IfName, MacAddress } from "./validate";
+import { IfName, Ipv4Address, MacAddress } from "./validate";
 
 const VLAN_RANGE = "vlan must be an integer 1–4094";
 
@@ -24,6 +24,12 @@ export const FdbEntryProps = z.object({
   netns: OptionalNetns,
   /** Needs vlan_filtering on the bridge; kernels without it refuse such an entry. */
   vlan: z.number().int(VLAN_RANGE).min(1, VLAN_RANGE).max(4094, VLAN_RANGE).optional(),
+  /**
+   * ARP suppression: the VM's IPv4 addresses, published as permanent neighbours (with this MAC)
+   * on the bridge. With neigh_suppress on the ports, the bridge answers ARP for them itself
+   * instead of flooding the request to every port.
+   */
+  neighbours: z.array(Ipv4Address).default([]),
 });
 export type FdbEntryProps = z.infer<typeof FdbEntryProps>;
 
@@ -87,20 +93,44 @@ async function fdbOp(ctx: KindContext, p: FdbEntryProps, verb: "add" | "replace"
   await ctx.host.run({ kind: "batch", tool: "bridge", netns: p.netns, lines: [batchLine(tokens)], what });
 }
 
+/** Permanent neighbours on the bridge that carry this entry's MAC. */
+async function liveNeighbours(ctx: KindContext, p: FdbEntryProps): Promise<string[]> {
+  const ns = (await ctx.host.snapshot()).namespaces[p.netns ?? ""];
+  return (ns?.neigh ?? []).filter((n) => n.dev === p.bridge && n.lladdr === p.mac).map((n) => n.dst).sort();
+}
+
+async function setNeighbours(ctx: KindContext, p: FdbEntryProps, add: string[], del: string[]): Promise<void> {
+  const lines = [
+    ...add.map((ip) => batchLine(["neigh", "replace", ip, "lladdr", p.mac, "dev", p.bridge, "nud", "permanent"])),
+    ...del.map((ip) => batchLine(["neigh", "del", ip, "dev", p.bridge])),
+  ];
+  if (lines.length === 0) return;
+  await ctx.host.run({ kind: "batch", tool: "ip", netns: p.netns, lines, what: `publish ARP-suppression neighbours for ${where(p)}` });
+}
+
 async function create(ctx: KindContext, p: FdbEntryProps): Promise<Record<string, unknown>> {
   await checkPort(ctx, p);
   try {
     await fdbOp(ctx, p, "add", p.port, `add ${where(p)} on port ${p.port}`);
-    return {};
   } catch (err) {
     if (!/File exists/.test(String(err))) throw explain(ctx, p, err);
+    await takeOverLearned(ctx, p);
   }
-  // A learned (dynamic) entry is the bridge's cache, not anyone's configuration: take it over.
+  try {
+    await setNeighbours(ctx, p, p.neighbours, []);
+  } catch (err) {
+    await fdbOp(ctx, p, "del", p.port, `remove half-made ${where(p)}`).catch(() => undefined);
+    throw err;
+  }
+  return {};
+}
+
+/** A learned (dynamic) entry is the bridge's cache, not anyone's configuration: take it over. */
+async function takeOverLearned(ctx: KindContext, p: FdbEntryProps): Promise<void> {
   if (await staticEntry(ctx, p)) {
     throw new Error(`${ctx.host.label}: ${where(p)} already exists as a static entry. To manage it with hostnet, set adopt: true on this FdbEntry.`);
   }
   await fdbOp(ctx, p, "replace", p.port, `turn the learned ${where(p)} into a static entry on port ${p.port}`);
-  return {};
 }
 
 export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
@@ -113,7 +143,9 @@ export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
 
   async read(ctx, p) {
     const row = await staticEntry(ctx, p);
-    return row ? { bridge: p.bridge, port: row.dev, mac: p.mac, netns: p.netns, vlan: p.vlan } : null;
+    if (!row) return null;
+    const live = await liveNeighbours(ctx, p);
+    return { bridge: p.bridge, port: row.dev, mac: p.mac, netns: p.netns, vlan: p.vlan, neighbours: p.neighbours.filter((ip) => live.includes(ip)) };
   },
 
   async update(ctx, olds, news) {
@@ -121,6 +153,10 @@ export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
       await checkPort(ctx, news);
       await fdbOp(ctx, news, "replace", news.port, `move ${where(news)} from port ${olds.port} to ${news.port}`);
     }
+    const live = await liveNeighbours(ctx, news);
+    const add = news.neighbours.filter((ip) => !live.includes(ip));
+    const del = olds.neighbours.filter((ip) => !news.neighbours.includes(ip) && live.includes(ip));
+    await setNeighbours(ctx, news, add, del);
     return {};
   },
 
@@ -128,6 +164,10 @@ export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
     const row = await staticEntry(ctx, p);
     // Only the static entry is ours: a learned or local (permanent) one for this MAC is left alone.
     if (!row || row.state !== "static") return;
+    const live = await liveNeighbours(ctx, p);
+    await setNeighbours(ctx, p, [], p.neighbours.filter((ip) => live.includes(ip))).catch((err) => {
+      if (!isGone(err)) throw err;
+    });
     try {
       await fdbOp(ctx, p, "del", row.dev, `delete ${where(p)} (port ${row.dev})`);
     } catch (err) {

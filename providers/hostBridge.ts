@@ -145,13 +145,13 @@ function managementUse(links: Link[], ifname: string, addrs: string[]): string |
   return via ? `${ifname} is a port of ${master!.name}, which carries ${via}, the address this SSH connection uses` : undefined;
 }
 
-function refuseManagement(ctx: KindContext, p: P, action: string, reason: string): never {
+function refuseManagement(ctx: KindContext, p: P, action: string, reason: string, extra = ""): never {
   throw new Error(
     `${ctx.host.label} (${where(p)}): refusing to ${action}: ${reason}, so doing it would cut SSH to the host ` +
       `half-way through the change. Nothing was changed. This needs the safe-apply (commit-confirm) path: set ` +
       `safeApply: true to do this with commit-confirm (the addresses and routes move with it, and the host reverts by ` +
       `itself unless hostnet reconnects and confirms within confirmTimeoutSeconds), or do it from a console, or choose ` +
-      `an uplink that does not carry the management path.`,
+      `an uplink that does not carry the management path.${extra}`,
   );
 }
 
@@ -392,7 +392,9 @@ async function safeCreate(ctx: KindContext, p: P, snap: HostSnapshot): Promise<v
  */
 async function safeRelease(ctx: KindContext, p: P, snap: HostSnapshot, bridge: Link, uplinkName: string | undefined, del: boolean, reason: string): Promise<void> {
   const action = del ? `delete bridge ${p.name}` : `release ${uplinkName} from bridge ${p.name}`;
-  if (!p.safeApply) refuseManagement(ctx, p, action, reason);
+  // delete and release see the recorded outputs: the flag must be in the state before.
+  const first = ` To ${del ? "delete" : "release"} it that way, set safeApply: true and run pulumi up first (it only records the flag), then ${del ? "delete" : "release"} it.`;
+  if (!p.safeApply) refuseManagement(ctx, p, action, reason, first);
   const uplink = linksOf(snap, p).find((l) => l.name === uplinkName && l.master === p.name);
   if (!uplink) {
     throw new Error(
@@ -449,7 +451,9 @@ function enslaveStep(news: P, snap: HostSnapshot, bridge: Link, name: string, ad
 /** The update as one commit-confirmed step (same order as updateLines), with its exact inverse. */
 function safeUpdatePlan(olds: P, news: P, live: Record<string, unknown>, snap: HostSnapshot, bridge: Link, addrs: string[]): Plan {
   const masterOf = (n: string) => linksOf(snap, news).find((l) => l.name === n)?.master;
-  const steps: Step[] = [propStep(news, live)];
+  // Setting a device down flushes the routes through it: a revert must bring them back.
+  const routes = pathOn(snap, news, news.name).routes.map((r) => routeTokens(r, news.name));
+  const steps: Step[] = [{ fwd: [], back: routes }, propStep(news, live)];
   if (olds.uplink && olds.uplink !== news.uplink && masterOf(olds.uplink) === news.name) steps.push(releaseStep(news, snap, bridge, olds.uplink, addrs));
   if (news.uplink && masterOf(news.uplink) !== news.name) steps.push(enslaveStep(news, snap, bridge, news.uplink, addrs));
   steps.push(upStep(news, live));
@@ -510,7 +514,7 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
     const live = liveProps(news, link, links);
     if (news.safeApply && (uplinkRisk || carries(link, addrs))) {
       const plan = safeUpdatePlan(olds, news, live, snap, link, addrs);
-      if (plan.apply.length > 0) await commitConfirmed(ctx, news, plan, `update bridge ${news.name}, which carries the management path`);
+      if (plan.apply.length > 0) await commitConfirmed(ctx, news, plan, `update bridge ${news.name} on the management path`);
       return { managedUplink: managedAfter(olds, news, links) };
     }
     const lines = updateLines(olds, news, live, links);
@@ -543,7 +547,7 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
   async release(ctx, p) {
     if (!p.managedUplink) return;
     const snap = await ctx.host.snapshot();
-    const bridge = bridgeLink(ctx, snap, p);
+    const bridge = findLink(snap, nsOf(p), p.name);
     const own = carries(bridge, await managementAddresses(ctx));
     const ours = linksOf(snap, p).find((l) => l.name === p.managedUplink)?.master === p.name;
     if (bridge && own && ours) {

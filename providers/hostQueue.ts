@@ -8,7 +8,25 @@ export type HostOp =
   | { kind: "batch"; tool: "ip" | "bridge"; netns?: string; lines: string[]; what: string }
   /** checkOnly: `nft -c -f -` (validate against the live kernel, change nothing). */
   | { kind: "nft"; netns?: string; script: string; what: string; checkOnly?: boolean }
-  | { kind: "sh"; netns?: string; commands: Argv[]; what: string };
+  | { kind: "sh"; netns?: string; commands: Argv[]; what: string }
+  /**
+   * Replace a text file atomically (temp file + rename; parent directories created). Files are not
+   * per namespace. `content` must end with a newline (it travels in a here-document, which adds one).
+   */
+  | { kind: "writeFile"; netns?: undefined; path: string; content: string; mode: string; what: string };
+
+/** Absolute paths a writeFile op accepts: no shell or glob characters, no `.`/`..` segments. */
+const SAFE_ABSOLUTE_PATH = /^(\/[A-Za-z0-9_@+,.-]+)+$/;
+
+/** Why `path` is not an acceptable file path for a writeFile op, or undefined when it is. */
+export function filePathProblem(path: string): string | undefined {
+  if (typeof path !== "string" || !SAFE_ABSOLUTE_PATH.test(path)) {
+    return "must be an absolute path of letters, digits and _ @ + , . - between slashes (no trailing slash)";
+  }
+  if (path.split("/").some((seg) => seg === "." || seg === "..")) return "must not contain . or .. segments";
+  if (path.length > 1024) return "must be at most 1024 characters";
+  return undefined;
+}
 
 export class HostOpError extends Error {
   constructor(
@@ -28,7 +46,7 @@ export class HostOpError extends Error {
 /** One group of the flush script: ops run by one tool invocation, in order. */
 export interface FlushGroup {
   ops: number[];
-  tool: "ip" | "bridge" | "nft" | "sh";
+  tool: "ip" | "bridge" | "nft" | "sh" | "writeFile";
   netns?: string;
   /** nft groups only: `nft -c` (check-only ops never share a transaction with real ones). */
   checkOnly?: boolean;
@@ -60,6 +78,8 @@ export function describeCommand(op: HostOp): string {
       return `${op.netns ? `ip netns exec ${op.netns} ` : ""}nft${op.checkOnly ? " -c" : ""} -f - (${op.script.split("\n").length} lines)`;
     case "sh":
       return op.commands.map((c) => argvToShell(inNetns(op.netns, c))).join(" && ");
+    case "writeFile":
+      return `write ${op.path} (${Buffer.byteLength(op.content)} bytes, mode ${op.mode})`;
   }
 }
 
@@ -72,7 +92,7 @@ export function buildFlushScript(ops: HostOp[], isolate: Set<number> = new Set()
   const byKey = new Map<string, FlushGroup>();
   ops.forEach((op, i) => {
     const tool = op.kind === "batch" ? op.tool : op.kind;
-    const mergeable = tool !== "sh" && !isolate.has(i);
+    const mergeable = tool !== "sh" && tool !== "writeFile" && !isolate.has(i);
     const checkOnly = op.kind === "nft" && op.checkOnly === true;
     const key = `${tool}${checkOnly ? " -c" : ""}\u0000${op.netns ?? ""}`;
     let g = mergeable ? byKey.get(key) : undefined;
@@ -109,8 +129,38 @@ function groupCommand(g: FlushGroup, ops: HostOp[]): string {
     const nft = argvToShell(inNetns(g.netns, ["nft", ...(g.checkOnly ? ["-c"] : []), "-f", "-"]));
     return `${nft} 2>&1 ${heredoc(body)}`;
   }
+  if (g.tool === "writeFile") return writeFileCommand(ops[g.ops[0]] as Extract<HostOp, { kind: "writeFile" }>);
   const op = ops[g.ops[0]] as Extract<HostOp, { kind: "sh" }>;
   return `( set -e\n${op.commands.map((c) => argvToShell(inNetns(op.netns, c))).join("\n")}\n) 2>&1 </dev/null`;
+}
+
+/**
+ * Checked here too (ops are built by code, but the path reaches a shell). A refused op fails on
+ * the host with the reason instead of throwing here, which would strand the whole flush.
+ */
+function writeFileCommand(op: Extract<HostOp, { kind: "writeFile" }>): string {
+  const problem = writeFileProblem(op);
+  if (problem) return `( echo ${shellQuote(`hostnet refused to write ${JSON.stringify(op.path)}: ${problem}`)}; exit 1 )`;
+  const tmp = `${op.path}.hostnet-tmp`;
+  const dir = op.path.slice(0, op.path.lastIndexOf("/")) || "/";
+  return [
+    "( set -e",
+    "umask 077",
+    argvToShell(["mkdir", "-p", "--", dir]),
+    `cat > ${shellQuote(tmp)} ${heredoc(op.content.slice(0, -1))}`,
+    argvToShell(["chmod", op.mode, "--", tmp]),
+    argvToShell(["mv", "-f", "--", tmp, op.path]),
+    ") 2>&1 </dev/null",
+  ].join("\n");
+}
+
+function writeFileProblem(op: Extract<HostOp, { kind: "writeFile" }>): string | undefined {
+  const path = filePathProblem(op.path);
+  if (path) return `the path ${path}`;
+  if (!/^[0-7]{3,4}$/.test(op.mode)) return `mode ${JSON.stringify(op.mode)} must be octal like 0644`;
+  if (typeof op.content !== "string" || !op.content.endsWith("\n")) return "the content must be text ending with a newline";
+  if (op.content.includes("\0")) return "the content contains a NUL byte";
+  return undefined;
 }
 
 export type OpOutcome = { status: "ok"; output: string } | { status: "failed"; output: string } | { status: "retry"; isolate: boolean };

@@ -154,6 +154,15 @@ export const BridgePort = z.looseObject({
 });
 export type BridgePort = z.infer<typeof BridgePort>;
 
+/** One permanent neighbour of `ip -j neigh show nud permanent` (ARP suppression on bridges). */
+export const NeighEntry = z.looseObject({
+  dst: z.string(),
+  dev: z.string().optional(),
+  lladdr: z.string().optional(),
+  state: z.array(z.string()).optional(),
+});
+export type NeighEntry = z.infer<typeof NeighEntry>;
+
 /** One entry of `bridge -j fdb show`; state "" means NUD_REACHABLE (a live learned entry). */
 export const FdbEntry = z.looseObject({
   mac: z.string(),
@@ -354,6 +363,8 @@ export type RouteRow = z.infer<typeof RouteRow>;
 export const NamespaceState = z.object({
   links: z.array(Link),
   fdb: z.array(FdbRow),
+  /** Permanent neighbours on bridges: what ARP suppression answers from. */
+  neigh: z.array(z.object({ dst: z.string(), dev: z.string(), lladdr: z.string() })).default([]),
   routes: z.array(RouteRow),
   sysctls: z.record(z.string(), z.string()),
   nft: NftRuleset.nullable(),
@@ -382,6 +393,7 @@ export type RawNamespace = {
   routes6: Route[];
   bports: BridgePort[];
   fdb: FdbEntry[];
+  neigh?: NeighEntry[];
   sysctl: Record<string, string>;
   nft: NftRuleset | null;
 };
@@ -541,9 +553,11 @@ export function buildNamespaceState(raw: RawNamespace, failedSections: string[] 
   const ports = new Map(raw.bports.filter((p) => p.master !== undefined).map((p) => [p.ifname, p] as const));
   const addrs = new Map((raw.addrs ?? []).map((a) => [a.ifname, a.addr_info] as const));
   const fdb = raw.fdb.map(toFdbRow).filter((r): r is FdbRow => r !== undefined);
+  const neigh = (raw.neigh ?? []).flatMap((n) => (n.dev && n.lladdr ? [{ dst: n.dst, dev: n.dev, lladdr: n.lladdr.toLowerCase() }] : []));
   return {
     links: withLocalPeerIndexes(raw.links.map((l) => toLink(l, ports, addrs))),
     fdb,
+    neigh,
     routes: [...raw.routes.map((r) => toRouteRow(r, 4)), ...raw.routes6.map((r) => toRouteRow(r, 6))],
     sysctls: { ...raw.sysctl },
     nft: raw.nft,
@@ -612,7 +626,7 @@ export function findFdb(snapshot: HostSnapshot, netns: string, mac: string, port
 const MARK = "@@hostnet";
 
 /** Section order inside a namespace; bports/fdb/nsids print [] when links show they are moot. */
-export const SECTIONS = ["links", "routes", "routes6", "bports", "fdb", "nsids", "sysctl", "nft"] as const;
+export const SECTIONS = ["links", "routes", "routes6", "bports", "fdb", "neigh", "nsids", "sysctl", "nft"] as const;
 
 /**
  * Runs inside one namespace ($1 = its name, "" for root), via `ip netns exec NS sh -c`, so
@@ -651,6 +665,10 @@ esac
 case $links in
   *bridge*|*vxlan*|*macv*) sec fdb bridge -j fdb show ;;
   *) moot fdb ;;
+esac
+case $links in
+  *'"info_kind":"bridge"'*) sec neigh ip -j neigh show nud permanent ;;
+  *) moot neigh ;;
 esac
 case $links in
   *link_netnsid*) sec nsids ip -j netns list-id ;;
@@ -832,8 +850,11 @@ function parseSysctl(ns: string, section: Section | undefined): Record<string, s
 /** nft prints {"nftables": [...]}; `null` (no nft binary) and `[]` (nft failed) mean none. */
 const NftSection = z.preprocess((v) => (Array.isArray(v) && v.length === 0 ? null : v), NftRuleset.nullable());
 
+/** Sections older snapshot scripts did not print: absent means "none", not "failed". */
+const OPTIONAL_SECTIONS: ReadonlySet<string> = new Set(["neigh"]);
+
 function failedSectionsOf(sections: ReadonlyMap<string, Section>): string[] {
-  return SECTIONS.filter((s) => sections.get(s) === undefined || sections.get(s)?.rc !== undefined);
+  return SECTIONS.filter((s) => (sections.get(s) === undefined && !OPTIONAL_SECTIONS.has(s)) || sections.get(s)?.rc !== undefined);
 }
 
 function parseNamespace(ns: string, sections: ReadonlyMap<string, Section>): { state: NamespaceState; nsids: NetnsId[] } {
@@ -845,6 +866,7 @@ function parseNamespace(ns: string, sections: ReadonlyMap<string, Section>): { s
     routes6: json(z.array(Route), "routes6") ?? [],
     bports: json(z.array(BridgePort), "bports") ?? [],
     fdb: json(z.array(FdbEntry), "fdb") ?? [],
+    neigh: json(z.array(NeighEntry), "neigh") ?? [],
     sysctl: parseSysctl(ns, sections.get("sysctl")),
     nft: json(NftSection, "nft") ?? null,
   };

@@ -8,8 +8,10 @@ import { hostBridgeKind } from "./hostBridge";
 import { fdbEntryKind } from "./fdbEntry";
 import { tapPortKind } from "./tapPort";
 import { hostHealthKind, rolloutGateKind } from "./hostHealth";
+import { bootRestoreKind } from "./persistence";
 
 export const KINDS: Record<string, ResourceKind<any>> = {
+  BootRestore: bootRestoreKind,
   VmNetns: vmNetnsKind,
   VethLink: vethLinkKind,
   MacvlanPort: macvlanPortKind,

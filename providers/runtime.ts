@@ -6,6 +6,7 @@ import { hostFor, Host } from "./host";
 import { CommonProps, KindContext, ResourceKind } from "./kind";
 import { formatIssues } from "./validate";
 import { KINDS } from "./kinds";
+import { TransportError } from "./ssh";
 
 /** The value the engine sends for properties not known yet during preview. */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -159,8 +160,36 @@ export async function create(kindName: string, inputs: Props) {
     if (!live) throw new Error(`${ctx.host.label}: cannot adopt ${kind.type} ${kind.id(p)}: it does not exist on the host`);
     return { id: kind.id(p), outs: definedOnly({ ...inputs, ...live, machineId, created: false }) };
   }
-  const extra = await kind.create(ctx, p);
-  return { id: kind.id(p), outs: definedOnly({ ...inputs, ...p, ...extra, machineId, created: true }) };
+  try {
+    const extra = await kind.create(ctx, p);
+    return { id: kind.id(p), outs: definedOnly({ ...inputs, ...p, ...extra, machineId, created: true }) };
+  } catch (err) {
+    if (!cutOff(err)) throw err;
+    throw interruptedCreate(kind, ctx, p, definedOnly({ ...inputs, ...p, machineId, created: true }), err as Error);
+  }
+}
+
+/** The session broke while changes were in flight: the host may have applied some of them. */
+function cutOff(err: unknown): boolean {
+  if (err instanceof TransportError || (err as Error)?.name === "TransportError") return true;
+  // Kinds that wrap a failed undo keep the transport's words.
+  return /connection lost while trying to|: cannot connect: |timed out after \d+ ms while trying to/.test(String((err as Error)?.message ?? err));
+}
+
+/**
+ * A create cut off mid-way may have left the object on the host, maybe half-made, and the undo
+ * could not run or could not be trusted. Throwing an initialization failure (error with `id` and
+ * `properties`) makes the engine record the resource anyway: the next refresh reads what is
+ * really there (dropping it if it is absent) and the next `up` repairs it, instead of a create
+ * tripping over an unmanaged leftover that nobody would clean up.
+ */
+function interruptedCreate(kind: ResourceKind, ctx: KindContext, p: any, outs: Props, err: Error): Error {
+  const id = kind.id(p);
+  const message =
+    `${err.message}\n  ${ctx.host.label}: the connection was lost while creating ${kind.type} ${id}; it may exist on the host, ` +
+    `complete or half-made. hostnet recorded it in the state as unfinished: run \`pulumi up --refresh\` when the host ` +
+    `answers again, which reads what is really there and finishes or recreates it.`;
+  return Object.assign(new Error(message), { id, properties: outs, reasons: [message] });
 }
 
 export async function read(kindName: string, id: string, props: Props) {

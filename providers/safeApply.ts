@@ -22,8 +22,13 @@ import { HostSession } from "./sshPool";
 
 const BASE = "/run/hostnet/safe-apply";
 const ID = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,99}$/;
-/** How long the start step waits on the host for the apply to finish before it stops watching. */
-const APPLY_WATCH_S = 3;
+/**
+ * How long the start step waits on the host for the apply to finish (at most a quarter of the
+ * confirm timeout). Its answer must come back soon after: one that arrives late crossed a cut
+ * path that the revert restored.
+ */
+const APPLY_WATCH_MS = 2000;
+const START_SLACK_MS = 2000;
 /** Per attempt: a cut path shows up as a handshake that never completes. */
 const CONNECT_TIMEOUT_MS = 2500;
 const PROBE_TIMEOUT_MS = 5000;
@@ -95,6 +100,10 @@ function writeFile(path: string, body: string): string {
   return `cat > ${shellQuote(path)} ${heredoc(body)}`;
 }
 
+function applyWatchMs(spec: CommitConfirmSpec): number {
+  return Math.min(APPLY_WATCH_MS, (spec.confirmTimeoutSeconds * 1000) / 4);
+}
+
 /** Arms the timer, then (only once it runs) starts the apply detached and watches it briefly. */
 export function startScript(spec: CommitConfirmSpec, token: string): string {
   const d = dirOf(spec.id);
@@ -116,7 +125,7 @@ export function startScript(spec: CommitConfirmSpec, token: string): string {
     `i=0; while [ ! -s ${q("timer.pid")} ]; do i=$((i+1)); if [ $i -gt 50 ]; then say notimer; exit 0; fi; sleep 0.1; done`,
     `say armed`,
     `${argvToShell(["setsid", "-f", "sh", "-c", applyJob])} </dev/null >/dev/null 2>&1`,
-    `i=0; while [ ! -e ${q("apply.rc")} ] && [ $i -lt ${APPLY_WATCH_S * 10} ]; do i=$((i+1)); sleep 0.1; done`,
+    `i=0; while [ ! -e ${q("apply.rc")} ] && [ $i -lt ${Math.ceil(applyWatchMs(spec) / 100)} ]; do i=$((i+1)); sleep 0.1; done`,
     `if [ -e ${q("apply.rc")} ]; then say applied "$(cat ${q("apply.rc")})"; show apply.log; else say running; fi`,
     "",
   ].join("\n");
@@ -171,6 +180,14 @@ export function parseReport(stdout: string): Report {
 
 // ------------------------------------------------------------------ the protocol
 
+/**
+ * Every failure of a commit-confirm after the start is settled on the host (it reverted, or will
+ * by itself): nothing is half-applied as far as the caller's state is concerned.
+ */
+export class CommitConfirmError extends Error {
+  override name = "CommitConfirmError";
+}
+
 class CommitConfirm {
   private readonly d: string;
   private readonly token = randomBytes(8).toString("hex");
@@ -213,12 +230,12 @@ class CommitConfirm {
     let r;
     try {
       r = await this.host.session.exec(startScript(this.spec, this.token), {
-        timeoutMs: (APPLY_WATCH_S + 5) * 1000,
+        timeoutMs: applyWatchMs(this.spec) + START_SLACK_MS,
         what: `start the commit-confirm of ${this.spec.what}`,
       });
     } catch (err) {
       if (!(err instanceof TransportError)) throw err;
-      [this.lastError, this.cutSeen] = [err.message, true];
+      [this.lastError, this.cutSeen] = [this.reason(err), true];
       return "unknown"; // the apply may have cut this very session: the probes will tell
     } finally {
       this.host.invalidate();
@@ -226,7 +243,7 @@ class CommitConfirm {
     const rep = parseReport(r.stdout);
     if (rep.state === "busy") throw this.busyError(rep.args[0]);
     if (rep.state === "applied" || rep.state === "running") return rep.state === "applied" && rep.args[0] === "0" ? "applied" : "unknown";
-    throw new Error(
+    throw new CommitConfirmError(
       `${this.host.label}: could not arm the revert timer for ${this.spec.what} (${rep.state === "notimer" ? "the timer did not start" : `exit ${r.code}`}), ` +
         `so nothing was applied. ${r.stderr.trim()} Check that setsid (util-linux) exists on the host and /run/hostnet is writable.`,
     );
@@ -237,11 +254,10 @@ class CommitConfirm {
     while (Date.now() < this.started + this.T + REVERT_WATCH_MS) {
       const rep = await this.probe(seen);
       if (!rep) continue;
-      if (rep.state === "applied") seen = true;
-      else if (rep.state === "decided") {
-        if (this.settled(rep)) return;
-      } else if (rep.state === "gone") throw this.goneError();
-      if (rep.state === "pending") await sleep(RETRY_PAUSE_MS);
+      if (rep.state === "gone") throw this.goneError();
+      if (rep.state === "decided" && this.settled(rep)) return;
+      if (rep.state === "applied") seen = true; // confirm at once, over the next new session
+      else if (rep.state !== "raced") await sleep(RETRY_PAUSE_MS); // still applying, or the revert still running
     }
     throw this.cutError();
   }
@@ -255,11 +271,12 @@ class CommitConfirm {
     try {
       const exec = session.exec(probeScript(this.spec.id, this.token, confirm), { timeoutMs: PROBE_TIMEOUT_MS, what });
       const r = await within(exec, CONNECT_TIMEOUT_MS + PROBE_TIMEOUT_MS, `${this.host.label}: no answer while trying to ${what}`);
-      if (process.env.HOSTNET_SA_DEBUG) console.error(Date.now() - this.started, "probe", confirm, JSON.stringify(r.stdout.slice(0, 200)));
-      return parseReport(r.stdout);
+      const rep = parseReport(r.stdout);
+      if (rep.state === "") throw new Error(`${this.host.label}: could not ${what} (exit ${r.code}): ${r.stderr.trim() || "no output"}`);
+      return rep;
     } catch (err) {
-      [this.lastError, this.cutSeen] = [(err as Error).message, true];
-      if (process.env.HOSTNET_SA_DEBUG) console.error(Date.now() - this.started, "probe failed", this.lastError);
+      this.lastError = this.reason(err);
+      this.cutSeen ||= err instanceof TransportError || err instanceof NoAnswer;
       await sleep(Math.max(0, RETRY_PAUSE_MS - (Date.now() - began)));
       return undefined;
     } finally {
@@ -288,12 +305,24 @@ class CommitConfirm {
 
   // ---------------------------------------------------------------- operator messages
 
+  /**
+   * A failed attempt in a few words, without the transport's own phrasing: every outcome of a
+   * commit-confirm is settled by the host, and must not read as "connection lost mid-change".
+   */
+  private reason(err: unknown): string {
+    return String((err as Error)?.message ?? err)
+      .replace(`${this.host.label}: `, "")
+      .replace(/^cannot connect: /, "connecting failed: ")
+      .replace(/^timed out after (\d+) ms while trying to .*/s, "no answer within $1 ms")
+      .replace(/^connection lost while trying to .*/s, "the connection dropped");
+  }
+
   private get files(): string {
     return `${this.d}/{apply,revert}.log`;
   }
 
   private busyError(pid: string | undefined): Error {
-    return new Error(
+    return new CommitConfirmError(
       `${this.host.label}: a previous commit-confirm of the same object (${this.d}) is still waiting for its confirmation ` +
         `(timer pid ${pid ?? "?"}); it will revert that change by itself when its timeout ends. Nothing was applied now. ` +
         `Wait for it (see ${this.d}/revert.log afterwards), then run again.`,
@@ -301,7 +330,7 @@ class CommitConfirm {
   }
 
   private goneError(): Error {
-    return new Error(
+    return new CommitConfirmError(
       `${this.host.label}: the commit-confirm state for ${this.spec.what} (${this.d}) is missing or belongs to another run: ` +
         `the start step never reached the host (${this.lastError || "no error reported"}) or something removed it. Nothing is ` +
         `recorded as applied. Check the host by hand (ip -d link, ip addr, ip route) before running again.`,
@@ -309,7 +338,7 @@ class CommitConfirm {
   }
 
   private failedError(rep: Report): Error {
-    return new Error(
+    return new CommitConfirmError(
       `${this.host.label}: applying ${this.spec.what} failed on the host, so hostnet reverted it at once ` +
         `(revert exit ${rep.args[1] ?? "?"}). Nothing is recorded as applied.\n` +
         `  apply log: ${oneLine(rep.logs["apply.log"])}\n  revert log: ${oneLine(rep.logs["revert.log"])}\n` +
@@ -319,20 +348,20 @@ class CommitConfirm {
 
   private revertedError(rep: Report): Error {
     const why = !this.cutSeen
-      ? `hostnet could not confirm it in time`
-      : `the change cut SSH to ${this.host.label}: no new SSH session could be made within ${this.spec.confirmTimeoutSeconds} s after applying it (last error: ${this.lastError})`;
-    return new Error(
+      ? `hostnet could not confirm it in time${this.lastError ? ` (last error: ${this.lastError})` : ""}`
+      : `the change cut SSH to ${this.host.session.conn.host}: no new SSH session could be made within ${this.spec.confirmTimeoutSeconds} s after applying it (last error: ${this.lastError})`;
+    return new CommitConfirmError(
       `${this.host.label}: ${why}. The host reverted ${this.spec.what} by itself at about ${this.at(this.T)} (revert exit ` +
         `${rep.args[1]}), and SSH works again. Nothing is recorded as applied.\n` +
-        `  revert log: ${oneLine(rep.logs["revert.log"])}\n` +
+        `  apply log: ${oneLine(rep.logs["apply.log"])}\n  revert log: ${oneLine(rep.logs["revert.log"])}\n` +
         `  Files: ${this.files}. Check why the changed host was unreachable (is the bridge up, did the addresses and routes ` +
         `move, does the management VLAN/MTU still fit) before running again; a larger confirmTimeoutSeconds helps only a slow link.`,
     );
   }
 
   private cutError(): Error {
-    return new Error(
-      `${this.host.label}: the change cut SSH to ${this.host.label}: ${this.spec.what} was applied, and no new SSH session could ` +
+    return new CommitConfirmError(
+      `${this.host.label}: the change cut SSH to ${this.host.session.conn.host}: ${this.spec.what} was applied, and no new SSH session could ` +
         `be made within ${this.spec.confirmTimeoutSeconds} s after it (last error: ${this.lastError || "none"}). The host ` +
         `reverts it by itself at about ${this.at(this.T)} (${this.spec.confirmTimeoutSeconds} s after the apply); hostnet could not ` +
         `reach it afterwards to see that happen. Nothing is recorded as applied. Check from a console: that the revert ran ` +
@@ -347,10 +376,12 @@ function oneLine(s: string | undefined): string {
   return t === "" ? "(empty)" : t;
 }
 
+class NoAnswer extends Error {}
+
 /** A channel that never opens has no timeout of its own (the exec timer starts once it is open). */
 function within<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)));
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new NoAnswer(message)), ms)));
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 

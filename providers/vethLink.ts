@@ -155,30 +155,11 @@ function validate(p: VethLinkProps): Array<[string, string]> {
 
 interface Observed {
   link: Link;
-  /** Without IPv6 link-local: the kernel makes those itself. */
+  /** Without the IPv6 link-local addresses the kernel makes itself (those the user lists stay). */
   addresses: string[];
   /** Routes of the end's namespace (main table) that go out through this end. */
   routes: RouteRow[];
   sysctls: Partial<Record<EndSysctl, boolean>>;
-}
-
-function observe(snap: HostSnapshot, end: VethEnd): Observed | undefined {
-  const ns = snap.namespaces[end.netns ?? ROOT_NS];
-  const link = findLink(snap, end.netns ?? ROOT_NS, end.name);
-  if (!ns || !link || link.kind !== "veth") return undefined;
-  const sysctls: Observed["sysctls"] = {};
-  for (const prop of SYSCTL_PROPS) {
-    const v = ns.sysctls[`net.ipv4.conf.${end.name}.${END_SYSCTLS[prop]}`];
-    if (v !== undefined) sysctls[prop] = v !== "0";
-  }
-  return { link, addresses: link.addresses.filter((a) => !isLinkLocal6(a)), routes: ns.routes.filter((r) => r.dev === end.name), sysctls };
-}
-
-/** When the snapshot could name the peer, it must be the other end; otherwise presence is enough. */
-function pointsAt(o: Observed, other: VethEnd): boolean {
-  const { peerName, peerNetns } = o.link;
-  if (peerName === undefined || peerNetns === undefined) return true;
-  return peerName === other.name && peerNetns === (other.netns ?? ROOT_NS);
 }
 
 function routeMatches(row: RouteRow, r: VethRoute): boolean {
@@ -191,6 +172,30 @@ const hasRoute = (o: Observed | undefined, r: VethRoute): boolean => (o?.routes 
 const sameRoute = (x: VethRoute, y: VethRoute): boolean =>
   canonCidr(x.to) === canonCidr(y.to) && (x.via === undefined ? y.via === undefined : y.via !== undefined && canonIp(x.via) === canonIp(y.via));
 const hasAddress = (list: string[], a: string): boolean => list.some((x) => canonCidr(x) === canonCidr(a));
+
+function observe(snap: HostSnapshot, end: VethEnd): Observed | undefined {
+  const ns = snap.namespaces[end.netns ?? ROOT_NS];
+  const link = findLink(snap, end.netns ?? ROOT_NS, end.name);
+  if (!ns || !link || link.kind !== "veth") return undefined;
+  const sysctls: Observed["sysctls"] = {};
+  for (const prop of SYSCTL_PROPS) {
+    const v = ns.sysctls[`net.ipv4.conf.${end.name}.${END_SYSCTLS[prop]}`];
+    if (v !== undefined) sysctls[prop] = v !== "0";
+  }
+  return {
+    link,
+    addresses: link.addresses.filter((a) => !isLinkLocal6(a) || hasAddress(end.addresses, a)),
+    routes: ns.routes.filter((r) => r.dev === end.name),
+    sysctls,
+  };
+}
+
+/** When the snapshot could name the peer, it must be the other end; otherwise presence is enough. */
+function pointsAt(o: Observed, other: VethEnd): boolean {
+  const { peerName, peerNetns } = o.link;
+  if (peerName === undefined || peerNetns === undefined) return true;
+  return peerName === other.name && peerNetns === (other.netns ?? ROOT_NS);
+}
 
 /** The live list in the user's spelling and order when it holds the same addresses. */
 function liveAddresses(wanted: string[], live: string[]): string[] {
@@ -324,8 +329,9 @@ async function deletePair(ctx: KindContext, p: VethLinkProps, what: string): Pro
 }
 
 async function create(ctx: KindContext, p: VethLinkProps): Promise<Record<string, unknown>> {
-  const peer = (e: VethEnd) => (e.netns ? ["netns", e.netns] : []);
-  const add = ["link", "add", p.a.name, ...peer(p.a), "type", "veth", "peer", "name", p.b.name, ...peer(p.b)];
+  // `netns` on both sides places each end directly in its namespace (iproute2 6.1 checked).
+  const inNs = (e: VethEnd) => (e.netns ? ["netns", e.netns] : []);
+  const add = ["link", "add", p.a.name, ...inNs(p.a), "type", "veth", "peer", "name", p.b.name, ...inNs(p.b)];
   try {
     await ctx.host.run({ kind: "batch", tool: "ip", lines: [batchLine(add)], what: `create ${pairLabel(p)}` });
   } catch (err) {

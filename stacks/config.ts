@@ -67,6 +67,7 @@ export function crossCheck(c: StackConfig): string[] {
     if (needsBridge && vm.bridge && !bridges.has(vm.bridge)) problems.push(`vms[${i}].bridge: no bridge named ${vm.bridge} in bridges`);
     if (vm.attachment === "macvlan" && !vm.lower) problems.push(`vms[${i}].lower: a macvlan VM needs its lower device`);
     if (vm.managedFdb && !needsBridge) problems.push(`vms[${i}].managedFdb: only bridged and isolated-netns VMs sit on a host bridge`);
+    if (vm.arpSuppress && !vm.managedFdb) problems.push(`vms[${i}].arpSuppress: ARP suppression needs managedFdb: true (the bridge must know the VM's MAC)`);
     dup("name", vm.name, i, "name");
     dup("mac", vm.mac, i, "mac");
     vm.ipv4.forEach((ip, k) => dup("ip", ip.split("/")[0], i, `ipv4[${k}]`));
