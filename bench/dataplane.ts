@@ -23,9 +23,11 @@ import { batchLine } from "../providers/shell";
 
 /**
  * Diagnostics, not run by default: c0 = (c)'s verdict-map dispatch with empty per-port chains;
- * c1 = (c) with the from-vm dispatch moved from the per-clone forward hook to prerouting (once per frame).
+ * c1 = (c) with the from-vm dispatch moved from the per-clone forward hook to prerouting (once per frame);
+ * c2 = an empty nft forward base chain: the floor any per-clone nft filter pays;
+ * c3 = (c) with its maps keyed by interface index (iif/oif) instead of name (iifname/oifname).
  */
-export type CaseId = "a" | "b" | "c" | "c0" | "c1" | "d" | "e";
+export type CaseId = "a" | "b" | "c" | "c0" | "c1" | "c2" | "c3" | "d" | "e";
 
 export const DEFAULT_CASES: CaseId[] = ["a", "b", "c", "e", "d"];
 
@@ -35,6 +37,8 @@ export const CASES: Record<CaseId, string> = {
   c: "hostnet FilterChain (verdict map)",
   c0: "FilterChain dispatch only (accept-all)",
   c1: "FilterChain, from-vm in prerouting (proposal)",
+  c2: "empty nft forward chain (floor)",
+  c3: "FilterChain keyed by ifindex (proposal)",
   d: "isolated-netns per VM",
   e: "managed fdb + ARP suppression",
 };
@@ -341,6 +345,20 @@ export function fromVmInPrerouting(script: string): string {
     .replace(input, "\tchain input_hook {\n\t\ttype filter hook prerouting priority filter; policy accept;\n");
 }
 
+const FLOOR_TABLE = "table bridge hnbd_floor {\n\tchain forward_hook {\n\t\ttype filter hook forward priority filter; policy accept;\n\t}\n}\n";
+
+/**
+ * c3: the same table with `iif`/`oif` maps (4-byte interface index) instead of `iifname`/`oifname`
+ * (a 16-byte name copied per lookup). nft resolves the names when the table is loaded, so such a
+ * table must be reloaded whenever a port is recreated: a cost in operations, measured here in CPU.
+ */
+export function keyedByIndex(script: string): string {
+  const out = script.replace(/type ifname : verdict/g, "type iface_index : verdict")
+    .replace(/\biifname vmap @/g, "iif vmap @").replace(/\boifname vmap @/g, "oif vmap @");
+  if (out === script) throw new Error("dataplane bench: compileFilterChain's maps changed shape; update keyedByIndex (case c3)");
+  return out;
+}
+
 async function loadNft(ns: string, script: string, what: string): Promise<void> {
   await inNs(ns, ["nft", "-f", "-"], what, script);
 }
@@ -394,6 +412,8 @@ async function buildCase(c: CaseId, n: number, tmp: string): Promise<void> {
   if (c === "b") await inNs(BR_NS, ["ebtables-nft-restore"], `load ${n} libvirt-style ebtables chains into netns hnbd-br`, libvirtEbtables(n));
   if (c === "c" || c === "e") await loadNft(BR_NS, hostnetFilter(n), `load hostnet FilterChain for ${n} ports into netns hnbd-br`);
   if (c === "c1") await loadNft(BR_NS, fromVmInPrerouting(hostnetFilter(n)), `load FilterChain (from-vm in prerouting) for ${n} ports`);
+  if (c === "c3") await loadNft(BR_NS, keyedByIndex(hostnetFilter(n)), `load FilterChain keyed by ifindex for ${n} ports`);
+  if (c === "c2") await loadNft(BR_NS, FLOOR_TABLE, "load an empty forward chain");
   if (c === "c0") await loadNft(BR_NS, hostnetFilter(n, "accept-all"), `load accept-all FilterChain for ${n} ports into netns hnbd-br`);
   if (c === "e") await buildSuppression(n);
 }
@@ -605,7 +625,7 @@ async function verifyCase(c: CaseId, n: number, totalSent: number): Promise<Reco
     v.clonesPerFrame = round((await rxPackets(BR_NS, new Set(range(n).map(peer)))) / totalSent, 2);
   }
   if (c === "b") Object.assign(v, await verifyEbtables(n, totalSent));
-  if (c === "c" || c === "c0" || c === "c1" || c === "e") {
+  if (c === "c" || c === "c0" || c === "c1" || c === "c3" || c === "e") {
     const t = await inNs(BR_NS, ["nft", "-j", "list", "map", "bridge", "hostnet", "to_vm"], "read map to_vm");
     v.toVmMapElements = (t.stdout.match(/"jump"/g) ?? []).length;
   }
@@ -637,7 +657,7 @@ function problems(c: CaseId, n: number, v: Record<string, number | string | bool
   if (c === "e" && Number(v.repliesPerFrame) < 0.95) out.push(`only ${v.repliesPerFrame} bridge replies per request: the bridge did not answer for the known VMs`);
   if (c !== "e" && clones < 0.95 * n) out.push(`only ${clones} of ${n} clones per frame reached the VM ports`);
   if (c === "b" && Number(v.ebtablesJumpsPerFrame) < 0.95 * n) out.push(`ebtables jumps per frame ${v.ebtablesJumpsPerFrame} < N: the per-port chains were not walked`);
-  if ((c === "c" || c === "c0" || c === "c1" || c === "e") && v.toVmMapElements !== n) out.push(`to_vm map has ${v.toVmMapElements} elements, expected ${n}`);
+  if ((c === "c" || c === "c0" || c === "c1" || c === "c3" || c === "e") && v.toVmMapElements !== n) out.push(`to_vm map has ${v.toVmMapElements} elements, expected ${n}`);
   if (c === "d" && v.vmTableLoaded !== true) out.push("the VM namespace has no hostnet table");
   return out;
 }
@@ -706,6 +726,8 @@ function evaluate(rs: CaseResult[], ns: number[]): { ratios: Record<string, numb
     ratios[`d/a@${n}`] = ratio(at("d", n), at("a", n));
     ratios[`c0/a@${n}`] = ratio(at("c0", n), at("a", n));
     ratios[`c1/a@${n}`] = ratio(at("c1", n), at("a", n));
+    ratios[`c2/a@${n}`] = ratio(at("c2", n), at("a", n));
+    ratios[`c3/a@${n}`] = ratio(at("c3", n), at("a", n));
   }
   const eLo = at("e", lo);
   const eHi = at("e", hi);
@@ -781,7 +803,7 @@ const METHOD =
 /* SVG chart (hand-written): µs/frame against N, log scale, one line per case                 */
 /* ----------------------------------------------------------------------------------------- */
 
-const COLORS: Record<CaseId, string> = { a: "#555555", b: "#d62728", c: "#1f77b4", c0: "#17becf", c1: "#ff7f0e", d: "#9467bd", e: "#2ca02c" };
+const COLORS: Record<CaseId, string> = { a: "#555555", b: "#d62728", c: "#1f77b4", c0: "#17becf", c1: "#ff7f0e", c2: "#bcbd22", c3: "#8c564b", d: "#9467bd", e: "#2ca02c" };
 
 export function svgChart(r: Pick<DataplaneResults, "results" | "options" | "date" | "machine">): string {
   const W = 920, H = 460, L = 70, R = 340, T = 50, B = 60;

@@ -152,12 +152,21 @@ function sessionPids(h: LabHost, localPort: number): number[] {
   return [...new Set([...out.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])))];
 }
 
-/** Some session of ours is running a script right now (the lock holder is `cat`, a running op is `sh`). */
-function busy(pids: number[]): boolean {
-  return pids.some((pid) => {
-    const kids = execFileSync("ps", ["--ppid", String(pid), "-o", "comm="], { encoding: "utf8" });
-    return kids.split("\n").some((c) => c.trim() === "sh");
-  });
+/** A session of ours is applying changes right now: some process under it runs a write tool. */
+function writing(pids: number[]): boolean {
+  const children = new Map<number, Array<{ pid: number; args: string }>>();
+  for (const line of execFileSync("ps", ["-e", "-o", "pid=,ppid=,args="], { encoding: "utf8" }).split("\n")) {
+    const m = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line);
+    if (m) children.set(Number(m[2]), [...(children.get(Number(m[2])) ?? []), { pid: Number(m[1]), args: m[3] }]);
+  }
+  const queue = [...pids];
+  while (queue.length > 0) {
+    for (const c of children.get(queue.shift()!) ?? []) {
+      if (/\s-batch\s|\bnft\b.*\s-f\s|sysctl -q -w/.test(` ${c.args} `)) return true;
+      queue.push(c.pid);
+    }
+  }
+  return false;
 }
 
 /**
@@ -167,12 +176,12 @@ function busy(pids: number[]): boolean {
  */
 async function killMidApply(h: LabHost, since: number, applies: number, alsoListener: boolean, done: () => boolean): Promise<string> {
   while (!done()) {
-    await sleep(100);
+    await sleep(40);
     const rows = traceRows(since).filter((r) => r.host.includes(h.address));
     if (rows.filter((r) => r.what.startsWith("apply")).length < applies) continue;
     const ports = providerPorts(h, new Set(rows.map((r) => r.pid)));
     const pids = ports.flatMap((p) => sessionPids(h, p));
-    if (pids.length === 0 || !busy(pids)) continue;
+    if (pids.length === 0 || !writing(pids)) continue;
     if (alsoListener) process.kill((inventory().hosts.find((x) => x.name === h.name) as LabHost & { sshdPid: number }).sshdPid, "SIGKILL");
     for (const pid of pids) process.kill(pid, "SIGKILL");
     return `ports ${ports.join(",")} pids ${pids.join(",")}${alsoListener ? " and the listener" : ""}`;
@@ -265,6 +274,7 @@ describe("reliability (lab2)", function () {
 
     it("up fails cleanly when the provider's SSH session is killed on the server side", async () => {
       const { error, killed } = await timed("up 100 (killed)", () => upWithFault(h, stack, { applies: 20, listener: false }));
+      if (process.env.RL_VERBOSE) console.log(killed, error.slice(-4000));
       expect(killed, "the fault was injected").to.match(/^ports/);
       expect(error, `up should have failed (killed ${killed})`).to.not.equal("");
       expect(error).to.include(`root@${h.address}:22`).and.match(/connection lost/);
@@ -295,6 +305,7 @@ describe("reliability (lab2)", function () {
       stack.config = { config: fleet(h, SMALL), persist: false };
       const { error, killed } = await timed("up small (sshd killed)", () => upWithFault(h, stack, { applies: 2, listener: true, refresh: true }));
       h = labUp(3).hosts[1]; // restarts the dead sshd (idempotent for healthy hosts)
+      if (process.env.RL_VERBOSE) console.log(killed, error.slice(-4000));
       expect(killed).to.match(/and the listener$/);
       expect(error, `up should have failed (killed ${killed})`).to.not.equal("");
       expect(error).to.include(`root@${h.address}:22`).and.match(/connection lost|cannot connect/);
