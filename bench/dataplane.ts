@@ -710,28 +710,27 @@ function find(rs: CaseResult[], c: CaseId, n: number): CaseResult | undefined {
   return rs.find((r) => r.case === c && r.n === n);
 }
 
-function ratio(x: number | undefined, y: number | undefined): number | null {
-  return x === undefined || y === undefined || !(y > 0) ? null : round(x / y, 2);
+/** Median over rounds of x/y within a round (paired: both measured in the same round). */
+function paired(rs: CaseResult[], x: CaseId, nx: number, y: CaseId, ny: number): number | null {
+  const X = find(rs, x, nx)?.reps ?? [];
+  const Y = find(rs, y, ny)?.reps ?? [];
+  const q = X.map((r, k) => (Y[k] !== undefined && Y[k]!.attributedUs > 0 ? r.attributedUs / Y[k]!.attributedUs : NaN)).filter(Number.isFinite);
+  return q.length === 0 ? null : median(q);
 }
 
 function evaluate(rs: CaseResult[], ns: number[]): { ratios: Record<string, number | null>; targets: TargetResult[] } {
   const lo = Math.min(...ns);
   const hi = Math.max(...ns);
-  const at = (c: CaseId, n: number): number | undefined => find(rs, c, n)?.median.attributedUs;
   const ratios: Record<string, number | null> = {};
+  const pairs: [CaseId, CaseId][] = [["c", "a"], ["b", "c"], ["b", "a"], ["d", "a"], ["c0", "a"], ["c1", "a"], ["c2", "a"], ["c3", "a"]];
   for (const n of ns) {
-    ratios[`c/a@${n}`] = ratio(at("c", n), at("a", n));
-    ratios[`b/c@${n}`] = ratio(at("b", n), at("c", n));
-    ratios[`b/a@${n}`] = ratio(at("b", n), at("a", n));
-    ratios[`d/a@${n}`] = ratio(at("d", n), at("a", n));
-    ratios[`c0/a@${n}`] = ratio(at("c0", n), at("a", n));
-    ratios[`c1/a@${n}`] = ratio(at("c1", n), at("a", n));
-    ratios[`c2/a@${n}`] = ratio(at("c2", n), at("a", n));
-    ratios[`c3/a@${n}`] = ratio(at("c3", n), at("a", n));
+    for (const [x, y] of pairs) {
+      const v = paired(rs, x, n, y, n);
+      ratios[`${x}/${y}@${n}`] = v === null ? null : round(v, 2);
+    }
   }
-  const eLo = at("e", lo);
-  const eHi = at("e", hi);
-  ratios[`e growth ${lo}->${hi}`] = eLo !== undefined && eHi !== undefined ? round(eHi / eLo - 1, 3) : null;
+  const g = lo === hi ? null : paired(rs, "e", hi, "e", lo);
+  ratios[`e growth ${lo}->${hi}`] = g === null ? null : round(g - 1, 3);
   const ca = ratios[`c/a@${hi}`] ?? null;
   const eg = ratios[`e growth ${lo}->${hi}`] ?? null;
   for (const [k, v] of Object.entries(ratios)) if (v === null) delete ratios[k]; // cases not run
@@ -778,7 +777,7 @@ export function section(r: Pick<DataplaneResults, "results" | "options" | "ratio
     columns: ["case", ...r.options.ns.map((n) => `N=${n}`)],
     rows: r.options.cases.map((c) => [`(${c}) ${CASES[c]}`, ...r.options.ns.map((n) => fmt(find(r.results, c, n)?.median.attributedUs))]),
     notes: [
-      "ratios: " + Object.entries(r.ratios).map(([k, v]) => `${k} = ${v ?? "–"}`).join(", "),
+      "ratios (attributed, median over rounds of the ratio within a round): " + Object.entries(r.ratios).map(([k, v]) => `${k} = ${v ?? "–"}`).join(", "),
       ...r.targets.map((t) => `target ${t.name}: ${t.met === null ? "not measured" : t.met ? "met" : "MISSED"} (${t.detail})`),
     ],
   };
@@ -797,7 +796,8 @@ const METHOD =
   "time on that CPU beyond its baseline rate when the softirq budget ran out (time_squeeze; only then can the flood be deferred there), per frame. softirqUs = tick-sampled softirq time of that CPU (/proc/stat) " +
   "minus baseline. procStatUs = busy time of all CPUs (/proc/stat, minus idle, iowait, steal) in the send window minus " +
   "a baseline window of the same length (half before, half after); '*' = sender CPU saturated, so busy time cannot " +
-  "see the work. Median of the repetitions.";
+  "see the work. Each round measures every case at every N once on a freshly built topology; figures are " +
+  "medians over rounds, ratios the median over rounds of the ratio within a round.";
 
 /* ----------------------------------------------------------------------------------------- */
 /* SVG chart (hand-written): µs/frame against N, log scale, one line per case                 */
@@ -861,11 +861,11 @@ export function readmeBlock(r: DataplaneResults): string {
   const lines = [
     `Latest full run: **${r.date}** on ${m.hostname} — ${m.nproc} vCPU, ${m.cpuModel}, kernel ${m.kernel}; ` +
       `load average at start ${m.loadavgAtStart}. ${r.options.frames} frames at ${r.options.rate}/s per repetition, ` +
-      `${r.options.reps} repetitions, sender pinned to CPU ${r.options.cpu}.`,
+      `${r.options.reps} rounds (each case at each N once per round, rebuilt each time), sender pinned to CPU ${r.options.cpu}.`,
     "",
     table(r),
     "",
-    "Ratios (attributed): " + Object.entries(r.ratios).map(([k, v]) => `${k} = ${v ?? "–"}`).join(", ") + ".",
+    "Ratios (attributed; median over rounds of the ratio within a round): " + Object.entries(r.ratios).map(([k, v]) => `${k} = ${v ?? "–"}`).join(", ") + ".",
     "",
     ...r.targets.map((t) => `- Target ${t.name}: **${t.met === null ? "not measured" : t.met ? "met" : "MISSED"}** — ${t.detail}.`),
   ];
@@ -930,23 +930,31 @@ function resolveOptions(opts: DataplaneOptions): Required<DataplaneOptions> {
   return o;
 }
 
-async function runCase(c: CaseId, n: number, o: Required<DataplaneOptions>, tmp: string, ksoftirqd: number): Promise<CaseResult> {
+interface Round { rep: RepResult; verify: Record<string, number | string | boolean>; buildS: number }
+
+/** One repetition of one case on a freshly built topology, torn down afterwards. */
+async function runRound(c: CaseId, n: number, o: Required<DataplaneOptions>, tmp: string, ksoftirqd: number): Promise<Round> {
   cleanupSync();
-  await sleep(o.quick ? 500 : 2000); // let the previous case's namespace teardown finish
+  await sleep(o.quick ? 500 : 2000); // let the previous topology's namespace teardown finish
   const t0 = Date.now();
   await buildCase(c, n, tmp);
   const buildS = (Date.now() - t0) / 1000;
   await awaitForwarding(n + 1);
-  const reps: RepResult[] = [];
-  for (let k = 0; k < o.reps; k++) reps.push(await measureRep(tmp, n, o, ksoftirqd));
-  const totalSent = reps.reduce((s, r) => s + r.sent + WARM, 0);
-  const verify = await verifyCase(c, n, totalSent);
-  for (const p of problems(c, n, verify)) o.log(`    WARNING (${c}) N = ${n}: ${p}`);
-  verify.ok = problems(c, n, verify).length === 0;
+  const rep = await measureRep(tmp, n, o, ksoftirqd);
+  const verify = await verifyCase(c, n, rep.sent + WARM);
+  const bad = problems(c, n, verify);
+  for (const p of bad) o.log(`    WARNING (${c}) N = ${n}: ${p}`);
+  verify.ok = bad.length === 0;
   cleanupSync();
+  return { rep, verify, buildS };
+}
+
+function caseResult(c: CaseId, n: number, rounds: Round[]): CaseResult {
+  const reps = rounds.map((x) => x.rep);
   const med = (k: "attributedUs" | "softirqUs" | "procStatUs"): number => round(median(reps.map((r) => r[k])), 1);
+  const verify = { ...rounds[rounds.length - 1]!.verify, ok: rounds.every((x) => x.verify.ok === true) };
   return {
-    case: c, label: CASES[c], n, buildS, reps, verify,
+    case: c, label: CASES[c], n, buildS: round(median(rounds.map((x) => x.buildS)), 1), reps, verify,
     median: { attributedUs: med("attributedUs"), softirqUs: med("softirqUs"), procStatUs: med("procStatUs"), procStatValid: reps.every((r) => r.procStatValid) },
   };
 }
@@ -987,15 +995,21 @@ export async function runDataplaneBench(opts: DataplaneOptions = {}): Promise<Da
       method: METHOD, results: [], ratios: {}, targets: [], profiles: [], files: [],
       section: { title: "Data plane", columns: [], rows: [] },
     };
-    for (const n of o.ns) {
-      for (const c of o.cases) {
-        o.log(`(${c}) ${CASES[c]}, N = ${n} ...`);
-        const res = await runCase(c, n, o, tmp, ksoftirqd);
-        r.results.push(res);
-        o.log(`    ${fmt(res.median.attributedUs)} µs/frame attributed, ${fmt(res.median.softirqUs)} softirq, ` +
-          `${fmt(res.median.procStatUs)}${res.median.procStatValid ? "" : "*"} /proc/stat; build ${res.buildS.toFixed(1)} s; ${JSON.stringify(res.verify)}`);
+    // Rounds: every case at every N once per round, so that the cases compared in a ratio are
+    // measured minutes apart and a change in the machine's load hits them alike.
+    const rounds = new Map<string, Round[]>();
+    for (let k = 1; k <= o.reps; k++) {
+      for (const n of o.ns) {
+        for (const c of o.cases) {
+          o.log(`round ${k}/${o.reps}: (${c}) ${CASES[c]}, N = ${n} ...`);
+          const x = await runRound(c, n, o, tmp, ksoftirqd);
+          rounds.set(`${c}@${n}`, [...(rounds.get(`${c}@${n}`) ?? []), x]);
+          o.log(`    ${fmt(x.rep.attributedUs)} µs/frame attributed, ${fmt(x.rep.softirqUs)} softirq, ` +
+            `${fmt(x.rep.procStatUs)}${x.rep.procStatValid ? "" : "*"} /proc/stat; build ${x.buildS.toFixed(1)} s; ${JSON.stringify(x.verify)}`);
+        }
       }
     }
+    for (const n of o.ns) for (const c of o.cases) r.results.push(caseResult(c, n, rounds.get(`${c}@${n}`) ?? []));
     Object.assign(r, evaluate(r.results, o.ns));
     r.section = section(r);
     await profileMisses(r, o, tmp, ksoftirqd);
@@ -1017,7 +1031,7 @@ export function report(r: DataplaneResults): string {
     `Data plane: broadcast ARP, CPU µs per frame (median of ${r.options.reps}; '*' = /proc/stat unusable, sender CPU saturated)`,
     table(r),
     "",
-    "Ratios: " + Object.entries(r.ratios).map(([k, v]) => `${k} = ${v ?? "–"}`).join(", "),
+    "Ratios (median over rounds of the ratio within a round): " + Object.entries(r.ratios).map(([k, v]) => `${k} = ${v ?? "–"}`).join(", "),
     ...r.targets.map((t) => `Target ${t.name}: ${t.met === null ? "not measured" : t.met ? "met" : "MISSED"} — ${t.detail}`),
     ...r.profiles.map((p) => `Profile (${p.case}) N=${p.n}: ${p.error ?? p.top.map((t) => `${t.sym} ${t.pct}%`).join(", ")}`),
     ...(r.files.length > 0 ? [`Wrote ${r.files.join(", ")}`] : []),

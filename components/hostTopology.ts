@@ -125,7 +125,7 @@ export function healthChecksFor(args: Pick<HostTopologyArgs, "bridges" | "vms">)
 /** The objects this component makes for the host, as BootRestore renders them (mirrors IsolatedNetnsVm and vmPort). */
 export function restoreSpecFor(args: Pick<HostTopologyArgs, "hostName" | "bridges" | "vms" | "simulatedNics">): RestoreSpecInput {
   const spec = { host: args.hostName, namespaces: [], bridges: [], veths: [], taps: [], fdb: [], filters: [] } as Required<RestoreSpecInput>;
-  spec.bridges.push(...args.bridges.map((b) => ({ name: b.name, stp: b.stp, mtu: b.mtu, uplink: b.uplink })));
+  spec.bridges.push(...args.bridges.map((b) => ({ name: b.name, stp: b.stp, mtu: b.mtu, mac: b.mac ?? stableBridgeMac(args.hostName, b.name), uplink: b.uplink })));
   spec.veths.push(...(args.simulatedNics ?? []).map((nic) => ({ a: { name: nic, up: true }, b: { name: `${nic}p`, up: true } })));
   for (const vm of args.vms) {
     if (vm.attachment !== "isolated-netns") {
@@ -151,7 +151,8 @@ export function restoreSpecFor(args: Pick<HostTopologyArgs, "hostName" | "bridge
     if (vm.filter === "clean-traffic") {
       spec.filters.push({ netns: n.netns, table: "hostnet", ports: [{ port: n.innerTap, policy: "clean-traffic", mac: vm.mac, ipv4: vm.ipv4.map((c) => c.split("/")[0]) }] });
     }
-    if (vm.managedFdb) spec.fdb.push({ bridge: vm.bridge!, port: n.hostPort, mac: vm.mac });
+    const neighbours = vm.arpSuppress ? vm.ipv4.map((c) => c.split("/")[0]) : [];
+    if (vm.managedFdb) spec.fdb.push({ bridge: vm.bridge!, port: n.hostPort, mac: vm.mac, neighbours });
   }
   return spec;
 }

@@ -137,8 +137,12 @@ function tapLines(t: z.infer<typeof TapPortProps>): Line[] {
   ];
 }
 
-function fdbLine(f: z.infer<typeof FdbEntryProps>): Line {
-  return must([...bridgeIn(f.netns), "fdb", "replace", f.mac, "dev", f.port, "master", "static", ...(f.vlan !== undefined ? ["vlan", String(f.vlan)] : [])]);
+/** The static entry, and the permanent neighbours of ARP suppression on the same bridge. */
+function fdbLines(f: z.infer<typeof FdbEntryProps>): Line[] {
+  return [
+    must([...bridgeIn(f.netns), "fdb", "replace", f.mac, "dev", f.port, "master", "static", ...(f.vlan !== undefined ? ["vlan", String(f.vlan)] : [])]),
+    ...f.neighbours.map((ip) => must([...ipIn(f.netns), "neigh", "replace", ip, "lladdr", f.mac, "dev", f.bridge, "nud", "permanent"])),
+  ];
 }
 
 /** The same script FilterChain applies (it replaces the whole table), so its digest matches. */
@@ -160,7 +164,7 @@ export function renderRestoreScript(input: RestoreSpecInput): string {
     ...section("bridges", spec.bridges.flatMap(bridgeLines)),
     ...section("veth pairs", spec.veths.flatMap(vethLines)),
     ...section("taps", spec.taps.flatMap(tapLines)),
-    ...section("static fdb entries", spec.fdb.map(fdbLine)),
+    ...section("static fdb entries (and ARP-suppression neighbours)", spec.fdb.flatMap(fdbLines)),
     ...section("nftables filter tables", spec.filters.flatMap(filterLines)),
   ];
   const header = [

@@ -19,6 +19,7 @@ import { inlineStack, STATE_DIR } from "../../scripts/engine";
 import { deployFleet } from "../../stacks/index";
 import { HostTopology, restoreSpecFor } from "../../components/hostTopology";
 import { parseStackConfig, StackConfig } from "../../stacks/config";
+import { attributeResults, buildFlushScript, HostOp } from "../../providers/hostQueue";
 import { renderRestoreScript } from "../../providers/persistence";
 import { VethLink } from "../../providers/vethLink";
 import { VmNetns } from "../../providers/vmNetns";
@@ -37,7 +38,7 @@ const macOf = (i: number): string => `02:00:00:7e:${(i >> 8).toString(16).padSta
 const range = (n: number): number[] => Array.from({ length: n }, (_, k) => k + 1);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Every tenth VM is filtered, so the fleet also carries nft tables (and the restore script renders them). */
+/** Every tenth VM is filtered and every fifth ARP-suppressed, so the fleet (and the restore script) carries nft tables and neighbours too. */
 function fleet(h: LabHost, n: number): StackConfig {
   return parseStackConfig({
     hosts: [{ name: "lab2", address: h.address, port: h.port, hostKey: h.hostKey }],
@@ -49,6 +50,7 @@ function fleet(h: LabHost, n: number): StackConfig {
       bridge: BRIDGE,
       managedFdb: true,
       filter: i % 10 === 0 ? "clean-traffic" : "none",
+      arpSuppress: i % 5 === 0,
       mac: macOf(i),
       ipv4: [`198.19.70.${i}/24`],
     })),
@@ -170,9 +172,9 @@ function writing(pids: number[]): boolean {
 }
 
 /**
- * Once `applies` writes of the running `up` have started and one is in flight, kill the sshd
- * session processes serving the provider's connection (and the listener too when asked).
- * Resolves with what was killed.
+ * Once `applies` writes of the running `up` have started (and, for a session kill, one is in
+ * flight), kill the sshd session processes serving the provider's connection, and the listener
+ * too when asked. Resolves with what was killed.
  */
 async function killMidApply(h: LabHost, since: number, applies: number, alsoListener: boolean, done: () => boolean): Promise<string> {
   while (!done()) {
@@ -181,7 +183,8 @@ async function killMidApply(h: LabHost, since: number, applies: number, alsoList
     if (rows.filter((r) => r.what.startsWith("apply")).length < applies) continue;
     const ports = providerPorts(h, new Set(rows.map((r) => r.pid)));
     const pids = ports.flatMap((p) => sessionPids(h, p));
-    if (pids.length === 0 || !writing(pids)) continue;
+    // A dead listener fails the next reconnect whatever is in flight; a lost session must hit a write.
+    if (pids.length === 0 || (!alsoListener && !writing(pids))) continue;
     if (alsoListener) process.kill((inventory().hosts.find((x) => x.name === h.name) as LabHost & { sshdPid: number }).sshdPid, "SIGKILL");
     for (const pid of pids) process.kill(pid, "SIGKILL");
     return `ports ${ports.join(",")} pids ${pids.join(",")}${alsoListener ? " and the listener" : ""}`;
@@ -202,6 +205,17 @@ async function upWithFault(h: LabHost, stack: TestStack<FleetProgram>, opts: { a
 }
 
 // ------------------------------------------------------------------ engine reports
+
+/** The part of a failed run's output an operator reads: the per-resource errors. */
+function diagnostics(error: string): string {
+  const at = error.indexOf("Diagnostics:");
+  return at < 0 ? error.slice(-3000) : error.slice(at, error.indexOf("Resources:", at) + 200).slice(0, 6000);
+}
+
+/** Names of resources the state records as unfinished (a create that may have been cut off). */
+function unfinishedResources(state: any): string[] {
+  return (state.deployment.resources ?? []).filter((r: any) => (r.initErrors ?? []).length > 0).map((r: any) => r.urn.split("::").pop());
+}
 
 function changes(r: StepReport): Record<string, string> {
   return Object.fromEntries(Object.entries(r.ops).filter(([, op]) => !["same", "refresh", "read"].includes(op)));
@@ -248,8 +262,6 @@ describe("reliability (lab2)", function () {
     [, h, other] = labUp(3).hosts;
     process.env.HOSTNET_TRACE_FILE = TRACE;
     fs.rmSync(TRACE, { force: true });
-    sshRun(h, `${EMPTY_OURS}; rm -rf /run/hostnet/rl-*`, { allowFail: true });
-    sshRun(other, "ip netns del rlid 2>/dev/null; true", { allowFail: true });
   });
 
   after(function () {
@@ -257,11 +269,68 @@ describe("reliability (lab2)", function () {
     console.log(`    timings (ms): ${JSON.stringify(timings)}`);
   });
 
+  describe("[pure] writeFile op and restore rendering (no host)", () => {
+    let dir = "";
+    before(() => (dir = fs.mkdtempSync(path.join(ROOT, ".hostnet", "work", "rl-wf-"))));
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("a writeFile op writes its content verbatim and atomically; an unsafe path fails that op alone, with the reason", () => {
+      const tricky = "#!/bin/sh\necho '$HOME' \"`id`\" \\n\nHN_EOF_0\n  trailing spaces  \n";
+      const target = path.join(dir, "sub", "restore.sh");
+      const ops: HostOp[] = [
+        { kind: "writeFile", path: target, content: tricky, mode: "0750", what: "write" },
+        { kind: "writeFile", path: `${dir}/a b;touch ${dir}/pwned`, content: "x\n", mode: "0644", what: "write a bad path" },
+        { kind: "writeFile", path: path.join(dir, "nonl"), content: "no newline", mode: "0644", what: "write without a newline" },
+      ];
+      const plan = buildFlushScript(ops);
+      const out = execFileSync("sh", ["-s"], { input: plan.script, encoding: "utf8" });
+      const results = attributeResults(plan, out);
+      expect(results.map((r) => r.status)).to.deep.equal(["ok", "failed", "failed"]);
+      expect(fs.readFileSync(target, "utf8")).to.equal(tricky);
+      expect((fs.statSync(target).mode & 0o777).toString(8)).to.equal("750");
+      expect((results[1] as { output: string }).output).to.include("hostnet refused to write").and.include("absolute path");
+      expect((results[2] as { output: string }).output).to.include("ending with a newline");
+      expect(fs.readdirSync(dir).sort()).to.deep.equal(["sub"]);
+      expect(fs.readdirSync(path.join(dir, "sub"))).to.deep.equal(["restore.sh"]); // no temp file left
+    });
+
+    it("renders every object kind as valid sh, and refuses names that could not reach a shell safely", () => {
+      const script = renderRestoreScript({
+        host: "lab2",
+        namespaces: [{ name: "vm-x", sysctls: { "net.ipv4.ip_forward": "1" } }],
+        bridges: [{ name: "br-x", mtu: 9000, mac: "02:00:00:00:00:01", uplink: "eth9" }, { name: "br0", netns: "vm-x" }],
+        veths: [{ a: { name: "hv-x", master: "br-x", portFlags: { learning: false } }, b: { name: "up0", netns: "vm-x", addresses: ["10.0.0.1/24"], routes: [{ to: "10.1.0.0/16", via: "10.0.0.254" }], proxyArp: true } }],
+        taps: [{ name: "tap0", netns: "vm-x", owner: "libvirt-qemu", master: "br0" }],
+        fdb: [{ bridge: "br-x", port: "hv-x", mac: "02:00:00:00:00:02", neighbours: ["10.0.0.2"] }],
+        filters: [{ netns: "vm-x", table: "hostnet", ports: [{ port: "tap0", policy: "clean-traffic", mac: "02:00:00:00:00:02", ipv4: ["10.0.0.2"] }] }],
+      });
+      fs.writeFileSync(path.join(dir, "all.sh"), script);
+      execFileSync("sh", ["-n", path.join(dir, "all.sh")]);
+      for (const line of [
+        "add ip netns add vm-x",
+        "must ip link set dev br-x alias hostnet mtu 9000 address 02:00:00:00:00:01",
+        "must ip link set dev eth9 master br-x",
+        "add ip link add hv-x type veth peer name up0 netns vm-x",
+        "must bridge link set dev hv-x learning off",
+        "must ip -n vm-x route replace 10.1.0.0/16 via 10.0.0.254 dev up0",
+        "must ip netns exec vm-x sysctl -q -w net/ipv4/conf/up0/proxy_arp=1",
+        "add ip -n vm-x tuntap add dev tap0 mode tap user libvirt-qemu vnet_hdr",
+        "must bridge fdb replace 02:00:00:00:00:02 dev hv-x master static",
+        "must ip neigh replace 10.0.0.2 lladdr 02:00:00:00:00:02 dev br-x nud permanent",
+        "must ip netns exec vm-x nft -f - <<'HN_EOF_0'",
+      ]) expect(script.split("\n"), line).to.include(line);
+      expect(() => renderRestoreScript({ namespaces: [{ name: "vm-x; reboot" }] })).to.throw(/namespaces\.0\.name|netns/i);
+      expect(() => renderRestoreScript({ veths: [{ a: { name: "$(id)" }, b: { name: "b" } }] })).to.throw();
+    });
+  });
+
   describe("[fleet] 100 VMs: lost connection, reboot, sshd death, boot restore", () => {
     let stack: TestStack<FleetProgram>;
 
-    before(() => {
+    before(async () => {
+      sshRun(h, `${EMPTY_OURS}; rm -rf /run/hostnet/rl-*`, { allowFail: true });
       stack = new TestStack<FleetProgram>("test-reliab", { config: fleet(h, BIG), persist: false }, fleetProgram);
+      await stack.refresh(); // forgets whatever an interrupted earlier run left in the state
     });
 
     after(async function () {
@@ -274,18 +343,21 @@ describe("reliability (lab2)", function () {
 
     it("up fails cleanly when the provider's SSH session is killed on the server side", async () => {
       const { error, killed } = await timed("up 100 (killed)", () => upWithFault(h, stack, { applies: 20, listener: false }));
-      if (process.env.RL_VERBOSE) console.log(killed, error.slice(-4000));
+      if (process.env.RL_VERBOSE) console.log(killed, diagnostics(error));
       expect(killed, "the fault was injected").to.match(/^ports/);
       expect(error, `up should have failed (killed ${killed})`).to.not.equal("");
       expect(error).to.include(`root@${h.address}:22`).and.match(/connection lost/);
+      expect(error).to.match(/\d+ errored/);
+      // Creates cut off mid-way are recorded as unfinished (not forgotten as unmanaged leftovers).
+      const unfinished = unfinishedResources(JSON.parse(await stack.exportState()));
+      expect(unfinished.length, "resources recorded with initialization errors").to.be.greaterThan(0);
       expectNoKey("state after an interrupted create", fs.readFileSync(stateFile("test-reliab"), "utf8"));
-      const partial = ours(h);
-      expect(partial.namespaces.length, "part of the fleet was applied").to.be.greaterThan(0).and.lessThan(BIG);
     });
 
     it("up --refresh converges; the host holds exactly the desired objects; refresh then matches the host", async () => {
       await timed("up 100 --refresh (converge)", () => stack.up({ refresh: true }));
       expect(ours(h)).to.deep.equal(desired(BIG));
+      expect(unfinishedResources(JSON.parse(await stack.exportState()))).to.deep.equal([]);
       await timed("refresh 100", () => stack.refresh());
       await timed("preview 100 (no changes)", () => stack.preview({ refresh: true, expectNoChanges: true }));
     });
@@ -305,7 +377,7 @@ describe("reliability (lab2)", function () {
       stack.config = { config: fleet(h, SMALL), persist: false };
       const { error, killed } = await timed("up small (sshd killed)", () => upWithFault(h, stack, { applies: 2, listener: true, refresh: true }));
       h = labUp(3).hosts[1]; // restarts the dead sshd (idempotent for healthy hosts)
-      if (process.env.RL_VERBOSE) console.log(killed, error.slice(-4000));
+      if (process.env.RL_VERBOSE) console.log(killed, diagnostics(error));
       expect(killed).to.match(/and the listener$/);
       expect(error, `up should have failed (killed ${killed})`).to.not.equal("");
       expect(error).to.include(`root@${h.address}:22`).and.match(/connection lost|cannot connect/);
@@ -336,6 +408,14 @@ describe("reliability (lab2)", function () {
       await stack.preview({ refresh: true, expectNoChanges: true });
       sshRun(h, `sh ${RESTORE.path}`); // idempotent: a second run changes nothing
       await stack.preview({ refresh: true, expectNoChanges: true });
+
+      // The files are drift-checked like any object: an edited unit is reported and rewritten.
+      sshRun(h, `echo '# edited by hand' >> ${RESTORE.unitDir}/${RESTORE.unit}`);
+      const edited = await stack.preview({ refresh: true });
+      expect(changes(edited)).to.deep.equal({ "lab2-restore": "update" });
+      expect(edited.diffs["lab2-restore"]).to.include("inSync");
+      await stack.up({ refresh: true });
+      expect(sshRun(h, `cat ${RESTORE.unitDir}/${RESTORE.unit}`)).to.equal(unit);
     });
 
     it("the restore files are removed with the resource", async () => {
@@ -397,6 +477,7 @@ describe("reliability (lab2)", function () {
     };
 
     before(async () => {
+      for (const x of [h, other]) sshRun(x, "ip netns del rlid 2>/dev/null; true", { allowFail: true });
       proxy = net.createServer((c) => {
         const s = net.connect(22, target.address);
         c.pipe(s).pipe(c);
