@@ -207,7 +207,7 @@ export class HostSession {
   private trace(what: string | undefined): void {
     const file = process.env.HOSTNET_TRACE_FILE;
     if (!file) return;
-    const row = { t: Date.now(), pid: process.pid, host: this.label, what: what ?? "", conn: this.stats.connections };
+    const row = { t: Date.now(), pid: process.pid, host: this.label, what: what ?? "", conn: this.stats.connections, code: __dirname };
     fs.appendFileSync(file, JSON.stringify(row) + "\n");
   }
 }
