@@ -552,12 +552,18 @@ function pythonPath(): string {
 
 interface SendOut { sent: number; warm: number; sendCpuNs: number; calibNs: number; lateMaxMs: number; s0: Snap; s1: Snap }
 
-async function send(tmp: string, n: number, frames: number, o: Required<Pick<DataplaneOptions, "rate" | "cpu">>, ksoftirqd: number): Promise<SendOut> {
+/** argv that runs the sender in netns hnbd-snd. */
+function senderArgv(tmp: string, n: number, frames: number, o: Required<Pick<DataplaneOptions, "rate" | "cpu">>, ksoftirqd: number): string[] {
   const arg = {
     cpu: o.cpu, ifname: SND_IF, srcMac: SND_MAC, srcIp: SND_IP, targets: range(n).map(vmIp),
     ksoftirqd, frames, rate: o.rate, warm: WARM, drainMs: 200,
   };
-  const r = await inNs(SND_NS, [pythonPath(), path.join(tmp, "send.py"), JSON.stringify(arg)], "send broadcast ARP from netns hnbd-snd");
+  return ["ip", "netns", "exec", SND_NS, pythonPath(), path.join(tmp, "send.py"), JSON.stringify(arg)];
+}
+
+async function send(tmp: string, n: number, frames: number, o: Required<Pick<DataplaneOptions, "rate" | "cpu">>, ksoftirqd: number): Promise<SendOut> {
+  const [cmd, ...args] = senderArgv(tmp, n, frames, o, ksoftirqd);
+  const r = await run(cmd!, args, "send broadcast ARP from netns hnbd-snd");
   return JSON.parse(r.stdout) as SendOut;
 }
 
@@ -681,18 +687,19 @@ async function profileCase(c: CaseId, n: number, reason: string, tmp: string, o:
     cleanupSync();
     await sleep(5000); // namespace teardown runs RCU callbacks for a while; keep them out of the samples
     await buildCase(c, n, tmp);
-    const perf = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-C", String(o.cpu), "-o", data], { stdio: "ignore" });
-    children.add(perf);
-    const exited = new Promise<void>((r) => perf.on("close", () => { children.delete(perf); r(); }));
-    await sleep(500);
+    await awaitForwarding(n + 1);
     const boost = c === "e" ? 5 : 1; // (e) costs little per frame: more frames for enough samples
-    await send(tmp, n, o.frames * boost, { cpu: o.cpu, rate: o.rate * boost }, ksoftirqd);
-    perf.kill("SIGINT");
-    await exited;
+    // perf starts the sender itself, so sampling covers the whole send however slowly perf starts
+    const rec = await run("perf", ["record", "-q", "-e", "cpu-clock", "-C", String(o.cpu), "-o", data, "--",
+      ...senderArgv(tmp, n, o.frames * boost, { cpu: o.cpu, rate: o.rate * boost }, ksoftirqd)], "perf record of the sender");
     const rep = await run("perf", ["report", "-i", data, "--stdio", "--no-children", "--percentage", "relative",
       "--comms", "hnbd-send", "--sort", "sym", "-g", "none", "--percent-limit", "1"], "perf report");
     // kernel symbols only: the sender's own Python loop is not data plane
     const top = [...rep.stdout.matchAll(/^\s+([\d.]+)%\s+\[k\]\s+(\S+)/gm)].slice(0, 12).map((m) => ({ pct: Number(m[1]), sym: m[2]! }));
+    if (top.length === 0) {
+      const said = `${rec.stderr} ${rep.stderr} ${rep.stdout.split("\n").filter((l) => l.includes("Samples")).join(" ")}`.trim();
+      return { case: c, n, reason, top, error: `no kernel samples in the sender's context (${said.slice(0, 300) || "perf said nothing"})` };
+    }
     return { case: c, n, reason, top };
   } catch (e) {
     return { case: c, n, reason, top: [], error: (e as Error).message };

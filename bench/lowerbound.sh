@@ -99,7 +99,7 @@ teardown_script() {
 run_remote() {
   local label=$1 script=$2 t0 t1
   [ -n "$HOST" ] || die "--host is required for $label"
-  local ssh=(ssh -o BatchMode=yes -o ConnectTimeout=10 -p "$PORT")
+  local ssh=(ssh -o BatchMode=yes -o ConnectTimeout=30 -p "$PORT")
   [ -z "$KEY" ] || ssh+=(-i "$KEY")
   [ -z "$KNOWN" ] || ssh+=(-o "UserKnownHostsFile=$KNOWN" -o StrictHostKeyChecking=yes)
   t0=$(date +%s%N)

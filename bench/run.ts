@@ -4,12 +4,13 @@
 // the rest of the file, the "Data plane" section included, is left as it is).
 //
 //   node dist/bench/run.js [--quick] [--sizes 30,100,300] [--reps 3,2,1] [--parallel 64]
-//                          [--defaults-sizes 30,100] [--wide-sizes 100]
-//                          [--no-dataplane] [--no-provisioning] [--readme|--no-readme]
+//                          [--defaults-sizes 30,100] [--wide-sizes 100,300]
+//                          [--no-dataplane] [--no-provisioning] [--readme|--no-readme] [--from FILE]
 //   --quick           N = 5, 10, one repetition, no variants: checks the whole pipeline in a few minutes
 //   --defaults-sizes  sizes also run once with the engine's defaults (checkpoint after every step);
 //                     the main runs use ENGINE_SWITCHES below
 //   --wide-sizes      sizes also run once with --parallel WIDE (every ready step in flight at once)
+//   --from FILE       no measurement: print (and put in the README) the table of a saved report
 //
 // Contract with bench/dataplane.ts: it may export
 //   runDataplaneBench(opts: { quick: boolean; log: (line: string) => void }): Promise<R>
@@ -46,6 +47,7 @@ interface Args {
   dataplane: boolean;
   provisioning: boolean;
   readme: boolean;
+  from?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -58,7 +60,7 @@ function parseArgs(argv: string[]): Args {
   const sizes = list(value("--sizes")) ?? (quick ? [5, 10] : [30, 100, 300]);
   const reps = list(value("--reps")) ?? (quick ? [1] : [3, 2, 1]);
   const defaultsSizes = list(value("--defaults-sizes")) ?? (quick ? [] : [30, 100]);
-  const wideSizes = list(value("--wide-sizes")) ?? (quick ? [] : [100]);
+  const wideSizes = list(value("--wide-sizes")) ?? (quick ? [] : [100, 300]);
   if ([...sizes, ...defaultsSizes, ...wideSizes].some((n) => !Number.isInteger(n) || n < 1 || n > 999) || reps.some((r) => !Number.isInteger(r) || r < 1)) {
     throw new Error("--sizes takes VM counts 1–999 and --reps repetition counts ≥ 1, comma-separated (e.g. --sizes 30,100,300 --reps 3,2,1)");
   }
@@ -70,6 +72,7 @@ function parseArgs(argv: string[]): Args {
     dataplane: !argv.includes("--no-dataplane"),
     provisioning: !argv.includes("--no-provisioning"),
     readme: argv.includes("--readme") || (!quick && !argv.includes("--no-readme")),
+    from: value("--from"),
   };
 }
 
@@ -157,28 +160,33 @@ export function updateReadme(text: string, block: string): string {
   return `${head}\n## Provisioning\n\n${marked}\n`;
 }
 
+async function measureProvisioning(args: Args, log: (l: string) => void): Promise<ProvisionReport> {
+  const report = await runProvisioningBench({
+    sizes: args.sizes,
+    reps: (n) => args.reps[Math.min(args.sizes.indexOf(n), args.reps.length - 1)],
+    settings: { parallel: args.parallel, env: ENGINE_SWITCHES },
+    variants: [
+      { label: "engine defaults (checkpoint per step)", settings: { parallel: args.parallel, env: {} }, sizes: args.defaultsSizes },
+      { label: `--parallel ${WIDE}`, settings: { parallel: WIDE, env: ENGINE_SWITCHES }, sizes: args.wideSizes },
+    ],
+    log,
+  });
+  log(`results: ${writeJson(args.quick ? "provisioning-quick.json" : "provisioning.json", report)}`);
+  return report;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const log = (l: string) => console.log(l);
   const sections: BenchSection[] = [];
-  const stamp = new Date().toISOString();
-  let report: ProvisionReport | undefined;
   if (args.provisioning) {
-    report = await runProvisioningBench({
-      sizes: args.sizes,
-      reps: (n) => args.reps[Math.min(args.sizes.indexOf(n), args.reps.length - 1)],
-      settings: { parallel: args.parallel, env: ENGINE_SWITCHES },
-      variants: [
-        { label: "engine defaults (checkpoint per step)", settings: { parallel: args.parallel, env: {} }, sizes: args.defaultsSizes },
-        { label: `--parallel ${WIDE}`, settings: { parallel: WIDE, env: ENGINE_SWITCHES }, sizes: args.wideSizes },
-      ],
-      log,
-    });
+    // --from FILE: render a saved report again (after a change to the table) without measuring.
+    const report: ProvisionReport = args.from ? JSON.parse(fs.readFileSync(args.from, "utf8")) : await measureProvisioning(args, log);
     const section = provisioningSection(report);
     sections.push(section);
-    log(`results: ${writeJson(args.quick ? "provisioning-quick.json" : "provisioning.json", { ...report, table: section })}`);
     if (args.readme) {
-      const block = `Last full run: ${stamp}. Raw data: \`bench/results/provisioning.json\`.\n\n${markdownTable(section)}`;
+      const raw = path.relative(PROJECT_ROOT, args.from ? path.resolve(args.from) : path.join(RESULTS_DIR, "provisioning.json"));
+      const block = `Full run from ${report.startedAt} to ${report.finishedAt}. Raw data: \`${raw}\`.\n\n${markdownTable(section)}`;
       const text = fs.existsSync(README) ? fs.readFileSync(README, "utf8") : "";
       fs.writeFileSync(README, updateReadme(text, block));
       log(`README: updated the Provisioning results in ${README}`);

@@ -249,6 +249,8 @@ describe("reliability (lab2)", function () {
   let h: LabHost;
   let other: LabHost;
   const timings: Record<string, number> = {};
+  /** Cut-off creates whose object had reached the host (refresh kept it, up finished it): without the record, leftovers. */
+  const reachedHost: Record<string, string[]> = {};
   const timed = async <T>(label: string, f: () => Promise<T>): Promise<T> => {
     const t0 = Date.now();
     try {
@@ -267,6 +269,7 @@ describe("reliability (lab2)", function () {
   after(function () {
     this.timeout(600_000);
     console.log(`    timings (ms): ${JSON.stringify(timings)}`);
+    console.log(`    cut-off creates found on the host and finished: ${JSON.stringify(reachedHost)}`);
   });
 
   describe("[pure] writeFile op and restore rendering (no host)", () => {
@@ -355,7 +358,9 @@ describe("reliability (lab2)", function () {
     });
 
     it("up --refresh converges; the host holds exactly the desired objects; refresh then matches the host", async () => {
-      await timed("up 100 --refresh (converge)", () => stack.up({ refresh: true }));
+      const unfinished = unfinishedResources(JSON.parse(await stack.exportState()));
+      const converge = await timed("up 100 --refresh (converge)", () => stack.up({ refresh: true }));
+      reachedHost["lost session"] = unfinished.filter((n) => converge.ops[n] !== undefined && converge.ops[n] !== "create");
       expect(ours(h)).to.deep.equal(desired(BIG));
       expect(unfinishedResources(JSON.parse(await stack.exportState()))).to.deep.equal([]);
       await timed("refresh 100", () => stack.refresh());
@@ -381,7 +386,9 @@ describe("reliability (lab2)", function () {
       expect(killed).to.match(/and the listener$/);
       expect(error, `up should have failed (killed ${killed})`).to.not.equal("");
       expect(error).to.include(`root@${h.address}:22`).and.match(/connection lost|cannot connect/);
-      await timed("up small --refresh (converge)", () => stack.up({ refresh: true }));
+      const unfinished = unfinishedResources(JSON.parse(await stack.exportState()));
+      const converge = await timed("up small --refresh (converge)", () => stack.up({ refresh: true }));
+      reachedHost["sshd death"] = unfinished.filter((n) => converge.ops[n] !== undefined && converge.ops[n] !== "create");
       expect(ours(h)).to.deep.equal(desired(SMALL));
       await stack.preview({ refresh: true, expectNoChanges: true });
     });
