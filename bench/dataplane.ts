@@ -5,11 +5,14 @@
  *   (a) no filter                     (b) libvirt-style ebtables: one jump per port in POSTROUTING,
  *   (c) hostnet FilterChain (vmap)        3-rule chain per port      (d) isolated-netns per VM
  *   (e) managed fdb + ARP suppression (+ the same FilterChain as (c))
+ *   diagnostics, only on request: c0 dispatch only, c1 from-vm in prerouting, c2 empty nft hook,
+ *   c3 maps keyed by ifindex
  *
  * Everything is built on THIS machine inside throwaway network namespaces named hnbd-*; nothing is
  * created in the root namespace. Frames come from a namespace through an AF_PACKET socket (a small
  * Python sender, pinned to one CPU). Usage: node dist/bench/dataplane.js [--quick] [--ns 100,300]
- * [--frames 2000] [--rate 200] [--reps 3] [--cases a,b,c,d,e] [--profile auto|always|off]
+ * [--frames 2000] [--rate 200] [--reps 3 (rounds)] [--cases a,b,c,e,d] [--cpu N]
+ * [--profile auto|always|off] [--no-readme]
  */
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
@@ -472,6 +475,9 @@ for i in range(a["warm"]):
     s.send(frames[i % len(frames)])
 time.sleep(0.2)
 n, rate, acc, late = a["frames"], a["rate"], 0, 0.0
+ctl = open(a["perfCtl"], "w", buffering=1) if a.get("perfCtl") else None
+if ctl:
+    ctl.write("enable\n")
 s0 = snap()
 t0 = time.monotonic()
 for i in range(n):
@@ -483,7 +489,10 @@ for i in range(n):
     c0 = tt(); s.send(frames[i % len(frames)]); acc += tt() - c0
 time.sleep(a["drainMs"] / 1000)
 s1 = snap()
-print(json.dumps({"sent": n, "warm": a["warm"], "sendCpuNs": acc, "calibNs": calib, "lateMaxMs": late * 1000, "s0": s0, "s1": s1}))
+if ctl:
+    ctl.write("disable\n")
+    ctl.close()
+print(json.dumps({"pid": os.getpid(), "sent": n, "warm": a["warm"], "sendCpuNs": acc, "calibNs": calib, "lateMaxMs": late * 1000, "s0": s0, "s1": s1}))
 `;
 
 interface Snap { t: number; stat: string[]; ksoft: number; softnet: string }
@@ -550,13 +559,13 @@ function pythonPath(): string {
   return fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 }
 
-interface SendOut { sent: number; warm: number; sendCpuNs: number; calibNs: number; lateMaxMs: number; s0: Snap; s1: Snap }
+interface SendOut { pid: number; sent: number; warm: number; sendCpuNs: number; calibNs: number; lateMaxMs: number; s0: Snap; s1: Snap }
 
 /** argv that runs the sender in netns hnbd-snd. */
-function senderArgv(tmp: string, n: number, frames: number, o: Required<Pick<DataplaneOptions, "rate" | "cpu">>, ksoftirqd: number): string[] {
+function senderArgv(tmp: string, n: number, frames: number, o: Required<Pick<DataplaneOptions, "rate" | "cpu">>, ksoftirqd: number, perfCtl?: string): string[] {
   const arg = {
     cpu: o.cpu, ifname: SND_IF, srcMac: SND_MAC, srcIp: SND_IP, targets: range(n).map(vmIp),
-    ksoftirqd, frames, rate: o.rate, warm: WARM, drainMs: 200,
+    ksoftirqd, frames, rate: o.rate, warm: WARM, drainMs: 200, perfCtl,
   };
   return ["ip", "netns", "exec", SND_NS, pythonPath(), path.join(tmp, "send.py"), JSON.stringify(arg)];
 }
@@ -689,11 +698,16 @@ async function profileCase(c: CaseId, n: number, reason: string, tmp: string, o:
     await buildCase(c, n, tmp);
     await awaitForwarding(n + 1);
     const boost = c === "e" ? 5 : 1; // (e) costs little per frame: more frames for enough samples
-    // perf starts the sender itself, so sampling covers the whole send however slowly perf starts
-    const rec = await run("perf", ["record", "-q", "-e", "cpu-clock", "-C", String(o.cpu), "-o", data, "--",
-      ...senderArgv(tmp, n, o.frames * boost, { cpu: o.cpu, rate: o.rate * boost }, ksoftirqd)], "perf record of the sender");
+    // perf starts the sender, disabled; the sender enables sampling for exactly its send window
+    const ctl = path.join(tmp, "perf-ctl");
+    fs.rmSync(ctl, { force: true });
+    await run("mkfifo", [ctl], "create perf control fifo");
+    const rec = await run("perf", ["record", "-q", "-D", "-1", "--control", `fifo:${ctl}`, "-e", "cpu-clock", "-F", "10000", "-C", String(o.cpu), "-o", data, "--",
+      ...senderArgv(tmp, n, o.frames * boost, { cpu: o.cpu, rate: o.rate * boost }, ksoftirqd, ctl)], "perf record of the sender");
+    // by pid, not comm: perf sometimes misses the workload's exec and files its samples under "perf-exec"
+    const pid = String((JSON.parse(rec.stdout) as SendOut).pid);
     const rep = await run("perf", ["report", "-i", data, "--stdio", "--no-children", "--percentage", "relative",
-      "--comms", "hnbd-send", "--sort", "sym", "-g", "none", "--percent-limit", "1"], "perf report");
+      "--pid", pid, "--sort", "sym", "-g", "none", "--percent-limit", "1"], "perf report");
     // kernel symbols only: the sender's own Python loop is not data plane
     const top = [...rep.stdout.matchAll(/^\s+([\d.]+)%\s+\[k\]\s+(\S+)/gm)].slice(0, 12).map((m) => ({ pct: Number(m[1]), sym: m[2]! }));
     if (top.length === 0) {

@@ -75,7 +75,7 @@ go build -v -trimpath \
   -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$WANT" \
   -o "$BIN/pulumi.tmp" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi 2>&1 |
   awk -v q="$QUIET" '{ n++; if (q != 1 && n % 100 == 0) { printf "engine: compiled %d packages...\n", n; fflush() } }
-       /^#|error|cannot|undefined/ { print > "/dev/stderr" }'
+       /^#|^go: |: (error|cannot|undefined)/ { print > "/dev/stderr" }'
 mv "$BIN/pulumi.tmp" "$BIN/pulumi"
 write_launcher
 say "pulumi v$WANT built in $(( $(date +%s) - start ))s"

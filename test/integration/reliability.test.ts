@@ -27,7 +27,7 @@ import { StepReport, TestStack } from "../support/harness";
 import { inventory, LabHost, labConnection, labUp, privateKey, ROOT, sshRun } from "../support/lab";
 
 const BIG = 100;
-const SMALL = 12;
+const SMALL = 30;
 const BRIDGE = "br-rl";
 const TRACE = path.join(ROOT, ".hostnet", "work", `rl-trace-${process.pid}.jsonl`);
 const RESTORE = { path: "/run/hostnet/rl-restore.sh", unit: "rl-restore.service", unitDir: "/run/hostnet/rl-units" };
@@ -172,19 +172,18 @@ function writing(pids: number[]): boolean {
 }
 
 /**
- * Once `applies` writes of the running `up` have started (and, for a session kill, one is in
- * flight), kill the sshd session processes serving the provider's connection, and the listener
- * too when asked. Resolves with what was killed.
+ * Once `applies` writes of the running `up` have started and one is in flight, kill the sshd
+ * session processes serving the provider's connection, and the listener too when asked.
+ * Resolves with what was killed.
  */
 async function killMidApply(h: LabHost, since: number, applies: number, alsoListener: boolean, done: () => boolean): Promise<string> {
   while (!done()) {
-    await sleep(40);
+    await sleep(20);
     const rows = traceRows(since).filter((r) => r.host.includes(h.address));
     if (rows.filter((r) => r.what.startsWith("apply")).length < applies) continue;
     const ports = providerPorts(h, new Set(rows.map((r) => r.pid)));
     const pids = ports.flatMap((p) => sessionPids(h, p));
-    // A dead listener fails the next reconnect whatever is in flight; a lost session must hit a write.
-    if (pids.length === 0 || (!alsoListener && !writing(pids))) continue;
+    if (pids.length === 0 || !writing(pids)) continue;
     if (alsoListener) process.kill((inventory().hosts.find((x) => x.name === h.name) as LabHost & { sshdPid: number }).sshdPid, "SIGKILL");
     for (const pid of pids) process.kill(pid, "SIGKILL");
     return `ports ${ports.join(",")} pids ${pids.join(",")}${alsoListener ? " and the listener" : ""}`;
@@ -349,7 +348,7 @@ describe("reliability (lab2)", function () {
       if (process.env.RL_VERBOSE) console.log(killed, diagnostics(error));
       expect(killed, "the fault was injected").to.match(/^ports/);
       expect(error, `up should have failed (killed ${killed})`).to.not.equal("");
-      expect(error).to.include(`root@${h.address}:22`).and.match(/connection lost/);
+      expect(error).to.include(`root@${h.address}:22`).and.match(/connection (was )?lost/);
       expect(error).to.match(/\d+ errored/);
       // Creates cut off mid-way are recorded as unfinished (not forgotten as unmanaged leftovers).
       const unfinished = unfinishedResources(JSON.parse(await stack.exportState()));
@@ -371,7 +370,7 @@ describe("reliability (lab2)", function () {
       emptyOurs(h);
       const plan = await timed("preview 100 after reboot", () => stack.preview({ refresh: true }));
       const creates = Object.values(changes(plan)).filter((op) => op === "create").length;
-      // 6 resources per VM (netns, inner bridge, uplink veth, tap, fdb; a filter on every tenth) + the host bridge
+      // 5 resources per VM (netns, inner bridge, uplink veth, tap, fdb), a filter on every tenth, the host bridge
       expect(creates).to.equal(BIG * 5 + BIG / 10 + 1);
       expect(Object.values(changes(plan)).every((op) => op === "create"), JSON.stringify(changes(plan))).to.equal(true);
     });
@@ -385,10 +384,13 @@ describe("reliability (lab2)", function () {
       if (process.env.RL_VERBOSE) console.log(killed, diagnostics(error));
       expect(killed).to.match(/and the listener$/);
       expect(error, `up should have failed (killed ${killed})`).to.not.equal("");
-      expect(error).to.include(`root@${h.address}:22`).and.match(/connection lost|cannot connect/);
+      expect(error).to.include(`root@${h.address}:22`).and.match(/connection (was )?lost|cannot connect/);
       const unfinished = unfinishedResources(JSON.parse(await stack.exportState()));
       const converge = await timed("up small --refresh (converge)", () => stack.up({ refresh: true }));
       reachedHost["sshd death"] = unfinished.filter((n) => converge.ops[n] !== undefined && converge.ops[n] !== "create");
+      // The write in flight when sshd died ran to its end on the host, and no undo could reach it:
+      // those objects exist. Recorded as unfinished, refresh kept them and up finished them.
+      expect(reachedHost["sshd death"].length, `unfinished: ${unfinished.join(", ")}`).to.be.greaterThan(0);
       expect(ours(h)).to.deep.equal(desired(SMALL));
       await stack.preview({ refresh: true, expectNoChanges: true });
     });
