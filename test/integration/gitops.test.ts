@@ -82,7 +82,11 @@ describe("stacks: config validation, fleet rollout, GitOps pipeline", function (
         rollout: { serial: [1, "100%"], maxFailures, healthCheck: true },
       });
     const onlyLab12 = (c: ReturnType<typeof fleet>) => ({ ...c, hosts: c.hosts.filter((h) => h.name === "lab1" || h.name === "lab2") });
-    const stack = new TestStack("test-rollout", onlyLab12(fleet(0)), async (c) => deployFleet(c, key()));
+    // Config is built in before(): it reads the lab inventory, which exists only once the lab is up.
+    const stack = new TestStack("test-rollout", undefined as unknown as ReturnType<typeof fleet>, async (c) => deployFleet(c, key()));
+    before(() => {
+      stack.config = onlyLab12(fleet(0));
+    });
     after(() => stack.dispose());
 
     it("stops after an unhealthy canary: later batches are not touched", async () => {

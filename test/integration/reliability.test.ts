@@ -1,15 +1,16 @@
 // Reliability on lab2 (issue 7): what hostnet does when the world misbehaves mid-apply, with the
 // real engine and real sshd. A fleet of 100 isolated-netns + managed-fdb VMs loses its SSH
 // connection mid-apply (killed from the server side) and converges on the next `up --refresh`
-// with no orphans; an emptied host (as after a reboot) is seen and recreated, also across an sshd
-// that dies mid-apply; a BootRestore script brings an emptied host back without `pulumi up`;
+// with no orphans; an emptied host (as after a reboot) is seen by preview; an sshd that dies
+// mid-apply (no undo can reach the host) leaves objects that the next `up --refresh` finds and
+// finishes; a BootRestore script brings an emptied host back without `pulumi up`;
 // multi-step creates that fail leave nothing behind; a host answering as another machine is
 // refused; the private key never shows up in state, output or traces.
 //
 // Other engineers share lab2: everything here is named rl*/vm-rl*/hv-rl*/br-rl, and "emptying the
 // host" deletes only those (for hostnet's purposes that is what a reboot does: /run/netns is a tmpfs).
 import { expect } from "chai";
-import { execFileSync } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
@@ -24,7 +25,7 @@ import { renderRestoreScript } from "../../providers/persistence";
 import { VethLink } from "../../providers/vethLink";
 import { VmNetns } from "../../providers/vmNetns";
 import { StepReport, TestStack } from "../support/harness";
-import { inventory, LabHost, labConnection, labUp, privateKey, ROOT, sshRun } from "../support/lab";
+import { inventory, LAB_DIR, LabHost, labConnection, labUp, privateKey, ROOT, sshRun } from "../support/lab";
 
 const BIG = 100;
 const SMALL = 30;
@@ -189,6 +190,41 @@ async function killMidApply(h: LabHost, since: number, applies: number, alsoList
     return `ports ${ports.join(",")} pids ${pids.join(",")}${alsoListener ? " and the listener" : ""}`;
   }
   return "nothing (the run ended first)";
+}
+
+/**
+ * lab.sh restarts a dead sshd by rebuilding the whole lab host: a fresh mount namespace, hence an
+ * empty /run/netns, which drops every namespace on lab2, other engineers' too. So the dead sshd is
+ * restarted in place, as systemd would, inside the host's namespaces; a keeper process holds them
+ * while no sshd runs. lab.sh up then finds it healthy and keeps it.
+ */
+function startKeeper(h: LabHost): number {
+  return Number(sshRun(h, "setsid sleep 900 </dev/null >/dev/null 2>&1 & echo $!").trim());
+}
+
+/** The listener's pid and argv; sshd rewrites its title, which still lists every argument in order. */
+function labListener(h: LabHost): { pid: number; argv: string[] } {
+  const pid = (inventory().hosts.find((x) => x.name === h.name) as LabHost & { sshdPid: number }).sshdPid;
+  const title = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0+$/, "");
+  const m = /^sshd: (\/\S+) (.*) \[listener\]/.exec(title);
+  if (!m) throw new Error(`cannot read the arguments of lab sshd ${pid} from its title: ${title}`);
+  // Each option starts a segment; a value may hold spaces (AuthorizedKeysFile lists two files).
+  const argv = [m[1], ...m[2].split(/ (?=-[A-Za-z] |-[A-Za-z]$)/).flatMap((seg) => {
+    const at = seg.indexOf(" ");
+    return at < 0 ? [seg] : [seg.slice(0, at), seg.slice(at + 1)];
+  })];
+  return { pid, argv };
+}
+
+function restartSshdInPlace(h: LabHost, keeper: number, argv: string[]): void {
+  const log = fs.openSync(path.join(LAB_DIR, h.name, "sshd.log"), "a");
+  spawn("nsenter", ["-t", String(keeper), "-m", "-u", "-n", "--", ...argv], { detached: true, stdio: ["ignore", log, log] }).unref();
+  fs.closeSync(log);
+  for (let i = 0; i < 50; i++) {
+    if (sshRun(h, "echo up", { allowFail: true }).trim() === "up") return;
+    execFileSync("sleep", ["0.2"]);
+  }
+  throw new Error(`sshd of ${h.name} did not come back; see ${path.join(LAB_DIR, h.name, "sshd.log")}`);
 }
 
 /** `up` with a fault injected mid-apply: the error it failed with (or "" if it succeeded). */
@@ -375,24 +411,32 @@ describe("reliability (lab2)", function () {
       expect(Object.values(changes(plan)).every((op) => op === "create"), JSON.stringify(changes(plan))).to.equal(true);
     });
 
-    it("sshd dies mid-apply: the run fails naming the host; after lab.sh up, up --refresh recreates everything", async () => {
+    it("sshd dies mid-apply: the run fails naming the host; sshd comes back, lab.sh up keeps it, up --refresh converges", async () => {
       // The state forgets the vanished fleet, and the rest of the file works on SMALL VMs (keeps the run short).
       await timed("refresh (drop vanished)", () => stack.refresh());
       stack.config = { config: fleet(h, SMALL), persist: false };
-      const { error, killed } = await timed("up small (sshd killed)", () => upWithFault(h, stack, { applies: 2, listener: true, refresh: true }));
-      h = labUp(3).hosts[1]; // restarts the dead sshd (idempotent for healthy hosts)
-      if (process.env.RL_VERBOSE) console.log(killed, diagnostics(error));
-      expect(killed).to.match(/and the listener$/);
-      expect(error, `up should have failed (killed ${killed})`).to.not.equal("");
-      expect(error).to.include(`root@${h.address}:22`).and.match(/connection (was )?lost|cannot connect/);
-      const unfinished = unfinishedResources(JSON.parse(await stack.exportState()));
-      const converge = await timed("up small --refresh (converge)", () => stack.up({ refresh: true }));
-      reachedHost["sshd death"] = unfinished.filter((n) => converge.ops[n] !== undefined && converge.ops[n] !== "create");
-      // The write in flight when sshd died ran to its end on the host, and no undo could reach it:
-      // those objects exist. Recorded as unfinished, refresh kept them and up finished them.
-      expect(reachedHost["sshd death"].length, `unfinished: ${unfinished.join(", ")}`).to.be.greaterThan(0);
-      expect(ours(h)).to.deep.equal(desired(SMALL));
-      await stack.preview({ refresh: true, expectNoChanges: true });
+      const keeper = startKeeper(h);
+      try {
+        const listener = labListener(h);
+        const { error, killed } = await timed("up small (sshd killed)", () => upWithFault(h, stack, { applies: 2, listener: true, refresh: true }));
+        restartSshdInPlace(h, keeper, listener.argv);
+        h = labUp(3).hosts[1]; // finds the restarted sshd healthy and keeps it
+        expect((h as LabHost & { sshdPid: number }).sshdPid, "a new sshd serves lab2").to.not.equal(listener.pid);
+        if (process.env.RL_VERBOSE) console.log(killed, diagnostics(error));
+        expect(killed).to.match(/and the listener$/);
+        expect(error, `up should have failed (killed ${killed})`).to.not.equal("");
+        expect(error).to.include(`root@${h.address}:22`).and.match(/connection (was )?lost|cannot connect/);
+        const unfinished = unfinishedResources(JSON.parse(await stack.exportState()));
+        const converge = await timed("up small --refresh (converge)", () => stack.up({ refresh: true }));
+        reachedHost["sshd death"] = unfinished.filter((n) => converge.ops[n] !== undefined && converge.ops[n] !== "create");
+        // The write in flight when sshd died ran to its end on the host, and no undo could reach it:
+        // those objects exist. Recorded as unfinished, refresh kept them and up finished them.
+        expect(reachedHost["sshd death"].length, `unfinished: ${unfinished.join(", ")}`).to.be.greaterThan(0);
+        expect(ours(h)).to.deep.equal(desired(SMALL));
+        await stack.preview({ refresh: true, expectNoChanges: true });
+      } finally {
+        process.kill(keeper, "SIGTERM");
+      }
     });
 
     it("persist: BootRestore writes the script and unit; on an emptied host the script alone brings back what preview --refresh expects", async () => {
