@@ -486,6 +486,10 @@ export interface ProvisionOptions {
   /** Other engine settings, each run once per listed size for hostnet and the floor (no lower bound). */
   variants: Variant[];
   log: (line: string) => void;
+  /** Called after every measurement with the report so far (a partial file survives a crash). */
+  save?: (report: ProvisionReport) => void;
+  /** A partial report of an interrupted run with the same settings: its measurements are kept, not repeated. */
+  resume?: ProvisionReport;
 }
 
 export interface ProvisionReport {
@@ -502,11 +506,16 @@ export interface ProvisionReport {
 }
 
 async function benchStack(name: string, program: () => Promise<Record<string, unknown>>, env: Record<string, string>): Promise<Stack> {
-  const stack = await inlineStack(name, program as any, { env: { PULUMI_CONFIG_PASSPHRASE: LAB_PASSPHRASE, ...env } });
+  const open = () => inlineStack(name, program as any, { env: { PULUMI_CONFIG_PASSPHRASE: LAB_PASSPHRASE, ...env } });
+  const stack = await open();
   // State left by an interrupted run: destroy it with the provider, so the host is cleaned too.
+  // If that fails (the lab host was rebuilt under it), drop the state; cleanupLab removes the rest by name.
   const left = ((await stack.exportStack()).deployment?.resources ?? []).length;
-  if (left > 0) await stack.destroy({ color: "never", parallel: 64 });
-  return stack;
+  if (left === 0) return stack;
+  const destroyed = await stack.destroy({ color: "never", parallel: 64 }).then(() => true, () => false);
+  if (destroyed) return stack;
+  await stack.workspace.removeStack(name, { force: true });
+  return open();
 }
 
 async function disposeStack(stack: Stack | undefined, name: string): Promise<void> {
@@ -571,54 +580,74 @@ function lowerBound(n: number, h: LabHost, hostnetState: Record<string, unknown>
   }
 }
 
+/** lab3 as the inventory has it now (another engineer may rebuild the lab, with new host keys). */
+function labHost(): LabHost {
+  const h = inventory().hosts.find((x) => x.name === LAB_HOST);
+  if (!h) throw new Error(`the lab inventory has no ${LAB_HOST}; run 'npm run lab -- up 3'`);
+  return h;
+}
+
 /**
  * One measurement, tried a second time after a failure (on this shared machine, mostly an sshd
  * too busy to answer); the failure is kept in the report. A second failure ends the run.
  */
-async function onceMore(h: LabHost, report: ProvisionReport, log: (l: string) => void, measure: () => Promise<void>): Promise<void> {
+async function onceMore(report: ProvisionReport, log: (l: string) => void, measure: (h: LabHost) => Promise<void>): Promise<void> {
   try {
-    await measure();
+    await measure(labHost());
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     report.failures.push({ at: new Date().toISOString(), message });
-    log(`  FAILED, trying once more: ${message.split("\n")[0]}`);
-    cleanupLab(h);
-    await measure();
+    log(`  FAILED, trying once more in 30 s: ${message.split("\n")[0]}`);
+    await new Promise((r) => setTimeout(r, 30_000));
+    try {
+      cleanupLab(labHost());
+    } catch (again) {
+      log(`  cleanup before the second try failed too (${(again as Error).message.split("\n")[0]}); trying anyway`);
+    }
+    await measure(labHost());
   }
 }
 
 export async function runProvisioningBench(opts: ProvisionOptions): Promise<ProvisionReport> {
   fs.mkdirSync(WORK_DIR, { recursive: true });
-  const h = labUp(3).hosts.find((x) => x.name === LAB_HOST);
-  if (!h) throw new Error(`the lab inventory has no ${LAB_HOST}; run 'npm run lab -- up 3'`);
-  const report: ProvisionReport = {
+  labUp(3);
+  const h = labHost();
+  const report: ProvisionReport = opts.resume ?? {
     startedAt: new Date().toISOString(), finishedAt: "",
     machine: { cpus: os.cpus().length, loadavgStart: os.loadavg(), loadavgEnd: [], note: "shared machine: other engineers' builds and tests ran concurrently" },
     host: `${h.name} (${h.address})`, settings: opts.settings, runs: [], variants: [], failures: [],
   };
+  if (opts.resume && JSON.stringify(opts.resume.settings) !== JSON.stringify(opts.settings)) {
+    throw new Error(`cannot resume: the saved report was measured with ${JSON.stringify(opts.resume.settings)}, this run uses ${JSON.stringify(opts.settings)}`);
+  }
+  const save = () => opts.save?.(report);
   cleanupLab(h);
   const load = () => os.loadavg().map((l) => l.toFixed(1)).join(" ");
   for (const n of opts.sizes) {
     for (let rep = 1; rep <= opts.reps(n); rep++) {
+      if (report.runs.some((r) => r.n === n && r.rep === rep)) continue;
       opts.log(`N=${n} rep ${rep}/${opts.reps(n)} (load ${load()})`);
-      await onceMore(h, report, opts.log, async () => {
+      await onceMore(report, opts.log, async (h) => {
         const hn = await hostnetLifecycle(n, h, opts.settings, "", opts.log);
         cleanupLab(h);
         const lb = lowerBound(n, h, hn.state, opts.log);
         const floor = await floorLifecycle(n, opts.settings, "", opts.log);
         report.runs.push({ n, rep, settings: opts.settings, hostnet: { ...hn.life, snapshot: hn.snapshot }, lowerBound: lb, floor, loadavg: os.loadavg() });
       });
+      save();
     }
   }
   for (const { label, settings, sizes } of opts.variants) {
     for (const n of sizes) {
+      if (report.variants.some((v) => v.label === label && v.n === n)) continue;
       opts.log(`N=${n} with ${label} (load ${load()})`);
-      await onceMore(h, report, opts.log, async () => {
+      await onceMore(report, opts.log, async (h) => {
         const hn = await hostnetLifecycle(n, h, settings, "-variant", opts.log);
         cleanupLab(h);
         const floor = await floorLifecycle(n, settings, "-variant", opts.log);
         report.variants.push({ n, label, settings, hostnet: hn.life, floor });
       });
+      save();
     }
   }
   report.machine.loadavgEnd = os.loadavg();

@@ -5,12 +5,14 @@
 //
 //   node dist/bench/run.js [--quick] [--sizes 30,100,300] [--reps 3,2,1] [--parallel 64]
 //                          [--defaults-sizes 30,100] [--wide-sizes 100,300]
-//                          [--no-dataplane] [--no-provisioning] [--readme|--no-readme] [--from FILE]
+//                          [--no-dataplane] [--no-provisioning] [--readme|--no-readme] [--from FILE] [--resume FILE]
 //   --quick           N = 5, 10, one repetition, no variants: checks the whole pipeline in a few minutes
 //   --defaults-sizes  sizes also run once with the engine's defaults (checkpoint after every step);
 //                     the main runs use ENGINE_SWITCHES below
 //   --wide-sizes      sizes also run once with --parallel WIDE (every ready step in flight at once)
 //   --from FILE       no measurement: print (and put in the README) the table of a saved report
+//   --resume FILE     continue an interrupted run from its bench/results/provisioning-partial.json
+//                     (written after every measurement); what it holds is not measured again
 //
 // Contract with bench/dataplane.ts: it may export
 //   runDataplaneBench(opts: { quick: boolean; log: (line: string) => void }): Promise<R>
@@ -48,6 +50,7 @@ interface Args {
   provisioning: boolean;
   readme: boolean;
   from?: string;
+  resume?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -73,6 +76,7 @@ function parseArgs(argv: string[]): Args {
     provisioning: !argv.includes("--no-provisioning"),
     readme: argv.includes("--readme") || (!quick && !argv.includes("--no-readme")),
     from: value("--from"),
+    resume: value("--resume"),
   };
 }
 
@@ -161,6 +165,8 @@ export function updateReadme(text: string, block: string): string {
 }
 
 async function measureProvisioning(args: Args, log: (l: string) => void): Promise<ProvisionReport> {
+  const name = args.quick ? "provisioning-quick.json" : "provisioning.json";
+  const partial = name.replace(".json", "-partial.json");
   const report = await runProvisioningBench({
     sizes: args.sizes,
     reps: (n) => args.reps[Math.min(args.sizes.indexOf(n), args.reps.length - 1)],
@@ -170,8 +176,11 @@ async function measureProvisioning(args: Args, log: (l: string) => void): Promis
       { label: `--parallel ${WIDE}`, settings: { parallel: WIDE, env: ENGINE_SWITCHES }, sizes: args.wideSizes },
     ],
     log,
+    save: (r) => writeJson(partial, r),
+    resume: args.resume ? JSON.parse(fs.readFileSync(args.resume, "utf8")) : undefined,
   });
-  log(`results: ${writeJson(args.quick ? "provisioning-quick.json" : "provisioning.json", report)}`);
+  log(`results: ${writeJson(name, report)}`);
+  fs.rmSync(path.join(RESULTS_DIR, partial), { force: true });
   return report;
 }
 
