@@ -6,6 +6,59 @@ import * as fs from "fs";
 import * as path from "path";
 import * as automation from "@pulumi/pulumi/automation";
 
+// Two defences for programs hosted in this process (docs/ARCHITECTURE.md, "In-process programs").
+//
+// 1. Every run talks to a new engine on a new localhost port, and the SDK never closes its per-run
+//    gRPC clients. With grpc-js's process-wide subchannel pool, a later engine that listens on a port
+//    an earlier one used inherits that dead subchannel, and a RegisterResource fails at once with
+//    UNAVAILABLE ("No connection established", pulumi/pulumi#7125). A private pool per client means
+//    every run dials its own engine afresh.
+// 2. The Node SDK reads UNAVAILABLE or CANCELLED from any engine call as "the engine is shutting
+//    down" and swallows it. When that happens while the stack starts (SupportsFeature,
+//    SetRootResource), the program is never called, the run ends as a success with only the stack
+//    registered, and the engine plans a delete of everything else (seen in CI: "37 to delete").
+//    Mid-program, each lost RegisterResource quietly drops a resource the same way. Rewriting those
+//    statuses into ordinary errors makes such a run fail instead, with nothing deleted. The one call
+//    that legitimately ends that way, SignalAndWaitForShutdown after the program, is left alone.
+/* eslint-disable @typescript-eslint/no-require-imports */
+const grpc = require("@grpc/grpc-js");
+const clientOptions = require("@pulumi/pulumi/runtime/settings").grpcClientOptions;
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+function mustNotBeLost(path: string | undefined): boolean {
+  if (path === undefined) return false;
+  if (path.startsWith("/pulumirpc.ResourceMonitor/")) return path !== "/pulumirpc.ResourceMonitor/SignalAndWaitForShutdown";
+  return path === "/pulumirpc.Engine/SetRootResource" || path === "/pulumirpc.Engine/GetRootResource";
+}
+
+function lostRegistrationsFail(options: any, nextCall: (options: any) => any): any {
+  const path: string | undefined = options.method_definition?.path;
+  if (!mustNotBeLost(path)) return nextCall(options);
+  const requester = new grpc.RequesterBuilder()
+    .withStart((metadata: unknown, _listener: unknown, next: (m: unknown, l: unknown) => void) => {
+      const rewriting = new grpc.ListenerBuilder()
+        .withOnReceiveStatus((status: any, nextStatus: (s: unknown) => void) => {
+          if (status.code !== grpc.status.UNAVAILABLE && status.code !== grpc.status.CANCELLED) return nextStatus(status);
+          nextStatus({
+            ...status,
+            code: grpc.status.UNKNOWN,
+            details:
+              `hostnet: lost contact with the Pulumi engine during ${path!.split("/").pop()} (${status.details}); ` +
+              "the run stops here so that resources the engine did not hear about are not taken for deletions. Run the command again.",
+          });
+        })
+        .build();
+      next(metadata, rewriting);
+    })
+    .build();
+  return new grpc.InterceptingCall(nextCall(options), requester);
+}
+
+if (!clientOptions["grpc.use_local_subchannel_pool"]) {
+  clientOptions["grpc.use_local_subchannel_pool"] = 1;
+  clientOptions.interceptors = [lostRegistrationsFail, ...(clientOptions.interceptors ?? [])];
+}
+
 export const PROJECT_ROOT = path.resolve(__dirname, "..", "..");
 export const ENGINE_ROOT = path.join(PROJECT_ROOT, ".hostnet", "engine");
 export const ENGINE_BIN = path.join(ENGINE_ROOT, "bin");
