@@ -3,6 +3,7 @@
 // bridge knows every VM's MAC up front instead of learning it, so unknown unicast is never flooded.
 // The kernel keys an entry by (bridge, mac, vlan); the port is just where it points, so moving a
 // VM's MAC to another port is an in-place `fdb replace`.
+import { scopeOf } from "./host";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
@@ -63,12 +64,12 @@ function fdbRows(ctx: KindContext, snap: HostSnapshot, p: FdbEntryProps): FdbRow
 }
 
 async function staticEntry(ctx: KindContext, p: FdbEntryProps): Promise<FdbRow | undefined> {
-  return fdbRows(ctx, await ctx.host.snapshot(), p)?.find((r) => isManagedRow(r, p));
+  return fdbRows(ctx, await ctx.host.snapshot(scopeOf(p.netns)), p)?.find((r) => isManagedRow(r, p));
 }
 
 /** `fdb add ... master` names only the port, so the port must already hang off the right bridge. */
 async function checkPort(ctx: KindContext, p: FdbEntryProps): Promise<void> {
-  const ns = (await ctx.host.snapshot()).namespaces[p.netns ?? ""];
+  const ns = (await ctx.host.snapshot(scopeOf(p.netns))).namespaces[p.netns ?? ""];
   const link = ns?.links.find((l) => l.name === p.port);
   const fix = "attach the port to the bridge first (or depend on the resource that does), or correct bridge/port";
   if (!ns) throw new Error(`${ctx.host.label}: cannot set ${where(p)}: netns ${p.netns} does not exist; create it first.`);
@@ -95,7 +96,7 @@ async function fdbOp(ctx: KindContext, p: FdbEntryProps, verb: "add" | "replace"
 
 /** Permanent neighbours on the bridge that carry this entry's MAC. */
 async function liveNeighbours(ctx: KindContext, p: FdbEntryProps): Promise<string[]> {
-  const ns = (await ctx.host.snapshot()).namespaces[p.netns ?? ""];
+  const ns = (await ctx.host.snapshot(scopeOf(p.netns))).namespaces[p.netns ?? ""];
   return (ns?.neigh ?? []).filter((n) => n.dev === p.bridge && n.lladdr === p.mac).map((n) => n.dst).sort();
 }
 

@@ -19,6 +19,7 @@
 // resource alone with nft's own error (the apply would be atomic anyway; the check also keeps a
 // bad script from failing the transaction it would share with other resources' nft ops).
 // The raw check needs the host, so it happens at `up`, not at preview.
+import { scopeOf } from "./host";
 import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
@@ -94,7 +95,7 @@ function parseListing(out: string, what: string): NftRuleset {
 }
 
 async function liveRuleset(ctx: KindContext, p: FilterChainProps): Promise<NftRuleset | null> {
-  const snap = await ctx.host.snapshot();
+  const snap = await ctx.host.snapshot(scopeOf(p.netns));
   const ns = snap.namespaces[p.netns ?? ROOT_NS];
   if (!ns) return null;
   if (ns.failedSections.includes("nft")) {

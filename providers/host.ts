@@ -2,7 +2,7 @@
 // its whole network state, and its identity. Resources never open connections or build shell
 // strings themselves; they hand typed operations to this layer.
 import { attributeResults, buildFlushScript, describeCommand, HostOp, HostOpError } from "./hostQueue";
-import { HostSnapshot, parseSnapshot, snapshotScript } from "./hoststate";
+import { HostSnapshot, parseSnapshot, ROOT_NS, snapshotScript } from "./hoststate";
 import { Connection, ConnectionInput } from "./ssh";
 import { HostSession, sessionFor } from "./sshPool";
 import { parseOrThrow } from "./validate";
@@ -26,11 +26,24 @@ export interface HostIdentity {
   hostKeyFingerprint: string;
 }
 
+/** machine-id → the Host of this process that holds (or is taking) that machine's lock. */
+const LOCK_HOLDERS = new Map<string, Host>();
+
+/** The scope of a snapshot that covers these namespaces (undefined and "" are the root, always read). */
+export function scopeOf(...netns: Array<string | undefined>): string[] {
+  return netns.filter((n): n is string => n !== undefined && n !== ROOT_NS);
+}
+
 export class Host {
   private pending: Pending[] = [];
   private timer?: NodeJS.Timeout;
   private flushing = false;
   private snapshotCache?: Promise<HostSnapshot>;
+  private scopedCache?: HostSnapshot;
+  private scopedWanted = new Set<string>();
+  private scopedWaiters: Array<{ resolve: (s: HostSnapshot) => void; reject: (e: Error) => void }> = [];
+  private scopedTimer?: NodeJS.Timeout;
+  private writeEpoch = 0;
   private identityCache?: Promise<HostIdentity>;
   private lock?: Promise<void>;
   private lockConnection = -1;
@@ -49,15 +62,28 @@ export class Host {
     });
   }
 
-  /** The whole network state of the host (root + every namespace), one round trip, cached until a write. */
-  snapshot(): Promise<HostSnapshot> {
+  /**
+   * The network state of the host, one round trip, cached until the next write. Without a scope:
+   * root and every namespace. With one: root and just those named namespaces (absent ones are
+   * listed in `absent`), which is what a resource needs for its own objects; on a host with 300
+   * VM namespaces that is milliseconds instead of seconds, and it is paid after every write.
+   * Scoped readers that arrive together share one read of the union of their namespaces.
+   */
+  snapshot(scope?: readonly string[]): Promise<HostSnapshot> {
+    if (scope === undefined || this.snapshotCache) return this.fullSnapshot();
+    const wanted = [...new Set(scope.filter((n) => n !== ROOT_NS))];
+    const cached = this.fromScopedCache(wanted);
+    if (cached) return Promise.resolve(cached);
+    return new Promise((resolve, reject) => {
+      for (const n of wanted) this.scopedWanted.add(n);
+      this.scopedWaiters.push({ resolve, reject });
+      if (!this.scopedTimer) this.scopedTimer = setTimeout(() => void this.readScoped(), COALESCE_WINDOW_MS);
+    });
+  }
+
+  private fullSnapshot(): Promise<HostSnapshot> {
     if (!this.snapshotCache) {
-      const p = this.session
-        .exec(snapshotScript(), { idempotent: true, what: "read the network state" })
-        .then((r) => {
-          if (r.code !== 0) throw new Error(`${this.label}: reading the network state failed (exit ${r.code}): ${r.stderr.trim()}`);
-          return parseSnapshot(r.stdout);
-        });
+      const p = this.readSnapshot(undefined);
       p.catch(() => {
         if (this.snapshotCache === p) this.snapshotCache = undefined;
       });
@@ -66,8 +92,53 @@ export class Host {
     return this.snapshotCache;
   }
 
+  private async readSnapshot(namespaces: readonly string[] | undefined): Promise<HostSnapshot> {
+    const what = namespaces ? `read the network state of ${namespaces.length} namespace(s)` : "read the network state";
+    const r = await this.session.exec(snapshotScript({ namespaces }), { idempotent: true, what });
+    if (r.code !== 0) throw new Error(`${this.label}: reading the network state failed (exit ${r.code}): ${r.stderr.trim()}`);
+    return parseSnapshot(r.stdout);
+  }
+
+  /** Root plus `wanted`, if an earlier scoped read since the last write already holds them all. */
+  private fromScopedCache(wanted: readonly string[]): HostSnapshot | undefined {
+    const c = this.scopedCache;
+    if (!c || !wanted.every((n) => c.namespaces[n] !== undefined || c.absent.includes(n))) return undefined;
+    return {
+      machineId: c.machineId,
+      hostname: c.hostname,
+      namespaces: Object.fromEntries([ROOT_NS, ...wanted].flatMap((n) => (c.namespaces[n] ? [[n, c.namespaces[n]]] : []))),
+      absent: wanted.filter((n) => c.absent.includes(n)),
+    };
+  }
+
+  private async readScoped(): Promise<void> {
+    const waiters = this.scopedWaiters;
+    const namespaces = [...this.scopedWanted];
+    this.scopedWaiters = [];
+    this.scopedWanted = new Set();
+    this.scopedTimer = undefined;
+    const epoch = this.writeEpoch;
+    try {
+      const snap = await this.readSnapshot(namespaces);
+      // Only what no write has overtaken may serve later readers.
+      if (epoch === this.writeEpoch) this.remember(snap);
+      for (const w of waiters) w.resolve(snap);
+    } catch (err) {
+      for (const w of waiters) w.reject(err as Error);
+    }
+  }
+
+  private remember(snap: HostSnapshot): void {
+    const c = this.scopedCache;
+    this.scopedCache = c
+      ? { ...snap, namespaces: { ...c.namespaces, ...snap.namespaces }, absent: [...new Set([...c.absent, ...snap.absent])] }
+      : snap;
+  }
+
   invalidate(): void {
     this.snapshotCache = undefined;
+    this.scopedCache = undefined;
+    this.writeEpoch++;
   }
 
   /** machine-id and hostname of whatever answers at this address, read once per process. */
@@ -119,16 +190,35 @@ export class Host {
   /**
    * Writers to one host serialize on a host-side lock (flock under /run/hostnet), held from this
    * process's first write until its connection closes, so two deployments never interleave.
+   * Within one process the lock is per machine, not per connection: a deployment that reaches the
+   * same host as root and as a sudo user must not wait on itself.
    */
-  ensureLocked(): Promise<void> {
-    if (process.env.HOSTNET_HOST_LOCK === "off") return Promise.resolve();
-    if (this.lock && this.lockConnection === this.session.stats.connections) return this.lock;
+  async ensureLocked(): Promise<void> {
+    if (process.env.HOSTNET_HOST_LOCK === "off") return;
+    if (this.holdsLock()) return this.lock;
+    const { machineId } = await this.identity();
+    const holder = LOCK_HOLDERS.get(machineId);
+    if (holder && holder !== this && holder.holdsLock()) return holder.lock;
+    if (this.holdsLock()) return this.lock; // taken by a concurrent caller while identity was read
     const owner = `${process.env.HOSTNET_LOCK_OWNER ?? "hostnet"} (pid ${process.pid} on ${require("os").hostname()})`;
-    this.lock = this.session.hold(hostLockScript(owner), LOCK_READY, "take the hostnet lock", (line) => {
+    const lock = this.session.hold(hostLockScript(owner), LOCK_READY, "take the hostnet lock", (line) => {
       if (line.startsWith("BUSY")) engineWarn(`${this.label}: waiting for the hostnet lock, held by ${line.slice(5) || "another run"} (up to 15 min)`);
     });
-    this.lock.then(() => (this.lockConnection = this.session.stats.connections), () => (this.lock = undefined));
-    return this.lock;
+    this.lock = lock;
+    this.lockConnection = this.session.stats.connections; // identity() above connected; a reconnect updates it below
+    LOCK_HOLDERS.set(machineId, this);
+    lock.then(
+      () => (this.lockConnection = this.session.stats.connections),
+      () => {
+        if (this.lock === lock) this.lock = undefined;
+      },
+    );
+    return lock;
+  }
+
+  /** Whether this Host's lock (taken or being taken) lives on its current connection. */
+  private holdsLock(): boolean {
+    return this.lock !== undefined && this.lockConnection === this.session.stats.connections;
   }
 
   private async flushBatch(batch: Pending[]): Promise<void> {

@@ -4,6 +4,7 @@
 // and then done with commit-confirm (safeApply.ts), moving the uplink's IPv4 addresses and routes
 // onto the bridge (and back) in the same step, with the bridge taking the uplink's MAC so the
 // neighbours' ARP caches stay right.
+import { scopeOf } from "./host";
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
 import { promises as dns } from "node:dns";
@@ -281,7 +282,7 @@ function managedAfter(olds: P, news: P, links: Link[]): string | undefined {
 
 /** Detach our uplink (when still attached here) and optionally the bridge, in one step. */
 async function detach(ctx: KindContext, p: P, uplink: string | undefined, deleteBridge: boolean): Promise<void> {
-  const snap = await ctx.host.snapshot();
+  const snap = await ctx.host.snapshot(scopeOf(p.netns));
   const links = linksOf(snap, p);
   const lines: string[] = [];
   if (uplink && links.find((l) => l.name === uplink)?.master === p.name) {
@@ -479,7 +480,7 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
   },
 
   async create(ctx, p) {
-    const snap = await ctx.host.snapshot();
+    const snap = await ctx.host.snapshot(scopeOf(p.netns));
     if (bridgeLink(ctx, snap, p)) throw adoptHint(ctx, p);
     if (p.uplink && checkUplink(ctx, p, linksOf(snap, p), await managementAddresses(ctx))) {
       await safeCreate(ctx, p, snap);
@@ -497,13 +498,13 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
   },
 
   async read(ctx, p) {
-    const snap = await ctx.host.snapshot();
+    const snap = await ctx.host.snapshot(scopeOf(p.netns));
     const link = bridgeLink(ctx, snap, p);
     return link ? liveProps(p, link, linksOf(snap, p)) : null;
   },
 
   async update(ctx, olds, news) {
-    const snap = await ctx.host.snapshot();
+    const snap = await ctx.host.snapshot(scopeOf(news.netns));
     const link = bridgeLink(ctx, snap, news);
     if (!link) {
       throw new Error(`${ctx.host.label} (${where(news)}): bridge ${news.name} is gone. Run pulumi up --refresh (or pulumi refresh, then up) to recreate it.`);
@@ -529,7 +530,7 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
   },
 
   async delete(ctx, p) {
-    const snap = await ctx.host.snapshot();
+    const snap = await ctx.host.snapshot(scopeOf(p.netns));
     const link = bridgeLink(ctx, snap, p);
     if (!link) return;
     if (link.alias !== OWNER_ALIAS) {
@@ -546,7 +547,7 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
   /** An adopted bridge stays; only an uplink that hostnet itself enslaved is let go. */
   async release(ctx, p) {
     if (!p.managedUplink) return;
-    const snap = await ctx.host.snapshot();
+    const snap = await ctx.host.snapshot(scopeOf(p.netns));
     const bridge = findLink(snap, nsOf(p), p.name);
     const own = carries(bridge, await managementAddresses(ctx));
     const ours = linksOf(snap, p).find((l) => l.name === p.managedUplink)?.master === p.name;

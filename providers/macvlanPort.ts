@@ -3,6 +3,7 @@
 // private forbids it, passthru hands the whole lower to one guest, source admits listed senders.
 // The port is made where its lower lives and then moved into its target namespace, because a
 // macvlan can only be created next to its lower device.
+import { scopeOf } from "./host";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
@@ -98,7 +99,7 @@ function configureLines(p: P): string[] {
 }
 
 async function preflight(ctx: KindContext, p: P): Promise<void> {
-  const snap = await ctx.host.snapshot();
+  const snap = await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p)));
   for (const ns of new Set([p.lowerNetns, targetOf(p)])) {
     if (!snap.namespaces[nsKey(ns)]) {
       throw new Error(`${ctx.host.label}: ${nsLabel(ns)} does not exist, so ${p.type} ${p.name} cannot be made there. Create the namespace first (VmNetns) or fix netns/lowerNetns.`);
@@ -114,7 +115,7 @@ async function preflight(ctx: KindContext, p: P): Promise<void> {
 
 /** Remove a half-made port wherever it got to; only ours (alias), so a racing namesake survives. */
 async function undoCreate(ctx: KindContext, p: P): Promise<string> {
-  const snap = await ctx.host.snapshot();
+  const snap = await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p)));
   const problems: string[] = [];
   for (const ns of new Set([p.lowerNetns, targetOf(p)])) {
     if (findLink(snap, nsKey(ns), p.name)?.alias !== OWNER_ALIAS) continue;
@@ -150,7 +151,7 @@ function outputsOf(link: Link | undefined): Record<string, unknown> {
 }
 
 async function liveOutputs(ctx: KindContext, p: P): Promise<Record<string, unknown>> {
-  return outputsOf(findLink(await ctx.host.snapshot(), nsKey(targetOf(p)), p.name));
+  return outputsOf(findLink(await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p))), nsKey(targetOf(p)), p.name));
 }
 
 /**
@@ -241,7 +242,7 @@ export const macvlanPortKind: ResourceKind<typeof MacvlanPortProps> = {
   },
 
   async read(ctx, p) {
-    const snap = await ctx.host.snapshot();
+    const snap = await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p)));
     const link = findLink(snap, nsKey(targetOf(p)), p.name);
     if (!link) return null;
     return { ...liveProps(snap, p, link), ...outputsOf(link) };

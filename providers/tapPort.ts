@@ -2,6 +2,7 @@
 // VM's user/group so an unprivileged QEMU can open it, optionally a port of a bridge with its
 // port flags (seed 002). Owner, group and the queue/header flags are fixed when the tap is
 // created (TUNSETIFF), so changing any of them means a new tap.
+import { scopeOf } from "./host";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
@@ -120,7 +121,7 @@ function alreadyThere(ctx: KindContext, p: TapPortProps, link: Link): Error {
 }
 
 async function create(ctx: KindContext, p: TapPortProps): Promise<Record<string, unknown>> {
-  const existing = findLink(await ctx.host.snapshot(), p.netns ?? "", p.name);
+  const existing = findLink(await ctx.host.snapshot(scopeOf(p.netns)), p.netns ?? "", p.name);
   if (existing) throw alreadyThere(ctx, p, existing);
   try {
     await ctx.host.run({ kind: "batch", tool: "ip", netns: p.netns, lines: [tuntapAdd(p), linkSetup(p)], what: `create ${where(p)}` });
@@ -140,7 +141,7 @@ async function create(ctx: KindContext, p: TapPortProps): Promise<Record<string,
 }
 
 async function read(ctx: KindContext, p: TapPortProps): Promise<Record<string, unknown> | null> {
-  const link = findLink(await ctx.host.snapshot(), p.netns ?? "", p.name);
+  const link = findLink(await ctx.host.snapshot(scopeOf(p.netns)), p.netns ?? "", p.name);
   if (!link || link.kind !== "tap" || !link.tun) return null;
   const live: Record<string, unknown> = {
     name: p.name,
@@ -185,7 +186,7 @@ export const tapPortKind: ResourceKind<typeof TapPortProps> = {
   update,
 
   async delete(ctx, p) {
-    const link = findLink(await ctx.host.snapshot(), p.netns ?? "", p.name);
+    const link = findLink(await ctx.host.snapshot(scopeOf(p.netns)), p.netns ?? "", p.name);
     if (!link) return;
     // The name may since have been reused by hand (a VM's tap made outside hostnet): leave that.
     if (link.kind !== "tap" || link.alias !== OWNER_ALIAS) {

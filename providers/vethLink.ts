@@ -2,6 +2,7 @@
 // namespace to the host bridge with one (host end enslaved, port flags of seed 002); seed 003
 // routes to a namespace through one instead: a /32 device route and proxy ARP on the host end.
 // Identity is each end's (name, namespace); everything else is changed in place, end by end.
+import { scopeOf } from "./host";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
@@ -310,7 +311,7 @@ async function explainCreateFailure(ctx: KindContext, p: VethLinkProps, err: unk
     return new Error(`${ctx.host.label}: cannot create ${pairLabel(p)}: netns ${missingNs[1]} does not exist. Create it first (VmNetns) and make this VethLink depend on it.`);
   }
   if (!/File exists/.test(text)) return err as Error;
-  const snap = await ctx.host.snapshot().catch(() => undefined);
+  const snap = await ctx.host.snapshot(scopeOf(p.a.netns, p.b.netns)).catch(() => undefined);
   const taken = ENDS.map((k) => p[k]).filter((e) => snap && findLink(snap, e.netns ?? ROOT_NS, e.name));
   const names = taken.length > 0 ? taken.map((e) => `${e.name} in ${where(e)}`).join(" and ") : "one of the names";
   return new Error(
@@ -349,7 +350,7 @@ async function create(ctx: KindContext, p: VethLinkProps): Promise<Record<string
 }
 
 async function read(ctx: KindContext, p: VethLinkProps): Promise<Record<string, unknown> | null> {
-  const snap = await ctx.host.snapshot();
+  const snap = await ctx.host.snapshot(scopeOf(p.a.netns, p.b.netns));
   const [oa, ob] = [observe(snap, p.a), observe(snap, p.b)];
   if (!oa || !ob || !pointsAt(oa, p.b) || !pointsAt(ob, p.a)) return null;
   const live: Record<string, unknown> = { a: liveEnd(p.a, oa), b: liveEnd(p.b, ob) };
@@ -359,7 +360,7 @@ async function read(ctx: KindContext, p: VethLinkProps): Promise<Record<string, 
 
 /** Plans against the live kernel, not the old inputs, so a repair after drift changes exactly what drifted. */
 async function update(ctx: KindContext, olds: VethLinkProps, news: VethLinkProps): Promise<Record<string, unknown>> {
-  const snap = await ctx.host.snapshot();
+  const snap = await ctx.host.snapshot(scopeOf(news.a.netns, news.b.netns));
   const observed = ENDS.map((k) => observe(snap, news[k]));
   if (observed.some((o) => o === undefined)) {
     throw new Error(`${ctx.host.label}: ${pairLabel(news)} is gone from the host. Run pulumi up --refresh to recreate it.`);

@@ -80,7 +80,7 @@ export const vmNetnsKind: ResourceKind<typeof VmNetnsProps> = {
   },
 
   async read(ctx, p) {
-    const ns = (await ctx.host.snapshot()).namespaces[p.name];
+    const ns = (await ctx.host.snapshot([p.name])).namespaces[p.name];
     if (!ns) return null;
     const lo = ns.links.find((l) => l.name === "lo");
     const sysctls: Record<string, string> = {};
@@ -96,7 +96,7 @@ export const vmNetnsKind: ResourceKind<typeof VmNetnsProps> = {
   },
 
   async delete(ctx, p) {
-    const ns = (await ctx.host.snapshot()).namespaces[p.name];
+    const ns = (await ctx.host.snapshot([p.name])).namespaces[p.name];
     if (!ns) return;
     const foreign = ns.links.filter((l) => l.name !== "lo" && l.alias !== OWNER_ALIAS).map((l) => l.name);
     if (foreign.length > 0 && !p.force) {

@@ -109,7 +109,26 @@ describe("transport: pooled SSH, coalescing and snapshots on a lab host", functi
     expect(snaps[0].namespaces["trs-17"].links.map((l) => l.name)).to.deep.equal(["lo"]);
   });
 
-  it("works as a non-root user through sudo -n", async () => {
+  it("reads only the namespaces a resource asks for; concurrent scoped readers share one round trip; a write invalidates", async () => {
+    host.invalidate();
+    const execsBefore = host.session.stats.execs;
+    const [a, b, again] = await Promise.all([host.snapshot(["trs-1"]), host.snapshot(["trs-2", "trs-none"]), host.snapshot(["trs-1"])]);
+    expect(host.session.stats.execs - execsBefore, "one read for the union").to.equal(1);
+    for (const snap of [a, b, again]) {
+      expect(Object.keys(snap.namespaces).sort()).to.deep.equal(["", "trs-1", "trs-2"]);
+      expect(snap.absent).to.deep.equal(["trs-none"]);
+    }
+    // Cached until a write: the same scope again costs nothing.
+    expect((await host.snapshot(["trs-2"])).namespaces["trs-2"].links.map((l) => l.name)).to.deep.equal(["lo"]);
+    expect(host.session.stats.execs - execsBefore).to.equal(1);
+    await host.run({ kind: "batch", tool: "ip", netns: "trs-2", lines: [batchLine(["link", "add", "trscope", "type", "bridge"])], what: "create bridge trscope" });
+    const after = await host.snapshot(["trs-2"]);
+    expect(after.namespaces["trs-2"].links.map((l) => l.name).sort()).to.deep.equal(["lo", "trscope"]);
+  });
+
+  // `host` took lab3's lock with its writes above: a second login to the same machine from this
+  // process must share it, not wait 15 minutes on its own deployment.
+  it("works as a non-root user through sudo -n, sharing this process's lock on the host", async () => {
     const viaSudo = hostFor(labConnection(h, { sudo: true }));
     expect((await viaSudo.read("id -u\n", "who am I")).trim()).to.equal("0");
     await viaSudo.run({ kind: "batch", tool: "ip", netns: "trq", lines: [batchLine(["link", "add", "trsudo", "type", "bridge"])], what: "create bridge via sudo" });
