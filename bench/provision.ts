@@ -796,6 +796,13 @@ function envText(env: Record<string, string>): string {
   return e ? `; ${e}` : "";
 }
 
+/** Host-state reads of a phase: whole-host snapshots + scoped ones (root and named namespaces). */
+function stateReads(phase: { ssh?: { byWhat: Record<string, number> } }): string {
+  const byWhat = phase.ssh?.byWhat ?? {};
+  const scoped = Object.entries(byWhat).filter(([w]) => w.startsWith("read the network state of ")).reduce((n, [, c]) => n + c, 0);
+  return `${byWhat["read the network state"] ?? 0} + ${scoped}`;
+}
+
 export function provisioningSection(report: ProvisionReport): BenchSection {
   const sums = summarize(report);
   const col = (f: (s: SizeSummary, i: number) => string) => sums.map((s, i) => f(s, i));
@@ -813,10 +820,10 @@ export function provisioningSection(report: ProvisionReport): BenchSection {
   row("growth vs previous N: hostnet up / refresh", (s, i) => (i === 0 ? "-" : `${f2(s.hostnet.up.wallS / sums[i - 1].hostnet.up.wallS)} / ${f2(s.hostnet["preview-refresh"].wallS / sums[i - 1].hostnet["preview-refresh"].wallS)}`));
   row("SSH round trips: up / no-op / refresh / destroy", (s) => PHASES.map((p) => s.hostnet[p].ssh?.roundTrips ?? "-").join(" / "));
   row("SSH connections: up / no-op / refresh / destroy", (s) => PHASES.map((p) => s.hostnet[p].ssh?.connections ?? "-").join(" / "));
-  row("host-state snapshots read: up / destroy", (s) => `${s.hostnet.up.ssh?.byWhat["read the network state"] ?? 0} / ${s.hostnet.destroy.ssh?.byWhat["read the network state"] ?? 0}`);
+  row("host-state reads, whole host + scoped: up / refresh / destroy", (s) => (["up", "preview-refresh", "destroy"] as const).map((p) => stateReads(s.hostnet[p])).join(" / "));
   row("kernel ops per apply round trip (up)", (s) => f1((s.hostnet.up.ssh?.opsApplied ?? 0) / (s.hostnet.up.ssh?.byWhat["apply N change(s)"] ?? 1)));
   // An upper estimate: the host grows from empty during up, the probe reads it full.
-  row("up: snapshots × one full snapshot's round trip (s)", (s) => f1((s.hostnet.up.ssh?.byWhat["read the network state"] ?? 0) * s.snapshot.roundTripS));
+  row("up: whole-host reads × one whole-host read (s)", (s) => f1((s.hostnet.up.ssh?.byWhat["read the network state"] ?? 0) * s.snapshot.roundTripS));
   row("one snapshot: round trip (s) / parse (s) / MB", (s) => `${f2(s.snapshot.roundTripS)} / ${f2(s.snapshot.parseS)} / ${f1(s.snapshot.outputBytes / 1e6)}`);
   row("peak RSS MiB up: engine / provider (floor)", (s) => `${Math.round(s.hostnet.up.engine.peakRssMb)} / ${Math.round(s.hostnet.up.provider.peakRssMb)} (${Math.round(s.floor.up.engine.peakRssMb)} / ${Math.round(s.floor.up.provider.peakRssMb)})`);
   row("peak RSS MiB refresh: engine / provider", (s) => `${Math.round(s.hostnet["preview-refresh"].engine.peakRssMb)} / ${Math.round(s.hostnet["preview-refresh"].provider.peakRssMb)}`);
@@ -841,7 +848,7 @@ export function provisioningSection(report: ProvisionReport): BenchSection {
     });
     row(`${label}: SSH round trips up / destroy; snapshots in up`, (s) => {
       const v = at(s);
-      return v ? `${ph(v.hostnet, "up").ssh?.roundTrips} / ${ph(v.hostnet, "destroy").ssh?.roundTrips}; ${ph(v.hostnet, "up").ssh?.byWhat["read the network state"] ?? 0}` : "-";
+      return v ? `${ph(v.hostnet, "up").ssh?.roundTrips} / ${ph(v.hostnet, "destroy").ssh?.roundTrips}; ${stateReads(ph(v.hostnet, "up"))}` : "-";
     });
     row(`${label}: CPU s up, all processes: hostnet / floor`, (s) => {
       const v = at(s);

@@ -1,15 +1,17 @@
-// `npm run bench`: the provisioning benchmark (bench/provision.ts), then the data-plane benchmark
+// `npm run bench`: the provisioning benchmark (bench/provision.ts), the transport benchmark
+// (bench/transport.ts), then the data-plane benchmark
 // when bench/dataplane.ts exists, printed as one table; results go to bench/results/*.json and,
 // after a full run, into the "Provisioning" section of bench/README.md (between its result markers;
 // the rest of the file, the "Data plane" section included, is left as it is).
 //
 //   node dist/bench/run.js [--quick] [--sizes 30,100,300] [--reps 3,2,1] [--parallel 64]
 //                          [--defaults-sizes 30,100] [--wide-sizes 100,300]
-//                          [--no-dataplane] [--no-provisioning] [--readme|--no-readme] [--from FILE] [--resume FILE]
+//                          [--no-dataplane] [--no-provisioning] [--no-transport] [--readme|--no-readme] [--from FILE] [--resume FILE]
 //   --quick           N = 5, 10, one repetition, no variants: checks the whole pipeline in a few minutes
 //   --defaults-sizes  sizes also run once with the engine's defaults (checkpoint after every step);
 //                     the main runs use ENGINE_SWITCHES below
 //   --wide-sizes      sizes also run once with --parallel WIDE (every ready step in flight at once)
+//                     (either list may be `none`)
 //   --from FILE       no measurement: print (and put in the README) the table of a saved report
 //   --resume FILE     continue an interrupted run from its bench/results/provisioning-partial.json
 //                     (written after every measurement); what it holds is not measured again
@@ -23,6 +25,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { PROJECT_ROOT } from "../scripts/engine";
 import { BenchSection, ProvisionReport, provisioningSection, runProvisioningBench } from "./provision";
+import { markdownTable, replaceResultBlock } from "./readme";
+import { runAndRecordTransport } from "./transport";
 
 const RESULTS_DIR = path.join(PROJECT_ROOT, "bench", "results");
 const README = path.join(PROJECT_ROOT, "bench", "README.md");
@@ -36,8 +40,6 @@ const ENGINE_SWITCHES = { PULUMI_SKIP_CHECKPOINTS: "true", PULUMI_DISABLE_CHECKP
 /** The "wide" variant's --parallel: above any step count here, so the engine never holds a step back. */
 const WIDE = 4096;
 
-const BEGIN = "<!-- provisioning-results:begin (written by npm run bench) -->";
-const END = "<!-- provisioning-results:end -->";
 
 interface Args {
   quick: boolean;
@@ -48,6 +50,7 @@ interface Args {
   wideSizes: number[];
   dataplane: boolean;
   provisioning: boolean;
+  transport: boolean;
   readme: boolean;
   from?: string;
   resume?: string;
@@ -59,7 +62,7 @@ function parseArgs(argv: string[]): Args {
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  const list = (s: string | undefined) => s?.split(",").map((x) => Number(x.trim()));
+  const list = (s: string | undefined) => (s === "none" ? [] : s?.split(",").map((x) => Number(x.trim())));
   const sizes = list(value("--sizes")) ?? (quick ? [5, 10] : [30, 100, 300]);
   const reps = list(value("--reps")) ?? (quick ? [1] : [3, 2, 1]);
   const defaultsSizes = list(value("--defaults-sizes")) ?? (quick ? [] : [30, 100]);
@@ -74,6 +77,7 @@ function parseArgs(argv: string[]): Args {
     wideSizes,
     dataplane: !argv.includes("--no-dataplane"),
     provisioning: !argv.includes("--no-provisioning"),
+    transport: !argv.includes("--no-transport"),
     readme: argv.includes("--readme") || (!quick && !argv.includes("--no-readme")),
     from: value("--from"),
     resume: value("--resume"),
@@ -95,14 +99,6 @@ export function renderTable(sections: BenchSection[]): string {
     for (const n of s.notes ?? []) out.push(`  ${n}`);
   }
   return out.join("\n");
-}
-
-/** The same section as Markdown (for the README). */
-export function markdownTable(s: BenchSection): string {
-  const esc = (c: string) => c.replace(/\|/g, "\\|");
-  const lines = [`| ${s.columns.map(esc).join(" | ")} |`, `|${s.columns.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`];
-  for (const r of s.rows) lines.push(`| ${r.map(esc).join(" | ")} |`);
-  return [`**${s.title}**`, "", ...lines, ...(s.notes ?? []).map((n) => `\n_${n}_`)].join("\n");
 }
 
 function isSection(x: any): x is BenchSection {
@@ -151,17 +147,7 @@ function writeJson(name: string, data: unknown): string {
 
 /** Replaces the marked results block of the Provisioning section; creates the section if missing. */
 export function updateReadme(text: string, block: string): string {
-  const marked = `${BEGIN}\n${block}\n${END}`;
-  const b = text.indexOf(BEGIN);
-  const e = text.indexOf(END);
-  if (b >= 0 && e > b) return text.slice(0, b) + marked + text.slice(e + END.length);
-  const heading = /^## Provisioning[^\n]*\n/m.exec(text);
-  if (heading) {
-    const at = heading.index + heading[0].length;
-    return text.slice(0, at) + "\n" + marked + "\n" + text.slice(at);
-  }
-  const head = text.trim() === "" ? "# hostnet benchmarks\n" : text.replace(/\s*$/, "\n");
-  return `${head}\n## Provisioning\n\n${marked}\n`;
+  return replaceResultBlock(text, "provisioning", "Provisioning", block);
 }
 
 async function measureProvisioning(args: Args, log: (l: string) => void): Promise<ProvisionReport> {
@@ -200,6 +186,9 @@ async function main(): Promise<void> {
       fs.writeFileSync(README, updateReadme(text, block));
       log(`README: updated the Provisioning results in ${README}`);
     }
+  }
+  if (args.transport) {
+    sections.push(await runAndRecordTransport({ reps: args.quick ? 1 : 3, ops: args.quick ? 200 : 1000, readme: args.readme, log }));
   }
   let failure: Error | undefined;
   if (args.dataplane) {

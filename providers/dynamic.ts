@@ -11,15 +11,27 @@ function hostnetRuntime(): any {
   return require(path.join(home, "dist", "providers", "runtime.js"));
 }
 
+/**
+ * One stub object per kind, shared by every resource of that kind: the SDK caches a provider's
+ * serialized form by object identity, and serializing it (closure capture through the V8 inspector)
+ * is the program's largest CPU cost — paid once per kind instead of once per resource.
+ */
+const stubs = new Map<string, pulumi.dynamic.ResourceProvider>();
+
 export function providerStub(kind: string): pulumi.dynamic.ResourceProvider {
-  return {
-    check: (olds: any, news: any) => hostnetRuntime().check(kind, olds, news),
-    diff: (id: string, olds: any, news: any) => hostnetRuntime().diff(kind, id, olds, news),
-    create: (inputs: any) => hostnetRuntime().create(kind, inputs),
-    read: (id: string, props: any) => hostnetRuntime().read(kind, id, props),
-    update: (id: string, olds: any, news: any) => hostnetRuntime().update(kind, id, olds, news),
-    delete: (id: string, props: any) => hostnetRuntime().remove(kind, id, props),
-  };
+  let stub = stubs.get(kind);
+  if (!stub) {
+    stub = {
+      check: (olds: any, news: any) => hostnetRuntime().check(kind, olds, news),
+      diff: (id: string, olds: any, news: any) => hostnetRuntime().diff(kind, id, olds, news),
+      create: (inputs: any) => hostnetRuntime().create(kind, inputs),
+      read: (id: string, props: any) => hostnetRuntime().read(kind, id, props),
+      update: (id: string, olds: any, news: any) => hostnetRuntime().update(kind, id, olds, news),
+      delete: (id: string, props: any) => hostnetRuntime().remove(kind, id, props),
+    };
+    stubs.set(kind, stub);
+  }
+  return stub;
 }
 
 /** pulumi.Input on every top-level property. */

@@ -43,6 +43,7 @@ export class Host {
   private scopedWanted = new Set<string>();
   private scopedWaiters: Array<{ resolve: (s: HostSnapshot) => void; reject: (e: Error) => void }> = [];
   private scopedTimer?: NodeJS.Timeout;
+  private scopedInFlight = false;
   private writeEpoch = 0;
   private identityCache?: Promise<HostIdentity>;
   private lock?: Promise<void>;
@@ -77,8 +78,18 @@ export class Host {
     return new Promise((resolve, reject) => {
       for (const n of wanted) this.scopedWanted.add(n);
       this.scopedWaiters.push({ resolve, reject });
-      if (!this.scopedTimer) this.scopedTimer = setTimeout(() => void this.readScoped(), COALESCE_WINDOW_MS);
+      this.scheduleScoped();
     });
+  }
+
+  /**
+   * One scoped read in flight per host at a time: readers that arrive meanwhile wait for it to end
+   * and then share the next read. Each read forks a dozen tools per namespace on the host, so the
+   * number of reads, not their latency, is what a busy host pays for.
+   */
+  private scheduleScoped(): void {
+    if (this.scopedTimer || this.scopedInFlight || this.scopedWaiters.length === 0) return;
+    this.scopedTimer = setTimeout(() => void this.readScoped(), COALESCE_WINDOW_MS);
   }
 
   private fullSnapshot(): Promise<HostSnapshot> {
@@ -117,6 +128,7 @@ export class Host {
     this.scopedWaiters = [];
     this.scopedWanted = new Set();
     this.scopedTimer = undefined;
+    this.scopedInFlight = true;
     const epoch = this.writeEpoch;
     try {
       const snap = await this.readSnapshot(namespaces);
@@ -125,6 +137,9 @@ export class Host {
       for (const w of waiters) w.resolve(snap);
     } catch (err) {
       for (const w of waiters) w.reject(err as Error);
+    } finally {
+      this.scopedInFlight = false;
+      this.scheduleScoped();
     }
   }
 

@@ -8,6 +8,20 @@ import { formatIssues } from "./validate";
 import { KINDS } from "./kinds";
 import { TransportError } from "./ssh";
 
+/**
+ * A provider whose engine died without telling it (killed by SIGKILL, a cancelled CI job) would keep
+ * its SSH sessions, and with them the host locks it holds, until someone found and killed it; every
+ * later run on those hosts would wait 15 minutes and fail. It leaves when it is orphaned.
+ */
+function leaveWhenOrphaned(): void {
+  if (!process.argv.some((a) => a.includes("dynamic-provider"))) return; // imported by tests or tools
+  const engine = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== engine) process.exit(70);
+  }, 1000).unref();
+}
+leaveWhenOrphaned();
+
 /** The value the engine sends for properties not known yet during preview. */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 const ENGINE_KEYS = new Set(["__provider", "machineId", "created", "hostname"]);
@@ -196,6 +210,9 @@ export async function read(kindName: string, id: string, props: Props) {
   const kind = kindOf(kindName);
   const p = parseProps(kind, props);
   const ctx = await contextFor(p, props.machineId, kind.hostless);
+  // A refresh reads every resource at once: one read of the whole host serves them all (the
+  // kinds' scoped reads are answered from it), so round trips do not grow with the resource count.
+  if (!kind.hostless) await ctx.host.snapshot();
   const live = await kind.read(ctx, p);
   if (!live) return { id: "", props: {} }; // gone: refresh drops it, the next up recreates it
   return { id, props: definedOnly({ ...props, ...live }) };

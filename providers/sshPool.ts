@@ -108,11 +108,14 @@ export class HostSession {
   private async execOnce(script: string, opts: ExecOptions): Promise<ExecResult> {
     const client = await this.connect();
     const release = await this.channels.acquire();
+    const started = Date.now();
+    let result: ExecResult | undefined;
     try {
-      this.trace(opts.what);
-      return await this.runOnChannel(client, script, opts);
+      result = await this.runOnChannel(client, script, opts);
+      return result;
     } finally {
       release();
+      this.trace(opts.what, started, result);
     }
   }
 
@@ -204,10 +207,14 @@ export class HostSession {
     });
   }
 
-  private trace(what: string | undefined): void {
+  /** One line per round trip (started, duration, output size) for benchmarks and post-mortems. */
+  private trace(what: string | undefined, started: number, result: ExecResult | undefined): void {
     const file = process.env.HOSTNET_TRACE_FILE;
     if (!file) return;
-    const row = { t: Date.now(), pid: process.pid, host: this.label, what: what ?? "", conn: this.stats.connections, code: __dirname };
+    const row = {
+      t: started, ms: Date.now() - started, pid: process.pid, host: this.label, what: what ?? "", conn: this.stats.connections,
+      exit: result?.code ?? null, outBytes: result ? Buffer.byteLength(result.stdout) : 0, code: __dirname,
+    };
     fs.appendFileSync(file, JSON.stringify(row) + "\n");
   }
 }
