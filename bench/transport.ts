@@ -52,7 +52,7 @@ export async function runTransportBench(opts: { ops?: number; reps?: number; log
   const host = hostFor(labHost3());
   const report: TransportReport = {
     date: new Date().toISOString(),
-    machine: `${os.cpus().length} vCPU ${os.cpus()[0]?.model ?? ""}, ${os.totalmem() >> 30} GiB, kernel ${os.release()}, load at start ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`,
+    machine: `${os.cpus().length} vCPU ${os.cpus()[0]?.model ?? ""}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, kernel ${os.release()}, load at start ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`,
     ops: N, reps, coalescedMs: [], coalescedRoundTrips: [], oneRoundTripEachMs: [], snapshotMs: {},
   };
   const ops = (tag: string) => Array.from({ length: N }, (_, i) => batchLine(["link", "add", `bt${tag}${i}`, "type", "bridge"]));
