@@ -1,5 +1,5 @@
 // Two deployments of different stacks touching the same host serialize on the host-side lock:
-// the second waits (and says so), and their writes never interleave.
+// while a third party holds it both wait (and say so), and their writes never interleave.
 import { expect } from "chai";
 import * as fs from "fs";
 import * as os from "os";
@@ -7,7 +7,23 @@ import * as path from "path";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { inlineStack } from "../../scripts/engine";
 import { VmNetns } from "../../providers/vmNetns";
-import { labConnection, LabHost, labUp, sshRun } from "../support/lab";
+import { spawn } from "child_process";
+import { inventory, labConnection, LabHost, labUp, sshRun } from "../support/lab";
+
+/**
+ * Hold the host's lock from a separate OpenSSH session for `seconds`, as another deployment would.
+ * Without it, whether the second stack has to wait depends on which provider starts first.
+ */
+async function holdLock(h: LabHost, seconds: number): Promise<void> {
+  const inv = inventory();
+  const script = `mkdir -p /run/hostnet; exec 9>>/run/hostnet/lock; flock 9; echo "stack test-lock-holder" > /run/hostnet/lock.owner; echo held; sleep ${seconds}`;
+  const ssh = spawn("ssh", ["-i", inv.privateKeyPath, "-o", `UserKnownHostsFile=${inv.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes",
+    "-o", "BatchMode=yes", "-p", String(h.port), `root@${h.address}`, script], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise<void>((resolve, reject) => {
+    ssh.stdout.on("data", (d: Buffer) => d.toString().includes("held") && resolve());
+    ssh.on("exit", (code) => reject(new Error(`lock holder exited (${code}) before taking the lock`)));
+  });
+}
 
 interface TraceRow {
   t: number;
@@ -54,6 +70,7 @@ describe("concurrent runs serialize on the host lock", function () {
     };
     const a = await mk("a");
     const b = await mk("b");
+    await holdLock(h, 8);
     const [outA, outB] = await Promise.all([a.run(), b.run()]);
     const wa = writes(a.trace);
     const wb = writes(b.trace);
@@ -62,7 +79,9 @@ describe("concurrent runs serialize on the host lock", function () {
     const [first, second] = wa[0].t < wb[0].t ? [wa, wb] : [wb, wa];
     // Every write of the second run starts after the last write of the first run.
     expect(second[0].t).to.be.greaterThan(first[first.length - 1].t);
-    expect(outA + outB).to.match(/waiting for the hostnet lock, held by stack test-lock-[ab]/);
+    // Both met the outside holder; whichever came second also waited for the first.
+    expect(outA).to.match(/waiting for the hostnet lock, held by stack test-lock-/);
+    expect(outB).to.match(/waiting for the hostnet lock, held by stack test-lock-/);
     const made = sshRun(h, "ip netns list").split("\n").filter((l) => /^lk[ab]-/.test(l));
     expect(made).to.have.length(30);
   });
