@@ -29,8 +29,13 @@ KNOWN="$LAB/known_hosts"
 INV="$LAB/inventory.json"
 LOCKFILE="$LAB/.lock"
 
-BRIDGE=hnlab0
-NET_PREFIX=198.18.0
+# HOSTNET_LAB_ID=J (0-9, default 0) gives a second, independent lab on the same machine (bridge
+# hnlabJ, 198.18.J.0/24, namespaces hnlabJ-K), so two checkouts can run their tests side by side.
+LAB_ID=${HOSTNET_LAB_ID:-0}
+[[ $LAB_ID =~ ^[0-9]$ ]] || { printf 'lab: error: HOSTNET_LAB_ID must be one digit, got %s\n' "$LAB_ID" >&2; exit 2; }
+if ((LAB_ID == 0)); then NSP=hnlab-; VETHP=hnl-lab; else NSP="hnlab$LAB_ID-"; VETHP="hnl$LAB_ID-lab"; fi
+BRIDGE="hnlab$LAB_ID"
+NET_PREFIX="198.18.$LAB_ID"
 GATEWAY="$NET_PREFIX.1"
 SUBNET="$NET_PREFIX.0/24"
 LAB_USER=hnlab
@@ -55,8 +60,8 @@ EOF
 # ---------------------------------------------------------------------------- naming
 host_name() { printf 'lab%s' "$1"; }
 host_addr() { printf '%s.%s' "$NET_PREFIX" $((10 + $1)); }
-host_ns() { printf 'hnlab-%s' "$1"; }
-host_veth() { printf 'hnl-lab%s' "$1"; }
+host_ns() { printf '%s%s' "$NSP" "$1"; }
+host_veth() { printf '%s%s' "$VETHP" "$1"; }
 host_dir() { printf '%s/lab%s' "$LAB" "$1"; }
 
 # ---------------------------------------------------------------------------- prerequisites
@@ -280,7 +285,7 @@ regex_escape() { sed 's/[][\.*^$+?(){}|]/\\&/g' <<<"$1"; }
 
 # Every mount namespace of lab host K - its own and any cloned from it later, e.g. by
 # `ip netns exec` or `unshare` run on the host - carries this tmpfs on /run/netns.
-netns_marker() { printf 'hnlab-%s-netns' "$1"; }
+netns_marker() { printf '%s%s-netns' "$NSP" "$1"; }
 
 # lab_processes K...: pids (one per line) of every process that belongs to the given lab hosts:
 # the sshd this script started (pid file, or found by its PidFile argument), everything in netns
@@ -470,8 +475,8 @@ exec "$@"'
 # Indexes of lab hosts that exist in any form (netns, root-side link, or a running sshd pid file).
 existing_hosts() {
   {
-    ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^hnlab-\([1-9][0-9]*\)$/\1/p'
-    ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | sed -n 's/^hnl-lab\([1-9][0-9]*\)$/\1/p'
+    ip netns list 2>/dev/null | awk '{print $1}' | sed -n "s/^$NSP\\([1-9][0-9]*\\)\$/\\1/p"
+    ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | sed -n "s/^$VETHP\\([1-9][0-9]*\\)\$/\\1/p"
     local f k
     for f in "$LAB"/lab*/sshd.pid; do
       [[ -e $f ]] || continue
@@ -482,7 +487,7 @@ existing_hosts() {
       grep -oE '"name":"lab[0-9]+"' "$INV" | grep -oE '[0-9]+' || true
     fi
     # processes still carrying a lab host's mounts
-    grep -ohE ' - tmpfs hnlab-[1-9][0-9]*-netns ' /proc/[0-9]*/mountinfo 2>/dev/null | grep -oE '[0-9]+' || true
+    grep -ohE " - tmpfs $NSP[1-9][0-9]*-netns " /proc/[0-9]*/mountinfo 2>/dev/null | grep -oE '[0-9]+' || true
   } | sort -n -u
 }
 
@@ -649,8 +654,8 @@ cmd_down() {
   rm -f "$INV"
   # verify
   local left
-  left=$( { ip netns list | awk '{print $1}' | grep -E '^hnlab-' || true; ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^(hnl-lab[0-9]+|$BRIDGE)\$" || true; } | tr '\n' ' ')
-  left+=$(grep -lE ' - tmpfs hnlab-[1-9][0-9]*-netns ' /proc/[0-9]*/mountinfo 2>/dev/null | tr '\n' ' ' || true)
+  left=$( { ip netns list | awk '{print $1}' | grep -E "^$NSP[1-9]" || true; ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^($VETHP[0-9]+|$BRIDGE)\$" || true; } | tr '\n' ' ')
+  left+=$(grep -lE " - tmpfs $NSP[1-9][0-9]*-netns " /proc/[0-9]*/mountinfo 2>/dev/null | tr '\n' ' ' || true)
   [[ -z $left ]] || die "left behind after down: $left"
   say "lab is down"
 }
