@@ -11,7 +11,7 @@ import type { FdbRow, HostSnapshot } from "./hoststate";
 import { KindContext, OptionalNetns, ResourceKind } from "./kind";
 import { isGone } from "./ownership";
 import { batchLine } from "./shell";
-import { IfName, Ipv4Address, MacAddress } from "./validate";
+import { GuestIpv4Address, IfName, MacAddress } from "./validate";
 
 const VLAN_RANGE = "vlan must be an integer 1–4094";
 
@@ -30,7 +30,7 @@ export const FdbEntryProps = z.object({
    * on the bridge. With neigh_suppress on the ports, the bridge answers ARP for them itself
    * instead of flooding the request to every port.
    */
-  neighbours: z.array(Ipv4Address).default([]),
+  neighbours: z.array(GuestIpv4Address).default([]),
 });
 export type FdbEntryProps = z.infer<typeof FdbEntryProps>;
 
