@@ -226,6 +226,7 @@ export const macvlanPortKind: ResourceKind<typeof MacvlanPortProps> = {
   replaceOn: ["name", "type", "lower", "lowerNetns", "netns"],
   compared: ["name", "type", "lower", "lowerNetns", "netns", "mode", "sourceMacs", "mac", "mtu", "addresses", "up"],
   validate,
+  addressUses: (p) => p.addresses.map((value, i) => ({ path: `addresses[${i}]`, value, kind: "address" as const, rootNs: !targetOf(p) })),
   replaces,
   id: (p) => `${p.type}/${p.netns ?? p.lowerNetns ?? "-"}/${p.name}`,
 

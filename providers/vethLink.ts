@@ -375,6 +375,11 @@ export const vethLinkKind: ResourceKind<typeof VethLinkProps> = {
     ENDS.filter((k) => olds[k]?.name !== news[k]?.name || (olds[k]?.netns ?? "") !== (news[k]?.netns ?? "")),
   compared: ["a", "b", "mtu"],
   validate,
+  addressUses: (p) =>
+    ENDS.flatMap((k) => [
+      ...p[k].addresses.map((value, i) => ({ path: `${k}.addresses[${i}]`, value, kind: "address" as const, rootNs: !p[k].netns })),
+      ...p[k].routes.map((r, i) => ({ path: `${k}.routes[${i}].to`, value: r.to, kind: "route" as const, rootNs: !p[k].netns })),
+    ]),
   id: (p) => `veth/${p.a.netns ?? "-"}/${p.a.name}`,
   create,
   read,
