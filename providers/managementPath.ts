@@ -58,9 +58,9 @@ export function parseManagementPath(out: string): ManagementPath | undefined {
   if (peer === "") return undefined;
   const section = (name: string, next?: string) => out.slice(out.indexOf(`@@${name}\n`) + name.length + 3, next ? out.indexOf(`@@${next}\n`) : undefined);
   const get = JSON.parse(section("get", "routes").trim() || "[]")[0] ?? {};
-  // `ip -j route show` prints one JSON array per family: split them at the "][" seam.
-  const routes = section("routes", "addr").trim().replace(/\]\s*\[/g, ",");
-  const table = RouteJson.parse(JSON.parse(routes || "[]"));
+  // One JSON array per line, one line per family.
+  const lines = section("routes", "addr").split("\n").filter((l) => l.trim() !== "");
+  const table = RouteJson.parse(lines.flatMap((l) => JSON.parse(l)));
   const dev: string = get.dev ?? "";
   const addrs = AddrJson.parse(JSON.parse(section("addr").trim() || "[]"));
   const holder = table.filter((r) => r.dst !== "default" && covers(cidrOf(r.dst), peer)).sort((a, b) => lenOf(cidrOf(b.dst)) - lenOf(cidrOf(a.dst)))[0];

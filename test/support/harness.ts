@@ -188,8 +188,10 @@ const NS_SECTIONS = ["links", "fdb", "nft", "routes", "routes6", "neigh", "sysct
  * the links (kind, master, mtu, mac, flags, promiscuity, alias, port flags, addresses), static fdb
  * entries, the whole nft ruleset (counters masked), routes of every table (IPv4 and IPv6),
  * permanent neighbours and every net.* sysctl; and for the host ("@host", which no namespace can be
- * called) the files under /run/hostnet, /var/lib/hostnet and /etc/systemd/system/hostnet*, and the
- * commit-confirm processes (safe-apply) living in the host's mount namespace. Compare two with
+ * called) the files under /run/hostnet, /var/lib/hostnet and /etc/systemd/system/hostnet* with a
+ * checksum of their content, and the commit-confirm processes (safe-apply) living in the host's
+ * mount namespace. A test that runs hostnet for the first time on a host takes its "before" after
+ * the lock exists, or filters @host/files for /run/hostnet/lock*. Compare two with
  * `snapshotDiff`; `independentSnapshot` above is the older, narrower view.
  */
 export function fullSnapshot(h: LabHost): Record<string, any> {
@@ -238,7 +240,9 @@ export function fullSnapshot(h: LabHost): Record<string, any> {
   }
   const hostLines = (hostPart ?? "").split("\n").filter(Boolean);
   result["@host"] = {
-    files: hostLines.filter((l) => l.startsWith("file ")).map((l) => l.slice(5)),
+    // The host lock (/run/hostnet/lock, lock.owner) is kept on purpose and names its last holder:
+    // it counts by its presence, not by its content.
+    files: hostLines.filter((l) => l.startsWith("file ")).map((l) => l.slice(5)).map((f) => (/^\/run\/hostnet\/lock(\.owner)? /.test(f) ? f.split(" ")[0] : f)),
     processes: hostLines.filter((l) => l.startsWith("proc ")).map((l) => l.slice(5).trim()).sort(),
   };
   return result;

@@ -11,6 +11,7 @@ const OUTPUT = [
   "@@routes",
   '[{"dst":"default","gateway":"10.1.0.1","dev":"eth0","flags":[]},{"dst":"10.1.0.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"10.1.0.7","flags":[]}]',
   '[{"dst":"fe80::/64","dev":"eth0","protocol":"kernel","metric":256,"flags":[],"pref":"medium"}]',
+  "[]",
   "@@addr",
   '[{"ifindex":1,"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},{"ifindex":2,"ifname":"eth0","addr_info":[{"family":"inet","local":"10.1.0.7","prefixlen":24},{"family":"inet6","local":"fe80::1","prefixlen":64}]}]',
   "",
