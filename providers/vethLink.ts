@@ -28,6 +28,7 @@ export const VethEnd = z
     addresses: z.array(OwnableCidr).default([]),
     /** Admit link-local addresses (169.254.0.0/16, fe80::/10) in addresses; refused unless set. */
     linkLocal: z.boolean().optional(),
+    /** The complete list too: other routes through this end (but the kernel's own) are drift and removed. */
     routes: z.array(VethRoute).default([]),
     /** Bridge in this end's namespace to enslave the end to. */
     master: IfName.optional(),
@@ -166,6 +167,17 @@ function routeMatches(row: RouteRow, r: VethRoute): boolean {
 }
 
 const hasRoute = (o: Observed | undefined, r: VethRoute): boolean => (o?.routes ?? []).some((row) => routeMatches(row, r));
+
+/**
+ * Routes through the end that nobody listed: the routes hostnet installs through its veth ends are a
+ * set, so a stranger (say, one capturing someone else's traffic) is drift, and `up` removes it. The
+ * kernel's own routes (an address's prefix route, IPv6 fe80::/64) are not anyone's configuration.
+ */
+function strangerRoutes(end: VethEnd, o: Observed | undefined): VethRoute[] {
+  return (o?.routes ?? [])
+    .filter((row) => row.protocol !== "kernel" && row.type === "unicast" && !end.routes.some((r) => routeMatches(row, r)))
+    .map((row) => (row.gateway === undefined ? { to: row.dst } : { to: row.dst, via: row.gateway }));
+}
 const sameRoute = (x: VethRoute, y: VethRoute): boolean =>
   canonCidr(x.to) === canonCidr(y.to) && (x.via === undefined ? y.via === undefined : y.via !== undefined && canonIp(x.via) === canonIp(y.via));
 const hasAddress = (list: string[], a: string): boolean => list.some((x) => canonCidr(x) === canonCidr(a));
@@ -206,7 +218,7 @@ function liveEnd(end: VethEnd, o: Observed): Record<string, unknown> {
     netns: end.netns,
     linkLocal: end.linkLocal,
     addresses: liveAddresses(end.addresses, o.addresses),
-    routes: end.routes.filter((r) => hasRoute(o, r)),
+    routes: [...end.routes.filter((r) => hasRoute(o, r)), ...strangerRoutes(end, o)],
     up: o.link.adminUp,
   };
   if (end.mac !== undefined) live.mac = o.link.mac;
@@ -245,7 +257,10 @@ function routeArgs(end: VethEnd, r: VethRoute): string[] {
 
 /** Routes come after `up`: the kernel refuses a route through a down device. */
 function routeLines(end: VethEnd, old: VethEnd | undefined, o: Observed | undefined): string[][] {
-  const dropped = (old?.routes ?? []).filter((r) => !end.routes.some((n) => sameRoute(n, r)) && hasRoute(o, r));
+  const dropped = [
+    ...(old?.routes ?? []).filter((r) => !end.routes.some((n) => sameRoute(n, r)) && hasRoute(o, r)),
+    ...strangerRoutes(end, o).filter((r) => !(old?.routes ?? []).some((n) => sameRoute(n, r))),
+  ];
   return [
     ...dropped.map((r) => ["route", "del", ...routeArgs(end, r)]),
     ...end.routes.filter((r) => !hasRoute(o, r)).map((r) => ["route", "replace", ...routeArgs(end, r)]),

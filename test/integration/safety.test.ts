@@ -9,6 +9,7 @@ import { FdbEntry } from "../../providers/fdbEntry";
 import { FilterChain } from "../../providers/filterChain";
 import { MacvlanPort } from "../../providers/macvlanPort";
 import { VethLink } from "../../providers/vethLink";
+import { VmNetns } from "../../providers/vmNetns";
 import { failureOf, fullSnapshot, snapshotDiff, TestStack } from "../support/harness";
 import { labConnection, LabHost, labUp, privateKey, sshJson, sshRun } from "../support/lab";
 import { NOT_OWNABLE_V4, RESOURCE_CASES } from "../support/badAddresses";
@@ -194,6 +195,63 @@ describe("safety: addresses that would cut the management path are refused at pr
       ["FilterChain", "ports[0].ipv4[0]", { table: "hostnet", ports: [{ port: "mp-p", policy: "clean-traffic", mac: "52:54:00:00:13:02", ipv4: [h.address] }] }, /own management address/],
     ];
     collisions += await refusedOneByOne("test-safety-mgmt", h, cases);
+    expect(snapshotDiff(baseline, fullSnapshot(h))).to.deep.equal([]);
+  });
+});
+
+describe("safety: the routes and addresses of a veth end are a set; VmNetns sysctls are read and repaired", function () {
+  this.timeout(600_000);
+  const NS = "sfns2";
+  let h: LabHost;
+  let stack: TestStack<{ on: boolean }>;
+  let baseline: Record<string, any>;
+
+  before(async () => {
+    h = labUp(2).hosts[1];
+    stack = new TestStack<{ on: boolean }>("test-safety-sets", { on: false }, async (cfg) => {
+      if (!cfg.on) return;
+      const connection = labConnection(h);
+      // rp_filter and default.disable_ipv6 were not read by the snapshot: drift on every refresh (issue 11).
+      const ns = new VmNetns("ns", { connection, name: NS, sysctls: { "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0", "net.ipv6.conf.default.disable_ipv6": "1" } });
+      new VethLink("rt", {
+        connection,
+        a: { name: "sfr0", routes: [{ to: "198.19.41.2/32" }], proxyArp: true },
+        b: { name: "sfr1", netns: NS, addresses: ["198.19.41.2/32"], routes: [{ to: "0.0.0.0/0" }] },
+      }, { dependsOn: [ns] });
+    });
+    await stack.destroy().catch(() => undefined); // leftovers of an interrupted run
+    sshRun(h, `ip link del sfr0 2>/dev/null; ip netns del ${NS} 2>/dev/null; true`);
+    baseline = fullSnapshot(h);
+  });
+
+  after(async () => {
+    await stack?.dispose();
+    if (h) sshRun(h, `ip link del sfr0 2>/dev/null; ip netns del ${NS} 2>/dev/null; true`);
+  });
+
+  it("stranger routes, an address and a sysctl are drift, up --refresh repairs them; destroy refuses a foreign link, then leaves the host as before", async () => {
+    stack.config = { on: true };
+    await stack.up();
+    await stack.preview({ refresh: true, expectNoChanges: true }); // clean, sysctls included
+
+    sshRun(h, `ip route add 198.19.41.99/32 dev sfr0 && ip -n ${NS} addr add 198.19.41.77/32 dev sfr1 && ip -n ${NS} route add 198.19.99.0/24 dev sfr1`);
+    sshRun(h, `ip netns exec ${NS} sysctl -qw net.ipv4.conf.all.rp_filter=1`); // and a sysctl drifts
+    const gate = await failureOf(stack.preview({ refresh: true, expectNoChanges: true }));
+    expect(gate).to.include("198.19.41.99/32").and.include("198.19.41.77/32").and.include("198.19.99.0/24").and.include("rp_filter");
+
+    await stack.up({ refresh: true });
+    expect(sshRun(h, "ip route show dev sfr0").trim()).to.equal("198.19.41.2 scope link");
+    expect(sshRun(h, `ip -n ${NS} -br addr show dev sfr1`)).to.include("198.19.41.2/32").and.not.include("198.19.41.77");
+    expect(sshRun(h, `ip -n ${NS} route show dev sfr1`)).to.not.include("198.19.99.0");
+    expect(sshRun(h, `ip netns exec ${NS} sysctl -n net.ipv4.conf.all.rp_filter`).trim()).to.equal("0");
+    await stack.preview({ refresh: true, expectNoChanges: true });
+
+    // VmNetns refuses to delete a namespace holding an interface it does not own (no force).
+    sshRun(h, `ip -n ${NS} link add sfx0 type veth peer name sfx1`);
+    expect(await failureOf(stack.destroy())).to.match(/still holds interfaces hostnet does not own \(sf(x0, sfx1|x1, sfx0)\); not deleting it/);
+    expect(sshRun(h, "ip netns list")).to.include(NS);
+    sshRun(h, `ip -n ${NS} link del sfx0`);
+    await stack.destroy();
     expect(snapshotDiff(baseline, fullSnapshot(h))).to.deep.equal([]);
   });
 });

@@ -190,8 +190,7 @@ const NS_SECTIONS = ["links", "fdb", "nft", "routes", "routes6", "neigh", "sysct
  * permanent neighbours and every net.* sysctl; and for the host ("@host", which no namespace can be
  * called) the files under /run/hostnet, /var/lib/hostnet and /etc/systemd/system/hostnet* with a
  * checksum of their content, and the commit-confirm processes (safe-apply) living in the host's
- * mount namespace. A test that runs hostnet for the first time on a host takes its "before" after
- * the lock exists, or filters @host/files for /run/hostnet/lock*. Compare two with
+ * mount namespace (the host lock's own two files are left out). Compare two with
  * `snapshotDiff`; `independentSnapshot` above is the older, narrower view.
  */
 export function fullSnapshot(h: LabHost): Record<string, any> {
@@ -240,9 +239,9 @@ export function fullSnapshot(h: LabHost): Record<string, any> {
   }
   const hostLines = (hostPart ?? "").split("\n").filter(Boolean);
   result["@host"] = {
-    // The host lock (/run/hostnet/lock, lock.owner) is kept on purpose and names its last holder:
-    // it counts by its presence, not by its content.
-    files: hostLines.filter((l) => l.startsWith("file ")).map((l) => l.slice(5)).map((f) => (/^\/run\/hostnet\/lock(\.owner)? /.test(f) ? f.split(" ")[0] : f)),
+    // The host lock (/run/hostnet/lock, lock.owner) stays on purpose once hostnet has written to the
+    // host (it names its last holder): it is not an object hostnet leaves behind, so it is not listed.
+    files: hostLines.filter((l) => l.startsWith("file ") && !/^file \/run\/hostnet\/lock(\.owner)? /.test(l)).map((l) => l.slice(5)),
     processes: hostLines.filter((l) => l.startsWith("proc ")).map((l) => l.slice(5).trim()).sort(),
   };
   return result;
