@@ -1,7 +1,7 @@
 // What a topology is made of, as data: hosts, bridges and VMs with their attachment kind. These
 // schemas are the single source of truth for component arguments and for stack config.
 import { z } from "zod";
-import { IfName, Ipv4Cidr, MacAddress, NftIdentifier } from "../providers/validate";
+import { GuestIpv4Cidr, IfName, MacAddress, NftIdentifier } from "../providers/validate";
 
 /** VM names become parts of interface and namespace names (15-byte limit), so they are short. */
 export const VmName = z
@@ -19,7 +19,7 @@ export const VmSpec = z
     host: z.string().min(1),
     mac: MacAddress,
     /** Addresses with prefix, e.g. 198.19.10.11/24 (routed VMs use /32 semantics regardless). */
-    ipv4: z.array(Ipv4Cidr).min(1),
+    ipv4: z.array(GuestIpv4Cidr).min(1),
     attachment: AttachmentKind,
     /** Host bridge the VM joins (bridged, isolated-netns); the lower device's bridge is not used by macvlan/routed. */
     bridge: IfName.optional(),

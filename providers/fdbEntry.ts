@@ -11,7 +11,7 @@ import type { FdbRow, HostSnapshot } from "./hoststate";
 import { KindContext, OptionalNetns, ResourceKind } from "./kind";
 import { isGone } from "./ownership";
 import { batchLine } from "./shell";
-import { IfName, Ipv4Address, MacAddress } from "./validate";
+import { GuestIpv4Address, IfName, MacAddress } from "./validate";
 
 const VLAN_RANGE = "vlan must be an integer 1–4094";
 
@@ -30,7 +30,13 @@ export const FdbEntryProps = z.object({
    * on the bridge. With neigh_suppress on the ports, the bridge answers ARP for them itself
    * instead of flooding the request to every port.
    */
-  neighbours: z.array(Ipv4Address).default([]),
+  neighbours: z.array(GuestIpv4Address).default([]),
+  /**
+   * The port's whole static table is this entry (managedFdb: learning is off, so the table alone
+   * decides where frames go). Any other static entry on the port, and any other permanent
+   * neighbour with this MAC, is drift: refresh reports it and `up` removes it.
+   */
+  exclusive: z.boolean().optional(),
 });
 export type FdbEntryProps = z.infer<typeof FdbEntryProps>;
 
@@ -61,6 +67,29 @@ function fdbRows(ctx: KindContext, snap: HostSnapshot, p: FdbEntryProps): FdbRow
     throw new Error(`${ctx.host.label}: could not read the forwarding database for ${where(p)}; nothing was changed. Check that iproute2's bridge tool works there and retry.`);
   }
   return ns.fdb;
+}
+
+/**
+ * Static entries on this entry's port that are not this entry: a MAC hijack on a managed port.
+ * The kernel's own entry for the port's MAC (state permanent) is not a stranger.
+ */
+async function strangers(ctx: KindContext, p: FdbEntryProps): Promise<FdbRow[]> {
+  const snap = await ctx.host.snapshot(scopeOf(p.netns));
+  const own = snap.namespaces[p.netns ?? ""]?.links.find((l) => l.name === p.port)?.mac;
+  const rows = fdbRows(ctx, snap, p) ?? [];
+  return rows.filter(
+    (r) => r.dev === p.port && r.master === p.bridge && r.mac !== p.mac && r.mac !== own && (r.state === "static" || r.state === "permanent") && !r.flags.includes("self"),
+  );
+}
+
+/** Removes the strangers of an exclusive entry (and permanent neighbours with its MAC it does not list). */
+async function removeStrangers(ctx: KindContext, p: FdbEntryProps): Promise<void> {
+  for (const r of await strangers(ctx, p)) {
+    const tokens = ["fdb", "del", r.mac, "dev", r.dev, "master", ...(r.vlan === undefined ? [] : ["vlan", String(r.vlan)])];
+    await ctx.host.run({ kind: "batch", tool: "bridge", netns: p.netns, lines: [batchLine(tokens)], what: `remove stranger fdb entry ${r.mac} from managed port ${p.port}` });
+  }
+  const extra = (await liveNeighbours(ctx, p)).filter((ip) => !p.neighbours.includes(ip));
+  await setNeighbours(ctx, p, [], extra);
 }
 
 async function staticEntry(ctx: KindContext, p: FdbEntryProps): Promise<FdbRow | undefined> {
@@ -138,6 +167,7 @@ export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
   type: "FdbEntry",
   schema: FdbEntryProps,
   replaceOn: ["bridge", "mac", "netns", "vlan"],
+  addressUses: (p) => p.neighbours.map((value, i) => ({ path: `neighbours[${i}]`, value, kind: "address" as const, rootNs: !p.netns })),
   id: (p) => `fdb/${p.netns ?? "-"}/${p.bridge}/${p.mac}${p.vlan === undefined ? "" : `/vlan${p.vlan}`}`,
 
   create,
@@ -146,7 +176,10 @@ export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
     const row = await staticEntry(ctx, p);
     if (!row) return null;
     const live = await liveNeighbours(ctx, p);
-    return { bridge: p.bridge, port: row.dev, mac: p.mac, netns: p.netns, vlan: p.vlan, neighbours: p.neighbours.filter((ip) => live.includes(ip)) };
+    // Exclusive: extra neighbours with this MAC show in the list, stranger fdb entries flip `exclusive`.
+    const extra = p.exclusive ? live.filter((ip) => !p.neighbours.includes(ip)) : [];
+    const exclusive = p.exclusive ? (await strangers(ctx, p)).length === 0 : p.exclusive;
+    return { bridge: p.bridge, port: row.dev, mac: p.mac, netns: p.netns, vlan: p.vlan, neighbours: [...p.neighbours.filter((ip) => live.includes(ip)), ...extra], exclusive };
   },
 
   async update(ctx, olds, news) {
@@ -158,6 +191,7 @@ export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
     const add = news.neighbours.filter((ip) => !live.includes(ip));
     const del = olds.neighbours.filter((ip) => !news.neighbours.includes(ip) && live.includes(ip));
     await setNeighbours(ctx, news, add, del);
+    if (news.exclusive) await removeStrangers(ctx, news);
     return {};
   },
 

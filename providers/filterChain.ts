@@ -146,6 +146,10 @@ export const filterChainKind: ResourceKind<typeof FilterChainProps> = {
   replaceOn: ["netns", "table"],
   compared: ["netns", "table", "ports", "raw", "inSync"],
   validate,
+  addressUses: (p) =>
+    p.ports.flatMap((port, i) =>
+      [...port.ipv4.map((v, j) => [v, `ports[${i}].ipv4[${j}]`]), ...port.ipv6.map((v, j) => [v, `ports[${i}].ipv6[${j}]`])].map(([value, path]) => ({ path, value, kind: "address" as const, rootNs: !p.netns })),
+    ),
   id: (p) => `nft/${p.netns ?? "-"}/${FAMILY}/${p.table}`,
 
   async create(ctx, p) {

@@ -645,7 +645,8 @@ sec() {
 moot() { mark "$1"; printf '%s\\n' "\${2:-[]}"; }
 show() { { read -r v || [ -n "$v" ]; } 2>/dev/null <"$1" && printf '%s=%s\\n' "\${1#/proc/sys/}" "$v"; }
 sysctls() {
-  for k in ipv4/ip_forward ipv4/conf/all/proxy_arp ipv4/conf/all/forwarding ipv6/conf/all/disable_ipv6 ipv6/conf/all/forwarding; do
+  for k in ipv4/ip_forward ipv4/conf/all/proxy_arp ipv4/conf/all/forwarding ipv6/conf/all/disable_ipv6 ipv6/conf/all/forwarding \\
+    ipv4/conf/all/rp_filter ipv4/conf/default/rp_filter ipv6/conf/default/disable_ipv6; do
     show "/proc/sys/net/$k"
   done
   for d in /proc/sys/net/ipv4/conf/*; do

@@ -2,6 +2,7 @@
 // properties force replacement, and how to create, read, update and delete it on a host.
 import { z } from "zod";
 import type { Host } from "./host";
+import type { AddressUse } from "./managementPath";
 import { NetnsName } from "./validate";
 
 /** Properties every resource has besides its own. */
@@ -36,6 +37,8 @@ export interface ResourceKind<S extends z.ZodObject = z.ZodObject> {
   replaces?: (olds: Record<string, any>, news: Record<string, any>) => string[];
   /** Properties compared for drift and diff (defaults to every schema key). */
   compared?: ReadonlyArray<keyof z.infer<S> & string>;
+  /** Every address and route the props put on the host, for the management-path check at preview. */
+  addressUses?: (p: z.infer<S>) => AddressUse[];
   /** Cross-field checks that zod cannot express per field; return [path, message] pairs. */
   validate?: (p: z.infer<S>) => Array<[string, string]>;
   id(p: z.infer<S>): string;

@@ -11,7 +11,7 @@ import { HostSnapshot, Link, ROOT_NS, findLink } from "./hoststate";
 import { KindContext, ResourceKind } from "./kind";
 import { OWNER_ALIAS, isGone } from "./ownership";
 import { batchLine } from "./shell";
-import { Cidr, IfName, MacAddress, NetnsName } from "./validate";
+import { IfName, isLinkLocal, MacAddress, NetnsName, OwnableCidr } from "./validate";
 
 export const MACVLAN_MODES = ["bridge", "vepa", "private", "passthru", "source"] as const;
 
@@ -30,7 +30,9 @@ export const MacvlanPortProps = z.object({
   mac: MacAddress.optional(),
   mtu: z.number().int().min(68).max(65535).optional(),
   /** Assigned in the target namespace; hostnet owns exactly this set. */
-  addresses: z.array(Cidr).default([]),
+  addresses: z.array(OwnableCidr).default([]),
+  /** Admit link-local addresses (169.254.0.0/16, fe80::/10) in addresses; refused unless set. */
+  linkLocal: z.boolean().optional(),
   up: z.boolean().default(true),
 });
 export type MacvlanPortProps = z.infer<typeof MacvlanPortProps>;
@@ -55,6 +57,9 @@ function validate(p: P): Array<[string, string]> {
   if (dup !== undefined) issues.push(["sourceMacs", `${dup} is listed twice`]);
   const dupAddr = p.addresses.find((a, i) => p.addresses.indexOf(a) !== i);
   if (dupAddr !== undefined) issues.push(["addresses", `${dupAddr} is listed twice`]);
+  p.addresses.forEach((a, i) => {
+    if (!p.linkLocal && isLinkLocal(a)) issues.push([`addresses[${i}]`, `${a} is link-local; set linkLocal: true if you mean it`]);
+  });
   return issues;
 }
 
@@ -221,6 +226,7 @@ export const macvlanPortKind: ResourceKind<typeof MacvlanPortProps> = {
   replaceOn: ["name", "type", "lower", "lowerNetns", "netns"],
   compared: ["name", "type", "lower", "lowerNetns", "netns", "mode", "sourceMacs", "mac", "mtu", "addresses", "up"],
   validate,
+  addressUses: (p) => p.addresses.map((value, i) => ({ path: `addresses[${i}]`, value, kind: "address" as const, rootNs: !targetOf(p) })),
   replaces,
   id: (p) => `${p.type}/${p.netns ?? p.lowerNetns ?? "-"}/${p.name}`,
 

@@ -28,6 +28,8 @@
 import { createHash } from "crypto";
 import { z } from "zod";
 import {
+  GuestIpv4Address,
+  GuestIpv6Address,
   IfName,
   MacAddress,
   Ipv4Address,
@@ -120,8 +122,8 @@ export const PortFilter = z
     port: IfName,
     policy: PortPolicy,
     mac: MacAddress.optional(),
-    ipv4: z.array(Ipv4Address).default([]),
-    ipv6: z.array(Ipv6Address).default([]),
+    ipv4: z.array(GuestIpv4Address).default([]),
+    ipv6: z.array(GuestIpv6Address).default([]),
     allowDhcp: z.boolean().default(true),
     allowIpv6: z.boolean().default(false),
     rules: z.array(CustomRule).default([]),

@@ -7,6 +7,8 @@ import { CommonProps, KindContext, ResourceKind } from "./kind";
 import { formatIssues } from "./validate";
 import { KINDS } from "./kinds";
 import { TransportError } from "./ssh";
+import { engineWarn } from "./engineLog";
+import { managementCollisions, managementPathOf } from "./managementPath";
 
 /**
  * A provider whose engine died without telling it (killed by SIGKILL, a cancelled CI job) would keep
@@ -81,10 +83,34 @@ export async function check(kindName: string, _olds: Props, news: Props) {
     };
   }
   const crossField = kind.validate?.(parsed.data) ?? [];
-  if (crossField.length > 0) {
-    return { inputs: news, failures: crossField.map(([path, reason]) => ({ property: path.split(/[.[]/)[0], reason: `${path}: ${reason}` })) };
+  const problems = crossField.length > 0 ? crossField : await managementPathProblems(kind, input, parsed.data);
+  if (problems.length > 0) {
+    return { inputs: news, failures: problems.map(([path, reason]) => ({ property: path.split(/[.[]/)[0], reason: `${path}: ${reason}` })) };
   }
   return { inputs: { ...news, ...parsed.data } };
+}
+
+/**
+ * Addresses and routes that would cut the management path, found with one read of the host (its
+ * SSH peer, the route to it, its gateways and management addresses). A host that cannot be read
+ * at preview is not refused here: the apply itself will say it is unreachable.
+ */
+async function managementPathProblems(kind: ResourceKind, input: Props, p: any): Promise<Array<[string, string]>> {
+  const uses = kind.addressUses?.(p) ?? [];
+  if (uses.length === 0 || kind.hostless || containsUnknown(input.connection) || containsUnknown(input.credentials)) return [];
+  let host: Host;
+  try {
+    host = hostFor(connectionOf(p) as any);
+  } catch {
+    return []; // an unusable connection is reported by the step that needs it, with its own message
+  }
+  try {
+    const mp = await managementPathOf(host);
+    return mp ? managementCollisions(mp, uses, host.label) : [];
+  } catch (err) {
+    engineWarn(`${host.label}: could not read the management path at preview, so addresses of ${kind.type} ${kind.id(p)} were not checked against it: ${(err as Error).message}`);
+    return [];
+  }
 }
 
 function parseProps(kind: ResourceKind, props: Props): any {

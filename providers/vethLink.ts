@@ -12,10 +12,10 @@ import { KindContext, ResourceKind } from "./kind";
 import { OWNER_ALIAS, isGone } from "./ownership";
 import { changedPortFlags, livePortFlags, portFlagLines, PortFlagsInput } from "./portFlags";
 import { batchLine } from "./shell";
-import { Cidr, IfName, IpAddress, MacAddress, NetnsName } from "./validate";
+import { GatewayAddress, IfName, ipBits, isLinkLocal, MacAddress, NetnsName, OwnableCidr, RouteDestination } from "./validate";
 
 /** A route through this end; without `via` it is a device route (scope link), as seed 003 needs. */
-export const VethRoute = z.object({ to: Cidr, via: IpAddress.optional() }).strict();
+export const VethRoute = z.object({ to: RouteDestination, via: GatewayAddress.optional() }).strict();
 export type VethRoute = z.infer<typeof VethRoute>;
 
 export const VethEnd = z
@@ -25,7 +25,10 @@ export const VethEnd = z
     netns: NetnsName.optional(),
     mac: MacAddress.optional(),
     /** The complete list: addresses found on the end but not listed here are removed. */
-    addresses: z.array(Cidr).default([]),
+    addresses: z.array(OwnableCidr).default([]),
+    /** Admit link-local addresses (169.254.0.0/16, fe80::/10) in addresses; refused unless set. */
+    linkLocal: z.boolean().optional(),
+    /** The complete list too: other routes through this end (but the kernel's own) are drift and removed. */
     routes: z.array(VethRoute).default([]),
     /** Bridge in this end's namespace to enslave the end to. */
     master: IfName.optional(),
@@ -72,15 +75,6 @@ function canonCidr(cidr: string): string {
 const isV6 = (ip: string): boolean => ip.includes(":");
 const isLinkLocal6 = (cidr: string): boolean => /^fe[89ab][0-9a-f]:/i.test(cidr);
 
-function ipValue(ip: string): { value: bigint; width: number } {
-  if (!isV6(ip)) return { value: ip.split(".").reduce((acc, o) => (acc << 8n) | BigInt(o), 0n), width: 32 };
-  const [left, right] = canonIp(ip).split("::");
-  const head = left ? left.split(":") : [];
-  const tail = right ? right.split(":") : [];
-  const groups = right === undefined ? head : [...head, ...Array(8 - head.length - tail.length).fill("0"), ...tail];
-  return { value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n), width: 128 };
-}
-
 function formatIp(value: bigint, width: number): string {
   if (width === 32) return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 255n)).join(".");
   const groups = Array.from({ length: 8 }, (_, i) => ((value >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
@@ -90,7 +84,7 @@ function formatIp(value: bigint, width: number): string {
 /** The network of a CIDR, or undefined when it has no host bits set. */
 function networkIfHostBits(cidr: string): string | undefined {
   const [ip, len] = cidr.split("/");
-  const { value, width } = ipValue(ip);
+  const { value, width } = ipBits(ip);
   const hostMask = (1n << BigInt(width - Number(len))) - 1n;
   return (value & hostMask) === 0n ? undefined : `${formatIp(value & ~hostMask, width)}/${len}`;
 }
@@ -135,6 +129,9 @@ function endIssues(key: EndKey, end: VethEnd, mtu: number | undefined): Array<[s
   }
   if (end.master === end.name) out.push([`${key}.master`, `${end.name} cannot be its own master; name a bridge`]);
   for (const i of duplicates(end.addresses.map(canonCidr))) out.push([`${key}.addresses[${i}]`, `${end.addresses[i]} is listed twice`]);
+  end.addresses.forEach((a, i) => {
+    if (!end.linkLocal && isLinkLocal(a)) out.push([`${key}.addresses[${i}]`, `${a} is link-local; set linkLocal: true on ${key} if you mean it`]);
+  });
   const v6 = end.addresses.find(isV6);
   if (mtu !== undefined && mtu < 1280 && v6 !== undefined) {
     out.push(["mtu", `IPv6 needs an MTU of at least 1280, but ${key} carries ${v6}`]);
@@ -170,6 +167,17 @@ function routeMatches(row: RouteRow, r: VethRoute): boolean {
 }
 
 const hasRoute = (o: Observed | undefined, r: VethRoute): boolean => (o?.routes ?? []).some((row) => routeMatches(row, r));
+
+/**
+ * Routes through the end that nobody listed: the routes hostnet installs through its veth ends are a
+ * set, so a stranger (say, one capturing someone else's traffic) is drift, and `up` removes it. The
+ * kernel's own routes (an address's prefix route, IPv6 fe80::/64) are not anyone's configuration.
+ */
+function strangerRoutes(end: VethEnd, o: Observed | undefined): VethRoute[] {
+  return (o?.routes ?? [])
+    .filter((row) => row.protocol !== "kernel" && row.type === "unicast" && !end.routes.some((r) => routeMatches(row, r)))
+    .map((row) => (row.gateway === undefined ? { to: row.dst } : { to: row.dst, via: row.gateway }));
+}
 const sameRoute = (x: VethRoute, y: VethRoute): boolean =>
   canonCidr(x.to) === canonCidr(y.to) && (x.via === undefined ? y.via === undefined : y.via !== undefined && canonIp(x.via) === canonIp(y.via));
 const hasAddress = (list: string[], a: string): boolean => list.some((x) => canonCidr(x) === canonCidr(a));
@@ -208,8 +216,9 @@ function liveEnd(end: VethEnd, o: Observed): Record<string, unknown> {
   const live: Record<string, unknown> = {
     name: end.name,
     netns: end.netns,
+    linkLocal: end.linkLocal,
     addresses: liveAddresses(end.addresses, o.addresses),
-    routes: end.routes.filter((r) => hasRoute(o, r)),
+    routes: [...end.routes.filter((r) => hasRoute(o, r)), ...strangerRoutes(end, o)],
     up: o.link.adminUp,
   };
   if (end.mac !== undefined) live.mac = o.link.mac;
@@ -248,7 +257,10 @@ function routeArgs(end: VethEnd, r: VethRoute): string[] {
 
 /** Routes come after `up`: the kernel refuses a route through a down device. */
 function routeLines(end: VethEnd, old: VethEnd | undefined, o: Observed | undefined): string[][] {
-  const dropped = (old?.routes ?? []).filter((r) => !end.routes.some((n) => sameRoute(n, r)) && hasRoute(o, r));
+  const dropped = [
+    ...(old?.routes ?? []).filter((r) => !end.routes.some((n) => sameRoute(n, r)) && hasRoute(o, r)),
+    ...strangerRoutes(end, o).filter((r) => !(old?.routes ?? []).some((n) => sameRoute(n, r))),
+  ];
   return [
     ...dropped.map((r) => ["route", "del", ...routeArgs(end, r)]),
     ...end.routes.filter((r) => !hasRoute(o, r)).map((r) => ["route", "replace", ...routeArgs(end, r)]),
@@ -378,6 +390,11 @@ export const vethLinkKind: ResourceKind<typeof VethLinkProps> = {
     ENDS.filter((k) => olds[k]?.name !== news[k]?.name || (olds[k]?.netns ?? "") !== (news[k]?.netns ?? "")),
   compared: ["a", "b", "mtu"],
   validate,
+  addressUses: (p) =>
+    ENDS.flatMap((k) => [
+      ...p[k].addresses.map((value, i) => ({ path: `${k}.addresses[${i}]`, value, kind: "address" as const, rootNs: !p[k].netns })),
+      ...p[k].routes.map((r, i) => ({ path: `${k}.routes[${i}].to`, value: r.to, kind: "route" as const, rootNs: !p[k].netns })),
+    ]),
   id: (p) => `veth/${p.a.netns ?? "-"}/${p.a.name}`,
   create,
   read,

@@ -8,12 +8,13 @@ import { expect } from "chai";
 import * as pulumi from "@pulumi/pulumi";
 import { deployFleet } from "../../stacks/index";
 import { parseStackConfig } from "../../stacks/config";
-import { TestStack } from "../support/harness";
+import { fullSnapshot, snapshotDiff, TestStack } from "../support/harness";
 import { LabHost, labUp, privateKey, sshJson, sshRun } from "../support/lab";
 
 describe("managed fdb with ARP suppression (bridged VMs on lab3)", function () {
   this.timeout(600_000);
   let h: LabHost;
+  let baseline: Record<string, any>;
   const vm = (n: number, arpSuppress: boolean) => ({
     name: `as${n}`, host: "lab3", attachment: "bridged", bridge: "br-as", mac: `02:00:00:3c:00:0${n}`,
     ipv4: [`198.19.60.${n}/24`], managedFdb: true, arpSuppress, filter: "none", simulate: true,
@@ -39,6 +40,7 @@ EOF`);
 
   before(async () => {
     h = labUp(3).hosts[2];
+    baseline = fullSnapshot(h);
     stack.config = config();
     await stack.up();
   });
@@ -79,5 +81,11 @@ EOF`);
     expect(preview.diffs["lab3-as2-fdb"]).to.include("neighbours");
     await stack.up({ refresh: true });
     expect(sshRun(h, "ip neigh show 198.19.60.2 dev br-as")).to.include("02:00:00:3c:00:02").and.include("PERMANENT");
+  });
+
+  it("destroy leaves the host exactly as before (full snapshot)", async () => {
+    sshRun(h, "ip netns exec guest-as3 nft delete table netdev arpcap 2>/dev/null; true");
+    await stack.destroy();
+    expect(snapshotDiff(baseline, fullSnapshot(h))).to.deep.equal([]);
   });
 });

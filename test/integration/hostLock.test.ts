@@ -9,6 +9,7 @@ import { inlineStack } from "../../scripts/engine";
 import { VmNetns } from "../../providers/vmNetns";
 import { spawn } from "child_process";
 import { inventory, labConnection, LabHost, labUp, sshRun } from "../support/lab";
+import { fullSnapshot, snapshotDiff } from "../support/harness";
 
 /**
  * Hold the host's lock from a separate OpenSSH session for `seconds`, as another deployment would.
@@ -70,6 +71,7 @@ describe("concurrent runs serialize on the host lock", function () {
     };
     const a = await mk("a");
     const b = await mk("b");
+    const before = fullSnapshot(h);
     await holdLock(h, 8);
     const [outA, outB] = await Promise.all([a.run(), b.run()]);
     const wa = writes(a.trace);
@@ -79,10 +81,21 @@ describe("concurrent runs serialize on the host lock", function () {
     const [first, second] = wa[0].t < wb[0].t ? [wa, wb] : [wb, wa];
     // Every write of the second run starts after the last write of the first run.
     expect(second[0].t).to.be.greaterThan(first[first.length - 1].t);
-    // Both met the outside holder; whichever came second also waited for the first.
-    expect(outA).to.match(/waiting for the hostnet lock, held by stack test-lock-/);
-    expect(outB).to.match(/waiting for the hostnet lock, held by stack test-lock-/);
+    // Who each run says it waited for: a run reports the holder it found when it first met the lock
+    // taken (the outside holder, or the other stack if that got in first). The second writer must
+    // have waited, for the outside holder or for the first writer, never for itself; the first
+    // writer can only have waited for the outside holder (under load it may come after the holder left).
+    const tagA = wa[0].t < wb[0].t ? "a" : "b";
+    const tagB = tagA === "a" ? "b" : "a";
+    const outs: Record<string, string> = { a: outA, b: outB };
+    const waitedFor = (out: string): string[] => [...out.matchAll(/waiting for the hostnet lock, held by stack test-lock-(\w+)/g)].map((m) => m[1]);
+    expect(waitedFor(outs[tagB]), `the second writer (${tagB}) waited`).to.not.be.empty;
+    expect(waitedFor(outs[tagB]).every((who) => who === "holder" || who === tagA), `${tagB} waited for: ${waitedFor(outs[tagB])}`).to.equal(true);
+    expect(waitedFor(outs[tagA]).every((who) => who === "holder"), `${tagA} waited for: ${waitedFor(outs[tagA])}`).to.equal(true);
     const made = sshRun(h, "ip netns list").split("\n").filter((l) => /^lk[ab]-/.test(l));
     expect(made).to.have.length(30);
+    // Destroy leaves the host exactly as before (full snapshot: links, addresses, routes, fdb, nft, sysctls, files, processes).
+    for (const s of stacks) await s.destroy({ color: "never", parallel: 64 });
+    expect(snapshotDiff(before, fullSnapshot(h))).to.deep.equal([]);
   });
 });

@@ -144,7 +144,10 @@ describe("lab (scripts/lab.sh)", function () {
   let t1NetnsInode = "";
 
   before(function () {
-    if (process.getuid && process.getuid() !== 0) this.skip();
+    if (process.getuid && process.getuid() !== 0) {
+      console.log(`      skipped: the lab needs root (network namespaces, veths, sshd), and this runs as uid ${process.getuid()}`);
+      this.skip();
+    }
     lab("down"); // start from a clean slate whatever a previous run left
   });
 

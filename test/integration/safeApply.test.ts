@@ -202,7 +202,8 @@ describe("safe apply (commit-confirm) of a HostBridge on lab4's management inter
     expect(err).to.match(/the change cut SSH to 198\.18\.0\.14/);
     expect(err).to.match(/reverted update bridge sabr0.* by itself at about/);
     expect(err).to.match(/Nothing is recorded as applied/);
-    expect(took, "fails about T seconds after the apply").to.be.within(T, T + 25);
+    // A lower bound only: it shows the revert waited for the timer; how much longer a loaded machine takes is not behaviour.
+    expect(took, "fails no earlier than T seconds after the apply").to.be.at.least(T);
 
     expect(sshRun(h, "hostname").trim()).to.equal("lab4");
     const br = linkOf(h, "sabr0");
@@ -261,7 +262,8 @@ describe("safe apply (commit-confirm) of a HostBridge on lab4's management inter
     expect(err).to.match(/the change cut SSH to 198\.18\.0\.14: no new SSH session could be made within 10 s/);
     expect(err).to.match(/The host reverted create bridge sabr1, enslave mgmt0 and move 198\.18\.0\.14\/24 and 1 route\(s\) onto sabr1 .* by itself at about/);
     expect(err).to.match(/Nothing is recorded as applied/);
-    expect(took, "fails about T seconds after the apply").to.be.within(T, T + 25);
+    // A lower bound only: it shows the revert waited for the timer; how much longer a loaded machine takes is not behaviour.
+    expect(took, "fails no earlier than T seconds after the apply").to.be.at.least(T);
 
     expectPristine(h);
     expect(decision(h, "sabr1")).to.include({ by: "timer", revertLog: true });

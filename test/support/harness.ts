@@ -98,6 +98,17 @@ export class TestStack<C> {
   }
 }
 
+/** The error text (message, engine stdout and stderr) of an engine run that must fail. */
+export async function failureOf(run: Promise<unknown>): Promise<string> {
+  try {
+    await run;
+  } catch (err) {
+    const e = err as { message?: string; commandResult?: { stdout?: string; stderr?: string } };
+    return [e.message, e.commandResult?.stdout, e.commandResult?.stderr].join("\n");
+  }
+  throw new Error("expected the engine run to fail, but it succeeded");
+}
+
 /** The bridge port flags worth comparing (timers and STP bookkeeping change on their own). */
 function portFlagsOf(d: any): Record<string, unknown> | null {
   if (!d) return null;
@@ -140,4 +151,120 @@ export function independentSnapshot(h: LabHost): Record<string, unknown> {
     };
   }
   return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// The full snapshot: everything hostnet can leave behind on a host (issue 12, class 4)
+// ---------------------------------------------------------------------------------------
+
+/** Carrier follows the peer and the wire, not anything hostnet set; the rest of the flags count. */
+const CARRIER_FLAGS = new Set(["LOWER_UP", "NO-CARRIER", "M-DOWN"]);
+
+function fullLink(l: any): Record<string, unknown> {
+  return {
+    name: l.ifname,
+    kind: l.linkinfo?.info_kind ?? "",
+    master: l.master ?? "",
+    mtu: l.mtu,
+    mac: l.address,
+    flags: (l.flags ?? []).filter((f: string) => !CARRIER_FLAGS.has(f)),
+    promiscuity: l.promiscuity,
+    alias: l.ifalias ?? "",
+    port: portFlagsOf(l.linkinfo?.info_slave_data),
+    addresses: (l.addr_info ?? []).map((a: any) => `${a.local}/${a.prefixlen}`).sort(),
+  };
+}
+
+const routeLine = (r: any): string =>
+  [r.type ?? "unicast", r.dst, r.gateway ? `via ${r.gateway}` : "", `dev ${r.dev ?? "-"}`, `table ${r.table ?? "main"}`, r.protocol ?? "", r.scope ?? "", r.prefsrc ? `src ${r.prefsrc}` : ""]
+    .filter(Boolean)
+    .join(" ");
+
+/** One namespace's sections, in the order the script prints them. */
+const NS_SECTIONS = ["links", "fdb", "nft", "routes", "routes6", "neigh", "sysctl"] as const;
+
+/**
+ * Everything hostnet can leave behind on `h`, read over a separate OpenSSH session: per namespace
+ * the links (kind, master, mtu, mac, flags, promiscuity, alias, port flags, addresses), static fdb
+ * entries, the whole nft ruleset (counters masked), routes of every table (IPv4 and IPv6),
+ * permanent neighbours and every net.* sysctl; and for the host ("@host", which no namespace can be
+ * called) the files under /run/hostnet, /var/lib/hostnet and /etc/systemd/system/hostnet* with a
+ * checksum of their content, and the commit-confirm processes (safe-apply) living in the host's
+ * mount namespace (the host lock's own two files are left out). Compare two with
+ * `snapshotDiff`; `independentSnapshot` above is the older, narrower view.
+ */
+export function fullSnapshot(h: LabHost): Record<string, any> {
+  const script = [
+    'for ns in "" $(ip netns list | cut -d" " -f1); do',
+    '  if [ -z "$ns" ]; then X=""; else X="ip netns exec $ns"; fi',
+    '  echo "@@ns $ns"; $X ip -j -d addr show',
+    '  echo "@@fdb"; $X bridge -j fdb show 2>/dev/null || echo "[]"',
+    "  echo \"@@nft\"; $X nft list ruleset 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/; s/ expires [0-9hms.]+//'",
+    '  echo "@@routes"; $X ip -j route show table all 2>/dev/null || echo "[]"',
+    '  echo "@@routes6"; $X ip -j -6 route show table all 2>/dev/null || echo "[]"',
+    '  echo "@@neigh"; $X ip -j neigh show nud permanent 2>/dev/null || echo "[]"',
+    "  echo \"@@sysctl\"; $X sysctl -a 2>/dev/null | grep '^net\\.' | grep -v 'nf_conntrack_count'",
+    "done",
+    'echo "@@host"',
+    "find /run/hostnet /var/lib/hostnet /etc/systemd/system -maxdepth 4 \\( -path '/etc/systemd/system/*' -a ! -name 'hostnet*' \\) -prune -o -type f -print 2>/dev/null | sort | while read -r f; do echo \"file $f $(md5sum < \"$f\" | cut -c1-12)\"; done",
+    // The pattern is split so that this script's own command line does not match it.
+    'me=$(readlink /proc/self/ns/mnt); pat="safe""-apply"',
+    'for p in /proc/[0-9]*; do [ "$(readlink $p/ns/mnt 2>/dev/null)" = "$me" ] || continue; a=$(tr "\\0" " " < $p/cmdline 2>/dev/null); case "$a" in *"$pat"*) echo "proc $a";; esac; done',
+  ].join("\n");
+  const out = sshRun(h, `sh -c '${script.replace(/'/g, "'\\''")}'`);
+  const [nsPart, hostPart] = out.split("@@host\n");
+  const result: Record<string, any> = {};
+  for (const chunk of nsPart.split("@@ns ").slice(1)) {
+    const name = chunk.slice(0, chunk.indexOf("\n")) || "(root)";
+    const parts: Record<string, string> = {};
+    let rest = chunk.slice(chunk.indexOf("\n") + 1);
+    NS_SECTIONS.forEach((section, i) => {
+      const next = NS_SECTIONS[i + 1];
+      const cut = next === undefined ? rest.length : rest.indexOf(`@@${next}\n`);
+      parts[section] = rest.slice(0, cut);
+      rest = next === undefined ? "" : rest.slice(cut + next.length + 3);
+    });
+    const json = (s: string): any[] => JSON.parse(s.trim() || "[]");
+    result[name] = {
+      links: json(parts.links).map(fullLink).sort((a, b) => String(a.name).localeCompare(String(b.name))),
+      fdb: json(parts.fdb)
+        .filter((e) => (e.state === "static" || e.state === "permanent") && !(e.flags ?? []).includes("self"))
+        .map((e) => `${e.mac} ${e.ifname ?? ""} ${e.master ?? ""} ${e.vlan ?? ""} ${e.state}`)
+        .sort(),
+      nft: parts.nft.split("\n").filter((l) => l.trim() !== ""),
+      routes: [...json(parts.routes), ...json(parts.routes6)].map(routeLine).sort(),
+      neigh: json(parts.neigh).map((n) => `${n.dst} dev ${n.dev} ${n.lladdr ?? ""} ${(n.state ?? []).join(",")}`).sort(),
+      sysctl: parts.sysctl.split("\n").filter(Boolean).sort(),
+    };
+  }
+  const hostLines = (hostPart ?? "").split("\n").filter(Boolean);
+  result["@host"] = {
+    // The host lock (/run/hostnet/lock, lock.owner) stays on purpose once hostnet has written to the
+    // host (it names its last holder): it is not an object hostnet leaves behind, so it is not listed.
+    files: hostLines.filter((l) => l.startsWith("file ") && !/^file \/run\/hostnet\/lock(\.owner)? /.test(l)).map((l) => l.slice(5)),
+    processes: hostLines.filter((l) => l.startsWith("proc ")).map((l) => l.slice(5).trim()).sort(),
+  };
+  return result;
+}
+
+/**
+ * The differences between two snapshots as readable lines ("ns/section: + item" / "- item"), empty
+ * when they are equal. Lists compare as sets of their JSON items, so a message names the very
+ * link, route or sysctl that changed. `only` restricts it to some top-level keys (namespaces).
+ */
+export function snapshotDiff(before: Record<string, any>, after: Record<string, any>, only?: (key: string) => boolean): string[] {
+  const out: string[] = [];
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => !only || only(k)).sort();
+  for (const key of keys) {
+    if (!(key in before)) out.push(`${key}: + the whole namespace`);
+    else if (!(key in after)) out.push(`${key}: - the whole namespace`);
+    else {
+      for (const section of Object.keys({ ...before[key], ...after[key] })) {
+        const [b, a] = [before[key][section] ?? [], after[key][section] ?? []].map((xs: unknown[]) => xs.map((x) => (typeof x === "string" ? x : JSON.stringify(x))));
+        for (const x of a) if (!b.includes(x)) out.push(`${key}/${section}: + ${x}`);
+        for (const x of b) if (!a.includes(x)) out.push(`${key}/${section}: - ${x}`);
+      }
+    }
+  }
+  return out;
 }

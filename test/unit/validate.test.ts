@@ -315,12 +315,14 @@ describe("validate: formatIssues / parseOrThrow", () => {
 
   it("formats paths without a root, and the root value itself", () => {
     const r = Stack.safeParse(bad);
-    if (!r.success) expect(v.formatIssues(r.error)[1]).to.match(/^hosts\[1\]\.name: /);
+    expect(r.success, "the bad stack must be rejected").to.equal(false);
+    if (r.success) return;
+    expect(v.formatIssues(r.error)[1]).to.match(/^hosts\[1\]\.name: /);
     const top = v.IfName.safeParse("");
-    if (!top.success) {
-      expect(v.formatIssues(top.error)).to.deep.equal(["value: interface name must not be empty"]);
-      expect(v.formatIssues(top.error, "bridge")).to.deep.equal(["bridge: interface name must not be empty"]);
-    }
+    expect(top.success, "an empty interface name must be rejected").to.equal(false);
+    if (top.success) return;
+    expect(v.formatIssues(top.error)).to.deep.equal(["value: interface name must not be empty"]);
+    expect(v.formatIssues(top.error, "bridge")).to.deep.equal(["bridge: interface name must not be empty"]);
   });
 
   it("parseOrThrow lists every issue, not just the first", () => {

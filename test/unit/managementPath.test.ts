@@ -1,0 +1,79 @@
+// The management-path check (issue 12, class 1), pure part: reading the host's answer and finding
+// the addresses and routes that equal or capture the SSH peer, its gateway or the host's own
+// management address. The integration test (safety.test.ts) runs it at preview on a lab host.
+import { expect } from "chai";
+import { AddressUse, covers, managementCollisions, ManagementPath, parseManagementPath } from "../../providers/managementPath";
+
+const OUTPUT = [
+  "@@peer 192.0.2.50",
+  "@@get",
+  '[{"dst":"192.0.2.50","gateway":"10.1.0.1","dev":"eth0","prefsrc":"10.1.0.7","flags":[],"uid":0,"cache":[]}]',
+  "@@routes",
+  '[{"dst":"default","gateway":"10.1.0.1","dev":"eth0","flags":[]},{"dst":"10.1.0.0/24","dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"10.1.0.7","flags":[]}]',
+  '[{"dst":"fe80::/64","dev":"eth0","protocol":"kernel","metric":256,"flags":[],"pref":"medium"}]',
+  "[]",
+  "@@addr",
+  '[{"ifindex":1,"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},{"ifindex":2,"ifname":"eth0","addr_info":[{"family":"inet","local":"10.1.0.7","prefixlen":24},{"family":"inet6","local":"fe80::1","prefixlen":64}]}]',
+  "",
+].join("\n");
+
+describe("management path", () => {
+  let mp: ManagementPath;
+  before(() => {
+    mp = parseManagementPath(OUTPUT)!;
+  });
+
+  it("reads the peer, its interface, the route in use, the gateways and the management addresses", () => {
+    expect(mp).to.deep.equal({ peer: "192.0.2.50", dev: "eth0", peerRoute: "0.0.0.0/0", gateways: ["10.1.0.1"], addresses: ["10.1.0.7", "fe80::1"] });
+  });
+
+  it("is undefined when the session shows no peer (then nothing is refused)", () => {
+    expect(parseManagementPath("@@peer \n@@get\n@@routes\n[]\n@@addr\n[]\n")).to.equal(undefined);
+  });
+
+  it("covers", () => {
+    expect(covers("192.0.2.0/24", "192.0.2.50")).to.equal(true);
+    expect(covers("192.0.2.0/26", "192.0.2.50")).to.equal(true);
+    expect(covers("192.0.2.64/26", "192.0.2.50")).to.equal(false);
+    expect(covers("0.0.0.0/0", "192.0.2.50")).to.equal(true);
+    expect(covers("::/0", "192.0.2.50")).to.equal(false);
+  });
+
+  const use = (path: string, value: string, kind: "address" | "route" = "address", rootNs = true): AddressUse => ({ path, value, kind, rootNs });
+  const refused: Array<[AddressUse, RegExp]> = [
+    [use("b.addresses[0]", "192.0.2.50/32", "address", false), /SSH peer 192\.0\.2\.50/],
+    [use("addresses[0]", "10.1.0.1/24", "address", false), /gateway 10\.1\.0\.1/],
+    [use("neighbours[0]", "10.1.0.7"), /own management address 10\.1\.0\.7 on eth0/],
+    [use("ports[0].ipv4[0]", "192.0.2.50", "address", false), /SSH peer/],
+    [use("a.routes[0].to", "192.0.2.50/32", "route"), /take over the route to the address hostnet connects from/],
+    [use("a.routes[0].to", "192.0.2.0/24", "route"), /take over the route/],
+    [use("a.routes[0].to", "10.1.0.1/32", "route"), /take over the route to h1's gateway/],
+    [use("a.routes[0].to", "0.0.0.0/0", "route"), /take over the route/],
+    [use("a.addresses[0]", "192.0.2.9/24"), /take over the route/],
+  ];
+  for (const [u, why] of refused) {
+    it(`refuses ${u.path} = ${u.value}`, () => {
+      const found = managementCollisions(mp, [u], "h1");
+      expect(found).to.have.length(1);
+      expect(found[0][0]).to.equal(u.path);
+      expect(found[0][1]).to.match(why).and.to.match(/refused it at preview and changed nothing on h1/);
+    });
+  }
+
+  const accepted: AddressUse[] = [
+    use("b.addresses[0]", "198.19.10.11/24", "address", false),
+    use("b.routes[0].to", "0.0.0.0/0", "route", false), // the VM namespace's own default route
+    use("b.addresses[0]", "192.0.2.9/24", "address", false), // a prefix in a VM namespace captures nothing of the host's
+    use("a.routes[0].to", "198.19.10.11/32", "route"),
+    use("neighbours[0]", "10.1.0.8"),
+  ];
+  for (const u of accepted) {
+    it(`accepts ${u.path} = ${u.value}${u.rootNs ? "" : " (in a VM namespace)"}`, () => expect(managementCollisions(mp, [u], "h1")).to.deep.equal([]));
+  }
+
+  it("a shorter prefix than the route in use does not capture the peer", () => {
+    const direct: ManagementPath = { ...mp, peerRoute: "192.0.2.0/24", gateways: [] };
+    expect(managementCollisions(direct, [use("a.routes[0].to", "192.0.0.0/16", "route")], "h1")).to.deep.equal([]);
+    expect(managementCollisions(direct, [use("a.routes[0].to", "192.0.2.0/25", "route")], "h1")).to.have.length(1);
+  });
+});
