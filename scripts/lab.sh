@@ -491,7 +491,7 @@ existing_hosts() {
       grep -oE '"name":"lab[0-9]+"' "$INV" | grep -oE '[0-9]+' || true
     fi
     # processes still carrying a lab host's mounts
-    grep -ohE " - tmpfs $NSP[1-9][0-9]*-netns " /proc/[0-9]*/mountinfo 2>/dev/null | grep -oE '[0-9]+' || true
+    grep -ohE " - tmpfs $NSP[1-9][0-9]*-netns " /proc/[0-9]*/mountinfo 2>/dev/null | sed -E "s/.* $NSP([0-9]+)-netns .*/\\1/" || true
   } | sort -n -u
 }
 
