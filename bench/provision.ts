@@ -671,6 +671,8 @@ export interface SizeSummary {
   reps: number;
   resources: number;
   floorResources: number;
+  /** Bytes of the exported state after up (0 in reports older than this field). */
+  stateBytes: number;
   hostnet: Record<Phase, PhaseResult>;
   floor: Record<Phase, PhaseResult>;
   lbBuildS: number;
@@ -690,6 +692,7 @@ export function summarize(report: ProvisionReport): SizeSummary[] {
       n, reps: runs.length,
       resources: runs[0].hostnet.resources,
       floorResources: runs[0].floor.resources,
+      stateBytes: median(runs.map((r) => r.hostnet.stateBytes ?? 0)),
       hostnet: by((r) => r.hostnet),
       floor: by((r) => r.floor),
       lbBuildS: median(runs.map((r) => r.lowerBound.buildS)),
@@ -809,6 +812,7 @@ export function provisioningSection(report: ProvisionReport): BenchSection {
   const rows: string[][] = [];
   const row = (label: string, f: (s: SizeSummary, i: number) => string) => rows.push([label, ...col(f)]);
   row("resources in state: hostnet / floor", (s) => `${s.resources} / ${s.floorResources}`);
+  row("state bytes per resource (hostnet)", (s) => (s.stateBytes ? String(Math.round(s.stateBytes / s.resources)) : "-"));
   for (const p of PHASES) row(`hostnet ${PHASE_LABEL[p]} (s)`, (s) => f1(s.hostnet[p].wallS));
   row("lower bound build / teardown (s)", (s) => `${f1(s.lbBuildS)} / ${f1(s.lbTeardownS)}`);
   for (const p of PHASES) row(`engine floor ${PHASE_LABEL[p]} (s)`, (s) => f1(s.floor[p].wallS));

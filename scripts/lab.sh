@@ -145,7 +145,11 @@ ensure_lab_user() {
   home=$(getent passwd "$LAB_USER" | cut -d: -f6)
   [[ -n $home && -d $home ]] || die "home directory of $LAB_USER ('$home') is missing"
   install -d -m 0700 -o "$LAB_USER" -g "$(id -gn "$LAB_USER")" "$home/.ssh"
-  write_if_changed "$home/.ssh/authorized_keys" 0600 "$(cat "$KEY.pub")"
+  # One system user serves every checkout's lab (HOSTNET_LAB_ID): add this lab's key, keep theirs.
+  local mine
+  mine=$(cat "$KEY.pub")
+  grep -qxF -- "$mine" "$home/.ssh/authorized_keys" 2>/dev/null || printf '%s\n' "$mine" >>"$home/.ssh/authorized_keys"
+  chmod 0600 "$home/.ssh/authorized_keys"
   chown "$LAB_USER:$(id -gn "$LAB_USER")" "$home/.ssh/authorized_keys"
 }
 

@@ -35,7 +35,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # 2. Node modules, exactly as locked.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# providers/stub is installed as a copy (.npmrc install-links): a changed stub needs a reinstall too.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] ||
+   ! diff -rq providers/stub node_modules/hostnet-provider >/dev/null 2>&1; then
   say "installing node modules (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
 fi

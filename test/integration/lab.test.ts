@@ -266,11 +266,12 @@ describe("lab (scripts/lab.sh)", function () {
     for (const pid of recorded) {
       const cmdline = tryRead(`/proc/${pid}/cmdline`);
       // gone, or (pid reuse) some unrelated process
-      expect(cmdline === undefined || !cmdline.includes(".hostnet/lab"), `sshd ${pid} still present`).to.equal(true);
+      expect(cmdline === undefined || !cmdline.includes(`${LAB_DIR}/`), `sshd ${pid} still present`).to.equal(true);
     }
 
-    expect(fs.readFileSync("/proc/mounts", "utf8")).to.not.contain(".hostnet/lab");
-    expect(processesWithMountMatching("/.hostnet/lab/"), "processes still holding lab mounts").to.deep.equal([]);
+    // This checkout's lab only: other checkouts may run their own labs (HOSTNET_LAB_ID) meanwhile.
+    expect(fs.readFileSync("/proc/mounts", "utf8")).to.not.contain(`${LAB_DIR}/`);
+    expect(processesWithMountMatching(`${LAB_DIR}/`), "processes still holding lab mounts").to.deep.equal([]);
 
     // t1 lived only in lab1's private /run/netns: no process is in it and no mount table
     // anywhere still pins it, so the kernel has released it.
