@@ -33,30 +33,44 @@ export interface HostSegment {
 export const vxlanDeviceName = (segment: string): string => `vx-${segment}`;
 
 /** The hosts of a segment: its explicit list, else the hosts of its VMs (in config order). */
-export function segmentHosts(seg: SegmentSpec, vms: readonly VmSpec[]): string[] {
-  return seg.hosts ?? [...new Set(vms.filter((v) => v.segment === seg.name).map((v) => v.host))];
+export function segmentHosts(
+  seg: SegmentSpec,
+  vms: readonly VmSpec[],
+): string[] {
+  return (
+    seg.hosts ?? [
+      ...new Set(vms.filter((v) => v.segment === seg.name).map((v) => v.host)),
+    ]
+  );
 }
 
 /** The segments `host` belongs to, with every member VM; underlay maps host name → address. */
-export function segmentsForHost(host: string, segments: readonly SegmentSpec[], vms: readonly VmSpec[], underlay: ReadonlyMap<string, string>): HostSegment[] {
+export function segmentsForHost(
+  host: string,
+  segments: readonly SegmentSpec[],
+  vms: readonly VmSpec[],
+  underlay: ReadonlyMap<string, string>,
+): HostSegment[] {
   return segments
     .filter((seg) => segmentHosts(seg, vms).includes(host))
     .map((seg) => ({
       segment: seg,
       device: vxlanDeviceName(seg.name),
       local: underlay.get(host)!,
-      members: vms.filter((v) => v.segment === seg.name).map((v) => {
-        const n = derivedNames(v.name);
-        return {
-          vm: v.name,
-          host: v.host,
-          mac: v.mac,
-          ipv4: v.ipv4.map((c) => c.split("/")[0]),
-          port: v.attachment === "bridged" ? n.tap : n.hostPort,
-          underlay: underlay.get(v.host)!,
-          managedFdb: v.managedFdb,
-        };
-      }),
+      members: vms
+        .filter((v) => v.segment === seg.name)
+        .map((v) => {
+          const n = derivedNames(v.name);
+          return {
+            vm: v.name,
+            host: v.host,
+            mac: v.mac,
+            ipv4: v.ipv4.map((c) => c.split("/")[0]),
+            port: v.attachment === "bridged" ? n.tap : n.hostPort,
+            underlay: underlay.get(v.host)!,
+            managedFdb: v.managedFdb,
+          };
+        }),
     }));
 }
 
@@ -73,26 +87,58 @@ export interface SegmentArgs {
 /** One host's end of a segment: hostnet:topology:Segment named `<host>-seg-<segment>`. */
 export class SegmentEnd extends pulumi.ComponentResource {
   readonly resources: pulumi.Resource[] = [];
-  constructor(name: string, args: SegmentArgs, opts?: pulumi.ComponentResourceOptions) {
+  constructor(
+    name: string,
+    args: SegmentArgs,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
     super("hostnet:topology:Segment", name, {}, opts);
     const { connection, plan } = args;
     const seg = plan.segment;
-    const vx = new VxlanDevice(`${name}-vx`, {
-      connection, name: plan.device, vni: seg.vni, local: plan.local, port: seg.port, bridge: seg.bridge, mtu: seg.mtu,
-    }, { parent: this, dependsOn: args.bridge ? [args.bridge] : [] });
+    const vx = new VxlanDevice(
+      `${name}-vx`,
+      {
+        connection,
+        name: plan.device,
+        vni: seg.vni,
+        local: plan.local,
+        port: seg.port,
+        bridge: seg.bridge,
+        mtu: seg.mtu,
+      },
+      { parent: this, dependsOn: args.bridge ? [args.bridge] : [] },
+    );
     this.resources.push(vx);
     for (const m of plan.members) {
       const local = m.host === args.hostName;
       const vmComponent = args.localVms.get(m.vm);
       // A VM that had its own managed fdb entry before it joined the segment: same entry, new name.
-      const aliases = local && m.managedFdb && vmComponent ? [{ name: `${args.hostName}-${m.vm}-fdb`, parent: vmComponent }] : [];
-      this.resources.push(new FdbEntry(`${name}-${m.vm}`, {
-        connection,
-        bridge: seg.bridge,
-        mac: m.mac,
-        neighbours: m.ipv4,
-        ...(local ? { port: m.port } : { port: plan.device, remote: { dst: m.underlay, vni: seg.vni } }),
-      }, { parent: this, dependsOn: local ? (vmComponent ? [vmComponent] : []) : [vx], aliases }));
+      const aliases =
+        local && m.managedFdb && vmComponent
+          ? [{ name: `${args.hostName}-${m.vm}-fdb`, parent: vmComponent }]
+          : [];
+      this.resources.push(
+        new FdbEntry(
+          `${name}-${m.vm}`,
+          {
+            connection,
+            bridge: seg.bridge,
+            mac: m.mac,
+            neighbours: m.ipv4,
+            ...(local
+              ? { port: m.port }
+              : {
+                  port: plan.device,
+                  remote: { dst: m.underlay, vni: seg.vni },
+                }),
+          },
+          {
+            parent: this,
+            dependsOn: local ? (vmComponent ? [vmComponent] : []) : [vx],
+            aliases,
+          },
+        ),
+      );
     }
     this.registerOutputs({});
   }

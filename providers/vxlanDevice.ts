@@ -12,7 +12,12 @@ import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
 import { findLink, Link } from "./hoststate";
 import { KindContext, OptionalNetns, ResourceKind } from "./kind";
 import { isGone, OWNER_ALIAS } from "./ownership";
-import { changedPortFlags, livePortFlags, portFlagLines, PortFlagsInput } from "./portFlags";
+import {
+  changedPortFlags,
+  livePortFlags,
+  portFlagLines,
+  PortFlagsInput,
+} from "./portFlags";
 import { batchLine } from "./shell";
 import { IfName, Ipv4Address } from "./validate";
 
@@ -21,7 +26,11 @@ const PORT_RANGE = "port must be a UDP port 1–65535";
 const MTU_RANGE = "mtu must be an integer 68–65535";
 
 /** The segment default: nothing learned, unknown unicast not sent, ARP answered from neighbours. */
-export const SEGMENT_PORT_FLAGS: PortFlagsInput = { learning: false, flood: false, neighSuppress: true };
+export const SEGMENT_PORT_FLAGS: PortFlagsInput = {
+  learning: false,
+  flood: false,
+  neighSuppress: true,
+};
 
 export const VxlanDeviceProps = z.object({
   name: IfName,
@@ -31,7 +40,12 @@ export const VxlanDeviceProps = z.object({
   /** Underlay source address (this host's management or underlay address). */
   local: Ipv4Address,
   /** UDP destination port of the underlay (IANA: 4789). */
-  port: z.number().int(PORT_RANGE).min(1, PORT_RANGE).max(65535, PORT_RANGE).default(4789),
+  port: z
+    .number()
+    .int(PORT_RANGE)
+    .min(1, PORT_RANGE)
+    .max(65535, PORT_RANGE)
+    .default(4789),
   /** MAC learning from received packets; off: hostnet programs every remote MAC. */
   learning: z.boolean().default(false),
   /** The bridge (same namespace) the device is a port of. */
@@ -39,7 +53,12 @@ export const VxlanDeviceProps = z.object({
   /** Flags of the device's bridge port. */
   portFlags: PortFlagsInput.default(SEGMENT_PORT_FLAGS),
   /** VXLAN adds 50 bytes: keep this ≤ underlay MTU − 50 to avoid fragmenting the underlay. */
-  mtu: z.number().int(MTU_RANGE).min(68, MTU_RANGE).max(65535, MTU_RANGE).optional(),
+  mtu: z
+    .number()
+    .int(MTU_RANGE)
+    .min(68, MTU_RANGE)
+    .max(65535, MTU_RANGE)
+    .optional(),
   up: z.boolean().default(true),
 });
 export type VxlanDeviceProps = z.infer<typeof VxlanDeviceProps>;
@@ -56,23 +75,57 @@ function createLines(p: P): string[] {
   if (p.mtu !== undefined) set.push("mtu", String(p.mtu));
   set.push(p.up ? "up" : "down");
   return [
-    batchLine(["link", "add", p.name, "type", "vxlan", "id", String(p.vni), "local", p.local, "dstport", String(p.port), learningToken(p.learning)]),
+    batchLine([
+      "link",
+      "add",
+      p.name,
+      "type",
+      "vxlan",
+      "id",
+      String(p.vni),
+      "local",
+      p.local,
+      "dstport",
+      String(p.port),
+      learningToken(p.learning),
+    ]),
     batchLine(set),
   ];
 }
 
 async function linkOf(ctx: KindContext, p: P): Promise<Link | undefined> {
-  return findLink(await ctx.host.snapshot(scopeOf(p.netns)), p.netns ?? "", p.name);
+  return findLink(
+    await ctx.host.snapshot(scopeOf(p.netns)),
+    p.netns ?? "",
+    p.name,
+  );
 }
 
-async function setFlags(ctx: KindContext, p: P, flags: PortFlagsInput | undefined): Promise<void> {
+async function setFlags(
+  ctx: KindContext,
+  p: P,
+  flags: PortFlagsInput | undefined,
+): Promise<void> {
   const lines = portFlagLines(p.name, flags);
-  if (lines.length > 0) await ctx.host.run({ kind: "batch", tool: "bridge", netns: p.netns, lines, what: `set port flags of ${where(p)} on ${p.bridge}` });
+  if (lines.length > 0)
+    await ctx.host.run({
+      kind: "batch",
+      tool: "bridge",
+      netns: p.netns,
+      lines,
+      what: `set port flags of ${where(p)} on ${p.bridge}`,
+    });
 }
 
 async function removeLink(ctx: KindContext, p: P, what: string): Promise<void> {
   try {
-    await ctx.host.run({ kind: "batch", tool: "ip", netns: p.netns, lines: [batchLine(["link", "del", p.name])], what });
+    await ctx.host.run({
+      kind: "batch",
+      tool: "ip",
+      netns: p.netns,
+      lines: [batchLine(["link", "del", p.name])],
+      what,
+    });
   } catch (err) {
     if (!isGone(err)) throw err;
   }
@@ -81,43 +134,87 @@ async function removeLink(ctx: KindContext, p: P, what: string): Promise<void> {
 async function preflight(ctx: KindContext, p: P): Promise<void> {
   const snap = await ctx.host.snapshot(scopeOf(p.netns));
   const ns = snap.namespaces[p.netns ?? ""];
-  if (!ns) throw new Error(`${ctx.host.label}: cannot create ${where(p)}: netns ${p.netns} does not exist. Create it first (VmNetns) or fix netns. Nothing was changed.`);
+  if (!ns)
+    throw new Error(
+      `${ctx.host.label}: cannot create ${where(p)}: netns ${p.netns} does not exist. Create it first (VmNetns) or fix netns. Nothing was changed.`,
+    );
   const existing = ns.links.find((l) => l.name === p.name);
-  if (existing?.kind === "vxlan") throw new Error(`${ctx.host.label}: ${where(p)}: interface ${p.name} already exists. To manage it with hostnet, set adopt: true on this VxlanDevice; otherwise delete it (ip link del ${p.name}). Nothing was changed.`);
-  if (existing) throw new Error(`${ctx.host.label}: cannot create ${where(p)}: the name is taken by a ${existing.kind} device. Pick another name or remove that device. Nothing was changed.`);
+  if (existing?.kind === "vxlan")
+    throw new Error(
+      `${ctx.host.label}: ${where(p)}: interface ${p.name} already exists. To manage it with hostnet, set adopt: true on this VxlanDevice; otherwise delete it (ip link del ${p.name}). Nothing was changed.`,
+    );
+  if (existing)
+    throw new Error(
+      `${ctx.host.label}: cannot create ${where(p)}: the name is taken by a ${existing.kind} device. Pick another name or remove that device. Nothing was changed.`,
+    );
   const bridge = ns.links.find((l) => l.name === p.bridge);
   if (bridge?.kind !== "bridge") {
-    throw new Error(`${ctx.host.label}: cannot create ${where(p)}: ${p.bridge} ${bridge ? `is a ${bridge.kind} device, not a bridge` : "does not exist"}. Create the bridge first (HostBridge) or fix bridge. Nothing was changed.`);
+    throw new Error(
+      `${ctx.host.label}: cannot create ${where(p)}: ${p.bridge} ${bridge ? `is a ${bridge.kind} device, not a bridge` : "does not exist"}. Create the bridge first (HostBridge) or fix bridge. Nothing was changed.`,
+    );
   }
-  const clash = ns.links.find((l) => l.kind === "vxlan" && l.vxlan?.vni === p.vni && (l.vxlan?.port ?? 4789) === p.port && l.vxlan?.local === p.local);
-  if (clash) throw new Error(`${ctx.host.label}: cannot create ${where(p)}: ${clash.name} already carries vni ${p.vni} from ${p.local} on UDP port ${p.port}, and the kernel allows one device per (vni, local, port). Remove ${clash.name} or adopt it under this name. Nothing was changed.`);
+  const clash = ns.links.find(
+    (l) =>
+      l.kind === "vxlan" &&
+      l.vxlan?.vni === p.vni &&
+      (l.vxlan?.port ?? 4789) === p.port &&
+      l.vxlan?.local === p.local,
+  );
+  if (clash)
+    throw new Error(
+      `${ctx.host.label}: cannot create ${where(p)}: ${clash.name} already carries vni ${p.vni} from ${p.local} on UDP port ${p.port}, and the kernel allows one device per (vni, local, port). Remove ${clash.name} or adopt it under this name. Nothing was changed.`,
+    );
 }
 
 function explain(ctx: KindContext, p: P, err: unknown): Error {
   const msg = String(err instanceof Error ? err.message : err);
   if (/Address already in use|File exists/.test(msg)) {
-    return new Error(`${msg}\n${ctx.host.label}: the kernel refused ${where(p)}: another vxlan device already uses vni ${p.vni} with local ${p.local} and port ${p.port}, or the name appeared meanwhile. What hostnet had made was removed; check ip -d link show type vxlan.`);
+    return new Error(
+      `${msg}\n${ctx.host.label}: the kernel refused ${where(p)}: another vxlan device already uses vni ${p.vni} with local ${p.local} and port ${p.port}, or the name appeared meanwhile. What hostnet had made was removed; check ip -d link show type vxlan.`,
+    );
   }
   if (/Cannot assign requested address/.test(msg)) {
-    return new Error(`${msg}\n${ctx.host.label}: ${p.local} is not an address of this host, so ${where(p)} cannot send from it. Fix local (the host's underlay address). What hostnet had made was removed.`);
+    return new Error(
+      `${msg}\n${ctx.host.label}: ${p.local} is not an address of this host, so ${where(p)} cannot send from it. Fix local (the host's underlay address). What hostnet had made was removed.`,
+    );
   }
-  return new Error(`${msg}\n${ctx.host.label}: creating ${where(p)} failed; what hostnet had made was removed.`);
+  return new Error(
+    `${msg}\n${ctx.host.label}: creating ${where(p)} failed; what hostnet had made was removed.`,
+  );
 }
 
-async function create(ctx: KindContext, p: P): Promise<Record<string, unknown>> {
+async function create(
+  ctx: KindContext,
+  p: P,
+): Promise<Record<string, unknown>> {
   await preflight(ctx, p);
   try {
-    await ctx.host.run({ kind: "batch", tool: "ip", netns: p.netns, lines: createLines(p), what: `create ${where(p)} on bridge ${p.bridge}` });
+    await ctx.host.run({
+      kind: "batch",
+      tool: "ip",
+      netns: p.netns,
+      lines: createLines(p),
+      what: `create ${where(p)} on bridge ${p.bridge}`,
+    });
     await setFlags(ctx, p, p.portFlags);
   } catch (err) {
     const link = await linkOf(ctx, p).catch(() => undefined);
-    if (link?.alias === OWNER_ALIAS || (link?.kind === "vxlan" && link.alias === undefined)) await removeLink(ctx, p, `remove half-made ${where(p)}`).catch(() => undefined);
+    if (
+      link?.alias === OWNER_ALIAS ||
+      (link?.kind === "vxlan" && link.alias === undefined)
+    )
+      await removeLink(ctx, p, `remove half-made ${where(p)}`).catch(
+        () => undefined,
+      );
     throw explain(ctx, p, err);
   }
   return {};
 }
 
-async function read(ctx: KindContext, p: P): Promise<Record<string, unknown> | null> {
+async function read(
+  ctx: KindContext,
+  p: P,
+): Promise<Record<string, unknown> | null> {
   const link = await linkOf(ctx, p);
   if (!link || link.kind !== "vxlan" || !link.vxlan) return null;
   return {
@@ -134,21 +231,37 @@ async function read(ctx: KindContext, p: P): Promise<Record<string, unknown> | n
   };
 }
 
-async function update(ctx: KindContext, o: P, n: P): Promise<Record<string, unknown>> {
+async function update(
+  ctx: KindContext,
+  o: P,
+  n: P,
+): Promise<Record<string, unknown>> {
   const lines: string[] = [];
   const vx: string[] = [];
   if (n.local !== o.local) vx.push("local", n.local);
   if (n.learning !== o.learning) vx.push(learningToken(n.learning));
-  if (vx.length > 0) lines.push(batchLine(["link", "set", n.name, "type", "vxlan", ...vx]));
+  if (vx.length > 0)
+    lines.push(batchLine(["link", "set", n.name, "type", "vxlan", ...vx]));
   const set: string[] = [];
   const masterChanged = n.bridge !== o.bridge;
   if (masterChanged) set.push("master", n.bridge);
   if (n.mtu !== undefined && n.mtu !== o.mtu) set.push("mtu", String(n.mtu));
   if (n.up !== o.up) set.push(n.up ? "up" : "down");
   if (set.length > 0) lines.push(batchLine(["link", "set", n.name, ...set]));
-  if (lines.length > 0) await ctx.host.run({ kind: "batch", tool: "ip", netns: n.netns, lines, what: `reconfigure ${where(n)}` });
+  if (lines.length > 0)
+    await ctx.host.run({
+      kind: "batch",
+      tool: "ip",
+      netns: n.netns,
+      lines,
+      what: `reconfigure ${where(n)}`,
+    });
   // A device joining a bridge starts with the kernel's default port flags: set all of ours again.
-  await setFlags(ctx, n, masterChanged ? n.portFlags : changedPortFlags(o.portFlags, n.portFlags));
+  await setFlags(
+    ctx,
+    n,
+    masterChanged ? n.portFlags : changedPortFlags(o.portFlags, n.portFlags),
+  );
   return {};
 }
 
@@ -170,11 +283,16 @@ export const vxlanDeviceKind: ResourceKind<typeof VxlanDeviceProps> = {
           `Remove it by hand if it is stale, or drop it from the state (pulumi state delete).`,
       );
     }
-    await removeLink(ctx, p, `delete ${where(p)} (its remote fdb entries go with it)`);
+    await removeLink(
+      ctx,
+      p,
+      `delete ${where(p)} (its remote fdb entries go with it)`,
+    );
   },
 };
 
-export interface VxlanDeviceArgs extends CommonArgs, Partial<Inputs<z.input<typeof VxlanDeviceProps>>> {
+export interface VxlanDeviceArgs
+  extends CommonArgs, Partial<Inputs<z.input<typeof VxlanDeviceProps>>> {
   name: pulumi.Input<string>;
   vni: pulumi.Input<number>;
   local: pulumi.Input<string>;
@@ -193,7 +311,11 @@ export class VxlanDevice extends HostnetResource {
   declare readonly portFlags: pulumi.Output<PortFlagsInput>;
   declare readonly mtu: pulumi.Output<number | undefined>;
   declare readonly up: pulumi.Output<boolean>;
-  constructor(name: string, args: VxlanDeviceArgs, opts?: pulumi.CustomResourceOptions) {
+  constructor(
+    name: string,
+    args: VxlanDeviceArgs,
+    opts?: pulumi.CustomResourceOptions,
+  ) {
     super("VxlanDevice", name, args, opts);
   }
 }
