@@ -13,6 +13,7 @@ import { BridgedVm } from "./bridged";
 import { IsolatedNetnsVm } from "./isolatedNetns";
 import { MacvlanVm } from "./macvlan";
 import { RoutedVm } from "./routed";
+import { HostSegment, SegmentEnd } from "./segment";
 import { BridgeSpec, derivedNames, stableBridgeMac, VmSpec } from "./spec";
 import { hostPortFlags } from "./vmPort";
 
@@ -32,6 +33,8 @@ export interface HostTopologyArgs {
    * Covers host bridges, simulated NICs and isolated-netns VMs.
    */
   persist?: boolean | { path?: string; unit?: string; unitDir?: string };
+  /** The multi-host L2 segments this host is a member of (see components/segment.ts). */
+  segments?: HostSegment[];
 }
 
 export class HostTopology extends pulumi.ComponentResource {
@@ -51,6 +54,7 @@ export class HostTopology extends pulumi.ComponentResource {
     }
     const nics = this.children.slice(bridges.size);
     const bridgedPorts: Array<{ port: string; vm: VmSpec }> = [];
+    const vmComponents = new Map<string, pulumi.Resource>();
     for (const vm of args.vms) {
       const bridge = vm.bridge ? bridges.get(vm.bridge) : undefined;
       const childOpts = { parent: this, dependsOn: [...(bridge ? [bridge] : []), ...(vm.attachment === "macvlan" ? nics : [])] };
@@ -72,6 +76,11 @@ export class HostTopology extends pulumi.ComponentResource {
           this.children.push(new RoutedVm(vmName, { connection, vm }, childOpts));
           break;
       }
+      vmComponents.set(vm.name, this.children[this.children.length - 1]);
+    }
+    for (const plan of args.segments ?? []) {
+      const bridge = bridges.get(plan.segment.bridge);
+      this.children.push(new SegmentEnd(`${name}-seg-${plan.segment.name}`, { hostName: args.hostName, connection, plan, bridge, localVms: vmComponents }, { parent: this }));
     }
     // One FilterChain per nft table (BridgeSpec.filterTable); the default table keeps its old resource name.
     const byTable = new Map<string, typeof bridgedPorts>();

@@ -15,7 +15,8 @@ export function managedFdbEntry(
   port: string,
   deps: pulumi.Input<pulumi.Resource>[],
 ): FdbEntry[] {
-  if (!vm.managedFdb) return [];
+  // A segment VM's entry belongs to its segment (components/segment.ts), on every member host.
+  if (!vm.managedFdb || vm.segment) return [];
   // With ARP suppression the bridge also learns the VM's addresses as permanent neighbours.
   const neighbours = vm.arpSuppress ? vm.ipv4.map((c) => c.split("/")[0]) : [];
   return [new FdbEntry(`${name}-fdb`, { connection, bridge, port, mac: vm.mac, neighbours, exclusive: true }, { parent, dependsOn: deps })];

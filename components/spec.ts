@@ -8,6 +8,11 @@ export const VmName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,9}$/, "VM name must be 1–10 characters of a-z, 0-9 and '-', starting with a letter or digit (it becomes part of 15-byte interface names)");
 
+/** Segment names become part of the vxlan device name (vx-NAME, 15-byte limit). */
+export const SegmentName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,11}$/, "segment name must be 1–12 characters of a-z, 0-9 and '-', starting with a letter or digit (the vxlan device is vx-NAME)");
+
 export const AttachmentKind = z.enum(["bridged", "isolated-netns", "macvlan", "routed"]);
 export type AttachmentKind = z.infer<typeof AttachmentKind>;
 
@@ -36,6 +41,8 @@ export const VmSpec = z
      * IPs), so traffic can be tested without QEMU. Real VMs leave this off and get a tap.
      */
     simulate: z.boolean().default(false),
+    /** The multi-host L2 segment (segments[].name) the VM's bridge port belongs to. */
+    segment: SegmentName.optional(),
   })
   .strict();
 export type VmSpec = z.infer<typeof VmSpec>;
@@ -54,6 +61,29 @@ export const BridgeSpec = z
   })
   .strict();
 export type BridgeSpec = z.infer<typeof BridgeSpec>;
+
+const VNI_RANGE = "vni must be an integer 1–16777215 (24 bits)";
+
+/**
+ * One L2 segment across hosts (issue 15): on every member host a vxlan device (vx-NAME) on `bridge`,
+ * and for every VM of the segment a static fdb entry + permanent neighbours, pointing at the VM's
+ * port where it is local and at the VM's host through the underlay elsewhere.
+ */
+export const SegmentSpec = z
+  .object({
+    name: SegmentName,
+    vni: z.number().int(VNI_RANGE).min(1, VNI_RANGE).max(16777215, VNI_RANGE),
+    /** Host bridge (in bridges) the segment's VMs and vxlan devices sit on. */
+    bridge: IfName,
+    /** Member hosts; default: the hosts of the segment's VMs. */
+    hosts: z.array(z.string().min(1)).optional(),
+    /** MTU of the vxlan devices (underlay MTU − 50 avoids fragmenting the underlay). */
+    mtu: z.number().int().min(68).max(65535).optional(),
+    /** UDP port of the underlay. */
+    port: z.number().int().min(1).max(65535).default(4789),
+  })
+  .strict();
+export type SegmentSpec = z.infer<typeof SegmentSpec>;
 
 /**
  * A bridge left to itself takes the lowest MAC of its ports, so its MAC changes whenever a VM

@@ -11,9 +11,20 @@ import type { FdbRow, HostSnapshot } from "./hoststate";
 import { KindContext, OptionalNetns, ResourceKind } from "./kind";
 import { isGone } from "./ownership";
 import { batchLine } from "./shell";
-import { GuestIpv4Address, IfName, MacAddress } from "./validate";
+import { GuestIpv4Address, IfName, Ipv4Address, MacAddress } from "./validate";
 
 const VLAN_RANGE = "vlan must be an integer 1–4094";
+const VNI_RANGE = "remote.vni must be an integer 1–16777215";
+
+export const RemoteDst = z
+  .object({
+    /** Underlay address of the host the MAC lives on. */
+    dst: Ipv4Address,
+    /** VNI to send with; unset: the vxlan device's own. */
+    vni: z.number().int(VNI_RANGE).min(1, VNI_RANGE).max(16777215, VNI_RANGE).optional(),
+  })
+  .strict();
+export type RemoteDst = z.infer<typeof RemoteDst>;
 
 export const FdbEntryProps = z.object({
   /** The bridge whose forwarding database holds the entry. */
@@ -37,6 +48,11 @@ export const FdbEntryProps = z.object({
    * neighbour with this MAC, is drift: refresh reports it and `up` removes it.
    */
   exclusive: z.boolean().optional(),
+  /**
+   * The MAC lives on another host of a VXLAN segment: `port` is the vxlan device and the device's
+   * own table gets `MAC dst <remote underlay address>` (a "self" entry) besides the bridge's entry.
+   */
+  remote: RemoteDst.optional(),
 });
 export type FdbEntryProps = z.infer<typeof FdbEntryProps>;
 
@@ -147,12 +163,37 @@ async function create(ctx: KindContext, p: FdbEntryProps): Promise<Record<string
     await takeOverLearned(ctx, p);
   }
   try {
+    if (p.remote) await remoteOp(ctx, p, p.port, "replace");
     await setNeighbours(ctx, p, p.neighbours, []);
   } catch (err) {
+    if (p.remote) await remoteOp(ctx, p, p.port, "del").catch(() => undefined);
     await fdbOp(ctx, p, "del", p.port, `remove half-made ${where(p)}`).catch(() => undefined);
     throw err;
   }
   return {};
+}
+
+/** The vxlan device's own ("self") entry: where on the underlay the MAC is sent. */
+async function remoteOp(ctx: KindContext, p: FdbEntryProps, port: string, verb: "replace" | "del"): Promise<void> {
+  const r = p.remote!;
+  const tokens = verb === "del"
+    ? ["fdb", "del", p.mac, "dev", port, "self"]
+    : ["fdb", "replace", p.mac, "dev", port, "self", "dst", r.dst, ...(r.vni === undefined ? [] : ["vni", String(r.vni)]), "static"];
+  const what = verb === "del" ? `remove the underlay destination of ${where(p)} from ${port}` : `send ${p.mac} through ${port} to ${r.dst}`;
+  try {
+    await ctx.host.run({ kind: "batch", tool: "bridge", netns: p.netns, lines: [batchLine(tokens)], what });
+  } catch (err) {
+    if (verb !== "del" || !isGone(err)) throw err;
+  }
+}
+
+/** The live underlay destination of a remote entry (same shape as the input), if any. */
+async function liveRemote(ctx: KindContext, p: FdbEntryProps, port: string): Promise<RemoteDst | undefined> {
+  const ns = (await ctx.host.snapshot(scopeOf(p.netns))).namespaces[p.netns ?? ""];
+  const self = ns?.fdb.find((r) => r.mac === p.mac && r.dev === port && r.flags.includes("self") && r.dst !== undefined);
+  if (!self?.dst) return undefined;
+  const deviceVni = ns?.links.find((l) => l.name === port)?.vxlan?.vni;
+  return { dst: self.dst, vni: p.remote?.vni === undefined ? undefined : (self.vni ?? deviceVni) };
 }
 
 /** A learned (dynamic) entry is the bridge's cache, not anyone's configuration: take it over. */
@@ -161,6 +202,20 @@ async function takeOverLearned(ctx: KindContext, p: FdbEntryProps): Promise<void
     throw new Error(`${ctx.host.label}: ${where(p)} already exists as a static entry. To manage it with hostnet, set adopt: true on this FdbEntry.`);
   }
   await fdbOp(ctx, p, "replace", p.port, `turn the learned ${where(p)} into a static entry on port ${p.port}`);
+}
+
+/**
+ * A VM moving between hosts turns a local entry into a remote one and back; a vxlan device that was
+ * recreated lost both of its entries: the bridge's entry is (re)written too, `replace` being idempotent.
+ */
+async function updateRemote(ctx: KindContext, olds: FdbEntryProps, news: FdbEntryProps): Promise<void> {
+  if (olds.remote && (!news.remote || olds.port !== news.port)) await remoteOp(ctx, olds, olds.port, "del");
+  if (!news.remote || (JSON.stringify(olds.remote) === JSON.stringify(news.remote) && olds.port === news.port)) return;
+  if (olds.port === news.port) {
+    await checkPort(ctx, news);
+    await fdbOp(ctx, news, "replace", news.port, `point ${where(news)} at ${news.port}`);
+  }
+  await remoteOp(ctx, news, news.port, "replace");
 }
 
 export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
@@ -179,7 +234,9 @@ export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
     // Exclusive: extra neighbours with this MAC show in the list, stranger fdb entries flip `exclusive`.
     const extra = p.exclusive ? live.filter((ip) => !p.neighbours.includes(ip)) : [];
     const exclusive = p.exclusive ? (await strangers(ctx, p)).length === 0 : p.exclusive;
-    return { bridge: p.bridge, port: row.dev, mac: p.mac, netns: p.netns, vlan: p.vlan, neighbours: [...p.neighbours.filter((ip) => live.includes(ip)), ...extra], exclusive };
+    const remote = p.remote ? await liveRemote(ctx, p, row.dev) : undefined;
+    const neighbours = [...p.neighbours.filter((ip) => live.includes(ip)), ...extra];
+    return { bridge: p.bridge, port: row.dev, mac: p.mac, netns: p.netns, vlan: p.vlan, neighbours, exclusive, remote };
   },
 
   async update(ctx, olds, news) {
@@ -187,6 +244,7 @@ export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
       await checkPort(ctx, news);
       await fdbOp(ctx, news, "replace", news.port, `move ${where(news)} from port ${olds.port} to ${news.port}`);
     }
+    await updateRemote(ctx, olds, news);
     const live = await liveNeighbours(ctx, news);
     const add = news.neighbours.filter((ip) => !live.includes(ip));
     const del = olds.neighbours.filter((ip) => !news.neighbours.includes(ip) && live.includes(ip));
@@ -196,6 +254,7 @@ export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
   },
 
   async delete(ctx, p) {
+    if (p.remote) await remoteOp(ctx, p, p.port, "del");
     const row = await staticEntry(ctx, p);
     // Only the static entry is ours: a learned or local (permanent) one for this MAC is left alone.
     if (!row || row.state !== "static") return;

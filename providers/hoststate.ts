@@ -35,6 +35,15 @@ export const MacvlanInfoData = z.looseObject({
 });
 export type MacvlanInfoData = z.infer<typeof MacvlanInfoData>;
 
+/** vxlan `info_data`: id is the VNI, port the UDP destination port; local is absent when unset. */
+export const VxlanInfoData = z.looseObject({
+  id: z.number().int(),
+  local: z.string().optional(),
+  port: z.number().int().optional(),
+  learning: z.boolean().optional(),
+});
+export type VxlanInfoData = z.infer<typeof VxlanInfoData>;
+
 /** ip prints a user/group name when the host can resolve the id, else the number. */
 const Owner = z.union([z.string(), z.number().int()]);
 
@@ -77,6 +86,7 @@ const KIND_DATA: Readonly<Record<string, z.ZodType>> = {
   macvlan: MacvlanInfoData,
   macvtap: MacvlanInfoData,
   tun: TunInfoData,
+  vxlan: VxlanInfoData,
 };
 const SLAVE_DATA: Readonly<Record<string, z.ZodType>> = { bridge: BridgeSlaveData };
 
@@ -172,6 +182,8 @@ export const FdbEntry = z.looseObject({
   state: z.string().optional(),
   flags: z.array(z.string()).optional(),
   dst: z.string().optional(),
+  /** vxlan "self" entries: printed only when the entry's VNI differs from the device's. */
+  vni: z.number().int().optional(),
 });
 export type FdbEntry = z.infer<typeof FdbEntry>;
 
@@ -300,6 +312,15 @@ export const TunOptions = z.object({
 });
 export type TunOptions = z.infer<typeof TunOptions>;
 
+/** A vxlan device's identity (VNI, UDP port), underlay source address and MAC learning. */
+export const VxlanOptions = z.object({
+  vni: z.number().int(),
+  local: z.string().optional(),
+  port: z.number().int().optional(),
+  learning: z.boolean().optional(),
+});
+export type VxlanOptions = z.infer<typeof VxlanOptions>;
+
 /**
  * One device, merged from ip link + bridge port flags + addresses. peer* describe IFLA_LINK
  * (veth peer, macvlan lower): peerNetnsId is relative to this namespace; peerNetns and
@@ -324,6 +345,7 @@ export const Link = z.object({
   port: PortFlags.optional(),
   macvlan: MacvlanOptions.optional(),
   tun: TunOptions.optional(),
+  vxlan: VxlanOptions.optional(),
   addresses: z.array(z.string()),
 });
 export type Link = z.infer<typeof Link>;
@@ -337,6 +359,7 @@ export const FdbRow = z.object({
   state: z.string(),
   flags: z.array(z.string()),
   dst: z.string().optional(),
+  vni: z.number().int().optional(),
 });
 export type FdbRow = z.infer<typeof FdbRow>;
 
@@ -481,6 +504,10 @@ function kindSpecific(raw: IpLink, kind: LinkKind): Partial<Link> {
   if (kind === "bridge") return { bridge: bridgeOptions(data) };
   if (kind === "macvlan" || kind === "macvtap") return { macvlan: macvlanOptions(raw) };
   if (kind === "tun" || kind === "tap") return { tun: tunOptions(data) };
+  if (kind === "vxlan") {
+    const d = VxlanInfoData.parse(data);
+    return { vxlan: defined({ vni: d.id, local: d.local, port: d.port, learning: d.learning }) };
+  }
   return {};
 }
 
@@ -522,7 +549,7 @@ function toFdbRow(e: FdbEntry): FdbRow | undefined {
   if (e.ifname === undefined) return undefined;
   // iproute2 prints an empty state for NUD_REACHABLE (a live learned entry).
   const state = e.state === undefined || e.state === "" ? "reachable" : e.state;
-  return defined({ mac: e.mac.toLowerCase(), dev: e.ifname, master: e.master, vlan: e.vlan, state, flags: e.flags ?? [], dst: e.dst });
+  return defined({ mac: e.mac.toLowerCase(), dev: e.ifname, master: e.master, vlan: e.vlan, state, flags: e.flags ?? [], dst: e.dst, vni: e.vni });
 }
 
 function routeDst(dst: string, family: 4 | 6): string {

@@ -9,6 +9,7 @@ import { fdbEntryKind } from "./fdbEntry";
 import { tapPortKind } from "./tapPort";
 import { hostHealthKind, rolloutGateKind } from "./hostHealth";
 import { bootRestoreKind } from "./persistence";
+import { vxlanDeviceKind } from "./vxlanDevice";
 
 export const KINDS: Record<string, ResourceKind<any>> = {
   BootRestore: bootRestoreKind,
@@ -21,4 +22,5 @@ export const KINDS: Record<string, ResourceKind<any>> = {
   FilterChain: filterChainKind,
   HostHealth: hostHealthKind,
   RolloutGate: rolloutGateKind,
+  VxlanDevice: vxlanDeviceKind,
 };

@@ -52,8 +52,19 @@ async function main(): Promise<void> {
     console.log(`  ${file}`);
   }
 
-  step("an out-of-band change on lab1: delete web1's static fdb entry, turn learning back on");
   const lab1 = inv.hosts.find((h) => h.name === "lab1")!;
+  if (config.vms.some((v) => v.name === "seg1") && config.vms.some((v) => v.name === "seg2")) {
+    step("one L2 segment across lab1 and lab2 (VXLAN): seg1@lab1 pings seg2@lab2; ARP is answered on lab1");
+    const tx = "ip -s link show vx-demo | awk '/TX:/ { getline; print $2 }'";
+    const out = await hostFor(labConnection(lab1, key)).read(
+      `ip -n guest-seg1 neigh flush all; a=$(${tx}); ip netns exec guest-seg1 ping -c 3 -W 1 198.19.13.42 | tail -2; b=$(${tx}); ` +
+        `echo "vxlan packets sent by lab1: $((b - a)) for 3 pings (the ARP request never left lab1)"\n`,
+      "ping across the segment",
+    );
+    console.log(out.trimEnd().split("\n").map((l) => `  ${l}`).join("\n"));
+  }
+
+  step("an out-of-band change on lab1: delete web1's static fdb entry, turn learning back on");
   await hostFor(labConnection(lab1, key)).read(
     "bridge fdb del 02:00:00:0a:01:01 dev hv-web1 master static 2>/dev/null; bridge link set dev hv-web1 learning on\n",
     "make a change behind hostnet's back",

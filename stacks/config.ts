@@ -4,8 +4,9 @@
 import * as fs from "fs";
 import * as path from "path";
 import { z } from "zod";
-import { BridgeSpec, VmSpec } from "../components/spec";
-import { formatIssues, HostName, IfName, UnixUser } from "../providers/validate";
+import { segmentHosts } from "../components/segment";
+import { BridgeSpec, SegmentSpec, VmSpec } from "../components/spec";
+import { formatIssues, HostName, IfName, Ipv4Address, UnixUser } from "../providers/validate";
 
 export const HostEntry = z
   .object({
@@ -16,6 +17,8 @@ export const HostEntry = z
     sudo: z.boolean().default(false),
     hostKey: z.string().optional(),
     knownHostsFile: z.string().optional(),
+    /** Source address of this host's VXLAN segments; default: address (which must then be IPv4). */
+    underlay: Ipv4Address.optional(),
   })
   .strict();
 export type HostEntry = z.infer<typeof HostEntry>;
@@ -41,6 +44,8 @@ export const StackConfig = z
     /** Lab only: veth pairs standing in for NICs (e.g. as macvlan lower devices), on every host. */
     simulatedNics: z.array(IfName).default([]),
     vms: z.array(VmSpec).default([]),
+    /** L2 segments spanning hosts over VXLAN (README: Segments). */
+    segments: z.array(SegmentSpec).default([]),
     rollout: Rollout.default({ serial: [1, "100%"], maxFailures: 0, healthCheck: true }),
   })
   .strict();
@@ -71,6 +76,52 @@ export function crossCheck(c: StackConfig): string[] {
     dup("name", vm.name, i, "name");
     dup("mac", vm.mac, i, "mac");
     vm.ipv4.forEach((ip, k) => dup("ip", ip.split("/")[0], i, `ipv4[${k}]`));
+  });
+  problems.push(...segmentProblems(c));
+  return problems;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$/;
+
+/** The underlay address a host's vxlan devices send from. */
+export function underlayOf(h: HostEntry): string | undefined {
+  return h.underlay ?? (IPV4.test(h.address) ? h.address : undefined);
+}
+
+/** Segments: unique names and VNIs, known bridges and hosts, VMs that can join, IPv4 underlays. */
+function segmentProblems(c: StackConfig): string[] {
+  const problems: string[] = [];
+  const segs = c.segments ?? [];
+  const bridges = new Set(c.bridges.map((b) => b.name));
+  segs.forEach((s, i) => {
+    const first = segs.findIndex((x) => x.name === s.name);
+    if (first !== i) problems.push(`segments[${i}].name: ${s.name} is already used by segments[${first}]`);
+    const sameVni = segs.findIndex((x) => x.vni === s.vni && x.port === s.port);
+    if (sameVni !== i) problems.push(`segments[${i}].vni: ${s.vni} is already used by segments[${sameVni}] (${segs[sameVni].name}); one VNI is one segment`);
+    if (!bridges.has(s.bridge)) problems.push(`segments[${i}].bridge: no bridge named ${s.bridge} in bridges`);
+    const sameBridge = segs.findIndex((x) => x.bridge === s.bridge);
+    if (sameBridge !== i) problems.push(`segments[${i}].bridge: ${s.bridge} already carries segment ${segs[sameBridge].name}; two segments on one bridge would be one broadcast domain: give each segment its own bridge`);
+    (s.hosts ?? []).forEach((h, k) => {
+      const host = c.hosts.find((x) => x.name === h);
+      if (!host) problems.push(`segments[${i}].hosts[${k}]: no host named ${h}`);
+    });
+    for (const h of segmentHosts(s, c.vms)) {
+      const k = c.hosts.findIndex((x) => x.name === h);
+      if (k >= 0 && underlayOf(c.hosts[k]) === undefined) {
+        problems.push(`hosts[${k}].underlay: host ${h} is in segment ${s.name} but its address ${c.hosts[k].address} is not an IPv4 address; set underlay to the address its VXLAN traffic leaves from`);
+      }
+    }
+  });
+  c.vms.forEach((vm, i) => {
+    if (vm.segment === undefined) return;
+    const s = segs.find((x) => x.name === vm.segment);
+    if (!s) return problems.push(`vms[${i}].segment: no segment named ${vm.segment} in segments (segments: ${segs.map((x) => x.name).join(", ") || "none"})`);
+    if (vm.attachment !== "bridged" && vm.attachment !== "isolated-netns") problems.push(`vms[${i}].segment: only bridged and isolated-netns VMs sit on a segment's bridge (this VM is ${vm.attachment})`);
+    else if (vm.bridge !== s.bridge) problems.push(`vms[${i}].bridge: segment ${s.name} is on bridge ${s.bridge}, but the VM is on ${vm.bridge}; put the VM on ${s.bridge}`);
+    if (s.hosts && !s.hosts.includes(vm.host)) problems.push(`vms[${i}].host: ${vm.host} is not in segments[${segs.indexOf(s)}].hosts (${s.hosts.join(", ")}); add it there`);
+    if (vm.arpSuppress) {
+      problems.push(`vms[${i}].arpSuppress: a segment VM must not have neigh_suppress on its own port (the bridge then never answers its ARP requests, so remote VMs are unreachable); the segment suppresses ARP on its vxlan port already: remove arpSuppress`);
+    }
   });
   return problems;
 }

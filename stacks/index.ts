@@ -6,13 +6,14 @@ import * as pulumi from "@pulumi/pulumi";
 import { HostTopology } from "../components/hostTopology";
 import { RolloutGate } from "../providers/hostHealth";
 import type { ConnectionInput } from "../providers/ssh";
-import { HostEntry, parseStackConfig, readLabInventory, StackConfig } from "./config";
+import { segmentsForHost } from "../components/segment";
+import { HostEntry, parseStackConfig, readLabInventory, StackConfig, underlayOf } from "./config";
 import { planBatches } from "./rollout";
 
 function rawConfig(): Record<string, unknown> {
   const cfg = new pulumi.Config("hostnet");
   const raw: Record<string, unknown> = {};
-  for (const key of ["inventory", "hosts", "bridges", "simulatedNics", "vms", "rollout"]) {
+  for (const key of ["inventory", "hosts", "bridges", "simulatedNics", "vms", "rollout", "segments"]) {
     const v = key === "inventory" ? cfg.get(key) : cfg.getObject(key);
     if (v !== undefined) raw[key] = v;
   }
@@ -50,6 +51,7 @@ export function deployFleet(config: StackConfig, key: pulumi.Output<string>): Re
   const batches = planBatches(hostsWithWork, config.rollout.serial);
   const results: Array<{ host: string; healthy: pulumi.Output<boolean>; problems: pulumi.Output<string[]> }> = [];
   let gate: RolloutGate | undefined;
+  const underlay = new Map(config.hosts.map((h) => [h.name, underlayOf(h)!] as const));
   batches.forEach((batch, i) => {
     for (const h of batch) {
       const topo = new HostTopology(h.name, {
@@ -59,6 +61,7 @@ export function deployFleet(config: StackConfig, key: pulumi.Output<string>): Re
         simulatedNics: config.simulatedNics,
         vms: config.vms.filter((v) => v.host === h.name),
         healthCheck: config.rollout.healthCheck,
+        segments: segmentsForHost(h.name, config.segments ?? [], config.vms, underlay),
       }, { dependsOn: gate ? [gate] : [] });
       if (topo.health) results.push({ host: h.name, healthy: topo.health.healthy, problems: topo.health.problems });
     }

@@ -1,0 +1,145 @@
+// Segment membership of one host, derived from the whole environment config (no cross-stack
+// references): the host's vxlan device and one FdbEntry per VM of the segment. Each VM has the
+// same resource on every member host — pointing at its own port where it is local, at its host's
+// underlay address elsewhere — so moving a VM is an in-place update of that entry on every host.
+import * as pulumi from "@pulumi/pulumi";
+import { FdbEntry } from "../providers/fdbEntry";
+import type { ConnectionInput } from "../providers/ssh";
+import { VxlanDevice } from "../providers/vxlanDevice";
+import { derivedNames, SegmentSpec, VmSpec } from "./spec";
+
+export interface SegmentMember {
+  vm: string;
+  host: string;
+  mac: string;
+  ipv4: string[];
+  /** Local VMs: the VM's port on the segment bridge. */
+  port: string;
+  /** Underlay address of the VM's host. */
+  underlay: string;
+  managedFdb: boolean;
+}
+
+/** One host's part of a segment: plain data, computed the same way by every host. */
+export interface HostSegment {
+  segment: SegmentSpec;
+  /** The vxlan device's name on every host. */
+  device: string;
+  /** This host's underlay address. */
+  local: string;
+  members: SegmentMember[];
+}
+
+export const vxlanDeviceName = (segment: string): string => `vx-${segment}`;
+
+/** The hosts of a segment: its explicit list, else the hosts of its VMs (in config order). */
+export function segmentHosts(
+  seg: SegmentSpec,
+  vms: readonly VmSpec[],
+): string[] {
+  return (
+    seg.hosts ?? [
+      ...new Set(vms.filter((v) => v.segment === seg.name).map((v) => v.host)),
+    ]
+  );
+}
+
+/** The segments `host` belongs to, with every member VM; underlay maps host name → address. */
+export function segmentsForHost(
+  host: string,
+  segments: readonly SegmentSpec[],
+  vms: readonly VmSpec[],
+  underlay: ReadonlyMap<string, string>,
+): HostSegment[] {
+  return segments
+    .filter((seg) => segmentHosts(seg, vms).includes(host))
+    .map((seg) => ({
+      segment: seg,
+      device: vxlanDeviceName(seg.name),
+      local: underlay.get(host)!,
+      members: vms
+        .filter((v) => v.segment === seg.name)
+        .map((v) => {
+          const n = derivedNames(v.name);
+          return {
+            vm: v.name,
+            host: v.host,
+            mac: v.mac,
+            ipv4: v.ipv4.map((c) => c.split("/")[0]),
+            port: v.attachment === "bridged" ? n.tap : n.hostPort,
+            underlay: underlay.get(v.host)!,
+            managedFdb: v.managedFdb,
+          };
+        }),
+    }));
+}
+
+export interface SegmentArgs {
+  hostName: string;
+  connection: pulumi.Input<ConnectionInput>;
+  plan: HostSegment;
+  /** The segment bridge's resource (the vxlan device joins it). */
+  bridge?: pulumi.Resource;
+  /** This host's VM components by VM name (local entries wait for the VM's port). */
+  localVms: ReadonlyMap<string, pulumi.Resource>;
+}
+
+/** One host's end of a segment: hostnet:topology:Segment named `<host>-seg-<segment>`. */
+export class SegmentEnd extends pulumi.ComponentResource {
+  readonly resources: pulumi.Resource[] = [];
+  constructor(
+    name: string,
+    args: SegmentArgs,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
+    super("hostnet:topology:Segment", name, {}, opts);
+    const { connection, plan } = args;
+    const seg = plan.segment;
+    const vx = new VxlanDevice(
+      `${name}-vx`,
+      {
+        connection,
+        name: plan.device,
+        vni: seg.vni,
+        local: plan.local,
+        port: seg.port,
+        bridge: seg.bridge,
+        mtu: seg.mtu,
+      },
+      { parent: this, dependsOn: args.bridge ? [args.bridge] : [] },
+    );
+    this.resources.push(vx);
+    for (const m of plan.members) {
+      const local = m.host === args.hostName;
+      const vmComponent = args.localVms.get(m.vm);
+      // A VM that had its own managed fdb entry before it joined the segment: same entry, new name.
+      const aliases =
+        local && m.managedFdb && vmComponent
+          ? [{ name: `${args.hostName}-${m.vm}-fdb`, parent: vmComponent }]
+          : [];
+      this.resources.push(
+        new FdbEntry(
+          `${name}-${m.vm}`,
+          {
+            connection,
+            bridge: seg.bridge,
+            mac: m.mac,
+            neighbours: m.ipv4,
+            ...(local
+              ? { port: m.port }
+              : {
+                  port: plan.device,
+                  remote: { dst: m.underlay, vni: seg.vni },
+                }),
+          },
+          {
+            parent: this,
+            dependsOn: local ? (vmComponent ? [vmComponent] : []) : [vx],
+            aliases,
+          },
+        ),
+      );
+    }
+    this.registerOutputs({});
+  }
+}

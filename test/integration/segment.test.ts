@@ -1,0 +1,349 @@
+// One L2 segment across three lab hosts (issue 15): VXLAN between the hosts' management addresses,
+// every remote VM programmed as a static fdb entry with an underlay destination plus a permanent
+// neighbour, learning off, neigh_suppress on the vxlan port. Traffic is observed on the underlay
+// (tcpdump on mgmt0, UDP 4789) and in the guests; a head-end replication entry added by hand is the
+// positive control that shows the capture sees flooded frames when there are some.
+import { expect } from "chai";
+import * as pulumi from "@pulumi/pulumi";
+import { deployFleet } from "../../stacks/index";
+import { parseStackConfig } from "../../stacks/config";
+import { TestStack } from "../support/harness";
+import { LabHost, labUp, privateKey, sshJson, sshRun } from "../support/lab";
+
+const mac = (n: number) => `02:00:00:5e:00:${n.toString(16).padStart(2, "0")}`;
+const ip = (n: number) => `198.19.70.${n}`;
+
+describe("segments: one L2 segment across hosts over VXLAN (lab1-3)", function () {
+  this.timeout(900_000);
+  let hosts: LabHost[];
+  const host = (name: string) => hosts.find((h) => h.name === name)!;
+  const vm = (
+    name: string,
+    n: number,
+    onHost: string,
+    segment: string,
+    attachment = "bridged",
+    managedFdb = true,
+  ) => ({
+    name,
+    host: onHost,
+    attachment,
+    bridge: segment === "sa" ? "br-sa" : "br-sb",
+    mac: mac(n),
+    ipv4: [`${ip(n)}/24`],
+    managedFdb,
+    filter: "none",
+    simulate: true,
+    segment,
+  });
+  const raw = (a4host: string) => ({
+    inventory: "lab",
+    bridges: [{ name: "br-sa" }, { name: "br-sb" }],
+    segments: [
+      { name: "sa", vni: 5001, bridge: "br-sa" },
+      { name: "sb", vni: 5002, bridge: "br-sb" },
+    ],
+    vms: [
+      vm("sa1", 1, "lab1", "sa"),
+      vm("sa2", 2, "lab2", "sa", "isolated-netns"),
+      vm("sa3", 3, "lab3", "sa", "bridged", false),
+      vm("sa4", 4, a4host, "sa"),
+      // Same IPv4 subnet, other segment: must not be reachable from segment sa.
+      vm("sb1", 11, "lab2", "sb"),
+      vm("sb2", 12, "lab3", "sb"),
+    ],
+    rollout: { serial: ["100%"], maxFailures: 0, healthCheck: false },
+  });
+  const config = (a4host = "lab3") =>
+    (({ hosts: all, ...rest }) => ({
+      ...rest,
+      hosts: all.filter((x) => ["lab1", "lab2", "lab3"].includes(x.name)),
+    }))(parseStackConfig(raw(a4host)));
+  const stack = new TestStack(
+    "test-segment",
+    undefined as unknown as ReturnType<typeof config>,
+    async (c) => deployFleet(c, pulumi.secret(privateKey())),
+  );
+
+  const ping = (h: string, guest: string, to: string) =>
+    sshRun(host(h), `ip netns exec guest-${guest} ping -c 2 -W 1 ${to}`, {
+      allowFail: true,
+    });
+  const reaches = (h: string, guest: string, to: string) =>
+    / 0% packet loss/.test(ping(h, guest, to));
+
+  /** Fdb rows of a MAC in lab host h's root namespace. */
+  const fdbOf = (h: string, m: string) =>
+    sshJson(host(h), "bridge -j fdb show").filter((r: any) => r.mac === m);
+
+  /**
+   * Run `action` in lab host h while capturing the underlay (mgmt0, UDP 4789); returns the number of
+   * VXLAN packets whose inner frame matches `inner` (a pcap filter on the UDP payload).
+   */
+  const underlay = (
+    h: string,
+    action: string,
+    inner: Record<string, string>,
+  ): Record<string, number> => {
+    const pcap = "/tmp/hn-segment-test.pcap";
+    sshRun(
+      host(h),
+      `rm -f ${pcap}; (tcpdump -i mgmt0 -nn -U -w ${pcap} udp port 4789 >/dev/null 2>&1 & echo $! > ${pcap}.pid); sleep 1; ${action}; sleep 1; kill $(cat ${pcap}.pid); sleep 0.5`,
+      { allowFail: true },
+    );
+    const counts: Record<string, number> = {};
+    for (const [k, f] of Object.entries(inner)) {
+      counts[k] = Number(
+        sshRun(
+          host(h),
+          `tcpdump -r ${pcap} -nn '${f}' 2>/dev/null | wc -l`,
+        ).trim(),
+      );
+    }
+    sshRun(host(h), `rm -f ${pcap} ${pcap}.pid`);
+    return counts;
+  };
+  // UDP payload: 8 bytes UDP header + 8 bytes VXLAN header, then the inner Ethernet frame.
+  const INNER_ARP = "udp port 4789 and udp[28:2] = 0x0806";
+  const INNER_ANY = "udp port 4789";
+
+  before(async () => {
+    hosts = labUp(3).hosts;
+    stack.config = config();
+    await stack.up();
+  });
+
+  after(async () => {
+    sshRun(
+      host("lab1"),
+      "bridge fdb del 00:00:00:00:00:00 dev vx-sa self dst 198.18.5.12 2>/dev/null; true",
+      { allowFail: true },
+    );
+    await stack.dispose();
+  });
+
+  it("puts a vxlan device on every member host: segment VNI, local = management address, learning off, neigh_suppress on", () => {
+    for (const [h, addr] of [
+      ["lab1", "198.18.5.11"],
+      ["lab2", "198.18.5.12"],
+      ["lab3", "198.18.5.13"],
+    ]) {
+      const [link] = sshJson(host(h), "ip -j -d link show vx-sa");
+      expect(link.linkinfo.info_data, h).to.include({
+        id: 5001,
+        local: addr,
+        port: 4789,
+        learning: false,
+      });
+      expect(link.master, h).to.equal("br-sa");
+      expect(link.linkinfo.info_slave_data, h).to.include({
+        learning: false,
+        flood: false,
+        neigh_suppress: true,
+      });
+    }
+    // Segment sb has VMs on lab2 and lab3 only: lab1 is not a member.
+    expect(sshRun(host("lab1"), "ip -br link show type vxlan")).to.not.include(
+      "vx-sb",
+    );
+  });
+
+  it("programs every remote VM: bridge entry on the vxlan port, underlay destination, permanent neighbour", () => {
+    for (const [n, remoteHost] of [
+      [2, "198.18.5.12"],
+      [3, "198.18.5.13"],
+      [4, "198.18.5.13"],
+    ] as const) {
+      const rows = fdbOf("lab1", mac(n));
+      expect(
+        rows
+          .map((r: any) => [
+            r.ifname ?? "vx-sa",
+            r.master ?? "",
+            r.dst ?? "",
+            r.state,
+          ])
+          .sort(),
+        `lab1 ${mac(n)}`,
+      ).to.deep.equal([
+        ["vx-sa", "", remoteHost, "static"],
+        ["vx-sa", "br-sa", "", "static"],
+      ]);
+    }
+    const neigh = sshJson(
+      host("lab1"),
+      "ip -j neigh show dev br-sa nud permanent",
+    )
+      .map((x: any) => `${x.dst} ${x.lladdr}`)
+      .sort();
+    expect(neigh).to.deep.equal([1, 2, 3, 4].map((n) => `${ip(n)} ${mac(n)}`));
+    // The local VM's entry points at its own port, with no underlay destination.
+    expect(
+      fdbOf("lab1", mac(1)).map((r: any) => [r.ifname, r.master, r.dst ?? ""]),
+    ).to.deep.equal([["tap-sa1", "br-sa", ""]]);
+  });
+
+  it("lets VMs on different hosts reach each other in one subnet", () => {
+    expect(reaches("lab1", "sa1", ip(2)), "sa1@lab1 -> sa2@lab2").to.equal(
+      true,
+    );
+    expect(reaches("lab1", "sa1", ip(3)), "sa1@lab1 -> sa3@lab3").to.equal(
+      true,
+    );
+    expect(reaches("lab2", "sa2", ip(4)), "sa2@lab2 -> sa4@lab3").to.equal(
+      true,
+    );
+    expect(reaches("lab3", "sb2", ip(11)), "sb2@lab3 -> sb1@lab2").to.equal(
+      true,
+    );
+  });
+
+  it("does not reach a VM of another segment", () => {
+    expect(reaches("lab2", "sa2", ip(12)), "sa2@lab2 -> sb2@lab3").to.equal(
+      false,
+    );
+    expect(reaches("lab3", "sa3", ip(11)), "sa3@lab3 -> sb1@lab2").to.equal(
+      false,
+    );
+  });
+
+  it("answers broadcast ARP for a remote VM locally and floods neither ARP nor unknown unicast to the underlay", () => {
+    // Positive control: a head-end replication entry (all-zeros MAC) makes the vxlan device send
+    // what the bridge floods to it; ARP for an address nobody has is flooded, so it must be seen.
+    sshRun(
+      host("lab1"),
+      "bridge fdb append 00:00:00:00:00:00 dev vx-sa self dst 198.18.5.12",
+    );
+    try {
+      const control = underlay(
+        "lab1",
+        `ip netns exec guest-sa1 ping -c 2 -W 1 ${ip(99)}`,
+        { arp: INNER_ARP },
+      );
+      expect(
+        control.arp,
+        "ARP requests for an unknown address sent over VXLAN (control)",
+      ).to.be.greaterThan(0);
+
+      const known = underlay(
+        "lab1",
+        `ip -n guest-sa1 neigh flush all; ip netns exec guest-sa1 ping -c 2 -W 1 ${ip(2)}`,
+        { arp: INNER_ARP, any: INNER_ANY },
+      );
+      expect(known.arp, "ARP frames on the underlay for a remote VM").to.equal(
+        0,
+      );
+      expect(
+        known.any,
+        "VXLAN packets at all (the pings themselves)",
+      ).to.be.greaterThan(0);
+      expect(
+        sshRun(host("lab1"), `ip -n guest-sa1 neigh show ${ip(2)}`),
+      ).to.include(mac(2));
+
+      // Unknown unicast: a frame to a MAC no bridge knows is not flooded to the vxlan port (flood off).
+      const unknown = underlay(
+        "lab1",
+        `ip -n guest-sa1 neigh replace ${ip(98)} lladdr 02:00:00:5e:99:99 dev eth0 nud permanent; ip netns exec guest-sa1 ping -c 2 -W 1 ${ip(98)}`,
+        { any: INNER_ANY },
+      );
+      expect(unknown.any, "VXLAN packets for unknown unicast").to.equal(0);
+    } finally {
+      sshRun(
+        host("lab1"),
+        `bridge fdb del 00:00:00:00:00:00 dev vx-sa self dst 198.18.5.12; ip -n guest-sa1 neigh del ${ip(98)} dev eth0`,
+        { allowFail: true },
+      );
+    }
+  });
+
+  it("sees a missing remote entry, a lost neighbour, learning turned on and a different VNI as drift, and repairs them", async () => {
+    await stack.preview({ refresh: true, expectNoChanges: true });
+    sshRun(host("lab1"), `bridge fdb del ${mac(2)} dev vx-sa self`);
+    sshRun(host("lab1"), `ip neigh del ${ip(3)} dev br-sa`);
+    sshRun(host("lab2"), "ip link set vx-sa type vxlan learning");
+    sshRun(
+      host("lab3"),
+      [
+        "ip link del vx-sb",
+        "ip link add vx-sb type vxlan id 999 local 198.18.5.13 dstport 4789 nolearning",
+        "ip link set vx-sb alias hostnet master br-sb up",
+      ].join(" && "),
+    );
+    let failed = false;
+    try {
+      await stack.preview({ refresh: true, expectNoChanges: true });
+    } catch {
+      failed = true;
+    }
+    expect(
+      failed,
+      "preview --refresh --expect-no-changes must fail on drift",
+    ).to.equal(true);
+    const p = await stack.preview({ refresh: true });
+    expect(p.ops["lab1-seg-sa-sa2"], "missing underlay destination").to.equal(
+      "update",
+    );
+    expect(p.diffs["lab1-seg-sa-sa2"]).to.include("remote");
+    expect(p.ops["lab1-seg-sa-sa3"], "lost neighbour").to.equal("update");
+    expect(p.diffs["lab1-seg-sa-sa3"]).to.include("neighbours");
+    expect(p.ops["lab2-seg-sa-vx"], "learning on").to.equal("update");
+    expect(p.diffs["lab2-seg-sa-vx"]).to.include("learning");
+    expect(p.ops["lab3-seg-sb-vx"], "different VNI").to.equal("replace");
+
+    await stack.up({ refresh: true });
+    expect(
+      fdbOf("lab1", mac(2)).some((r: any) => r.dst === "198.18.5.12"),
+    ).to.equal(true);
+    expect(sshRun(host("lab1"), `ip neigh show ${ip(3)} dev br-sa`))
+      .to.include(mac(3))
+      .and.include("PERMANENT");
+    expect(
+      sshJson(host("lab2"), "ip -j -d link show vx-sa")[0].linkinfo.info_data
+        .learning,
+    ).to.equal(false);
+    expect(
+      sshJson(host("lab3"), "ip -j -d link show vx-sb")[0].linkinfo.info_data
+        .id,
+    ).to.equal(5002);
+    expect(
+      reaches("lab3", "sb2", ip(11)),
+      "sb2@lab3 -> sb1@lab2 after the vxlan device was replaced",
+    ).to.equal(true);
+    expect(
+      reaches("lab1", "sa1", ip(2)),
+      "sa1@lab1 -> sa2@lab2 after repair",
+    ).to.equal(true);
+    await stack.preview({ refresh: true, expectNoChanges: true });
+  });
+
+  it("moves a VM's entries on every host when the VM moves to another host, in one up", async () => {
+    stack.config = config("lab2");
+    const p = await stack.preview();
+    for (const h of ["lab1", "lab2", "lab3"])
+      expect(
+        p.ops[`${h}-seg-sa-sa4`],
+        `${h}: sa4's entry changes in place`,
+      ).to.equal("update");
+    await stack.up();
+    expect(
+      fdbOf("lab1", mac(4)).find((r: any) => r.dst)?.dst,
+      "lab1: sa4 now behind lab2",
+    ).to.equal("198.18.5.12");
+    expect(
+      fdbOf("lab3", mac(4)).find((r: any) => r.dst)?.dst,
+      "lab3: sa4 now behind lab2",
+    ).to.equal("198.18.5.12");
+    expect(
+      fdbOf("lab2", mac(4)).map((r: any) => [r.ifname, r.master, r.dst ?? ""]),
+      "lab2: sa4 is local",
+    ).to.deep.equal([["tap-sa4", "br-sa", ""]]);
+    expect(reaches("lab1", "sa1", ip(4)), "sa1@lab1 -> sa4@lab2").to.equal(
+      true,
+    );
+    expect(reaches("lab3", "sa3", ip(4)), "sa3@lab3 -> sa4@lab2").to.equal(
+      true,
+    );
+    await stack.preview({ refresh: true, expectNoChanges: true });
+  });
+});
