@@ -6,12 +6,14 @@
 // (Pulumi.yaml's `main`) at Run time, the way the Node.js language host does.
 import * as fs from "fs";
 import * as path from "path";
+import { RunError } from "@pulumi/pulumi";
 import "./engine"; // the gRPC client defences (a lost engine call fails the run instead of deleting)
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 const grpc = require("@grpc/grpc-js");
 const { LanguageServer } = require("@pulumi/pulumi/automation/server");
 const langrpc = require("@pulumi/pulumi/proto/language_grpc_pb");
+const langproto = require("@pulumi/pulumi/proto/language_pb");
 const { grpcChannelOptions } = require("@pulumi/pulumi/runtime/settings");
 /* eslint-enable @typescript-eslint/no-require-imports */
 
@@ -19,6 +21,8 @@ interface RunRequestLike {
   getPwd(): string;
   getProgram(): string;
   getInfo(): { getProgramDirectory(): string; getEntryPoint(): string } | undefined;
+  getArgsList(): string[];
+  setArgsList(args: string[]): unknown;
 }
 
 /** The file the engine asks us to run: Pulumi.yaml's `main` under the program directory. */
@@ -50,20 +54,38 @@ export function programOf(file: string): () => Promise<unknown> {
   };
 }
 
-export { LanguageServer };
-
-class ProgramLanguageServer extends LanguageServer {
-  constructor() {
-    super(undefined);
+/**
+ * The SDK's LanguageServer running either a fixed program (scripts/pulumi.ts) or, when given none,
+ * the one each Run request names. A RunError (a stack-config error) has already been logged once by
+ * the SDK, without a stack trace; it is answered with `bail` so the engine does not print it again.
+ */
+export class HostnetLanguageServer extends LanguageServer {
+  constructor(private readonly opts: { program?: () => Promise<unknown>; engineAddress?: string } = {}) {
+    super(opts.program);
   }
   run(call: { request: RunRequestLike }, callback: (err: Error | undefined, resp?: unknown) => void): unknown {
+    // LanguageServer takes the engine's address from the request's first argument, as the engine
+    // sends it in --client mode; started as a plugin we have it from our command line instead.
+    // Without it the program's log and errors would bypass the engine (printed as "[runtime]").
+    if (this.opts.engineAddress && call.request.getArgsList().length === 0) call.request.setArgsList([this.opts.engineAddress]);
+    const fixed = this.opts.program;
     try {
-      this.program = programOf(programFile(call.request));
+      this.program = fixed ?? programOf(programFile(call.request));
     } catch (err) {
       callback(err as Error);
       return undefined;
     }
-    return super.run(call, callback);
+    let answered = false;
+    return super.run(call, (err: Error | undefined, resp?: unknown) => {
+      if (answered) return;
+      answered = true;
+      if (err && RunError.isInstance(err)) {
+        const bail = new langproto.RunResponse();
+        bail.setBail(true);
+        return callback(undefined, bail);
+      }
+      callback(err, resp);
+    });
   }
 }
 
@@ -84,7 +106,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   process.env.HOSTNET_HOME = process.env.HOSTNET_HOME ?? path.resolve(__dirname, "..", "..");
-  const { server, port } = await serveLanguageRuntime(new ProgramLanguageServer());
+  const { server, port } = await serveLanguageRuntime(new HostnetLanguageServer({ engineAddress }));
   fs.writeSync(1, `${port}\n`);
   // The engine kills its plugins when it is done; should it die first, do not outlive it.
   const engine = process.ppid;

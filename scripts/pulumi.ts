@@ -5,14 +5,14 @@
 import { spawn } from "child_process";
 import * as path from "path";
 import { engineEnv, ENGINE_BIN, PROJECT_ROOT } from "./engine";
-import { LanguageServer, programOf, serveLanguageRuntime } from "./languageHost";
+import { HostnetLanguageServer, programOf, serveLanguageRuntime } from "./languageHost";
 import { stackOf } from "./stackName";
 
 const PROGRAM_COMMANDS = new Set(["up", "update", "preview", "pre", "refresh", "destroy", "down", "import"]);
 
 async function hostProgram(): Promise<{ address: string; done: (failed: boolean) => void }> {
   // The same program and the same loading as a plain `pulumi up` through scripts/languageHost.ts.
-  const language = new LanguageServer(programOf(path.join(PROJECT_ROOT, "dist", "stacks", "index.js")));
+  const language = new HostnetLanguageServer({ program: programOf(path.join(PROJECT_ROOT, "dist", "stacks", "index.js")) });
   const { server, port } = await serveLanguageRuntime(language);
   return {
     address: `127.0.0.1:${port}`,

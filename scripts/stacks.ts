@@ -2,10 +2,30 @@
 // runtime), with the drift report the GitOps gate prints: each drifted object and property.
 import * as path from "path";
 import * as automation from "@pulumi/pulumi/automation";
+import { StackConfigError } from "../stacks/config";
 import { engineEnv, pulumiCommand, PROJECT_NAME, PROJECT_ROOT } from "./engine";
 
+let lastConfigError: StackConfigError | undefined;
+
+/** The stack-config problems that stopped the last run of environmentStack's program, once. */
+export function takeConfigError(): StackConfigError | undefined {
+  const e = lastConfigError;
+  lastConfigError = undefined;
+  return e;
+}
+
 export async function environmentStack(env: string): Promise<automation.Stack> {
-  const program = require(path.join(PROJECT_ROOT, "dist", "stacks", "index.js")).default as automation.PulumiFn;
+  const run = require(path.join(PROJECT_ROOT, "dist", "stacks", "index.js")).default as automation.PulumiFn;
+  // Remember a config error as thrown, so a caller can print just its problems instead of the
+  // engine's whole output that the Automation API puts into its CommandError.
+  const program: automation.PulumiFn = async () => {
+    try {
+      return await run();
+    } catch (e) {
+      if (e instanceof StackConfigError) lastConfigError = e;
+      throw e;
+    }
+  };
   return automation.LocalWorkspace.createOrSelectStack(
     { stackName: env, projectName: PROJECT_NAME, program },
     { workDir: PROJECT_ROOT, envVars: engineEnv(env), pulumiCommand: await pulumiCommand() },

@@ -3,6 +3,7 @@
 // fails preview and nothing is applied.
 import * as fs from "fs";
 import * as path from "path";
+import { RunError } from "@pulumi/pulumi";
 import { z } from "zod";
 import { BridgeSpec, VmSpec } from "../components/spec";
 import { formatIssues, HostName, IfName, UnixUser } from "../providers/validate";
@@ -75,10 +76,15 @@ export function crossCheck(c: StackConfig): string[] {
   return problems;
 }
 
-export class StackConfigError extends Error {
+/**
+ * A RunError, so the SDK prints only the message (the problems), not a JavaScript stack trace;
+ * HOSTNET_DEBUG=1 appends the trace for whoever debugs hostnet itself.
+ */
+export class StackConfigError extends RunError {
   constructor(readonly problems: string[]) {
     super(`stack config has ${problems.length} problem(s); nothing was applied:\n  - ${problems.join("\n  - ")}`);
     this.name = "StackConfigError";
+    if (process.env.HOSTNET_DEBUG === "1") this.message += `\n${(this.stack ?? "").split("\n").slice(1).join("\n")}`;
   }
 }
 
