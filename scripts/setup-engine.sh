@@ -128,6 +128,6 @@ write_launchers
 say "pulumi v$WANT built in $(( $(date +%s) - start ))s"
 
 # The Node.js language host (sdk/nodejs/cmd/pulumi-language-nodejs) and the pulumi-command
-# provider are not served by the module proxy reachable here (403 for every version), so hostnet
-# runs its programs through the Automation API's in-process language runtime (the engine's
-# --client mode) and prepares hosts through its own SSH layer. See README "Engine".
+# provider are not served by the module proxy reachable here (403 for every version): hostnet's
+# pulumi-language-nodejs above serves the SDK's own language runtime instead, and hosts are
+# prepared through hostnet's own SSH layer. See README "Engine".
