@@ -37,6 +37,37 @@ export interface DriftItem {
   type: string;
   op: string;
   properties: string[];
+  /** The machine the resource was recorded on (absent when it was never created). */
+  machineId?: string;
+  /** The kernel objects it manages, for drawing: an interface (name) in a namespace ("" = root); a whole namespace has no name. */
+  objects?: DriftObject[];
+}
+
+export interface DriftObject {
+  netns: string;
+  name?: string;
+  /** Which end of a pair ("a", "b"): drifted properties under another end do not concern it. */
+  part?: string;
+}
+
+/** The kernel objects a hostnet resource of `type` with these properties manages. */
+export function driftObjects(type: string, p: Record<string, any> | undefined): DriftObject[] {
+  if (!p) return [];
+  const ns = typeof p.netns === "string" ? p.netns : "";
+  const end = (e: any, part?: string): DriftObject[] =>
+    e && typeof e.name === "string" ? [{ netns: typeof e.netns === "string" ? e.netns : "", name: e.name, ...(part ? { part } : {}) }] : [];
+  switch (type) {
+    case "VmNetns":
+      return typeof p.name === "string" ? [{ netns: p.name }] : [];
+    case "VethLink":
+      return [...end(p.a, "a"), ...end(p.b, "b")];
+    case "FdbEntry":
+      return typeof p.port === "string" ? [{ netns: ns, name: p.port }] : [];
+    case "FilterChain":
+      return [{ netns: ns, name: `nft:${typeof p.table === "string" ? p.table : "hostnet"}` }];
+    default:
+      return end(p);
+  }
 }
 
 /** `preview --refresh`: what the live hosts differ in from the desired state. */
@@ -51,11 +82,14 @@ export async function driftReport(stack: automation.Stack, onOutput?: (s: string
       const md = e.resourcePreEvent?.metadata;
       if (!md || md.op === "same" || md.op === "read" || md.op === "refresh" || md.type === "pulumi:pulumi:Stack") return;
       if (md.type.startsWith("hostnet:")) return; // components have no state of their own
+      const type = md.type.split(":").pop() ?? md.type;
       items.push({
         resource: md.urn.split("::").pop() ?? md.urn,
-        type: md.type.split(":").pop() ?? md.type,
+        type,
         op: md.op,
         properties: md.diffs?.length ? md.diffs : changedProperties(md.old?.outputs, md.new?.inputs),
+        machineId: md.old?.outputs?.machineId,
+        objects: driftObjects(type, md.old?.outputs ?? md.new?.inputs),
       });
     },
   });
