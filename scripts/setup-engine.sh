@@ -64,7 +64,7 @@ EOF
   # only when the caller has not set it: the project's backend and PULUMI_HOME, no update checks or
   # plugin downloads, and the lab passphrase for lab stacks (scripts/stackName.ts finds the stack).
   { echo "#!/bin/sh"; echo "# $WRAPPER_MARK (written by scripts/setup-engine.sh)"; cat <<'EOF'; } | write_script "$BIN" pulumi
-HERE="$(cd "$(dirname "$0")" && pwd)"
+HERE="$(dirname "$(readlink -f "$0")")" # also when called through a symlink from elsewhere
 ROOT="$(cd "$HERE/../../.." && pwd)"
 : "${HOSTNET_HOME:=$ROOT}"
 : "${PULUMI_HOME:=$ROOT/.hostnet/pulumi-home}"
