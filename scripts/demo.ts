@@ -72,7 +72,8 @@ async function main(): Promise<void> {
     "  npm run pulumi -- stack -s lab                                 # the lab stack's resources",
     "  npm run pulumi -- preview --refresh --expect-no-changes -s lab # the drift gate (non-zero exit on drift)",
     "  npm run gitops -- drift lab                                    # the same, naming each drifted property",
-    "  npm run picture -- lab                                         # redraw .hostnet/pictures/*.svg",
+    "  npm run picture -- lab --drift                                 # redraw .hostnet/pictures/*.svg, drift in red",
+    '  export PATH="$PWD/.hostnet/engine/bin:$PATH"; pulumi up -s lab  # plain pulumi works too',
     "  npm run lab -- status                                          # lab hosts; ssh with .hostnet/lab/id_ed25519",
     "  npm run pulumi -- destroy -s lab --yes && npm run lab -- down  # clean up",
   ].join("\n"));
