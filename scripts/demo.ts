@@ -4,6 +4,7 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { vmKey } from "../components/spec";
 import { hostFor } from "../providers/host";
 import { parseStackConfig, readLabInventory } from "../stacks/config";
 import { PROJECT_ROOT } from "./engine";
@@ -39,8 +40,8 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries(cfg)) raw[k.replace(/^hostnet:/, "")] = k === "hostnet:inventory" ? v.value : JSON.parse(v.value);
   const config = parseStackConfig(raw);
   console.log(table([
-    ["HOST", "VM", "ATTACHMENT", "MANAGED FDB", "FILTER", "ADDRESS"],
-    ...config.vms.map((v) => [v.host, v.name, v.attachment + (v.attachment === "macvlan" ? ` (${v.macvlanMode})` : ""), v.managedFdb ? "yes" : "-", v.attachment === "macvlan" || v.attachment === "routed" ? "-" : v.filter, v.ipv4.join(" ")]),
+    ["HOST", "VM", "IFNAME", "ATTACHMENT", "MANAGED FDB", "FILTER", "ADDRESS"],
+    ...config.vms.map((v) => [v.host, v.name, vmKey(v), v.attachment + (v.attachment === "macvlan" ? ` (${v.macvlanMode})` : ""), v.managedFdb ? "yes" : "-", v.attachment === "macvlan" || v.attachment === "routed" ? "-" : v.filter, v.ipv4.join(" ")]),
   ]));
 
   step("topology pictures (Graphviz, from the live hosts)");

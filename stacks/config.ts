@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { RunError } from "@pulumi/pulumi";
 import { z } from "zod";
-import { BridgeSpec, VmSpec } from "../components/spec";
+import { BridgeSpec, VmSpec, vmKey } from "../components/spec";
 import { formatIssues, HostName, IfName, UnixUser } from "../providers/validate";
 
 export const HostEntry = z
@@ -60,6 +60,14 @@ export function crossCheck(c: StackConfig): string[] {
   };
   c.hosts.forEach((h, i) => {
     if (c.hosts.findIndex((x) => x.name === h.name) !== i) problems.push(`hosts[${i}].name: duplicate host name ${h.name}`);
+  });
+  // Interface and namespace names come from each VM's key: two VMs of one host must not share one.
+  const keys = new Map<string, number>();
+  c.vms.forEach((vm, i) => {
+    const key = vmKey(vm);
+    const first = keys.get(`${vm.host}/${key}`);
+    if (first === undefined) keys.set(`${vm.host}/${key}`, i);
+    else problems.push(`vms[${i}].${vm.ifname ? "ifname" : "name"}: its interface names (hv-${key}, vm-${key}, ...) are those of vms[${first}] (${c.vms[first].name}) on host ${vm.host}; give one of them another ifname`);
   });
   c.vms.forEach((vm, i) => {
     if (!hostNames.has(vm.host)) problems.push(`vms[${i}].host: no host named ${vm.host} (hosts: ${[...hostNames].join(", ") || "none"})`);
