@@ -18,7 +18,7 @@ export class BridgedVm extends pulumi.ComponentResource {
   readonly resources: pulumi.Resource[];
   constructor(name: string, args: BridgedVmArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hostnet:attachment:Bridged", name, {}, opts);
-    const n = derivedNames(args.vm.name);
+    const n = derivedNames(args.vm);
     this.port = n.tap;
     const port = vmPort(this, name, { connection: args.connection, vm: args.vm, port: n.tap, bridge: args.bridge, portFlags: hostPortFlags(args.vm) }, []);
     const fdb = managedFdbEntry(this, name, args.connection, args.vm, args.bridge, n.tap, port);

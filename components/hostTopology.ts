@@ -113,7 +113,7 @@ export function healthChecksFor(args: Pick<HostTopologyArgs, "bridges" | "vms">)
   const links: HealthChecks["links"] = args.bridges.map((b) => ({ name: b.name }));
   const fdb: HealthChecks["fdb"] = [];
   for (const vm of args.vms) {
-    const n = derivedNames(vm.name);
+    const n = derivedNames(vm);
     if (vm.attachment === "bridged") links.push({ name: n.tap });
     if (vm.attachment === "isolated-netns") links.push({ name: n.hostPort }, { netns: n.netns, name: n.innerUplink });
     if (vm.attachment === "routed") links.push({ name: n.hostPort });
@@ -126,7 +126,7 @@ export function healthChecksFor(args: Pick<HostTopologyArgs, "bridges" | "vms">)
   const pings: HealthChecks["pings"] = [];
   for (let i = 1; i < sims.length; i++) {
     if (sims[i].bridge !== sims[i - 1].bridge) continue;
-    pings.push({ netns: derivedNames(sims[i - 1].name).guestNetns, to: sims[i].ipv4[0].split("/")[0] });
+    pings.push({ netns: derivedNames(sims[i - 1]).guestNetns, to: sims[i].ipv4[0].split("/")[0] });
   }
   return { links, fdb, pings };
 }
@@ -140,7 +140,7 @@ export function restoreSpecFor(args: Pick<HostTopologyArgs, "hostName" | "bridge
     if (vm.attachment !== "isolated-netns") {
       throw new Error(`host ${args.hostName}: persist covers isolated-netns VMs only, but VM ${vm.name} is ${vm.attachment}; turn persist off for this host`);
     }
-    const n = derivedNames(vm.name);
+    const n = derivedNames(vm);
     const disableV6 = { "net.ipv6.conf.all.disable_ipv6": "1" };
     spec.namespaces.push({ name: n.netns, sysctls: disableV6 });
     spec.bridges.push({ name: n.innerBridge, netns: n.netns });

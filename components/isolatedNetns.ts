@@ -23,7 +23,7 @@ export class IsolatedNetnsVm extends pulumi.ComponentResource {
   constructor(name: string, args: IsolatedNetnsVmArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hostnet:attachment:IsolatedNetns", name, {}, opts);
     const { connection, vm } = args;
-    const n = derivedNames(vm.name);
+    const n = derivedNames(vm);
     const ns = new VmNetns(`${name}-ns`, { connection, name: n.netns, sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" } }, { parent: this });
     const inner = new HostBridge(`${name}-br`, { connection, name: n.innerBridge, netns: n.netns }, { parent: this, dependsOn: [ns] });
     const uplink = new VethLink(`${name}-uplink`, {

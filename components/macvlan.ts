@@ -20,7 +20,7 @@ export class MacvlanVm extends pulumi.ComponentResource {
     super("hostnet:attachment:Macvlan", name, {}, opts);
     const { connection, vm } = args;
     if (!vm.lower) throw new Error(`VM ${vm.name}: a macvlan attachment needs 'lower' (the device the VM's macvlan sits on)`);
-    const n = derivedNames(vm.name);
+    const n = derivedNames(vm);
     const deps: pulumi.Resource[] = [];
     if (vm.simulate) {
       deps.push(new VmNetns(`${name}-guest`, { connection, name: n.guestNetns, sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" } }, { parent: this }));

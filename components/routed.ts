@@ -16,7 +16,7 @@ export class RoutedVm extends pulumi.ComponentResource {
   constructor(name: string, args: RoutedVmArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hostnet:attachment:Routed", name, {}, opts);
     const { connection, vm } = args;
-    const n = derivedNames(vm.name);
+    const n = derivedNames(vm);
     const vmNetnsName = vm.simulate ? n.guestNetns : n.netns;
     const ns = new VmNetns(`${name}-ns`, { connection, name: vmNetnsName, sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" } }, { parent: this });
     const hosts = vm.ipv4.map((c) => `${c.split("/")[0]}/32`);

@@ -3,10 +3,18 @@
 import { z } from "zod";
 import { GuestIpv4Cidr, IfName, MacAddress, NftIdentifier } from "../providers/validate";
 
-/** VM names become parts of interface and namespace names (15-byte limit), so they are short. */
+/**
+ * Any VM name a fleet uses (`k8s-worker-prod-017`, a UUID): interface and namespace names are
+ * derived from its short key (vmKey), not from the name itself.
+ */
 export const VmName = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,9}$/, "VM name must be 1–10 characters of a-z, 0-9 and '-', starting with a letter or digit (it becomes part of 15-byte interface names)");
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "VM name must be 1–63 characters of letters, digits, '-', '.' and '_', starting with a letter or digit");
+
+/** The key in a VM's interface and namespace names (hv-KEY, vm-KEY, ...): 15-byte kernel limit. */
+export const VmIfName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,9}$/, "ifname must be 1–10 characters of a-z, 0-9 and '-', starting with a letter or digit (it becomes part of 15-byte interface names such as hv-<ifname>)");
 
 /** Segment names become part of the vxlan device name (vx-NAME, 15-byte limit). */
 export const SegmentName = z
@@ -21,6 +29,8 @@ export const FilterPolicy = z.enum(["clean-traffic", "none"]);
 export const VmSpec = z
   .object({
     name: VmName,
+    /** Overrides the key derived from the name for interface and namespace names (see vmKey). */
+    ifname: VmIfName.optional(),
     host: z.string().min(1),
     mac: MacAddress,
     /** Addresses with prefix, e.g. 198.19.10.11/24 (routed VMs use /32 semantics regardless). */
@@ -96,8 +106,23 @@ export function stableBridgeMac(host: string, bridge: string): string {
   return bytes.map((b: number) => b.toString(16).padStart(2, "0")).join(":");
 }
 
-/** Names derived from a VM name, all within the kernel's 15-byte limit. */
-export function derivedNames(vm: string) {
+/**
+ * The key of a VM's interface and namespace names: its `ifname` if set; else the name itself when
+ * it is a short key already (so existing stacks keep their names); else a readable prefix of the
+ * name and a stable hash of all of it, e.g. `k8s-worker-prod-017` -> `k8s-` + 5 hex digits.
+ */
+export function vmKey(vm: string | { name: string; ifname?: string }): string {
+  const { name, ifname } = typeof vm === "string" ? { name: vm, ifname: undefined } : vm;
+  if (ifname) return ifname;
+  if (VmIfName.safeParse(name).success) return name;
+  const readable = name.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 4).replace(/-+$/, "") || "vm";
+  const hash = require("crypto").createHash("sha256").update(name).digest("hex").slice(0, 5);
+  return `${readable}-${hash}`;
+}
+
+/** Names derived from a VM (its name, or name and ifname), all within the kernel's 15-byte limit. */
+export function derivedNames(vmOrName: string | { name: string; ifname?: string }) {
+  const vm = vmKey(vmOrName);
   return {
     netns: `vm-${vm}`,
     guestNetns: `guest-${vm}`,

@@ -35,7 +35,7 @@ export function vmPort(parent: pulumi.Resource, name: string, args: VmPortArgs, 
       }, opts),
     ];
   }
-  const n = derivedNames(args.vm.name);
+  const n = derivedNames(args.vm);
   const guest = new VmNetns(`${name}-guest`, {
     connection: args.connection,
     name: n.guestNetns,

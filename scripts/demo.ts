@@ -4,6 +4,7 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { vmKey } from "../components/spec";
 import { hostFor } from "../providers/host";
 import { parseStackConfig, readLabInventory } from "../stacks/config";
 import { ENGINE_PARALLEL, PROJECT_ROOT } from "./engine";
@@ -39,8 +40,8 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries(cfg)) raw[k.replace(/^hostnet:/, "")] = k === "hostnet:inventory" ? v.value : JSON.parse(v.value);
   const config = parseStackConfig(raw);
   console.log(table([
-    ["HOST", "VM", "ATTACHMENT", "MANAGED FDB", "FILTER", "ADDRESS"],
-    ...config.vms.map((v) => [v.host, v.name, v.attachment + (v.attachment === "macvlan" ? ` (${v.macvlanMode})` : ""), v.managedFdb ? "yes" : "-", v.attachment === "macvlan" || v.attachment === "routed" ? "-" : v.filter, v.ipv4.join(" ")]),
+    ["HOST", "VM", "IFNAME", "ATTACHMENT", "MANAGED FDB", "FILTER", "ADDRESS"],
+    ...config.vms.map((v) => [v.host, v.name, vmKey(v), v.attachment + (v.attachment === "macvlan" ? ` (${v.macvlanMode})` : ""), v.managedFdb ? "yes" : "-", v.attachment === "macvlan" || v.attachment === "routed" ? "-" : v.filter, v.ipv4.join(" ")]),
   ]));
 
   step("topology pictures (Graphviz, from the live hosts)");
@@ -83,7 +84,8 @@ async function main(): Promise<void> {
     "  npm run pulumi -- stack -s lab                                 # the lab stack's resources",
     "  npm run pulumi -- preview --refresh --expect-no-changes -s lab # the drift gate (non-zero exit on drift)",
     "  npm run gitops -- drift lab                                    # the same, naming each drifted property",
-    "  npm run picture -- lab                                         # redraw .hostnet/pictures/*.svg",
+    "  npm run picture -- lab --drift                                 # redraw .hostnet/pictures/*.svg, drift in red",
+    '  export PATH="$PWD/.hostnet/engine/bin:$PATH"; pulumi up -s lab  # plain pulumi works too',
     "  npm run lab -- status                                          # lab hosts; ssh with .hostnet/lab/id_ed25519",
     "  npm run pulumi -- destroy -s lab --yes && npm run lab -- down  # clean up",
   ].join("\n"));

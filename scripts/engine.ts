@@ -5,6 +5,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as automation from "@pulumi/pulumi/automation";
+import { isLabStack, LAB_PASSPHRASE } from "./stackName";
 
 // Two defences for programs hosted in this process (docs/ARCHITECTURE.md, "In-process programs").
 //
@@ -65,12 +66,7 @@ export const ENGINE_BIN = path.join(ENGINE_ROOT, "bin");
 export const STATE_DIR = path.join(PROJECT_ROOT, ".hostnet", "state");
 export const PROJECT_NAME = "hostnet";
 
-/** The lab stacks' passphrase: public on purpose, lab state holds nothing worth protecting. */
-export const LAB_PASSPHRASE = "hostnet-lab";
-
-export function isLabStack(stack: string | undefined): boolean {
-  return stack !== undefined && (stack === "lab" || stack.startsWith("lab-") || stack.startsWith("test-"));
-}
+export { isLabStack, LAB_PASSPHRASE };
 
 /**
  * The engine settings of every hostnet runner (`npm run pulumi`, gitops, demo, fleet, the Automation

@@ -7,7 +7,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { ENGINE_PARALLEL, PROJECT_ROOT } from "./engine";
-import { driftReport, environmentStack, formatDrift } from "./stacks";
+import { driftReport, environmentStack, formatDrift, takeConfigError } from "./stacks";
 
 const EXIT_DRIFT = 3;
 
@@ -51,7 +51,9 @@ if (require.main === module) {
   run(mode ?? "", env).then(
     (code) => process.exit(code),
     (err) => {
-      console.error(`gitops ${mode} ${env} failed: ${err instanceof Error ? err.message : err}`);
+      // A config error is its list of problems; anything else is the engine's own report.
+      const config = takeConfigError();
+      console.error(`gitops ${mode} ${env} failed: ${config?.message ?? (err instanceof Error ? err.message : err)}`);
       process.exit(1);
     },
   );

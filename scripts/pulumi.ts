@@ -5,33 +5,15 @@
 import { spawn } from "child_process";
 import * as path from "path";
 import { ENGINE_BIN, ENGINE_PARALLEL, engineEnv, PROJECT_ROOT } from "./engine";
+import { HostnetLanguageServer, programOf, serveLanguageRuntime } from "./languageHost";
+import { stackOf } from "./stackName";
 
 const PROGRAM_COMMANDS = new Set(["up", "update", "preview", "pre", "refresh", "destroy", "down", "import"]);
 
-function stackArg(args: string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if ((a === "-s" || a === "--stack") && i + 1 < args.length) return args[i + 1];
-    if (a.startsWith("--stack=")) return a.slice("--stack=".length);
-  }
-  return process.env.PULUMI_STACK;
-}
-
 async function hostProgram(): Promise<{ address: string; done: (failed: boolean) => void }> {
-  /* eslint-disable @typescript-eslint/no-require-imports */
-  const grpc = require("@grpc/grpc-js");
-  const { LanguageServer } = require("@pulumi/pulumi/automation/server");
-  const langrpc = require("@pulumi/pulumi/proto/language_grpc_pb");
-  const { grpcChannelOptions } = require("@pulumi/pulumi/runtime/settings");
-  const program = require(path.join(PROJECT_ROOT, "dist", "stacks", "index.js"));
-  const server = new grpc.Server({ ...grpcChannelOptions });
-  const language = new LanguageServer(typeof program === "function" ? program : program.default);
-  server.addService(langrpc.LanguageRuntimeService, language);
-  const port: number = await new Promise((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err: Error | null, p: number) =>
-      err ? reject(err) : resolve(p),
-    ),
-  );
+  // The same program and the same loading as a plain `pulumi up` through scripts/languageHost.ts.
+  const language = new HostnetLanguageServer({ program: programOf(path.join(PROJECT_ROOT, "dist", "stacks", "index.js")) });
+  const { server, port } = await serveLanguageRuntime(language);
   return {
     address: `127.0.0.1:${port}`,
     done: (failed) => {
@@ -46,7 +28,7 @@ async function hostProgram(): Promise<{ address: string; done: (failed: boolean)
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
-  const env = engineEnv(stackArg(args));
+  const env = engineEnv(stackOf(args, PROJECT_ROOT, engineEnv()));
   for (const [k, v] of Object.entries(env)) process.env[k] = v;
   const needsProgram = args.length > 0 && PROGRAM_COMMANDS.has(args[0]) && !args.some((a) => a.startsWith("--client"));
   const hosted = needsProgram ? await hostProgram() : undefined;

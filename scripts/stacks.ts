@@ -2,10 +2,30 @@
 // runtime), with the drift report the GitOps gate prints: each drifted object and property.
 import * as path from "path";
 import * as automation from "@pulumi/pulumi/automation";
+import { StackConfigError } from "../stacks/config";
 import { engineEnv, pulumiCommand, PROJECT_NAME, PROJECT_ROOT } from "./engine";
 
+let lastConfigError: StackConfigError | undefined;
+
+/** The stack-config problems that stopped the last run of environmentStack's program, once. */
+export function takeConfigError(): StackConfigError | undefined {
+  const e = lastConfigError;
+  lastConfigError = undefined;
+  return e;
+}
+
 export async function environmentStack(env: string): Promise<automation.Stack> {
-  const program = require(path.join(PROJECT_ROOT, "dist", "stacks", "index.js")).default as automation.PulumiFn;
+  const run = require(path.join(PROJECT_ROOT, "dist", "stacks", "index.js")).default as automation.PulumiFn;
+  // Remember a config error as thrown, so a caller can print just its problems instead of the
+  // engine's whole output that the Automation API puts into its CommandError.
+  const program: automation.PulumiFn = async () => {
+    try {
+      return await run();
+    } catch (e) {
+      if (e instanceof StackConfigError) lastConfigError = e;
+      throw e;
+    }
+  };
   return automation.LocalWorkspace.createOrSelectStack(
     { stackName: env, projectName: PROJECT_NAME, program },
     { workDir: PROJECT_ROOT, envVars: engineEnv(env), pulumiCommand: await pulumiCommand() },
@@ -17,6 +37,37 @@ export interface DriftItem {
   type: string;
   op: string;
   properties: string[];
+  /** The machine the resource was recorded on (absent when it was never created). */
+  machineId?: string;
+  /** The kernel objects it manages, for drawing: an interface (name) in a namespace ("" = root); a whole namespace has no name. */
+  objects?: DriftObject[];
+}
+
+export interface DriftObject {
+  netns: string;
+  name?: string;
+  /** Which end of a pair ("a", "b"): drifted properties under another end do not concern it. */
+  part?: string;
+}
+
+/** The kernel objects a hostnet resource of `type` with these properties manages. */
+export function driftObjects(type: string, p: Record<string, any> | undefined): DriftObject[] {
+  if (!p) return [];
+  const ns = typeof p.netns === "string" ? p.netns : "";
+  const end = (e: any, part?: string): DriftObject[] =>
+    e && typeof e.name === "string" ? [{ netns: typeof e.netns === "string" ? e.netns : "", name: e.name, ...(part ? { part } : {}) }] : [];
+  switch (type) {
+    case "VmNetns":
+      return typeof p.name === "string" ? [{ netns: p.name }] : [];
+    case "VethLink":
+      return [...end(p.a, "a"), ...end(p.b, "b")];
+    case "FdbEntry":
+      return typeof p.port === "string" ? [{ netns: ns, name: p.port }] : [];
+    case "FilterChain":
+      return [{ netns: ns, name: `nft:${typeof p.table === "string" ? p.table : "hostnet"}` }];
+    default:
+      return end(p);
+  }
 }
 
 /** `preview --refresh`: what the live hosts differ in from the desired state. */
@@ -31,11 +82,14 @@ export async function driftReport(stack: automation.Stack, onOutput?: (s: string
       const md = e.resourcePreEvent?.metadata;
       if (!md || md.op === "same" || md.op === "read" || md.op === "refresh" || md.type === "pulumi:pulumi:Stack") return;
       if (md.type.startsWith("hostnet:")) return; // components have no state of their own
+      const type = md.type.split(":").pop() ?? md.type;
       items.push({
         resource: md.urn.split("::").pop() ?? md.urn,
-        type: md.type.split(":").pop() ?? md.type,
+        type,
         op: md.op,
         properties: md.diffs?.length ? md.diffs : changedProperties(md.old?.outputs, md.new?.inputs),
+        machineId: md.old?.outputs?.machineId,
+        objects: driftObjects(type, md.old?.outputs ?? md.new?.inputs),
       });
     },
   });

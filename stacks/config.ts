@@ -3,9 +3,10 @@
 // fails preview and nothing is applied.
 import * as fs from "fs";
 import * as path from "path";
+import { RunError } from "@pulumi/pulumi";
 import { z } from "zod";
 import { segmentHosts } from "../components/segment";
-import { BridgeSpec, SegmentSpec, VmSpec } from "../components/spec";
+import { BridgeSpec, SegmentSpec, VmSpec, vmKey } from "../components/spec";
 import { formatIssues, HostName, IfName, Ipv4Address, UnixUser } from "../providers/validate";
 
 export const HostEntry = z
@@ -64,6 +65,14 @@ export function crossCheck(c: StackConfig): string[] {
   };
   c.hosts.forEach((h, i) => {
     if (c.hosts.findIndex((x) => x.name === h.name) !== i) problems.push(`hosts[${i}].name: duplicate host name ${h.name}`);
+  });
+  // Interface and namespace names come from each VM's key: two VMs of one host must not share one.
+  const keys = new Map<string, number>();
+  c.vms.forEach((vm, i) => {
+    const key = vmKey(vm);
+    const first = keys.get(`${vm.host}/${key}`);
+    if (first === undefined) keys.set(`${vm.host}/${key}`, i);
+    else problems.push(`vms[${i}].${vm.ifname ? "ifname" : "name"}: its interface names (hv-${key}, vm-${key}, ...) are those of vms[${first}] (${c.vms[first].name}) on host ${vm.host}; give one of them another ifname`);
   });
   c.vms.forEach((vm, i) => {
     if (!hostNames.has(vm.host)) problems.push(`vms[${i}].host: no host named ${vm.host} (hosts: ${[...hostNames].join(", ") || "none"})`);
@@ -126,10 +135,15 @@ function segmentProblems(c: StackConfig): string[] {
   return problems;
 }
 
-export class StackConfigError extends Error {
+/**
+ * A RunError, so the SDK prints only the message (the problems), not a JavaScript stack trace;
+ * HOSTNET_DEBUG=1 appends the trace for whoever debugs hostnet itself.
+ */
+export class StackConfigError extends RunError {
   constructor(readonly problems: string[]) {
     super(`stack config has ${problems.length} problem(s); nothing was applied:\n  - ${problems.join("\n  - ")}`);
     this.name = "StackConfigError";
+    if (process.env.HOSTNET_DEBUG === "1") this.message += `\n${(this.stack ?? "").split("\n").slice(1).join("\n")}`;
   }
 }
 

@@ -4,6 +4,7 @@
 import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import { HostTopology } from "../components/hostTopology";
+import { vmKey } from "../components/spec";
 import { RolloutGate } from "../providers/hostHealth";
 import type { ConnectionInput } from "../providers/ssh";
 import { segmentsForHost } from "../components/segment";
@@ -72,7 +73,7 @@ export function deployFleet(config: StackConfig, key: pulumi.Output<string>): Re
   });
   return {
     batches: batches.map((b) => b.map((h) => h.name)),
-    vms: config.vms.map((v) => ({ name: v.name, host: v.host, attachment: v.attachment, managedFdb: v.managedFdb, filter: v.filter, ipv4: v.ipv4 })),
+    vms: config.vms.map((v) => ({ name: v.name, ifname: vmKey(v), host: v.host, attachment: v.attachment, managedFdb: v.managedFdb, filter: v.filter, ipv4: v.ipv4 })),
   };
 }
 
