@@ -42,6 +42,8 @@ export const StackConfig = z
     simulatedNics: z.array(IfName).default([]),
     vms: z.array(VmSpec).default([]),
     rollout: Rollout.default({ serial: [1, "100%"], maxFailures: 0, healthCheck: true }),
+    /** Set by the fleet runner on a host stack (`<env>.<host>`): deploy only this host, no gate (the runner judges). */
+    onlyHost: z.string().optional(),
   })
   .strict();
 export type StackConfig = z.infer<typeof StackConfig>;
@@ -60,6 +62,7 @@ export function crossCheck(c: StackConfig): string[] {
   c.hosts.forEach((h, i) => {
     if (c.hosts.findIndex((x) => x.name === h.name) !== i) problems.push(`hosts[${i}].name: duplicate host name ${h.name}`);
   });
+  if (c.onlyHost !== undefined && !hostNames.has(c.onlyHost)) problems.push(`onlyHost: no host named ${c.onlyHost} (hosts: ${[...hostNames].join(", ") || "none"})`);
   c.vms.forEach((vm, i) => {
     if (!hostNames.has(vm.host)) problems.push(`vms[${i}].host: no host named ${vm.host} (hosts: ${[...hostNames].join(", ") || "none"})`);
     const needsBridge = vm.attachment === "bridged" || vm.attachment === "isolated-netns";
