@@ -135,7 +135,7 @@ export async function fleet(op: Op, env: string, opts: { parallelHosts: number; 
       stopped =
         `rollout stopped after batch ${i + 1} of ${batches.length}: ${failed.length} failed or unhealthy host(s) so far, failure budget maxFailures=${config.rollout.maxFailures}.\n` +
         failed.map((r) => `  ${r.host}: ${r.state}: ${why(r)}`).join("\n") +
-        `\nLater batches were not touched${later.length ? ` (${later.map((r) => r.host).join(", ")})` : ""}. Fix the hosts above (or raise maxFailures) and run ` +
+        `\n${later.length ? `Later batches were not touched (${later.map((r) => r.host).join(", ")})` : "That was the last batch"}. Fix the hosts above (or raise maxFailures) and run ` +
         `'npm run fleet -- up ${env}' again: every host stack is applied again and every host re-checked.`;
     }
   }

@@ -74,7 +74,7 @@ export function deployFleet(config: StackConfig, key: pulumi.Output<string>): Re
   return {
     batches: batches.map((b) => b.map((h) => h.name)),
     health: pulumi.all(results.map((r) => pulumi.all([r.healthy, r.problems]).apply(([healthy, problems]) => [r.host, { healthy, problems }] as const))).apply(Object.fromEntries),
-    vms: config.vms.map((v) => ({ name: v.name, host: v.host, attachment: v.attachment, managedFdb: v.managedFdb, filter: v.filter, ipv4: v.ipv4 })),
+    vms: config.vms.filter((v) => config.onlyHost === undefined || v.host === config.onlyHost).map((v) => ({ name: v.name, host: v.host, attachment: v.attachment, managedFdb: v.managedFdb, filter: v.filter, ipv4: v.ipv4 })),
   };
 }
 
