@@ -1,6 +1,6 @@
 // HostTopology: one host — its bridges (with uplinks), its VMs with their attachments, one
 // verdict-map FilterChain for the VMs tapped straight onto host bridges, and a HostHealth check
-// that runs whenever the host's desired topology changes.
+// that runs on every up and refresh of the host (and whenever its desired topology changes).
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { FilterChain } from "../providers/filterChain";

@@ -1,6 +1,7 @@
 // HostHealth and RolloutGate: the health gate of a fleet rollout. HostHealth verifies one host
 // after its batch was applied (links up, fdb entries present, VM-side namespaces reach each other)
-// and records the result without failing; RolloutGate fails the update when more hosts are
+// and records the result without failing — again on every up and refresh, not only when the
+// topology changes; RolloutGate fails the update when more hosts are
 // unhealthy than the failure budget allows, so later batches — which depend on it — are not touched.
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
@@ -21,7 +22,7 @@ export type HealthChecks = z.infer<typeof HealthChecks>;
 export const HostHealthProps = z.object({
   hostName: z.string().min(1),
   checks: HealthChecks,
-  /** Changes whenever the host's desired topology changes, so the check runs again. */
+  /** Changes whenever the host's desired topology changes (the check also runs on every up and refresh). */
   trigger: z.string().default(""),
 });
 type HostHealthProps = z.infer<typeof HostHealthProps>;
@@ -65,7 +66,13 @@ export const hostHealthKind: ResourceKind<typeof HostHealthProps> = {
   compared: ["hostName", "checks", "trigger"],
   id: (p) => `health/${p.hostName}`,
   create: runChecks,
-  read: async (_ctx, p) => ({ ...p }), // a past verdict has no live state to drift from
+  // The verdict is live state: refresh records the host's health now, and every diff (each preview
+  // and up) checks again, so a host fixed by hand passes the gate on the next up without a config change.
+  read: async (ctx, p) => ({ ...p, ...(await runChecks(ctx, p)) }),
+  recheck: async (ctx, p, olds) => {
+    const now = await runChecks(ctx, p);
+    return now.healthy === olds.healthy && JSON.stringify(now.problems) === JSON.stringify(olds.problems ?? []) ? [] : ["healthy"];
+  },
   update: (ctx, _o, n) => runChecks(ctx, n),
   delete: async () => undefined,
 };

@@ -50,6 +50,12 @@ export interface ResourceKind<S extends z.ZodObject = z.ZodObject> {
   update(ctx: KindContext, olds: z.infer<S>, news: z.infer<S>): Promise<Record<string, unknown>>;
   /** Remove the object hostnet created; tolerate it being gone already. */
   delete(ctx: KindContext, p: z.infer<S>): Promise<void>;
+  /**
+   * Live facts the kind records that can change while its inputs stay the same (a health verdict).
+   * Called by every diff, i.e. on every preview and up: returns the output properties whose live
+   * value no longer matches `olds` (the recorded outputs); any makes the engine run `update`.
+   */
+  recheck?(ctx: KindContext, p: z.infer<S>, olds: Record<string, any>): Promise<string[]>;
   /** Let go of an adopted object (restore what hostnet changed on it); default: do nothing. */
   release?(ctx: KindContext, p: z.infer<S>): Promise<void>;
 }

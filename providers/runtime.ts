@@ -168,12 +168,23 @@ export async function diff(kindName: string, _id: string, olds: Props, news: Pro
   if (!same(connectionIdentity(olds.connection), connectionIdentity(news.connection))) replaces.push("connection");
   if (!same(olds.connection, news.connection) && !changes.includes("connection")) changes.push("connection");
   if (!same(olds.credentials, news.credentials)) changes.push("credentials");
+  if (kind.recheck && changes.length === 0 && replaces.length === 0 && !containsUnknown(news)) changes.push(...(await recheckLive(kind, olds, news)));
   return {
     changes: changes.length > 0 || replaces.length > 0,
     replaces,
     // Kernel names are unique per namespace: the old object must go before its replacement comes.
     deleteBeforeReplace: replaces.length > 0,
   };
+}
+
+/** The kind's live re-check; a host that cannot be asked counts as changed, so `update` reports why. */
+async function recheckLive(kind: ResourceKind, olds: Props, news: Props): Promise<string[]> {
+  try {
+    const n = parseProps(kind, news);
+    return await kind.recheck!(await contextFor(n, olds.machineId, kind.hostless), n, olds);
+  } catch {
+    return ["(recheck failed)"];
+  }
 }
 
 async function contextFor(props: Props, expectMachineId?: string, hostless = false): Promise<KindContext> {

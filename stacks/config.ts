@@ -48,6 +48,8 @@ export const StackConfig = z
     /** L2 segments spanning hosts over VXLAN (README: Segments). */
     segments: z.array(SegmentSpec).default([]),
     rollout: Rollout.default({ serial: [1, "100%"], maxFailures: 0, healthCheck: true }),
+    /** Set by the fleet runner on a host stack (`<env>.<host>`): deploy only this host, no gate (the runner judges). */
+    onlyHost: z.string().optional(),
   })
   .strict();
 export type StackConfig = z.infer<typeof StackConfig>;
@@ -74,6 +76,7 @@ export function crossCheck(c: StackConfig): string[] {
     if (first === undefined) keys.set(`${vm.host}/${key}`, i);
     else problems.push(`vms[${i}].${vm.ifname ? "ifname" : "name"}: its interface names (hv-${key}, vm-${key}, ...) are those of vms[${first}] (${c.vms[first].name}) on host ${vm.host}; give one of them another ifname`);
   });
+  if (c.onlyHost !== undefined && !hostNames.has(c.onlyHost)) problems.push(`onlyHost: no host named ${c.onlyHost} (hosts: ${[...hostNames].join(", ") || "none"})`);
   c.vms.forEach((vm, i) => {
     if (!hostNames.has(vm.host)) problems.push(`vms[${i}].host: no host named ${vm.host} (hosts: ${[...hostNames].join(", ") || "none"})`);
     const needsBridge = vm.attachment === "bridged" || vm.attachment === "isolated-netns";

@@ -14,8 +14,8 @@ import { planBatches } from "./rollout";
 function rawConfig(): Record<string, unknown> {
   const cfg = new pulumi.Config("hostnet");
   const raw: Record<string, unknown> = {};
-  for (const key of ["inventory", "hosts", "bridges", "simulatedNics", "vms", "rollout", "segments"]) {
-    const v = key === "inventory" ? cfg.get(key) : cfg.getObject(key);
+  for (const key of ["inventory", "hosts", "bridges", "simulatedNics", "vms", "rollout", "segments", "onlyHost"]) {
+    const v = key === "inventory" || key === "onlyHost" ? cfg.get(key) : cfg.getObject(key);
     if (v !== undefined) raw[key] = v;
   }
   return raw;
@@ -46,9 +46,13 @@ export async function program(): Promise<Record<string, unknown>> {
   return deployFleet(config, privateKey(config));
 }
 
-/** The fleet for a validated config: batches of HostTopologies, each gated on the previous batch. */
+/**
+ * The fleet for a validated config: batches of HostTopologies, each gated on the previous batch.
+ * A host stack (config.onlyHost, made by the fleet runner) deploys that one host without a gate:
+ * its health is a stack output and the runner applies the failure budget across the rollout.
+ */
 export function deployFleet(config: StackConfig, key: pulumi.Output<string>): Record<string, unknown> {
-  const hostsWithWork = config.hosts.filter((h) => config.vms.some((v) => v.host === h.name) || config.bridges.length > 0);
+  const hostsWithWork = config.hosts.filter((h) => (config.onlyHost === undefined || h.name === config.onlyHost) && (config.vms.some((v) => v.host === h.name) || config.bridges.length > 0));
   const batches = planBatches(hostsWithWork, config.rollout.serial);
   const results: Array<{ host: string; healthy: pulumi.Output<boolean>; problems: pulumi.Output<string[]> }> = [];
   let gate: RolloutGate | undefined;
@@ -66,14 +70,17 @@ export function deployFleet(config: StackConfig, key: pulumi.Output<string>): Re
       }, { dependsOn: gate ? [gate] : [] });
       if (topo.health) results.push({ host: h.name, healthy: topo.health.healthy, problems: topo.health.problems });
     }
-    if (config.rollout.healthCheck) {
+    if (config.rollout.healthCheck && config.onlyHost === undefined) {
       const verdicts = pulumi.all(results.map((r) => pulumi.all([r.healthy, r.problems]).apply(([healthy, problems]) => ({ host: r.host, healthy, problems }))));
       gate = new RolloutGate(`rollout-batch-${i}`, { batch: i, maxFailures: config.rollout.maxFailures, results: verdicts });
     }
   });
   return {
     batches: batches.map((b) => b.map((h) => h.name)),
-    vms: config.vms.map((v) => ({ name: v.name, ifname: vmKey(v), host: v.host, attachment: v.attachment, managedFdb: v.managedFdb, filter: v.filter, ipv4: v.ipv4 })),
+    health: pulumi.all(results.map((r) => pulumi.all([r.healthy, r.problems]).apply(([healthy, problems]) => [r.host, { healthy, problems }] as const))).apply(Object.fromEntries),
+    vms: config.vms
+      .filter((v) => config.onlyHost === undefined || v.host === config.onlyHost)
+      .map((v) => ({ name: v.name, ifname: vmKey(v), host: v.host, attachment: v.attachment, managedFdb: v.managedFdb, filter: v.filter, ipv4: v.ipv4 })),
   };
 }
 

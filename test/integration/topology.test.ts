@@ -285,14 +285,16 @@ EOF`);
     endCapture("guest-tr2");
   });
 
-  it("6. drift at topology level: preview --refresh names exactly the lost fdb entry and the flushed filter; up --refresh repairs", async () => {
+  it("6. drift at topology level: preview --refresh names exactly the lost fdb entry and the flushed filter (and the gate whose verdict is due again); up --refresh repairs", async () => {
     sh(`bridge fdb del ${MAC.ta} dev hv-ta master`);
     inNs("vm-ta", "nft flush table bridge hostnet");
     const pv = await timed("preview --refresh (drift)", () => stack.preview({ refresh: true }));
-    expect(changes(pv), pv.stdout).to.deep.equal({ "lab3-ta-fdb": "create", "lab3-ta-filter": "update" });
+    // The refresh also re-ran the health check (it now finds the fdb entry missing), so the gate's verdict is due again.
+    expect(changes(pv), pv.stdout).to.deep.equal({ "lab3-ta-fdb": "create", "lab3-ta-filter": "update", "rollout-batch-0": "update" });
     expect(pv.diffs["lab3-ta-filter"]).to.include("inSync");
     const up = await timed("up --refresh (repair)", () => stack.up({ refresh: true }));
-    expect(changes(up)).to.deep.equal({ "lab3-ta-fdb": "create", "lab3-ta-filter": "update" });
+    // After the repair the health check runs again and is healthy again (the gate's recorded verdict never changed).
+    expect(changes(up)).to.deep.equal({ "lab3-ta-fdb": "create", "lab3-ta-filter": "update", "lab3-health": "update" });
     const row = sshJson<any[]>(h, "bridge -j fdb show br br-t").find((r) => r.mac === MAC.ta && r.state === "static");
     expect(row?.ifname).to.equal("hv-ta");
     spoofIsDropped();
