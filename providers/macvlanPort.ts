@@ -9,7 +9,7 @@ import { z } from "zod";
 import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
 import { HostSnapshot, Link, ROOT_NS, findLink } from "./hoststate";
 import { KindContext, ResourceKind } from "./kind";
-import { OWNER_ALIAS, isGone } from "./ownership";
+import { ABSENT, found, isGone, isHostnetMark, ownerMark } from "./ownership";
 import { batchLine } from "./shell";
 import { Cidr, IfName, MacAddress, NetnsName } from "./validate";
 
@@ -80,10 +80,10 @@ function attrTokens(p: P, olds?: P): string[] {
 }
 
 /** Run where the lower lives: make, mark as ours, then move to the target. */
-function createLines(p: P): string[] {
+function createLines(p: P, mark: string): string[] {
   const lines = [
     batchLine(["link", "add", "link", p.lower, "name", p.name, ...modeTokens(p)]),
-    batchLine(["link", "set", p.name, "alias", OWNER_ALIAS]),
+    batchLine(["link", "set", p.name, "alias", mark]),
   ];
   const attrs = attrTokens(p);
   if (attrs.length > 0) lines.push(batchLine(["link", "set", p.name, ...attrs]));
@@ -118,7 +118,7 @@ async function undoCreate(ctx: KindContext, p: P): Promise<string> {
   const snap = await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p)));
   const problems: string[] = [];
   for (const ns of new Set([p.lowerNetns, targetOf(p)])) {
-    if (findLink(snap, nsKey(ns), p.name)?.alias !== OWNER_ALIAS) continue;
+    if (!isHostnetMark(findLink(snap, nsKey(ns), p.name)?.alias)) continue;
     try {
       await ctx.host.run({ kind: "batch", tool: "ip", netns: ns, lines: [batchLine(["link", "del", p.name])], what: `remove half-made ${p.type} ${p.name}` });
     } catch (err) {
@@ -229,16 +229,24 @@ export const macvlanPortKind: ResourceKind<typeof MacvlanPortProps> = {
     const what = `create ${p.type} ${p.name} (mode ${p.mode}) on ${p.lower}`;
     try {
       if (moves(p)) {
-        await ctx.host.run({ kind: "batch", tool: "ip", netns: p.lowerNetns, lines: createLines(p), what });
+        await ctx.host.run({ kind: "batch", tool: "ip", netns: p.lowerNetns, lines: createLines(p, ownerMark(ctx.owner)), what });
         const lines = configureLines(p);
         if (lines.length > 0) await ctx.host.run({ kind: "batch", tool: "ip", netns: targetOf(p), lines, what: `configure ${p.type} ${p.name}` });
       } else {
-        await ctx.host.run({ kind: "batch", tool: "ip", netns: p.lowerNetns, lines: [...createLines(p), ...configureLines(p)], what });
+        await ctx.host.run({ kind: "batch", tool: "ip", netns: p.lowerNetns, lines: [...createLines(p, ownerMark(ctx.owner)), ...configureLines(p)], what });
       }
     } catch (err) {
       throw explain(ctx, p, err, await undoCreate(ctx, p));
     }
     return liveOutputs(ctx, p);
+  },
+
+  /** A port moved to its target in the creating batch, so a leftover of ours lives there. */
+  async find(ctx, p) {
+    const snap = await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p)));
+    const there = findLink(snap, nsKey(targetOf(p)), p.name);
+    if (there) return found(there.kind === p.type ? there.alias : undefined, ctx.owner);
+    return findLink(snap, nsKey(p.lowerNetns), p.name) ? found(undefined, ctx.owner) : ABSENT;
   },
 
   async read(ctx, p) {
