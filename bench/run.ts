@@ -4,12 +4,12 @@
 // after a full run, into the "Provisioning" section of bench/README.md (between its result markers;
 // the rest of the file, the "Data plane" section included, is left as it is).
 //
-//   node dist/bench/run.js [--quick] [--sizes 30,100,300] [--reps 3,2,1] [--parallel 64]
+//   node dist/bench/run.js [--quick] [--sizes 30,100,300] [--reps 3,2,1] [--parallel N]
 //                          [--defaults-sizes 30,100] [--wide-sizes 100,300]
 //                          [--no-dataplane] [--no-provisioning] [--no-transport] [--readme|--no-readme] [--from FILE] [--resume FILE]
 //   --quick           N = 5, 10, one repetition, no variants: checks the whole pipeline in a few minutes
 //   --defaults-sizes  sizes also run once with the engine's defaults (checkpoint after every step);
-//                     the main runs use ENGINE_SWITCHES below
+//                     the main runs use the runners' settings (scripts/engine.ts)
 //   --wide-sizes      sizes also run once with --parallel WIDE (every ready step in flight at once)
 //                     (either list may be `none`)
 //   --from FILE       no measurement: print (and put in the README) the table of a saved report
@@ -23,7 +23,7 @@
 // It writes its own results files and README block.
 import * as fs from "fs";
 import * as path from "path";
-import { PROJECT_ROOT } from "../scripts/engine";
+import { ENGINE_PARALLEL, engineSwitches, PROJECT_ROOT } from "../scripts/engine";
 import { BenchSection, ProvisionReport, provisioningSection, runProvisioningBench } from "./provision";
 import { markdownTable, replaceResultBlock } from "./readme";
 import { runAndRecordTransport } from "./transport";
@@ -31,11 +31,12 @@ import { runAndRecordTransport } from "./transport";
 const RESULTS_DIR = path.join(PROJECT_ROOT, "bench", "results");
 const README = path.join(PROJECT_ROOT, "bench", "README.md");
 /**
- * Engine switches of the main measurement (documented in bench/README.md). The file backend
- * otherwise rewrites the whole state after every step, which is quadratic in the resource
- * count; the variant runs measure the engine's defaults for comparison.
+ * The main measurement runs with exactly the runners' engine settings (scripts/engine.ts: engineEnv
+ * applies them to every stack, the bench sets nothing of its own); they are recorded with the
+ * results. The "engine defaults" variant turns per-step checkpoints back on, for comparison.
  */
-const ENGINE_SWITCHES = { PULUMI_SKIP_CHECKPOINTS: "true", PULUMI_DISABLE_CHECKPOINT_BACKUPS: "true" };
+const RUNNER_SETTINGS = engineSwitches();
+const ENGINE_DEFAULTS = { PULUMI_SKIP_CHECKPOINTS: "false", PULUMI_DISABLE_CHECKPOINT_BACKUPS: "false" };
 
 /** The "wide" variant's --parallel: above any step count here, so the engine never holds a step back. */
 const WIDE = 4096;
@@ -72,7 +73,7 @@ function parseArgs(argv: string[]): Args {
   }
   return {
     quick, sizes, reps,
-    parallel: Number(value("--parallel") ?? 64),
+    parallel: Number(value("--parallel") ?? ENGINE_PARALLEL),
     defaultsSizes,
     wideSizes,
     dataplane: !argv.includes("--no-dataplane"),
@@ -156,10 +157,10 @@ async function measureProvisioning(args: Args, log: (l: string) => void): Promis
   const report = await runProvisioningBench({
     sizes: args.sizes,
     reps: (n) => args.reps[Math.min(args.sizes.indexOf(n), args.reps.length - 1)],
-    settings: { parallel: args.parallel, env: ENGINE_SWITCHES },
+    settings: { parallel: args.parallel, env: RUNNER_SETTINGS },
     variants: [
-      { label: "engine defaults (checkpoint per step)", settings: { parallel: args.parallel, env: {} }, sizes: args.defaultsSizes },
-      { label: `--parallel ${WIDE}`, settings: { parallel: WIDE, env: ENGINE_SWITCHES }, sizes: args.wideSizes },
+      { label: "engine defaults (checkpoint per step)", settings: { parallel: args.parallel, env: ENGINE_DEFAULTS }, sizes: args.defaultsSizes },
+      { label: `--parallel ${WIDE}`, settings: { parallel: WIDE, env: RUNNER_SETTINGS }, sizes: args.wideSizes },
     ],
     log,
     save: (r) => writeJson(partial, r),

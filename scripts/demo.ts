@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { hostFor } from "../providers/host";
 import { parseStackConfig, readLabInventory } from "../stacks/config";
-import { PROJECT_ROOT } from "./engine";
+import { ENGINE_PARALLEL, PROJECT_ROOT } from "./engine";
 import { renderSvg, topologyDot } from "./picture";
 import { driftReport, environmentStack, formatDrift } from "./stacks";
 
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   step("pulumi up -s lab (real engine, real SSH)");
   const stack = await environmentStack("lab");
   const t0 = Date.now();
-  const up = await stack.up({ color: "never", parallel: 64 });
+  const up = await stack.up({ color: "never", parallel: ENGINE_PARALLEL });
   console.log(`  ${up.summary.result} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${JSON.stringify(up.summary.resourceChanges)}`);
 
   step("what hostnet made");
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   console.log(formatDrift(await driftReport(stack)));
 
   step("repair: pulumi up --refresh -s lab");
-  const fix = await stack.up({ color: "never", parallel: 64, refresh: true });
+  const fix = await stack.up({ color: "never", parallel: ENGINE_PARALLEL, refresh: true });
   console.log(`  ${fix.summary.result}: ${JSON.stringify(fix.summary.resourceChanges)}`);
   console.log(`  ${formatDrift(await driftReport(stack))}`);
 

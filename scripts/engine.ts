@@ -72,6 +72,26 @@ export function isLabStack(stack: string | undefined): boolean {
   return stack !== undefined && (stack === "lab" || stack.startsWith("lab-") || stack.startsWith("test-"));
 }
 
+/**
+ * The engine settings of every hostnet runner (`npm run pulumi`, gitops, demo, fleet, the Automation
+ * API helpers here) and of the benchmark, which must measure exactly what users run.
+ *
+ * Per-step checkpoints are off: a DIY backend (file, S3, Postgres) otherwise rewrites the whole
+ * state after every step, which is quadratic in the resource count (13.5 min instead of 49 s for a
+ * 300-VM host). That is safe because every hostnet create is idempotent against the live host: an
+ * object carries the mark of the resource that made it, and a run that finds its own object from a
+ * run that died before the state was written adopts and converges it (providers/ownership.ts).
+ * A killed run therefore leaves the state as it was before the run, and the next `up --refresh`
+ * converges. HOSTNET_ENGINE_CHECKPOINTS=1 turns per-step checkpoints (and their backups) back on.
+ */
+export function engineSwitches(base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  if (base.HOSTNET_ENGINE_CHECKPOINTS === "1") return {};
+  return { PULUMI_SKIP_CHECKPOINTS: "true", PULUMI_DISABLE_CHECKPOINT_BACKUPS: "true" };
+}
+
+/** Resource operations in flight at once (`--parallel`) for every runner; the CLI's default is lower. */
+export const ENGINE_PARALLEL = 64;
+
 /** Environment for every engine invocation. Lab and test stacks get the documented passphrase. */
 export function engineEnv(stack?: string, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = {};
@@ -84,6 +104,7 @@ export function engineEnv(stack?: string, base: NodeJS.ProcessEnv = process.env)
   env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION = "true";
   env.PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK = "true";
   env.HOSTNET_HOME = PROJECT_ROOT;
+  Object.assign(env, engineSwitches(base));
   if (isLabStack(stack) && !env.PULUMI_CONFIG_PASSPHRASE && !env.PULUMI_CONFIG_PASSPHRASE_FILE) {
     env.PULUMI_CONFIG_PASSPHRASE = LAB_PASSPHRASE;
   }

@@ -6,7 +6,7 @@
 // Writes a JSON report to .hostnet/reports/<env>-<mode>.json for the pipeline's artifacts.
 import * as fs from "fs";
 import * as path from "path";
-import { PROJECT_ROOT } from "./engine";
+import { ENGINE_PARALLEL, PROJECT_ROOT } from "./engine";
 import { driftReport, environmentStack, formatDrift } from "./stacks";
 
 const EXIT_DRIFT = 3;
@@ -34,7 +34,7 @@ async function run(mode: string, env: string): Promise<number> {
       return items.length === 0 ? 0 : EXIT_DRIFT;
     }
     case "apply": {
-      const r = await stack.up({ color: "never", parallel: 64, refresh: true, onOutput: echo });
+      const r = await stack.up({ color: "never", parallel: ENGINE_PARALLEL, refresh: true, onOutput: echo });
       const items = await driftReport(stack);
       report(env, mode, { result: r.summary.result, changes: r.summary.resourceChanges, driftAfter: items });
       console.log(`gitops apply ${env}: ${r.summary.result} ${JSON.stringify(r.summary.resourceChanges)}; ${formatDrift(items)}`);

@@ -4,7 +4,7 @@
 // API uses for inline programs; everything else passes straight through to the CLI.
 import { spawn } from "child_process";
 import * as path from "path";
-import { engineEnv, ENGINE_BIN, PROJECT_ROOT } from "./engine";
+import { ENGINE_BIN, ENGINE_PARALLEL, engineEnv, PROJECT_ROOT } from "./engine";
 
 const PROGRAM_COMMANDS = new Set(["up", "update", "preview", "pre", "refresh", "destroy", "down", "import"]);
 
@@ -50,7 +50,9 @@ async function main(): Promise<number> {
   for (const [k, v] of Object.entries(env)) process.env[k] = v;
   const needsProgram = args.length > 0 && PROGRAM_COMMANDS.has(args[0]) && !args.some((a) => a.startsWith("--client"));
   const hosted = needsProgram ? await hostProgram() : undefined;
-  const finalArgs = hosted ? [...args, `--client=${hosted.address}`] : args;
+  // The runners' parallelism unless the operator chose one (the CLI's own default is lower).
+  const parallel = needsProgram && !args.some((a) => /^(-p|--parallel)(=|$)/.test(a)) ? [`--parallel=${ENGINE_PARALLEL}`] : [];
+  const finalArgs = hosted ? [...args, ...parallel, `--client=${hosted.address}`] : args;
   const child = spawn(path.join(ENGINE_BIN, "pulumi"), finalArgs, { cwd: PROJECT_ROOT, env, stdio: "inherit" });
   const code: number = await new Promise((resolve) => child.on("exit", (c, sig) => resolve(c ?? (sig ? 130 : 1))));
   hosted?.done(code !== 0);
