@@ -98,6 +98,8 @@ async function killedRun(h: LabHost, op: string, target: "engine" | "provider", 
       process.kill(pid, "SIGKILL");
       const r = await done;
       expect(r.ok, `the killed ${op} reported success`).to.equal(false);
+      // A dead engine leaves its lock in the DIY backend; the operator's step is `pulumi cancel`.
+      if (target === "engine") expect((await run("cancel")).ok, "pulumi cancel").to.equal(true);
       return p;
     }
     await sleep(300);

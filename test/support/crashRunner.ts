@@ -1,12 +1,14 @@
 // One engine operation on a test topology, in a process of its own so a test can SIGKILL the engine
 // (the `pulumi` child of this process) or the dynamic provider (the engine's child) in mid-run.
-//   node dist/test/support/crashRunner.js <up|up-refresh|preview-clean|destroy|rm> <stack> <vms> <lab host index>
+//   node dist/test/support/crashRunner.js <up|up-refresh|preview-clean|destroy|cancel|rm> <stack> <vms> <lab host index>
+// `cancel` is `pulumi cancel`: a killed engine leaves its lock in a DIY backend (file, S3, Postgres).
 // Topology: one lab host, one host bridge, <vms> VMs in the isolated-netns + managed-fdb attachment
 // with ARP suppression (per VM: namespace, inner bridge, veth to the host bridge, tap, FilterChain,
 // static fdb entry with its neighbour). The engine runs with hostnet's runner settings (engine.ts).
 // Prints one line `@@result {"ok":bool,"ops":{op:count},"error":...}` and exits 0 when ok.
 import { HostTopology } from "../../components/hostTopology";
 import { BridgeSpec, VmSpec } from "../../components/spec";
+import { inlineStack } from "../../scripts/engine";
 import { TestStack } from "./harness";
 import { inventory, labConnection } from "./lab";
 
@@ -46,7 +48,9 @@ async function main(): Promise<void> {
     if (op === "up" || op === "up-refresh") count(await stack.up({ refresh: op === "up-refresh" }));
     else if (op === "preview-clean") count(await stack.preview({ refresh: true, expectNoChanges: true }));
     else if (op === "destroy") await stack.destroy();
+    else if (op === "cancel") await (await inlineStack(stackName, async () => undefined)).cancel();
     else if (op === "rm") {
+      await (await inlineStack(stackName, async () => undefined)).cancel().catch(() => undefined);
       await stack.destroy();
       await stack.dispose(); // removes the stack
     }
