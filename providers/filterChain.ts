@@ -178,6 +178,8 @@ export const filterChainKind: ResourceKind<typeof FilterChainProps> = {
   },
 
   async delete(ctx, p) {
+    const rs = await liveRuleset(ctx, p).catch(() => undefined); // unreadable: try the delete anyway
+    if (rs === null || (rs !== undefined && tableDigest(rs, p.table) === null)) return; // already gone
     try {
       await ctx.host.run({ kind: "nft", netns: p.netns, script: removeScript(p.table), what: `delete table ${FAMILY} ${p.table}` });
     } catch (err) {

@@ -265,6 +265,8 @@ export const macvlanPortKind: ResourceKind<typeof MacvlanPortProps> = {
   },
 
   async delete(ctx, p) {
+    // A gone port is not sent to the host (see VethLink's delete: merged failing deletes stall).
+    if (!findLink(await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p))), nsKey(targetOf(p)), p.name)) return;
     try {
       await ctx.host.run({ kind: "batch", tool: "ip", netns: targetOf(p), lines: [batchLine(["link", "del", p.name])], what: `delete ${p.type} ${p.name}` });
     } catch (err) {

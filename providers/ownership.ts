@@ -5,11 +5,15 @@
 // "project/stack/kind/name". The token is an input that no diff compares, so stacks made by older
 // releases see no change. Objects carry the mark `hostnet:<token>`:
 //   - interfaces (bridge, veth, tap, macvlan/macvtap) in their alias (IFLA_IFALIAS); a veth pair
-//     on the end that is created in the batch's own namespace (the peer is owned through it);
+//     on both ends, the end made in the batch's own namespace in the same batch (it is the one a
+//     create judges; the peer is owned through it and gets the mark right after);
 //   - a namespace on its loopback's alias;
 //   - an nft table in its `comment`.
 // The mark is set in the same `ip -batch` / `nft -f` / shell step that makes the object, so an
-// engine killed mid-run never leaves an object of ours without its mark.
+// engine killed mid-run never leaves an object of ours without its mark. (`ip link add ... alias`
+// is not enough: the kernel ignores IFLA_IFALIAS on creation, checked on 6.x.) Exception: a
+// HostBridge made through commit-confirm (safeApply on the management path) carries the plain
+// mark of older releases.
 //
 // Objects that cannot carry a mark are owned through the object that holds them: addresses,
 // routes and per-interface sysctls through their interface; namespace sysctls through the

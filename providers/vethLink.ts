@@ -321,10 +321,25 @@ async function explainCreateFailure(ctx: KindContext, p: VethLinkProps, err: unk
   );
 }
 
+/**
+ * Deletes of gone pairs are skipped before they reach the host: a re-run destroy (after a killed
+ * one) would otherwise merge dozens of failing `link del` lines into one batch, which stops at the
+ * first and leaves the rest to retries.
+ */
+async function deleteIfThere(ctx: KindContext, p: VethLinkProps, what: string): Promise<void> {
+  const snap = await ctx.host.snapshot(scopeOf(p.a.netns, p.b.netns));
+  const end = ENDS.map((k) => p[k]).find((e) => findLink(snap, e.netns ?? ROOT_NS, e.name)?.kind === "veth");
+  if (end) await deleteEnd(ctx, end, what);
+}
+
 async function deletePair(ctx: KindContext, p: VethLinkProps, what: string): Promise<void> {
+  await deleteEnd(ctx, p.a, what);
+}
+
+async function deleteEnd(ctx: KindContext, end: VethEnd, what: string): Promise<void> {
   try {
     // Deleting one end deletes its peer with it.
-    await ctx.host.run({ kind: "batch", tool: "ip", netns: p.a.netns, lines: [batchLine(["link", "del", "dev", p.a.name])], what });
+    await ctx.host.run({ kind: "batch", tool: "ip", netns: end.netns, lines: [batchLine(["link", "del", "dev", end.name])], what });
   } catch (err) {
     if (!isGone(err)) throw err;
   }
@@ -406,7 +421,7 @@ export const vethLinkKind: ResourceKind<typeof VethLinkProps> = {
   converge: (ctx, live, p) => update(ctx, live, p, true),
   read,
   update: (ctx, olds, news) => update(ctx, olds, news),
-  delete: (ctx, p) => deletePair(ctx, p, `delete ${pairLabel(p)}`),
+  delete: (ctx, p) => deleteIfThere(ctx, p, `delete ${pairLabel(p)}`),
 };
 
 export interface VethLinkArgs extends CommonArgs {

@@ -10,7 +10,7 @@ import { expect } from "chai";
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { CRASH_NS_PREFIX } from "../support/crashRunner";
+import { CRASH_BRIDGE, CRASH_NS_PREFIX } from "../support/crashRunner";
 import { fullHostState } from "../support/hostState";
 import { LabHost, labUp, ROOT, sshRun } from "../support/lab";
 
@@ -120,6 +120,8 @@ describe(`crash safety: engine or provider SIGKILLed mid-run, ${VMS} VMs on one 
   before(async () => {
     h = labUp(HOST_INDEX + 1).hosts[HOST_INDEX];
     expect((await run("rm")).ok, "removing a leftover test stack").to.equal(true);
+    // An interrupted earlier run of this test may have left objects no state knows.
+    sshRun(h, `for n in $(ip netns list | cut -d' ' -f1 | grep '^${CRASH_NS_PREFIX}'); do ip netns del $n; done; ip link del ${CRASH_BRIDGE} 2>/dev/null; ip neigh flush nud permanent; true`);
     initial = fullHostState(h);
     expect(Object.keys(initial).filter((n) => n.startsWith(CRASH_NS_PREFIX))).to.deep.equal([]);
   });
