@@ -9,7 +9,7 @@ import { z } from "zod";
 import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
 import { HostSnapshot, Link, ROOT_NS, findLink } from "./hoststate";
 import { KindContext, ResourceKind } from "./kind";
-import { ABSENT, found, isGone, isHostnetMark, ownerMark } from "./ownership";
+import { ABSENT, found, isGone, ownerMark } from "./ownership";
 import { batchLine } from "./shell";
 import { Cidr, IfName, MacAddress, NetnsName } from "./validate";
 
@@ -113,12 +113,12 @@ async function preflight(ctx: KindContext, p: P): Promise<void> {
   }
 }
 
-/** Remove a half-made port wherever it got to; only ours (alias), so a racing namesake survives. */
+/** Remove a half-made port wherever it got to; only this resource's (its mark), so a racing namesake survives. */
 async function undoCreate(ctx: KindContext, p: P): Promise<string> {
   const snap = await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p)));
   const problems: string[] = [];
   for (const ns of new Set([p.lowerNetns, targetOf(p)])) {
-    if (!isHostnetMark(findLink(snap, nsKey(ns), p.name)?.alias)) continue;
+    if (findLink(snap, nsKey(ns), p.name)?.alias !== ownerMark(ctx.owner)) continue;
     try {
       await ctx.host.run({ kind: "batch", tool: "ip", netns: ns, lines: [batchLine(["link", "del", p.name])], what: `remove half-made ${p.type} ${p.name}` });
     } catch (err) {
