@@ -4,6 +4,7 @@
 // the checkout that is running the engine (HOSTNET_HOME, set by our launcher) and dispatches by kind.
 import * as pulumi from "@pulumi/pulumi";
 import type { ConnectionInput } from "./ssh";
+import { ownerToken } from "./ownership";
 
 function hostnetRuntime(): any {
   const path = require("path");
@@ -101,7 +102,9 @@ export abstract class HostnetResource extends pulumi.dynamic.Resource {
 
   protected constructor(kind: string, name: string, args: CommonArgs, opts?: pulumi.CustomResourceOptions) {
     const { connection, credentials } = splitConnection(args.connection);
-    const props: Record<string, unknown> = { ...args, connection, credentials, machineId: undefined, created: undefined };
+    // The owner token names this resource on the host (ownership.ts); no diff compares it.
+    const owner = ownerToken(pulumi.getProject(), pulumi.getStack(), kind, name);
+    const props: Record<string, unknown> = { ...args, connection, credentials, ownerToken: owner, machineId: undefined, created: undefined };
     super(providerStub(kind), name, props, {
       ...opts,
       additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "credentials"],

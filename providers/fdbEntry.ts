@@ -9,7 +9,7 @@ import { z } from "zod";
 import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
 import type { FdbRow, HostSnapshot } from "./hoststate";
 import { KindContext, OptionalNetns, ResourceKind } from "./kind";
-import { isGone } from "./ownership";
+import { ABSENT, Finding, isGone, judgeMark } from "./ownership";
 import { batchLine } from "./shell";
 import { GuestIpv4Address, IfName, Ipv4Address, MacAddress } from "./validate";
 
@@ -218,6 +218,19 @@ async function updateRemote(ctx: KindContext, olds: FdbEntryProps, news: FdbEntr
   await remoteOp(ctx, news, news.port, "replace");
 }
 
+/**
+ * An entry cannot carry a mark: it is ours when it is static, on the declared port, and that port
+ * carries a mark of this stack (ownership.ts). Learned entries count as absent (create takes them over).
+ */
+async function find(ctx: KindContext, p: FdbEntryProps): Promise<Finding> {
+  const snap = await ctx.host.snapshot(scopeOf(p.netns));
+  const row = fdbRows(ctx, snap, p)?.find((r) => isManagedRow(r, p));
+  if (!row || row.state !== "static") return ABSENT;
+  const port = snap.namespaces[p.netns ?? ""]?.links.find((l) => l.name === row.dev);
+  const verdict = row.dev === p.port ? judgeMark(port?.alias, ctx.owner) : "none";
+  return { present: true, verdict: verdict === "stack" ? "mine" : verdict };
+}
+
 export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
   type: "FdbEntry",
   schema: FdbEntryProps,
@@ -226,6 +239,7 @@ export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
   id: (p) => `fdb/${p.netns ?? "-"}/${p.bridge}/${p.mac}${p.vlan === undefined ? "" : `/vlan${p.vlan}`}`,
 
   create,
+  find,
 
   async read(ctx, p) {
     const row = await staticEntry(ctx, p);

@@ -27,7 +27,7 @@ import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
 import { KindContext, OptionalNetns, ResourceKind } from "./kind";
 import { compileFilterChain, FilterChainSpec, FilterChainSpecInput, removeScript } from "./nftCompile";
 import { canonicalNftTable, NftRuleset, ROOT_NS } from "./hoststate";
-import { isGone, OWNER_ALIAS } from "./ownership";
+import { isGone, judgeMark, OWNER_ALIAS, ownerMark } from "./ownership";
 import { formatIssues } from "./validate";
 
 const Spec = FilterChainSpec.shape;
@@ -56,12 +56,12 @@ function specOf(p: FilterChainProps): FilterChainSpecInput {
 }
 
 /** The compiled script with the ownership comment in the table block it creates. */
-export function ownedScript(p: FilterChainProps): { script: string; chains: string[] } {
+export function ownedScript(p: FilterChainProps, mark = OWNER_ALIAS): { script: string; chains: string[] } {
   const compiled = compileFilterChain(specOf(p));
   const head = `\ntable ${FAMILY} ${compiled.table} {\n`;
   const at = compiled.script.indexOf(head);
   if (at < 0 || compiled.script.indexOf(head, at + 1) >= 0) throw new Error(`internal: cannot find the table block of ${compiled.table}`);
-  const script = compiled.script.replace(head, `${head}\tcomment "${OWNER_ALIAS}"\n`);
+  const script = compiled.script.replace(head, `${head}\tcomment "${mark}"\n`);
   return { script, chains: compiled.chains };
 }
 
@@ -106,7 +106,7 @@ async function liveRuleset(ctx: KindContext, p: FilterChainProps): Promise<NftRu
 
 /** Apply the whole table (raw checked first), then read back what the kernel holds. */
 async function apply(ctx: KindContext, p: FilterChainProps): Promise<Record<string, unknown>> {
-  const { script, chains } = ownedScript(p);
+  const { script, chains } = ownedScript(p, ownerMark(ctx.owner));
   const target = `table ${FAMILY} ${p.table} in ${where(p)}`;
   if (p.raw !== undefined && p.raw.trim() !== "") {
     await ctx.host.run({ kind: "nft", checkOnly: true, netns: p.netns, script, what: `check ${target} with its raw rules (nft -c; nothing applied)` });
@@ -130,12 +130,15 @@ async function assertOwnedOrAbsent(ctx: KindContext, p: FilterChainProps): Promi
   }
   if (rs === null || tableDigest(rs, p.table) === null) return;
   const text = await ctx.host.run({ kind: "sh", netns: p.netns, commands: [["nft", "list", "table", FAMILY, p.table]], what: `inspect existing table ${FAMILY} ${p.table}` });
-  const marked = new RegExp(`^table ${FAMILY} ${p.table} \\{\\n\\s*comment "${OWNER_ALIAS}"\\s*$`, "m").test(text);
-  if (!marked) {
+  const comment = new RegExp(`^table ${FAMILY} ${p.table} \\{\\n\\s*comment "([^"]*)"\\s*$`, "m").exec(text)?.[1];
+  // This resource's own table (a run that died before the state was written made it) or one of an
+  // older release (plain "hostnet") is replaced; another resource's table or a stranger's is not.
+  const verdict = judgeMark(comment, ctx.owner);
+  if (verdict !== "mine" && comment !== OWNER_ALIAS) {
+    const whose = verdict === "none" ? `hostnet did not make it (no comment "${OWNER_ALIAS}")` : `another hostnet resource made it (comment "${comment}")`;
     throw new Error(
-      `${ctx.host.label}: table ${FAMILY} ${p.table} already exists in ${where(p)} and hostnet did not make it ` +
-        `(no comment "${OWNER_ALIAS}"). To manage it with hostnet, set adopt: true on this FilterChain ` +
-        `(the next change replaces its contents), or choose another table name.`,
+      `${ctx.host.label}: table ${FAMILY} ${p.table} already exists in ${where(p)} and ${whose}. Nothing was changed. ` +
+        `To manage it with this FilterChain, set adopt: true on it (the next change replaces its contents), or choose another table name.`,
     );
   }
 }
@@ -179,6 +182,8 @@ export const filterChainKind: ResourceKind<typeof FilterChainProps> = {
   },
 
   async delete(ctx, p) {
+    const rs = await liveRuleset(ctx, p).catch(() => undefined); // unreadable: try the delete anyway
+    if (rs === null || (rs !== undefined && tableDigest(rs, p.table) === null)) return; // already gone
     try {
       await ctx.host.run({ kind: "nft", netns: p.netns, script: removeScript(p.table), what: `delete table ${FAMILY} ${p.table}` });
     } catch (err) {

@@ -13,7 +13,7 @@ import { z } from "zod";
 import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
 import { findLink, HostSnapshot, Link, ROOT_NS, RouteRow } from "./hoststate";
 import { KindContext, ResourceKind } from "./kind";
-import { isGone, OWNER_ALIAS } from "./ownership";
+import { ABSENT, found, isGone, isHostnetMark, OWNER_ALIAS, ownerMark } from "./ownership";
 import { commitConfirm, ipBatchLine } from "./safeApply";
 import { batchLine } from "./shell";
 import { IfName, MacAddress, NetnsName } from "./validate";
@@ -202,22 +202,22 @@ async function removeHalfMade(ctx: KindContext, p: P): Promise<void> {
 }
 
 /** mtu and address go into `link add` so a bad value fails before anything exists; alias cannot. */
-function createTokens(p: P): string[][] {
+function createTokens(p: P, mark = OWNER_ALIAS): string[][] {
   const lines = [
     ["link", "add", p.name, ...linkTokens(p), "type", "bridge", ...bridgeTokens(p)],
-    ["link", "set", p.name, "alias", OWNER_ALIAS],
+    ["link", "set", p.name, "alias", mark],
   ];
   if (p.up) lines.push(["link", "set", p.name, "up"]);
   return lines;
 }
 
-function createLines(p: P): string[] {
-  return createTokens(p).map((t) => batchLine(t));
+function createLines(p: P, mark: string): string[] {
+  return createTokens(p, mark).map((t) => batchLine(t));
 }
 
 async function addBridge(ctx: KindContext, p: P): Promise<void> {
   try {
-    await ipBatch(ctx, p, createLines(p), `create bridge ${p.name}`);
+    await ipBatch(ctx, p, createLines(p, ownerMark(ctx.owner)), `create bridge ${p.name}`);
   } catch (err) {
     if (/File exists/.test(String(err))) throw adoptHint(ctx, p);
     await removeHalfMade(ctx, p);
@@ -497,6 +497,16 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
     return { managedUplink: p.uplink };
   },
 
+  async find(ctx, p) {
+    const link = findLink(await ctx.host.snapshot(scopeOf(p.netns)), nsOf(p), p.name);
+    return link ? found(link.kind === "bridge" ? link.alias : undefined, ctx.owner) : ABSENT;
+  },
+
+  /** A leftover of this resource: an uplink found enslaved to it was enslaved by hostnet. */
+  converge(ctx, live, p) {
+    return hostBridgeKind.update(ctx, { ...live, managedUplink: p.uplink }, p);
+  },
+
   async read(ctx, p) {
     const snap = await ctx.host.snapshot(scopeOf(p.netns));
     const link = bridgeLink(ctx, snap, p);
@@ -533,7 +543,7 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
     const snap = await ctx.host.snapshot(scopeOf(p.netns));
     const link = bridgeLink(ctx, snap, p);
     if (!link) return;
-    if (link.alias !== OWNER_ALIAS) {
+    if (!isHostnetMark(link.alias)) {
       throw new Error(
         `${ctx.host.label} (${where(p)}): bridge ${p.name} does not carry the hostnet alias, so hostnet did not create it; ` +
           `not deleting it. Delete it by hand if it should go, then drop it from the state (pulumi state delete).`,

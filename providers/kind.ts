@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { Host } from "./host";
 import type { AddressUse } from "./managementPath";
 import { NetnsName } from "./validate";
+import type { Finding } from "./ownership";
 
 /** Properties every resource has besides its own. */
 export const CommonProps = z.object({
@@ -12,10 +13,14 @@ export const CommonProps = z.object({
   /** Secret half of the connection: private key, passphrase. */
   credentials: z.record(z.string(), z.unknown()).optional(),
   adopt: z.boolean().default(false),
+  /** Identifies the resource on the host (ownership.ts); set by HostnetResource, never compared. */
+  ownerToken: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{10}$/, "must be 8 and 10 hex digits joined by '-' (set by hostnet)").optional(),
 });
 
 export interface KindContext {
   host: Host;
+  /** The resource's owner token (ownership.ts); undefined for resources of older programs. */
+  owner?: string;
 }
 
 /** Live values of a resource's managed properties, or null when the object is gone. */
@@ -44,6 +49,14 @@ export interface ResourceKind<S extends z.ZodObject = z.ZodObject> {
   id(p: z.infer<S>): string;
   /** Create the object; returns extra outputs (e.g. a device path). Must leave nothing behind on failure. */
   create(ctx: KindContext, p: z.infer<S>): Promise<Record<string, unknown>>;
+  /**
+   * What is on the host where the object should be, and whose mark it carries. With it, a create
+   * that finds this resource's own object (left by a run that died before the state was written)
+   * adopts and converges it instead of failing (runtime.ts); without it, create always makes.
+   */
+  find?(ctx: KindContext, p: z.infer<S>): Promise<Finding>;
+  /** Converge this resource's own leftover from its live values; default: update(live, desired). */
+  converge?(ctx: KindContext, live: z.infer<S>, p: z.infer<S>): Promise<Record<string, unknown>>;
   /** Read the managed properties from the live kernel (host snapshot). */
   read(ctx: KindContext, p: z.infer<S>): Promise<LiveState>;
   /** Change what differs between olds and news in place. */

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
 import { HostSnapshot, Link, ROOT_NS, findLink } from "./hoststate";
 import { KindContext, ResourceKind } from "./kind";
-import { OWNER_ALIAS, isGone } from "./ownership";
+import { ABSENT, found, isGone, ownerMark } from "./ownership";
 import { batchLine } from "./shell";
 import { IfName, isLinkLocal, MacAddress, NetnsName, OwnableCidr } from "./validate";
 
@@ -85,10 +85,10 @@ function attrTokens(p: P, olds?: P): string[] {
 }
 
 /** Run where the lower lives: make, mark as ours, then move to the target. */
-function createLines(p: P): string[] {
+function createLines(p: P, mark: string): string[] {
   const lines = [
     batchLine(["link", "add", "link", p.lower, "name", p.name, ...modeTokens(p)]),
-    batchLine(["link", "set", p.name, "alias", OWNER_ALIAS]),
+    batchLine(["link", "set", p.name, "alias", mark]),
   ];
   const attrs = attrTokens(p);
   if (attrs.length > 0) lines.push(batchLine(["link", "set", p.name, ...attrs]));
@@ -118,12 +118,12 @@ async function preflight(ctx: KindContext, p: P): Promise<void> {
   }
 }
 
-/** Remove a half-made port wherever it got to; only ours (alias), so a racing namesake survives. */
+/** Remove a half-made port wherever it got to; only this resource's (its mark), so a racing namesake survives. */
 async function undoCreate(ctx: KindContext, p: P): Promise<string> {
   const snap = await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p)));
   const problems: string[] = [];
   for (const ns of new Set([p.lowerNetns, targetOf(p)])) {
-    if (findLink(snap, nsKey(ns), p.name)?.alias !== OWNER_ALIAS) continue;
+    if (findLink(snap, nsKey(ns), p.name)?.alias !== ownerMark(ctx.owner)) continue;
     try {
       await ctx.host.run({ kind: "batch", tool: "ip", netns: ns, lines: [batchLine(["link", "del", p.name])], what: `remove half-made ${p.type} ${p.name}` });
     } catch (err) {
@@ -235,16 +235,24 @@ export const macvlanPortKind: ResourceKind<typeof MacvlanPortProps> = {
     const what = `create ${p.type} ${p.name} (mode ${p.mode}) on ${p.lower}`;
     try {
       if (moves(p)) {
-        await ctx.host.run({ kind: "batch", tool: "ip", netns: p.lowerNetns, lines: createLines(p), what });
+        await ctx.host.run({ kind: "batch", tool: "ip", netns: p.lowerNetns, lines: createLines(p, ownerMark(ctx.owner)), what });
         const lines = configureLines(p);
         if (lines.length > 0) await ctx.host.run({ kind: "batch", tool: "ip", netns: targetOf(p), lines, what: `configure ${p.type} ${p.name}` });
       } else {
-        await ctx.host.run({ kind: "batch", tool: "ip", netns: p.lowerNetns, lines: [...createLines(p), ...configureLines(p)], what });
+        await ctx.host.run({ kind: "batch", tool: "ip", netns: p.lowerNetns, lines: [...createLines(p, ownerMark(ctx.owner)), ...configureLines(p)], what });
       }
     } catch (err) {
       throw explain(ctx, p, err, await undoCreate(ctx, p));
     }
     return liveOutputs(ctx, p);
+  },
+
+  /** A port moved to its target in the creating batch, so a leftover of ours lives there. */
+  async find(ctx, p) {
+    const snap = await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p)));
+    const there = findLink(snap, nsKey(targetOf(p)), p.name);
+    if (there) return found(there.kind === p.type ? there.alias : undefined, ctx.owner);
+    return findLink(snap, nsKey(p.lowerNetns), p.name) ? found(undefined, ctx.owner) : ABSENT;
   },
 
   async read(ctx, p) {
@@ -263,6 +271,8 @@ export const macvlanPortKind: ResourceKind<typeof MacvlanPortProps> = {
   },
 
   async delete(ctx, p) {
+    // A gone port is not sent to the host (see VethLink's delete: merged failing deletes stall).
+    if (!findLink(await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p))), nsKey(targetOf(p)), p.name)) return;
     try {
       await ctx.host.run({ kind: "batch", tool: "ip", netns: targetOf(p), lines: [batchLine(["link", "del", p.name])], what: `delete ${p.type} ${p.name}` });
     } catch (err) {

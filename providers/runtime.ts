@@ -189,6 +189,7 @@ async function recheckLive(kind: ResourceKind, olds: Props, news: Props): Promis
 
 async function contextFor(props: Props, expectMachineId?: string, hostless = false): Promise<KindContext> {
   if (hostless) return { host: undefined as unknown as Host };
+  const owner = typeof props.ownerToken === "string" ? props.ownerToken : undefined;
   const host: Host = hostFor(connectionOf(props) as any);
   const who = await host.identity();
   if (expectMachineId && who.machineId !== expectMachineId) {
@@ -198,7 +199,7 @@ async function contextFor(props: Props, expectMachineId?: string, hostless = fal
         `host was reinstalled, remove the resource from state (pulumi state delete) and adopt or recreate it.`,
     );
   }
-  return { host };
+  return { host, owner };
 }
 
 export async function create(kindName: string, inputs: Props) {
@@ -211,6 +212,8 @@ export async function create(kindName: string, inputs: Props) {
     if (!live) throw new Error(`${ctx.host.label}: cannot adopt ${kind.type} ${kind.id(p)}: it does not exist on the host`);
     return { id: kind.id(p), outs: definedOnly({ ...inputs, ...live, machineId, created: false }) };
   }
+  const leftover = await adoptOwnLeftover(kind, ctx, inputs, p);
+  if (leftover) return { id: kind.id(p), outs: definedOnly({ ...inputs, ...p, ...leftover, machineId, created: true }) };
   try {
     const extra = await kind.create(ctx, p);
     return { id: kind.id(p), outs: definedOnly({ ...inputs, ...p, ...extra, machineId, created: true }) };
@@ -218,6 +221,23 @@ export async function create(kindName: string, inputs: Props) {
     if (!cutOff(err)) throw err;
     throw interruptedCreate(kind, ctx, p, definedOnly({ ...inputs, ...p, machineId, created: true }), err as Error);
   }
+}
+
+/**
+ * Create = plan against what is there. With per-step checkpoints off, an engine killed mid-`up`
+ * forgets objects the host already holds. One that carries this resource's own mark was made by
+ * such a run: take it as it is and converge it to the inputs (it counts as created by hostnet).
+ * Anything else found there is left to the kind's create, which refuses it with the adopt message.
+ * Returns the extra outputs, or undefined when there is no own leftover.
+ */
+async function adoptOwnLeftover(kind: ResourceKind, ctx: KindContext, inputs: Props, p: any): Promise<Record<string, unknown> | undefined> {
+  if (!kind.find || ctx.owner === undefined) return undefined;
+  const finding = await kind.find(ctx, p);
+  if (!finding.present || finding.verdict !== "mine") return undefined;
+  const live = await kind.read(ctx, p);
+  const olds = live ? fullSchema(kind).safeParse(strip({ ...inputs, ...p, ...live })) : undefined;
+  if (!olds?.success) return undefined; // not readable as this kind: create reports what is in the way
+  return kind.converge ? kind.converge(ctx, olds.data, p) : kind.update(ctx, olds.data, p);
 }
 
 /** The session broke while changes were in flight: the host may have applied some of them. */

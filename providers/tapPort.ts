@@ -8,7 +8,7 @@ import { z } from "zod";
 import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
 import { findLink, Link } from "./hoststate";
 import { KindContext, OptionalNetns, ResourceKind } from "./kind";
-import { isGone, OWNER_ALIAS } from "./ownership";
+import { ABSENT, found, isGone, isHostnetMark, ownerMark } from "./ownership";
 import { changedPortFlags, livePortFlags, portFlagLines, PortFlagsInput } from "./portFlags";
 import { argvToShell, batchLine } from "./shell";
 import { IfName, MacAddress, UnixUser } from "./validate";
@@ -91,8 +91,8 @@ function tuntapAdd(p: TapPortProps): string {
   return batchLine(tokens);
 }
 
-function linkSetup(p: TapPortProps): string {
-  const tokens = ["link", "set", p.name, "alias", OWNER_ALIAS];
+function linkSetup(p: TapPortProps, mark: string): string {
+  const tokens = ["link", "set", p.name, "alias", mark];
   if (p.mtu !== undefined) tokens.push("mtu", String(p.mtu));
   if (p.mac !== undefined) tokens.push("address", p.mac);
   if (p.master !== undefined) tokens.push("master", p.master);
@@ -124,7 +124,7 @@ async function create(ctx: KindContext, p: TapPortProps): Promise<Record<string,
   const existing = findLink(await ctx.host.snapshot(scopeOf(p.netns)), p.netns ?? "", p.name);
   if (existing) throw alreadyThere(ctx, p, existing);
   try {
-    await ctx.host.run({ kind: "batch", tool: "ip", netns: p.netns, lines: [tuntapAdd(p), linkSetup(p)], what: `create ${where(p)}` });
+    await ctx.host.run({ kind: "batch", tool: "ip", netns: p.netns, lines: [tuntapAdd(p), linkSetup(p, ownerMark(ctx.owner))], what: `create ${where(p)}` });
   } catch (err) {
     // EBUSY: someone made the name between our look and our add; it is not ours to undo.
     if (/Device or resource busy/.test(String(err))) throw new Error(`${ctx.host.label}: ${where(p)} appeared while hostnet was creating it; set adopt: true to manage it.\n${String(err)}`);
@@ -185,11 +185,16 @@ export const tapPortKind: ResourceKind<typeof TapPortProps> = {
   read,
   update,
 
+  async find(ctx, p) {
+    const link = findLink(await ctx.host.snapshot(scopeOf(p.netns)), p.netns ?? "", p.name);
+    return link ? found(link.kind === "tap" ? link.alias : undefined, ctx.owner) : ABSENT;
+  },
+
   async delete(ctx, p) {
     const link = findLink(await ctx.host.snapshot(scopeOf(p.netns)), p.netns ?? "", p.name);
     if (!link) return;
     // The name may since have been reused by hand (a VM's tap made outside hostnet): leave that.
-    if (link.kind !== "tap" || link.alias !== OWNER_ALIAS) {
+    if (link.kind !== "tap" || !isHostnetMark(link.alias)) {
       throw new Error(
         `${ctx.host.label}: ${where(p)} is now a ${link.kind} device without hostnet's alias; not deleting it. ` +
           `Remove it by hand if it is stale, or drop it from the state (pulumi state delete).`,

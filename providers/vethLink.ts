@@ -9,7 +9,7 @@ import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
 import type { HostSnapshot, Link, RouteRow } from "./hoststate";
 import { findLink, ROOT_NS } from "./hoststate";
 import { KindContext, ResourceKind } from "./kind";
-import { OWNER_ALIAS, isGone } from "./ownership";
+import { ABSENT, Finding, found, isGone, ownerMark } from "./ownership";
 import { changedPortFlags, livePortFlags, portFlagLines, PortFlagsInput } from "./portFlags";
 import { batchLine } from "./shell";
 import { GatewayAddress, IfName, ipBits, isLinkLocal, MacAddress, NetnsName, OwnableCidr, RouteDestination } from "./validate";
@@ -232,10 +232,11 @@ function liveEnd(end: VethEnd, o: Observed): Record<string, unknown> {
 // Planning: what to run on one end to get from `o` (undefined: just created) to `end`
 // ---------------------------------------------------------------------------------------
 
-function linkLines(end: VethEnd, old: VethEnd | undefined, o: Observed | undefined, mtu: number | undefined): string[][] {
+/** `mark`: stamp the end with it (a new end, or one of this resource's leftovers); undefined: leave the alias. */
+function linkLines(end: VethEnd, old: VethEnd | undefined, o: Observed | undefined, mtu: number | undefined, mark: string | undefined): string[][] {
   const set = ["link", "set", "dev", end.name];
   const lines: string[][] = [];
-  if (o === undefined) lines.push([...set, "alias", OWNER_ALIAS]);
+  if (mark !== undefined && o?.link.alias !== mark) lines.push([...set, "alias", mark]);
   if (mtu !== undefined && o?.link.mtu !== mtu) lines.push([...set, "mtu", String(mtu)]);
   if (end.mac !== undefined && o?.link.mac !== end.mac) lines.push([...set, "address", end.mac]);
   if (end.master !== undefined && o?.link.master !== end.master) lines.push([...set, "master", end.master]);
@@ -267,9 +268,9 @@ function routeLines(end: VethEnd, old: VethEnd | undefined, o: Observed | undefi
   ];
 }
 
-function ipLines(end: VethEnd, old: VethEnd | undefined, o: Observed | undefined, mtu: number | undefined): string[] {
+function ipLines(end: VethEnd, old: VethEnd | undefined, o: Observed | undefined, mtu: number | undefined, mark: string | undefined): string[] {
   const upDown = end.up !== (o?.link.adminUp ?? false) ? [["link", "set", "dev", end.name, end.up ? "up" : "down"]] : [];
-  const lines = [...linkLines(end, old, o, mtu), ...addressLines(end, o), ...upDown, ...(end.up ? routeLines(end, old, o) : [])];
+  const lines = [...linkLines(end, old, o, mtu, mark), ...addressLines(end, o), ...upDown, ...(end.up ? routeLines(end, old, o) : [])];
   return lines.map(batchLine);
 }
 
@@ -291,8 +292,8 @@ async function settleAll(work: Array<Promise<unknown>>): Promise<void> {
   if (failed) throw failed.reason;
 }
 
-async function configureEnd(ctx: KindContext, end: VethEnd, old: VethEnd | undefined, o: Observed | undefined, mtu?: number) {
-  const lines = ipLines(end, old, o, mtu);
+async function configureEnd(ctx: KindContext, end: VethEnd, old: VethEnd | undefined, o: Observed | undefined, mtu: number | undefined, stamp: boolean) {
+  const lines = ipLines(end, old, o, mtu, stamp ? ownerMark(ctx.owner) : undefined);
   if (lines.length > 0) {
     await ctx.host.run({ kind: "batch", tool: "ip", netns: end.netns, lines, what: `configure veth end ${end.name}` });
   }
@@ -318,9 +319,9 @@ function pairLabel(p: VethLinkProps): string {
 
 async function explainCreateFailure(ctx: KindContext, p: VethLinkProps, err: unknown): Promise<Error> {
   const text = String(err);
-  const missingNs = /argument "([^"]+)" is wrong: Invalid "netns" value/.exec(text);
+  const missingNs = /argument "([^"]+)" is wrong: Invalid "netns" value|Cannot open network namespace "([^"]+)"/.exec(text);
   if (missingNs) {
-    return new Error(`${ctx.host.label}: cannot create ${pairLabel(p)}: netns ${missingNs[1]} does not exist. Create it first (VmNetns) and make this VethLink depend on it.`);
+    return new Error(`${ctx.host.label}: cannot create ${pairLabel(p)}: netns ${missingNs[1] ?? missingNs[2]} does not exist. Create it first (VmNetns) and make this VethLink depend on it.`);
   }
   if (!/File exists/.test(text)) return err as Error;
   const snap = await ctx.host.snapshot(scopeOf(p.a.netns, p.b.netns)).catch(() => undefined);
@@ -332,26 +333,61 @@ async function explainCreateFailure(ctx: KindContext, p: VethLinkProps, err: unk
   );
 }
 
+/**
+ * Deletes of gone pairs are skipped before they reach the host: a re-run destroy (after a killed
+ * one) would otherwise merge dozens of failing `link del` lines into one batch, which stops at the
+ * first and leaves the rest to retries.
+ */
+async function deleteIfThere(ctx: KindContext, p: VethLinkProps, what: string): Promise<void> {
+  const snap = await ctx.host.snapshot(scopeOf(p.a.netns, p.b.netns));
+  const end = ENDS.map((k) => p[k]).find((e) => findLink(snap, e.netns ?? ROOT_NS, e.name)?.kind === "veth");
+  if (end) await deleteEnd(ctx, end, what);
+}
+
 async function deletePair(ctx: KindContext, p: VethLinkProps, what: string): Promise<void> {
+  await deleteEnd(ctx, p.a, what);
+}
+
+async function deleteEnd(ctx: KindContext, end: VethEnd, what: string): Promise<void> {
   try {
     // Deleting one end deletes its peer with it.
-    await ctx.host.run({ kind: "batch", tool: "ip", netns: p.a.netns, lines: [batchLine(["link", "del", "dev", p.a.name])], what });
+    await ctx.host.run({ kind: "batch", tool: "ip", netns: end.netns, lines: [batchLine(["link", "del", "dev", end.name])], what });
   } catch (err) {
     if (!isGone(err)) throw err;
   }
 }
 
+/**
+ * The end the pair is made from: the batch runs in its namespace, so the same batch can mark it
+ * (the other end is owned through it). The root end when there is one: a peer can be placed in a
+ * named namespace from anywhere, but the root cannot be named from inside another namespace.
+ */
+function anchorOf(p: VethLinkProps): [VethEnd, VethEnd] {
+  return p.a.netns !== undefined && p.b.netns === undefined ? [p.b, p.a] : [p.a, p.b];
+}
+
+async function find(ctx: KindContext, p: VethLinkProps): Promise<Finding> {
+  const snap = await ctx.host.snapshot(scopeOf(p.a.netns, p.b.netns));
+  const [anchor, other] = anchorOf(p);
+  const [oa, ob] = [observe(snap, anchor), observe(snap, other)];
+  if (oa && ob && pointsAt(oa, other) && pointsAt(ob, anchor)) return found(oa.link.alias, ctx.owner);
+  const any = ENDS.some((k) => findLink(snap, p[k].netns ?? ROOT_NS, p[k].name));
+  return any ? found(undefined, ctx.owner) : ABSENT;
+}
+
 async function create(ctx: KindContext, p: VethLinkProps): Promise<Record<string, unknown>> {
-  // `netns` on both sides places each end directly in its namespace (iproute2 6.1 checked).
-  const inNs = (e: VethEnd) => (e.netns ? ["netns", e.netns] : []);
-  const add = ["link", "add", p.a.name, ...inNs(p.a), "type", "veth", "peer", "name", p.b.name, ...inNs(p.b)];
+  // `netns` places the peer directly in its namespace (iproute2 6.1 checked); make and mark are one batch.
+  const [anchor, other] = anchorOf(p);
+  const peerNs = other.netns !== undefined && other.netns !== anchor.netns ? ["netns", other.netns] : [];
+  const add = ["link", "add", anchor.name, "type", "veth", "peer", "name", other.name, ...peerNs];
+  const mark = ["link", "set", "dev", anchor.name, "alias", ownerMark(ctx.owner)];
   try {
-    await ctx.host.run({ kind: "batch", tool: "ip", lines: [batchLine(add)], what: `create ${pairLabel(p)}` });
+    await ctx.host.run({ kind: "batch", tool: "ip", netns: anchor.netns, lines: [batchLine(add), batchLine(mark)], what: `create ${pairLabel(p)}` });
   } catch (err) {
     throw await explainCreateFailure(ctx, p, err);
   }
   try {
-    await settleAll(ENDS.map((k) => configureEnd(ctx, p[k], undefined, undefined, p.mtu)));
+    await settleAll(ENDS.map((k) => configureEnd(ctx, p[k], undefined, undefined, p.mtu, true)));
   } catch (err) {
     await deletePair(ctx, p, `remove half-made ${pairLabel(p)}`).catch((undo: Error) => {
       throw new Error(`${(err as Error).message}\n  and removing the half-made pair failed too; delete ${p.a.name} in ${where(p.a)} by hand: ${undo.message}`);
@@ -371,13 +407,13 @@ async function read(ctx: KindContext, p: VethLinkProps): Promise<Record<string, 
 }
 
 /** Plans against the live kernel, not the old inputs, so a repair after drift changes exactly what drifted. */
-async function update(ctx: KindContext, olds: VethLinkProps, news: VethLinkProps): Promise<Record<string, unknown>> {
+async function update(ctx: KindContext, olds: VethLinkProps, news: VethLinkProps, stamp = false): Promise<Record<string, unknown>> {
   const snap = await ctx.host.snapshot(scopeOf(news.a.netns, news.b.netns));
   const observed = ENDS.map((k) => observe(snap, news[k]));
   if (observed.some((o) => o === undefined)) {
     throw new Error(`${ctx.host.label}: ${pairLabel(news)} is gone from the host. Run pulumi up --refresh to recreate it.`);
   }
-  await settleAll(ENDS.map((k, i) => configureEnd(ctx, news[k], olds[k], observed[i], news.mtu)));
+  await settleAll(ENDS.map((k, i) => configureEnd(ctx, news[k], olds[k], observed[i], news.mtu, stamp)));
   return {};
 }
 
@@ -397,9 +433,12 @@ export const vethLinkKind: ResourceKind<typeof VethLinkProps> = {
     ]),
   id: (p) => `veth/${p.a.netns ?? "-"}/${p.a.name}`,
   create,
+  find,
+  // A leftover's non-anchor end may have died before its mark was set: stamp both.
+  converge: (ctx, live, p) => update(ctx, live, p, true),
   read,
-  update,
-  delete: (ctx, p) => deletePair(ctx, p, `delete ${pairLabel(p)}`),
+  update: (ctx, olds, news) => update(ctx, olds, news),
+  delete: (ctx, p) => deleteIfThere(ctx, p, `delete ${pairLabel(p)}`),
 };
 
 export interface VethLinkArgs extends CommonArgs {

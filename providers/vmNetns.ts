@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
-import { OWNER_ALIAS, isGone } from "./ownership";
+import { ABSENT, found, isGone, isHostnetMark, ownerMark } from "./ownership";
 import { KindContext, ResourceKind } from "./kind";
 import { batchLine } from "./shell";
 import { NetnsName, SysctlKey, SysctlValue } from "./validate";
@@ -55,28 +55,36 @@ export const vmNetnsKind: ResourceKind<typeof VmNetnsProps> = {
   id: (p) => `netns/${p.name}`,
 
   async create(ctx, p) {
+    const del = () => ctx.host.run({ kind: "batch", tool: "ip", lines: [batchLine(["netns", "del", p.name])], what: `remove half-made netns ${p.name}` });
     try {
-      await ctx.host.run({ kind: "batch", tool: "ip", lines: [batchLine(["netns", "add", p.name])], what: `create netns ${p.name}` });
+      // One step: a run killed in between would leave a namespace without its mark.
+      await ctx.host.run({
+        kind: "sh",
+        commands: [
+          ["ip", "netns", "add", p.name],
+          ["ip", "-n", p.name, "link", "set", "lo", "alias", ownerMark(ctx.owner)],
+        ],
+        what: `create netns ${p.name} and mark it as hostnet's`,
+      });
     } catch (err) {
       if (/File exists/.test(String(err))) {
-        throw new Error(`${ctx.host.label}: netns ${p.name} already exists. To manage it with hostnet, set adopt: true on this VmNetns.`);
+        throw new Error(`${ctx.host.label}: netns ${p.name} already exists and this VmNetns did not make it. Nothing was changed. To manage it with hostnet, set adopt: true on this VmNetns.`);
       }
+      await del().catch(() => undefined);
       throw err;
     }
     try {
-      await ctx.host.run({
-        kind: "batch",
-        tool: "ip",
-        netns: p.name,
-        lines: [batchLine(["link", "set", "lo", "alias", OWNER_ALIAS])],
-        what: `mark netns ${p.name} as hostnet's`,
-      });
       await configure(ctx, p, p.sysctls);
     } catch (err) {
-      await ctx.host.run({ kind: "batch", tool: "ip", lines: [batchLine(["netns", "del", p.name])], what: `remove half-made netns ${p.name}` });
+      await del();
       throw err;
     }
     return {};
+  },
+
+  async find(ctx, p) {
+    const ns = (await ctx.host.snapshot([p.name])).namespaces[p.name];
+    return ns ? found(ns.links.find((l) => l.name === "lo")?.alias, ctx.owner) : ABSENT;
   },
 
   async read(ctx, p) {
@@ -98,7 +106,7 @@ export const vmNetnsKind: ResourceKind<typeof VmNetnsProps> = {
   async delete(ctx, p) {
     const ns = (await ctx.host.snapshot([p.name])).namespaces[p.name];
     if (!ns) return;
-    const foreign = ns.links.filter((l) => l.name !== "lo" && l.alias !== OWNER_ALIAS).map((l) => l.name);
+    const foreign = ns.links.filter((l) => l.name !== "lo" && !isHostnetMark(l.alias)).map((l) => l.name);
     if (foreign.length > 0 && !p.force) {
       throw new Error(
         `${ctx.host.label}: netns ${p.name} still holds interfaces hostnet does not own (${foreign.join(", ")}); ` +

@@ -138,7 +138,7 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
     const fwd = rulesOf(doc, "forward_hook").map((r) => r.expr[0].vmap?.data);
     expect(fwd).to.deep.equal(["@from_vm", "@to_vm"]);
     expect(doc.nftables.find((o) => o.chain?.name === "forward_hook")?.chain).to.include({ hook: "forward", policy: "accept" });
-    expect(inNs("nft list table bridge hostnet")).to.match(/^table bridge hostnet \{\n\s*comment "hostnet"$/m);
+    expect(inNs("nft list table bridge hostnet")).to.match(/^table bridge hostnet \{\n\s*comment "hostnet:[0-9a-f]{8}-[0-9a-f]{10}"$/m);
   });
 
   it("a refreshing preview right after up sees no drift", async () => {
