@@ -95,7 +95,12 @@ export interface CaseResult {
   n: number;
   buildS: number;
   reps: RepResult[];
-  median: { attributedUs: number; softirqUs: number; procStatUs: number; procStatValid: boolean };
+  median: {
+    attributedUs: number;
+    softirqUs: number;
+    procStatUs: number;
+    procStatValid: boolean;
+  };
   verify: Record<string, number | string | boolean>;
 }
 
@@ -127,7 +132,9 @@ export interface DataplaneResults {
   date: string;
   quick: boolean;
   machine: Record<string, string | number>;
-  options: Required<Pick<DataplaneOptions, "ns" | "cases" | "frames" | "rate" | "reps" | "cpu">>;
+  options: Required<
+    Pick<DataplaneOptions, "ns" | "cases" | "frames" | "rate" | "reps" | "cpu">
+  >;
   method: string;
   results: CaseResult[];
   ratios: Record<string, number | null>;
@@ -159,8 +166,10 @@ const peer = (i: number): string => `hnbd-g${i}`;
 const vmNs = (i: number): string => `hnbd-vm${i}`;
 const hostPort = (i: number): string => `hnbd-hv${i}`;
 const hex2 = (v: number): string => v.toString(16).padStart(2, "0");
-const vmMac = (i: number): string => `02:48:4e:42:${hex2(i >> 8)}:${hex2(i & 255)}`;
-const vmIp = (i: number): string => `198.19.${200 + Math.floor(i / 250)}.${(i % 250) + 1}`;
+const vmMac = (i: number): string =>
+  `02:48:4e:42:${hex2(i >> 8)}:${hex2(i & 255)}`;
+const vmIp = (i: number): string =>
+  `198.19.${200 + Math.floor(i / 250)}.${(i % 250) + 1}`;
 /** The stand-in for the VM behind its tap: a veth peer, up, with ARP off (drops clones early). */
 const TAP_PEER = "vm0";
 const INNER = derivedNames("x");
@@ -168,8 +177,14 @@ const INNER = derivedNames("x");
 /** A VmSpec as hostnet's components see it (for the port flags hostnet would set). */
 function vmSpec(i: number, managed: boolean): VmSpec {
   return VmSpec.parse({
-    name: `v${i}`, host: "bench", mac: vmMac(i), ipv4: [`${vmIp(i)}/22`], attachment: "bridged",
-    managedFdb: managed, arpSuppress: managed, filter: "clean-traffic",
+    name: `v${i}`,
+    host: "bench",
+    mac: vmMac(i),
+    ipv4: [`${vmIp(i)}/22`],
+    attachment: "bridged",
+    managedFdb: managed,
+    arpSuppress: managed,
+    filter: "clean-traffic",
   });
 }
 
@@ -183,9 +198,19 @@ function range(n: number): number[] {
 
 const children = new Set<ChildProcess>();
 
-interface RunResult { code: number; stdout: string; stderr: string }
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
-function run(cmd: string, args: string[], what: string, input?: string, allowFail = false): Promise<RunResult> {
+function run(
+  cmd: string,
+  args: string[],
+  what: string,
+  input?: string,
+  allowFail = false,
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
     children.add(child);
@@ -195,13 +220,21 @@ function run(cmd: string, args: string[], what: string, input?: string, allowFai
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", (e) => {
       children.delete(child);
-      reject(new Error(`dataplane bench: cannot start ${cmd} (${what}): ${e.message}; run 'npm run setup' to install what is missing`));
+      reject(
+        new Error(
+          `dataplane bench: cannot start ${cmd} (${what}): ${e.message}; run 'npm run setup' to install what is missing`,
+        ),
+      );
     });
     child.on("close", (code) => {
       children.delete(child);
       const r = { code: code ?? -1, stdout, stderr };
       if (r.code !== 0 && !allowFail) {
-        reject(new Error(`dataplane bench: ${what} failed (${cmd} exit ${r.code}): ${stderr.trim().split("\n").slice(-5).join(" | ")}`));
+        reject(
+          new Error(
+            `dataplane bench: ${what} failed (${cmd} exit ${r.code}): ${stderr.trim().split("\n").slice(-5).join(" | ")}`,
+          ),
+        );
       } else resolve(r);
     });
     child.stdin.on("error", () => undefined); // a child that exits without reading its stdin is not an error
@@ -209,14 +242,32 @@ function run(cmd: string, args: string[], what: string, input?: string, allowFai
   });
 }
 
-const ipBatch = (ns: string | undefined, lines: string[], what: string): Promise<RunResult> =>
-  run("ip", [...(ns ? ["-n", ns] : []), "-batch", "-"], what, lines.join("\n") + "\n");
-const bridgeBatch = (ns: string, lines: string[], what: string): Promise<RunResult> =>
+const ipBatch = (
+  ns: string | undefined,
+  lines: string[],
+  what: string,
+): Promise<RunResult> =>
+  run(
+    "ip",
+    [...(ns ? ["-n", ns] : []), "-batch", "-"],
+    what,
+    lines.join("\n") + "\n",
+  );
+const bridgeBatch = (
+  ns: string,
+  lines: string[],
+  what: string,
+): Promise<RunResult> =>
   run("bridge", ["-n", ns, "-batch", "-"], what, lines.join("\n") + "\n");
-const inNs = (ns: string, argv: string[], what: string, input?: string): Promise<RunResult> =>
-  run("ip", ["netns", "exec", ns, ...argv], what, input);
+const inNs = (
+  ns: string,
+  argv: string[],
+  what: string,
+  input?: string,
+): Promise<RunResult> => run("ip", ["netns", "exec", ns, ...argv], what, input);
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number): Promise<void> =>
+  new Promise((r) => setTimeout(r, ms));
 
 /* ----------------------------------------------------------------------------------------- */
 /* Cleanup (always: try/finally and signal handlers)                                          */
@@ -224,38 +275,63 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 function ourNamespaces(): string[] {
   const r = spawnSync("ip", ["netns", "list"], { encoding: "utf8" });
-  return (r.stdout ?? "").split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n.startsWith(PREFIX));
+  return (r.stdout ?? "")
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => n.startsWith(PREFIX));
 }
 
 /** Deletes every hnbd-* namespace; links, bridges, fdb, neighbours and nft/ebtables rules go with them. */
 export function cleanupSync(): number {
   const names = ourNamespaces();
   if (names.length > 0) {
-    spawnSync("ip", ["-force", "-batch", "-"], { input: names.map((n) => `netns del ${n}`).join("\n") + "\n" });
+    spawnSync("ip", ["-force", "-batch", "-"], {
+      input: names.map((n) => `netns del ${n}`).join("\n") + "\n",
+    });
   }
   return names.length;
 }
 
 function killChildren(): void {
-  for (const c of children) if (c.pid !== undefined) try { process.kill(c.pid, "SIGKILL"); } catch { /* gone */ }
+  for (const c of children)
+    if (c.pid !== undefined)
+      try {
+        process.kill(c.pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
 }
 
 function acquireLock(): void {
   try {
     fs.writeFileSync(LOCK, String(process.pid), { flag: "wx" });
     return;
-  } catch { /* exists */ }
+  } catch {
+    /* exists */
+  }
   const pid = Number(fs.readFileSync(LOCK, "utf8"));
   let alive = false;
-  try { process.kill(pid, 0); alive = true; } catch { /* stale */ }
+  try {
+    process.kill(pid, 0);
+    alive = true;
+  } catch {
+    /* stale */
+  }
   if (alive && pid !== process.pid) {
-    throw new Error(`dataplane bench: another run (pid ${pid}) owns the hnbd-* namespaces; wait for it to finish, or if it is not a bench, remove ${LOCK}`);
+    throw new Error(
+      `dataplane bench: another run (pid ${pid}) owns the hnbd-* namespaces; wait for it to finish, or if it is not a bench, remove ${LOCK}`,
+    );
   }
   fs.writeFileSync(LOCK, String(process.pid));
 }
 
 function releaseLock(): void {
-  try { if (fs.readFileSync(LOCK, "utf8") === String(process.pid)) fs.unlinkSync(LOCK); } catch { /* none */ }
+  try {
+    if (fs.readFileSync(LOCK, "utf8") === String(process.pid))
+      fs.unlinkSync(LOCK);
+  } catch {
+    /* none */
+  }
 }
 
 /** Signals and a crash (uncaught exception, process.exit) must not leave hnbd-* namespaces behind. */
@@ -272,7 +348,9 @@ function installSignalHandlers(tmp: string): () => void {
     const n = cleanupSync();
     fs.rmSync(tmp, { recursive: true, force: true });
     releaseLock();
-    process.stderr.write(`\ndataplane bench: ${sig}: removed ${n} hnbd-* namespace(s)\n`);
+    process.stderr.write(
+      `\ndataplane bench: ${sig}: removed ${n} hnbd-* namespace(s)\n`,
+    );
     process.exit(128 + (os.constants.signals[sig] ?? 1));
   };
   const sigs: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
@@ -287,27 +365,77 @@ function installSignalHandlers(tmp: string): () => void {
 /* Topologies                                                                                 */
 /* ----------------------------------------------------------------------------------------- */
 
-const NO_IPV6 = "echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6 && echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6";
+const NO_IPV6 =
+  "echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6 && echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6";
 
 /** Bridge namespace with the host bridge, and the sender namespace with its veth into the bridge. */
 async function buildBase(): Promise<void> {
-  await ipBatch(undefined, [`netns add ${BR_NS}`, `netns add ${SND_NS}`], "create namespaces hnbd-br, hnbd-snd");
-  for (const ns of [BR_NS, SND_NS]) await inNs(ns, ["sh", "-c", NO_IPV6], `disable IPv6 in ${ns}`);
-  await ipBatch(BR_NS, [
-    "link set lo up",
-    batchLine(["link", "add", BRIDGE, "type", "bridge", "stp_state", "0"]),
-    batchLine(["link", "set", BRIDGE, "up"]),
-    batchLine(["link", "add", SND_PORT, "type", "veth", "peer", "name", SND_IF, "netns", SND_NS]),
-    batchLine(["link", "set", SND_PORT, "master", BRIDGE, "up"]),
-  ], "create bridge hnbd-br and the sender port in netns hnbd-br");
-  await ipBatch(SND_NS, ["link set lo up", batchLine(["link", "set", SND_IF, "address", SND_MAC, "arp", "off", "up"])], "bring up snd0 in netns hnbd-snd");
+  await ipBatch(
+    undefined,
+    [`netns add ${BR_NS}`, `netns add ${SND_NS}`],
+    "create namespaces hnbd-br, hnbd-snd",
+  );
+  for (const ns of [BR_NS, SND_NS])
+    await inNs(ns, ["sh", "-c", NO_IPV6], `disable IPv6 in ${ns}`);
+  await ipBatch(
+    BR_NS,
+    [
+      "link set lo up",
+      batchLine(["link", "add", BRIDGE, "type", "bridge", "stp_state", "0"]),
+      batchLine(["link", "set", BRIDGE, "up"]),
+      batchLine([
+        "link",
+        "add",
+        SND_PORT,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        SND_IF,
+        "netns",
+        SND_NS,
+      ]),
+      batchLine(["link", "set", SND_PORT, "master", BRIDGE, "up"]),
+    ],
+    "create bridge hnbd-br and the sender port in netns hnbd-br",
+  );
+  await ipBatch(
+    SND_NS,
+    [
+      "link set lo up",
+      batchLine([
+        "link",
+        "set",
+        SND_IF,
+        "address",
+        SND_MAC,
+        "arp",
+        "off",
+        "up",
+      ]),
+    ],
+    "bring up snd0 in netns hnbd-snd",
+  );
 }
 
 /** N VM ports on the host bridge: veth pairs whose peers (the "VMs") stay in hnbd-br, up, ARP off. */
 async function buildPorts(n: number): Promise<void> {
   const lines: string[] = [];
   for (const i of range(n)) {
-    lines.push(batchLine(["link", "add", port(i), "type", "veth", "peer", "name", peer(i), "address", vmMac(i)]));
+    lines.push(
+      batchLine([
+        "link",
+        "add",
+        port(i),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        peer(i),
+        "address",
+        vmMac(i),
+      ]),
+    );
     lines.push(batchLine(["link", "set", port(i), "master", BRIDGE, "up"]));
     lines.push(batchLine(["link", "set", peer(i), "arp", "off", "up"]));
   }
@@ -317,20 +445,38 @@ async function buildPorts(n: number): Promise<void> {
 /** (b) libvirt nwfilter's shape: POSTROUTING holds one `-o port -j chain` per port; 3 rules per port. */
 export function libvirtEbtables(n: number): string {
   const chain = (i: number): string => `libvirt-O-${port(i)}`;
-  const out = ["*nat", ":PREROUTING ACCEPT", ":OUTPUT ACCEPT", ":POSTROUTING ACCEPT"];
+  const out = [
+    "*nat",
+    ":PREROUTING ACCEPT",
+    ":OUTPUT ACCEPT",
+    ":POSTROUTING ACCEPT",
+  ];
   for (const i of range(n)) out.push(`:${chain(i)} RETURN`);
-  for (const i of range(n)) out.push(`-A POSTROUTING -o ${port(i)} -j ${chain(i)}`);
+  for (const i of range(n))
+    out.push(`-A POSTROUTING -o ${port(i)} -j ${chain(i)}`);
   for (const i of range(n)) {
-    out.push(`-A ${chain(i)} -d ${vmMac(i)} -j ACCEPT`, `-A ${chain(i)} -p ARP -d Broadcast -j ACCEPT`, `-A ${chain(i)} -j DROP`);
+    out.push(
+      `-A ${chain(i)} -d ${vmMac(i)} -j ACCEPT`,
+      `-A ${chain(i)} -p ARP -d Broadcast -j ACCEPT`,
+      `-A ${chain(i)} -j DROP`,
+    );
   }
   return out.join("\n") + "\n";
 }
 
 /** (c)/(e) exactly what hostnet's FilterChain loads for clean-traffic on every VM port (c0: accept-all). */
-export function hostnetFilter(n: number, policy: "clean-traffic" | "accept-all" = "clean-traffic"): string {
+export function hostnetFilter(
+  n: number,
+  policy: "clean-traffic" | "accept-all" = "clean-traffic",
+): string {
   return compileFilterChain({
     table: "hostnet",
-    ports: range(n).map((i) => ({ port: port(i), policy, mac: vmMac(i), ipv4: [vmIp(i)] })),
+    ports: range(n).map((i) => ({
+      port: port(i),
+      policy,
+      mac: vmMac(i),
+      ipv4: [vmIp(i)],
+    })),
   }).script;
 }
 
@@ -340,15 +486,23 @@ export function hostnetFilter(n: number, policy: "clean-traffic" | "accept-all" 
  */
 export function fromVmInPrerouting(script: string): string {
   const fwd = "\t\tiifname vmap @from_vm\n\t\toifname vmap @to_vm\n";
-  const input = "\tchain input_hook {\n\t\ttype filter hook input priority filter; policy accept;\n";
+  const input =
+    "\tchain input_hook {\n\t\ttype filter hook input priority filter; policy accept;\n";
   if (!script.includes(fwd) || !script.includes(input)) {
-    throw new Error("dataplane bench: compileFilterChain's base chains changed shape; update fromVmInPrerouting (case c1)");
+    throw new Error(
+      "dataplane bench: compileFilterChain's base chains changed shape; update fromVmInPrerouting (case c1)",
+    );
   }
-  return script.replace(fwd, "\t\toifname vmap @to_vm\n")
-    .replace(input, "\tchain input_hook {\n\t\ttype filter hook prerouting priority filter; policy accept;\n");
+  return script
+    .replace(fwd, "\t\toifname vmap @to_vm\n")
+    .replace(
+      input,
+      "\tchain input_hook {\n\t\ttype filter hook prerouting priority filter; policy accept;\n",
+    );
 }
 
-const FLOOR_TABLE = "table bridge hnbd_floor {\n\tchain forward_hook {\n\t\ttype filter hook forward priority filter; policy accept;\n\t}\n}\n";
+const FLOOR_TABLE =
+  "table bridge hnbd_floor {\n\tchain forward_hook {\n\t\ttype filter hook forward priority filter; policy accept;\n\t}\n}\n";
 
 /**
  * c3: the same table with `iif`/`oif` maps (4-byte interface index) instead of `iifname`/`oifname`
@@ -356,13 +510,22 @@ const FLOOR_TABLE = "table bridge hnbd_floor {\n\tchain forward_hook {\n\t\ttype
  * table must be reloaded whenever a port is recreated: a cost in operations, measured here in CPU.
  */
 export function keyedByIndex(script: string): string {
-  const out = script.replace(/type ifname : verdict/g, "type iface_index : verdict")
-    .replace(/\biifname vmap @/g, "iif vmap @").replace(/\boifname vmap @/g, "oif vmap @");
-  if (out === script) throw new Error("dataplane bench: compileFilterChain's maps changed shape; update keyedByIndex (case c3)");
+  const out = script
+    .replace(/type ifname : verdict/g, "type iface_index : verdict")
+    .replace(/\biifname vmap @/g, "iif vmap @")
+    .replace(/\boifname vmap @/g, "oif vmap @");
+  if (out === script)
+    throw new Error(
+      "dataplane bench: compileFilterChain's maps changed shape; update keyedByIndex (case c3)",
+    );
   return out;
 }
 
-async function loadNft(ns: string, script: string, what: string): Promise<void> {
+async function loadNft(
+  ns: string,
+  script: string,
+  what: string,
+): Promise<void> {
   await inNs(ns, ["nft", "-f", "-"], what, script);
 }
 
@@ -372,52 +535,175 @@ async function buildSuppression(n: number): Promise<void> {
   const neigh: string[] = [];
   for (const i of range(n)) {
     br.push(...portFlagLines(port(i), hostPortFlags(vmSpec(i, true))));
-    br.push(batchLine(["fdb", "replace", vmMac(i), "dev", port(i), "master", "static"]));
-    neigh.push(batchLine(["neigh", "replace", vmIp(i), "lladdr", vmMac(i), "dev", BRIDGE, "nud", "permanent"]));
+    br.push(
+      batchLine([
+        "fdb",
+        "replace",
+        vmMac(i),
+        "dev",
+        port(i),
+        "master",
+        "static",
+      ]),
+    );
+    neigh.push(
+      batchLine([
+        "neigh",
+        "replace",
+        vmIp(i),
+        "lladdr",
+        vmMac(i),
+        "dev",
+        BRIDGE,
+        "nud",
+        "permanent",
+      ]),
+    );
   }
-  await bridgeBatch(BR_NS, br, `set learning/flood off, neigh_suppress on and static fdb on ${n} ports`);
+  await bridgeBatch(
+    BR_NS,
+    br,
+    `set learning/flood off, neigh_suppress on and static fdb on ${n} ports`,
+  );
   await ipBatch(BR_NS, neigh, `add ${n} permanent neighbours on hnbd-br`);
 }
 
 /** (d) per VM what components/isolatedNetns.ts makes: netns, br0, up0<->host port, tap0, own FilterChain. */
 async function buildIsolated(n: number, tmp: string): Promise<void> {
-  await ipBatch(undefined, range(n).map((i) => batchLine(["netns", "add", vmNs(i)])), `create ${n} VM namespaces`);
+  await ipBatch(
+    undefined,
+    range(n).map((i) => batchLine(["netns", "add", vmNs(i)])),
+    `create ${n} VM namespaces`,
+  );
   const script: string[] = ["set -e"];
   for (const i of range(n)) {
     const dir = path.join(tmp, `vm${i}`);
-    fs.writeFileSync(`${dir}.ip`, [
-      "link set lo up",
-      batchLine(["link", "add", INNER.innerBridge, "type", "bridge", "stp_state", "0"]),
-      batchLine(["link", "set", INNER.innerBridge, "up"]),
-      batchLine(["link", "add", INNER.innerTap, "type", "veth", "peer", "name", TAP_PEER, "address", vmMac(i)]),
-      batchLine(["link", "set", INNER.innerTap, "master", INNER.innerBridge, "up"]),
-      batchLine(["link", "set", TAP_PEER, "arp", "off", "up"]),
-      batchLine(["link", "add", INNER.innerUplink, "type", "veth", "peer", "name", hostPort(i), "netns", BR_NS]),
-      batchLine(["link", "set", INNER.innerUplink, "master", INNER.innerBridge, "up"]),
-    ].join("\n") + "\n");
-    fs.writeFileSync(`${dir}.nft`, compileFilterChain({
-      table: "hostnet",
-      ports: [{ port: INNER.innerTap, policy: "clean-traffic", mac: vmMac(i), ipv4: [vmIp(i)] }],
-    }).script);
-    script.push(`ip netns exec ${vmNs(i)} sh -c '${NO_IPV6} && ip -batch ${dir}.ip && nft -f ${dir}.nft'`);
+    fs.writeFileSync(
+      `${dir}.ip`,
+      [
+        "link set lo up",
+        batchLine([
+          "link",
+          "add",
+          INNER.innerBridge,
+          "type",
+          "bridge",
+          "stp_state",
+          "0",
+        ]),
+        batchLine(["link", "set", INNER.innerBridge, "up"]),
+        batchLine([
+          "link",
+          "add",
+          INNER.innerTap,
+          "type",
+          "veth",
+          "peer",
+          "name",
+          TAP_PEER,
+          "address",
+          vmMac(i),
+        ]),
+        batchLine([
+          "link",
+          "set",
+          INNER.innerTap,
+          "master",
+          INNER.innerBridge,
+          "up",
+        ]),
+        batchLine(["link", "set", TAP_PEER, "arp", "off", "up"]),
+        batchLine([
+          "link",
+          "add",
+          INNER.innerUplink,
+          "type",
+          "veth",
+          "peer",
+          "name",
+          hostPort(i),
+          "netns",
+          BR_NS,
+        ]),
+        batchLine([
+          "link",
+          "set",
+          INNER.innerUplink,
+          "master",
+          INNER.innerBridge,
+          "up",
+        ]),
+      ].join("\n") + "\n",
+    );
+    fs.writeFileSync(
+      `${dir}.nft`,
+      compileFilterChain({
+        table: "hostnet",
+        ports: [
+          {
+            port: INNER.innerTap,
+            policy: "clean-traffic",
+            mac: vmMac(i),
+            ipv4: [vmIp(i)],
+          },
+        ],
+      }).script,
+    );
+    script.push(
+      `ip netns exec ${vmNs(i)} sh -c '${NO_IPV6} && ip -batch ${dir}.ip && nft -f ${dir}.nft'`,
+    );
   }
   await run("sh", ["-c", script.join("\n")], `build ${n} isolated-netns VMs`);
   const flags = hostPortFlags(vmSpec(1, false));
-  const lines = range(n).map((i) => batchLine(["link", "set", hostPort(i), "master", BRIDGE, "up"]));
+  const lines = range(n).map((i) =>
+    batchLine(["link", "set", hostPort(i), "master", BRIDGE, "up"]),
+  );
   await ipBatch(BR_NS, lines, `attach ${n} host ports to hnbd-br`);
-  if (flags !== undefined) await bridgeBatch(BR_NS, range(n).flatMap((i) => portFlagLines(hostPort(i), flags)), "host port flags");
+  if (flags !== undefined)
+    await bridgeBatch(
+      BR_NS,
+      range(n).flatMap((i) => portFlagLines(hostPort(i), flags)),
+      "host port flags",
+    );
 }
 
 async function buildCase(c: CaseId, n: number, tmp: string): Promise<void> {
   await buildBase();
   if (c === "d") return buildIsolated(n, tmp);
   await buildPorts(n);
-  if (c === "b") await inNs(BR_NS, ["ebtables-nft-restore"], `load ${n} libvirt-style ebtables chains into netns hnbd-br`, libvirtEbtables(n));
-  if (c === "c" || c === "e") await loadNft(BR_NS, hostnetFilter(n), `load hostnet FilterChain for ${n} ports into netns hnbd-br`);
-  if (c === "c1") await loadNft(BR_NS, fromVmInPrerouting(hostnetFilter(n)), `load FilterChain (from-vm in prerouting) for ${n} ports`);
-  if (c === "c3") await loadNft(BR_NS, keyedByIndex(hostnetFilter(n)), `load FilterChain keyed by ifindex for ${n} ports`);
-  if (c === "c2") await loadNft(BR_NS, FLOOR_TABLE, "load an empty forward chain");
-  if (c === "c0") await loadNft(BR_NS, hostnetFilter(n, "accept-all"), `load accept-all FilterChain for ${n} ports into netns hnbd-br`);
+  if (c === "b")
+    await inNs(
+      BR_NS,
+      ["ebtables-nft-restore"],
+      `load ${n} libvirt-style ebtables chains into netns hnbd-br`,
+      libvirtEbtables(n),
+    );
+  if (c === "c" || c === "e")
+    await loadNft(
+      BR_NS,
+      hostnetFilter(n),
+      `load hostnet FilterChain for ${n} ports into netns hnbd-br`,
+    );
+  if (c === "c1")
+    await loadNft(
+      BR_NS,
+      fromVmInPrerouting(hostnetFilter(n)),
+      `load FilterChain (from-vm in prerouting) for ${n} ports`,
+    );
+  if (c === "c3")
+    await loadNft(
+      BR_NS,
+      keyedByIndex(hostnetFilter(n)),
+      `load FilterChain keyed by ifindex for ${n} ports`,
+    );
+  if (c === "c2")
+    await loadNft(BR_NS, FLOOR_TABLE, "load an empty forward chain");
+  if (c === "c0")
+    await loadNft(
+      BR_NS,
+      hostnetFilter(n, "accept-all"),
+      `load accept-all FilterChain for ${n} ports into netns hnbd-br`,
+    );
   if (c === "e") await buildSuppression(n);
 }
 
@@ -428,12 +714,20 @@ async function buildCase(c: CaseId, n: number, tmp: string): Promise<void> {
 async function awaitForwarding(expected: number): Promise<void> {
   let fwd = 0;
   for (let k = 0; k < 50; k++) {
-    const r = await run("bridge", ["-n", BR_NS, "-j", "link", "show"], "read bridge ports of hnbd-br");
-    fwd = (JSON.parse(r.stdout) as { state?: string }[]).filter((p) => p.state === "forwarding").length;
+    const r = await run(
+      "bridge",
+      ["-n", BR_NS, "-j", "link", "show"],
+      "read bridge ports of hnbd-br",
+    );
+    fwd = (JSON.parse(r.stdout) as { state?: string }[]).filter(
+      (p) => p.state === "forwarding",
+    ).length;
     if (fwd >= expected) return;
     await sleep(200);
   }
-  throw new Error(`dataplane bench: after 10 s only ${fwd} of ${expected} ports of hnbd-br are forwarding; check 'bridge -n hnbd-br link'`);
+  throw new Error(
+    `dataplane bench: after 10 s only ${fwd} of ${expected} ports of hnbd-br are forwarding; check 'bridge -n hnbd-br link'`,
+  );
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -495,9 +789,19 @@ if ctl:
 print(json.dumps({"pid": os.getpid(), "sent": n, "warm": a["warm"], "sendCpuNs": acc, "calibNs": calib, "lateMaxMs": late * 1000, "s0": s0, "s1": s1}))
 `;
 
-interface Snap { t: number; stat: string[]; ksoft: number; softnet: string }
+interface Snap {
+  t: number;
+  stat: string[];
+  ksoft: number;
+  softnet: string;
+}
 
-interface CpuTicks { busy: number; idle: number; softirq: number; total: number }
+interface CpuTicks {
+  busy: number;
+  idle: number;
+  softirq: number;
+  total: number;
+}
 
 /** /proc/stat "cpu" lines → ticks; busy excludes idle, iowait and steal (time not ours). */
 function parseStat(lines: string[]): Map<string, CpuTicks> {
@@ -505,53 +809,96 @@ function parseStat(lines: string[]): Map<string, CpuTicks> {
   for (const l of lines) {
     const [name, ...f] = l.trim().split(/\s+/);
     const v = f.slice(0, 8).map(Number);
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = v.map((x) => x || 0) as [number, number, number, number, number, number, number, number];
-    m.set(name ?? "", { busy: user + nice + system + irq + softirq, idle: idle + iowait, softirq, total: user + nice + system + idle + iowait + irq + softirq + steal });
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = v.map(
+      (x) => x || 0,
+    ) as [number, number, number, number, number, number, number, number];
+    m.set(name ?? "", {
+      busy: user + nice + system + irq + softirq,
+      idle: idle + iowait,
+      softirq,
+      total: user + nice + system + idle + iowait + irq + softirq + steal,
+    });
   }
   return m;
 }
 
 /** /proc/net/softnet_stat of one CPU: column 2 = backlog drops, column 3 = time_squeeze (budget ran out). */
-function softnet(text: string, cpu: number): { dropped: number; squeezed: number } {
+function softnet(
+  text: string,
+  cpu: number,
+): { dropped: number; squeezed: number } {
   const f = (text.trim().split("\n")[cpu] ?? "").trim().split(/\s+/);
-  return { dropped: parseInt(f[1] ?? "0", 16) || 0, squeezed: parseInt(f[2] ?? "0", 16) || 0 };
+  return {
+    dropped: parseInt(f[1] ?? "0", 16) || 0,
+    squeezed: parseInt(f[2] ?? "0", 16) || 0,
+  };
 }
 
 function ksoftirqdPid(cpu: number): number {
   for (const d of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      if (fs.readFileSync(`/proc/${d}/comm`, "utf8").trim() === `ksoftirqd/${cpu}`) return Number(d);
-    } catch { /* exited */ }
+      if (
+        fs.readFileSync(`/proc/${d}/comm`, "utf8").trim() === `ksoftirqd/${cpu}`
+      )
+        return Number(d);
+    } catch {
+      /* exited */
+    }
   }
-  throw new Error(`dataplane bench: no ksoftirqd/${cpu} thread found; is CPU ${cpu} online? (pass cpu: <n>)`);
+  throw new Error(
+    `dataplane bench: no ksoftirqd/${cpu} thread found; is CPU ${cpu} online? (pass cpu: <n>)`,
+  );
 }
 
 function localSnap(ksoftirqd: number): Snap {
   return {
     t: Number(process.hrtime.bigint()),
-    stat: fs.readFileSync("/proc/stat", "utf8").split("\n").filter((l) => l.startsWith("cpu")),
-    ksoft: Number(fs.readFileSync(`/proc/${ksoftirqd}/schedstat`, "utf8").split(" ")[0]),
+    stat: fs
+      .readFileSync("/proc/stat", "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("cpu")),
+    ksoft: Number(
+      fs.readFileSync(`/proc/${ksoftirqd}/schedstat`, "utf8").split(" ")[0],
+    ),
     softnet: fs.readFileSync("/proc/net/softnet_stat", "utf8"),
   };
 }
 
-interface Window { s: number; busyAll: number; busyCpu: number; softirqCpu: number; idleCpu: number; totalCpu: number; ksoftNs: number }
+interface Window {
+  s: number;
+  busyAll: number;
+  busyCpu: number;
+  softirqCpu: number;
+  idleCpu: number;
+  totalCpu: number;
+  ksoftNs: number;
+}
 
 function windowOf(a: Snap, b: Snap, cpu: number): Window {
   const A = parseStat(a.stat);
   const B = parseStat(b.stat);
-  const d = (name: string, k: keyof CpuTicks): number => (B.get(name)?.[k] ?? 0) - (A.get(name)?.[k] ?? 0);
+  const d = (name: string, k: keyof CpuTicks): number =>
+    (B.get(name)?.[k] ?? 0) - (A.get(name)?.[k] ?? 0);
   const c = `cpu${cpu}`;
   return {
-    s: (b.t - a.t) / 1e9, busyAll: d("cpu", "busy"), busyCpu: d(c, "busy"), softirqCpu: d(c, "softirq"),
-    idleCpu: d(c, "idle"), totalCpu: d(c, "total"), ksoftNs: b.ksoft - a.ksoft,
+    s: (b.t - a.t) / 1e9,
+    busyAll: d("cpu", "busy"),
+    busyCpu: d(c, "busy"),
+    softirqCpu: d(c, "softirq"),
+    idleCpu: d(c, "idle"),
+    totalCpu: d(c, "total"),
+    ksoftNs: b.ksoft - a.ksoft,
   };
 }
 
 let clkTck = 0;
 function ticksPerSecond(): number {
-  if (clkTck === 0) clkTck = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+  if (clkTck === 0)
+    clkTck =
+      Number(
+        spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim(),
+      ) || 100;
   return clkTck;
 }
 
@@ -559,25 +906,69 @@ function pythonPath(): string {
   return fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 }
 
-interface SendOut { pid: number; sent: number; warm: number; sendCpuNs: number; calibNs: number; lateMaxMs: number; s0: Snap; s1: Snap }
-
-/** argv that runs the sender in netns hnbd-snd. */
-function senderArgv(tmp: string, n: number, frames: number, o: Required<Pick<DataplaneOptions, "rate" | "cpu">>, ksoftirqd: number, perfCtl?: string): string[] {
-  const arg = {
-    cpu: o.cpu, ifname: SND_IF, srcMac: SND_MAC, srcIp: SND_IP, targets: range(n).map(vmIp),
-    ksoftirqd, frames, rate: o.rate, warm: WARM, drainMs: 200, perfCtl,
-  };
-  return ["ip", "netns", "exec", SND_NS, pythonPath(), path.join(tmp, "send.py"), JSON.stringify(arg)];
+interface SendOut {
+  pid: number;
+  sent: number;
+  warm: number;
+  sendCpuNs: number;
+  calibNs: number;
+  lateMaxMs: number;
+  s0: Snap;
+  s1: Snap;
 }
 
-async function send(tmp: string, n: number, frames: number, o: Required<Pick<DataplaneOptions, "rate" | "cpu">>, ksoftirqd: number): Promise<SendOut> {
+/** argv that runs the sender in netns hnbd-snd. */
+function senderArgv(
+  tmp: string,
+  n: number,
+  frames: number,
+  o: Required<Pick<DataplaneOptions, "rate" | "cpu">>,
+  ksoftirqd: number,
+  perfCtl?: string,
+): string[] {
+  const arg = {
+    cpu: o.cpu,
+    ifname: SND_IF,
+    srcMac: SND_MAC,
+    srcIp: SND_IP,
+    targets: range(n).map(vmIp),
+    ksoftirqd,
+    frames,
+    rate: o.rate,
+    warm: WARM,
+    drainMs: 200,
+    perfCtl,
+  };
+  return [
+    "ip",
+    "netns",
+    "exec",
+    SND_NS,
+    pythonPath(),
+    path.join(tmp, "send.py"),
+    JSON.stringify(arg),
+  ];
+}
+
+async function send(
+  tmp: string,
+  n: number,
+  frames: number,
+  o: Required<Pick<DataplaneOptions, "rate" | "cpu">>,
+  ksoftirqd: number,
+): Promise<SendOut> {
   const [cmd, ...args] = senderArgv(tmp, n, frames, o, ksoftirqd);
   const r = await run(cmd!, args, "send broadcast ARP from netns hnbd-snd");
   return JSON.parse(r.stdout) as SendOut;
 }
 
 /** One repetition: baseline (half before, half after, same total length as the send window). */
-async function measureRep(tmp: string, n: number, o: Required<DataplaneOptions>, ksoftirqd: number): Promise<RepResult> {
+async function measureRep(
+  tmp: string,
+  n: number,
+  o: Required<DataplaneOptions>,
+  ksoftirqd: number,
+): Promise<RepResult> {
   const planned = o.frames / o.rate + 0.2;
   const b0 = localSnap(ksoftirqd);
   await sleep((planned / 2) * 1000);
@@ -589,7 +980,8 @@ async function measureRep(tmp: string, n: number, o: Required<DataplaneOptions>,
   const b3 = localSnap(ksoftirqd);
   const pre = windowOf(b0, b1, o.cpu);
   const post = windowOf(b2, b3, o.cpu);
-  const base = (k: keyof Window): number => ((pre[k] + post[k]) / (pre.s + post.s)) * w.s;
+  const base = (k: keyof Window): number =>
+    ((pre[k] + post[k]) / (pre.s + post.s)) * w.s;
   const tickUs = 1e6 / ticksPerSecond();
   const perFrame = (x: number): number => x / out.sent;
   const sendCpuUs = perFrame((out.sendCpuNs - out.calibNs * out.sent) / 1000);
@@ -598,15 +990,22 @@ async function measureRep(tmp: string, n: number, o: Required<DataplaneOptions>,
   const squeezes = sn1.squeezed - sn0.squeezed;
   // Our flood reaches ksoftirqd only when net_rx_action ran out of budget (time_squeeze); otherwise
   // ksoftirqd's time is other people's softirqs and counting it would only add their noise.
-  const ksoftirqdUs = squeezes > 0 ? perFrame((w.ksoftNs - base("ksoftNs")) / 1000) : 0;
+  const ksoftirqdUs =
+    squeezes > 0 ? perFrame((w.ksoftNs - base("ksoftNs")) / 1000) : 0;
   const idleFractionCpu = w.totalCpu > 0 ? w.idleCpu / w.totalCpu : 0;
   return {
-    sent: out.sent, wallS: w.s, sendCpuUs, ksoftirqdUs, attributedUs: sendCpuUs + ksoftirqdUs,
+    sent: out.sent,
+    wallS: w.s,
+    sendCpuUs,
+    ksoftirqdUs,
+    attributedUs: sendCpuUs + ksoftirqdUs,
     softirqUs: perFrame((w.softirqCpu - base("softirqCpu")) * tickUs),
     procStatUs: perFrame((w.busyAll - base("busyAll")) * tickUs),
     procStatCpuUs: perFrame((w.busyCpu - base("busyCpu")) * tickUs),
-    procStatValid: idleFractionCpu >= 0.05, idleFractionCpu,
-    softnetDrops: sn1.dropped - sn0.dropped, squeezes,
+    procStatValid: idleFractionCpu >= 0.05,
+    idleFractionCpu,
+    softnetDrops: sn1.dropped - sn0.dropped,
+    squeezes,
     lateMaxMs: out.lateMaxMs,
   };
 }
@@ -614,7 +1013,11 @@ async function measureRep(tmp: string, n: number, o: Required<DataplaneOptions>,
 export function median(xs: number[]): number {
   const s = [...xs].sort((x, y) => x - y);
   const m = Math.floor(s.length / 2);
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return s.length === 0
+    ? NaN
+    : s.length % 2 === 1
+      ? s[m]!
+      : (s[m - 1]! + s[m]!) / 2;
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -622,58 +1025,128 @@ export function median(xs: number[]): number {
 /* ----------------------------------------------------------------------------------------- */
 
 async function rxPackets(ns: string, names: Set<string>): Promise<number> {
-  const r = await run("ip", ["-n", ns, "-s", "-j", "link", "show"], `read link counters in ${ns}`);
-  const links = JSON.parse(r.stdout) as { ifname: string; stats64?: { rx?: { packets?: number } } }[];
-  return links.filter((l) => names.has(l.ifname)).reduce((s, l) => s + (l.stats64?.rx?.packets ?? 0), 0);
+  const r = await run(
+    "ip",
+    ["-n", ns, "-s", "-j", "link", "show"],
+    `read link counters in ${ns}`,
+  );
+  const links = JSON.parse(r.stdout) as {
+    ifname: string;
+    stats64?: { rx?: { packets?: number } };
+  }[];
+  return links
+    .filter((l) => names.has(l.ifname))
+    .reduce((s, l) => s + (l.stats64?.rx?.packets ?? 0), 0);
 }
 
-async function verifyCase(c: CaseId, n: number, totalSent: number): Promise<Record<string, number | string | boolean>> {
+async function verifyCase(
+  c: CaseId,
+  n: number,
+  totalSent: number,
+): Promise<Record<string, number | string | boolean>> {
   const v: Record<string, number | string | boolean> = {};
   if (c === "d") {
     const sample = [1, Math.ceil(n / 2), n];
     let rx = 0;
     for (const i of sample) rx += await rxPackets(vmNs(i), new Set([TAP_PEER]));
     v.clonesPerFrame = round((rx / sample.length / totalSent) * n, 2);
-    const t = await inNs(vmNs(n), ["nft", "list", "tables"], `list nft tables in ${vmNs(n)}`);
+    const t = await inNs(
+      vmNs(n),
+      ["nft", "list", "tables"],
+      `list nft tables in ${vmNs(n)}`,
+    );
     v.vmTableLoaded = t.stdout.includes("table bridge hostnet");
   } else {
-    v.clonesPerFrame = round((await rxPackets(BR_NS, new Set(range(n).map(peer)))) / totalSent, 2);
+    v.clonesPerFrame = round(
+      (await rxPackets(BR_NS, new Set(range(n).map(peer)))) / totalSent,
+      2,
+    );
   }
   if (c === "b") Object.assign(v, await verifyEbtables(n, totalSent));
   if (c === "c" || c === "c0" || c === "c1" || c === "c3" || c === "e") {
-    const t = await inNs(BR_NS, ["nft", "-j", "list", "map", "bridge", "hostnet", "to_vm"], "read map to_vm");
+    const t = await inNs(
+      BR_NS,
+      ["nft", "-j", "list", "map", "bridge", "hostnet", "to_vm"],
+      "read map to_vm",
+    );
     v.toVmMapElements = (t.stdout.match(/"jump"/g) ?? []).length;
   }
-  if (c === "e") v.repliesPerFrame = round((await rxPackets(SND_NS, new Set([SND_IF]))) / totalSent, 2);
+  if (c === "e")
+    v.repliesPerFrame = round(
+      (await rxPackets(SND_NS, new Set([SND_IF]))) / totalSent,
+      2,
+    );
   return v;
 }
 
 /** ebtables-nft keeps its rules in the namespace's own nft table `bridge nat`: read the jump counters. */
-async function verifyEbtables(n: number, totalSent: number): Promise<Record<string, number | string | boolean>> {
-  const r = await inNs(BR_NS, ["nft", "-j", "list", "chain", "bridge", "nat", "POSTROUTING"], "read ebtables POSTROUTING in netns hnbd-br");
-  const rules = (JSON.parse(r.stdout) as { nftables: { rule?: { expr: Record<string, { packets?: number }>[] } }[] }).nftables
-    .filter((x) => x.rule !== undefined);
-  const packets = rules.map((x) => x.rule!.expr.find((e) => e.counter !== undefined)?.counter?.packets ?? 0);
-  const snd = await inNs(SND_NS, ["nft", "list", "tables"], "list nft tables in netns hnbd-snd");
+async function verifyEbtables(
+  n: number,
+  totalSent: number,
+): Promise<Record<string, number | string | boolean>> {
+  const r = await inNs(
+    BR_NS,
+    ["nft", "-j", "list", "chain", "bridge", "nat", "POSTROUTING"],
+    "read ebtables POSTROUTING in netns hnbd-br",
+  );
+  const rules = (
+    JSON.parse(r.stdout) as {
+      nftables: { rule?: { expr: Record<string, { packets?: number }>[] } }[];
+    }
+  ).nftables.filter((x) => x.rule !== undefined);
+  const packets = rules.map(
+    (x) =>
+      x.rule!.expr.find((e) => e.counter !== undefined)?.counter?.packets ?? 0,
+  );
+  const snd = await inNs(
+    SND_NS,
+    ["nft", "list", "tables"],
+    "list nft tables in netns hnbd-snd",
+  );
   return {
     ebtablesNetns: BR_NS,
     ebtablesJumpRules: rules.length,
-    ebtablesJumpsPerFrame: round(packets.reduce((s, p) => s + p, 0) / totalSent, 2),
-    ebtablesRulesWalkedPerFrame: round(packets.reduce((s, p, k) => s + p * (k + 1), 0) / totalSent, 0),
+    ebtablesJumpsPerFrame: round(
+      packets.reduce((s, p) => s + p, 0) / totalSent,
+      2,
+    ),
+    ebtablesRulesWalkedPerFrame: round(
+      packets.reduce((s, p, k) => s + p * (k + 1), 0) / totalSent,
+      0,
+    ),
     ebtablesAbsentInSenderNetns: !snd.stdout.includes("bridge nat"),
   };
 }
 
 /** What would make a case's figure meaningless: the topology did not do what the case claims. */
-function problems(c: CaseId, n: number, v: Record<string, number | string | boolean>): string[] {
+function problems(
+  c: CaseId,
+  n: number,
+  v: Record<string, number | string | boolean>,
+): string[] {
   const out: string[] = [];
   const clones = Number(v.clonesPerFrame);
-  if (c === "e" && clones > 0.05 * n) out.push(`${clones} clones per frame reached the VM ports: ARP suppression did not take`);
-  if (c === "e" && Number(v.repliesPerFrame) < 0.95) out.push(`only ${v.repliesPerFrame} bridge replies per request: the bridge did not answer for the known VMs`);
-  if (c !== "e" && clones < 0.95 * n) out.push(`only ${clones} of ${n} clones per frame reached the VM ports`);
-  if (c === "b" && Number(v.ebtablesJumpsPerFrame) < 0.95 * n) out.push(`ebtables jumps per frame ${v.ebtablesJumpsPerFrame} < N: the per-port chains were not walked`);
-  if ((c === "c" || c === "c0" || c === "c1" || c === "c3" || c === "e") && v.toVmMapElements !== n) out.push(`to_vm map has ${v.toVmMapElements} elements, expected ${n}`);
-  if (c === "d" && v.vmTableLoaded !== true) out.push("the VM namespace has no hostnet table");
+  if (c === "e" && clones > 0.05 * n)
+    out.push(
+      `${clones} clones per frame reached the VM ports: ARP suppression did not take`,
+    );
+  if (c === "e" && Number(v.repliesPerFrame) < 0.95)
+    out.push(
+      `only ${v.repliesPerFrame} bridge replies per request: the bridge did not answer for the known VMs`,
+    );
+  if (c !== "e" && clones < 0.95 * n)
+    out.push(`only ${clones} of ${n} clones per frame reached the VM ports`);
+  if (c === "b" && Number(v.ebtablesJumpsPerFrame) < 0.95 * n)
+    out.push(
+      `ebtables jumps per frame ${v.ebtablesJumpsPerFrame} < N: the per-port chains were not walked`,
+    );
+  if (
+    (c === "c" || c === "c0" || c === "c1" || c === "c3" || c === "e") &&
+    v.toVmMapElements !== n
+  )
+    out.push(`to_vm map has ${v.toVmMapElements} elements, expected ${n}`);
+  if (c === "d" && v.vmTableLoaded !== true)
+    out.push("the VM namespace has no hostnet table");
   return out;
 }
 
@@ -690,7 +1163,14 @@ function hasPerf(): boolean {
   return spawnSync("perf", ["--version"]).status === 0;
 }
 
-async function profileCase(c: CaseId, n: number, reason: string, tmp: string, o: Required<DataplaneOptions>, ksoftirqd: number): Promise<ProfileResult> {
+async function profileCase(
+  c: CaseId,
+  n: number,
+  reason: string,
+  tmp: string,
+  o: Required<DataplaneOptions>,
+  ksoftirqd: number,
+): Promise<ProfileResult> {
   const data = path.join(tmp, `perf-${c}-${n}.data`);
   try {
     cleanupSync();
@@ -702,17 +1182,74 @@ async function profileCase(c: CaseId, n: number, reason: string, tmp: string, o:
     const ctl = path.join(tmp, "perf-ctl");
     fs.rmSync(ctl, { force: true });
     await run("mkfifo", [ctl], "create perf control fifo");
-    const rec = await run("perf", ["record", "-q", "-D", "-1", "--control", `fifo:${ctl}`, "-e", "cpu-clock", "-F", "10000", "-C", String(o.cpu), "-o", data, "--",
-      ...senderArgv(tmp, n, o.frames * boost, { cpu: o.cpu, rate: o.rate * boost }, ksoftirqd, ctl)], "perf record of the sender");
+    const rec = await run(
+      "perf",
+      [
+        "record",
+        "-q",
+        "-D",
+        "-1",
+        "--control",
+        `fifo:${ctl}`,
+        "-e",
+        "cpu-clock",
+        "-F",
+        "10000",
+        "-C",
+        String(o.cpu),
+        "-o",
+        data,
+        "--",
+        ...senderArgv(
+          tmp,
+          n,
+          o.frames * boost,
+          { cpu: o.cpu, rate: o.rate * boost },
+          ksoftirqd,
+          ctl,
+        ),
+      ],
+      "perf record of the sender",
+    );
     // by pid, not comm: perf sometimes misses the workload's exec and files its samples under "perf-exec"
     const pid = String((JSON.parse(rec.stdout) as SendOut).pid);
-    const rep = await run("perf", ["report", "-i", data, "--stdio", "--no-children", "--percentage", "relative",
-      "--pid", pid, "--sort", "sym", "-g", "none", "--percent-limit", "1"], "perf report");
+    const rep = await run(
+      "perf",
+      [
+        "report",
+        "-i",
+        data,
+        "--stdio",
+        "--no-children",
+        "--percentage",
+        "relative",
+        "--pid",
+        pid,
+        "--sort",
+        "sym",
+        "-g",
+        "none",
+        "--percent-limit",
+        "1",
+      ],
+      "perf report",
+    );
     // kernel symbols only: the sender's own Python loop is not data plane
-    const top = [...rep.stdout.matchAll(/^\s+([\d.]+)%\s+\[k\]\s+(\S+)/gm)].slice(0, 12).map((m) => ({ pct: Number(m[1]), sym: m[2]! }));
+    const top = [...rep.stdout.matchAll(/^\s+([\d.]+)%\s+\[k\]\s+(\S+)/gm)]
+      .slice(0, 12)
+      .map((m) => ({ pct: Number(m[1]), sym: m[2]! }));
     if (top.length === 0) {
-      const said = `${rec.stderr} ${rep.stderr} ${rep.stdout.split("\n").filter((l) => l.includes("Samples")).join(" ")}`.trim();
-      return { case: c, n, reason, top, error: `no kernel samples in the sender's context (${said.slice(0, 300) || "perf said nothing"})` };
+      const said = `${rec.stderr} ${rep.stderr} ${rep.stdout
+        .split("\n")
+        .filter((l) => l.includes("Samples"))
+        .join(" ")}`.trim();
+      return {
+        case: c,
+        n,
+        reason,
+        top,
+        error: `no kernel samples in the sender's context (${said.slice(0, 300) || "perf said nothing"})`,
+      };
     }
     return { case: c, n, reason, top };
   } catch (e) {
@@ -732,18 +1269,40 @@ function find(rs: CaseResult[], c: CaseId, n: number): CaseResult | undefined {
 }
 
 /** Median over rounds of x/y within a round (paired: both measured in the same round). */
-function paired(rs: CaseResult[], x: CaseId, nx: number, y: CaseId, ny: number): number | null {
+function paired(
+  rs: CaseResult[],
+  x: CaseId,
+  nx: number,
+  y: CaseId,
+  ny: number,
+): number | null {
   const X = find(rs, x, nx)?.reps ?? [];
   const Y = find(rs, y, ny)?.reps ?? [];
-  const q = X.map((r, k) => (Y[k] !== undefined && Y[k]!.attributedUs > 0 ? r.attributedUs / Y[k]!.attributedUs : NaN)).filter(Number.isFinite);
+  const q = X.map((r, k) =>
+    Y[k] !== undefined && Y[k]!.attributedUs > 0
+      ? r.attributedUs / Y[k]!.attributedUs
+      : NaN,
+  ).filter(Number.isFinite);
   return q.length === 0 ? null : median(q);
 }
 
-function evaluate(rs: CaseResult[], ns: number[]): { ratios: Record<string, number | null>; targets: TargetResult[] } {
+function evaluate(
+  rs: CaseResult[],
+  ns: number[],
+): { ratios: Record<string, number | null>; targets: TargetResult[] } {
   const lo = Math.min(...ns);
   const hi = Math.max(...ns);
   const ratios: Record<string, number | null> = {};
-  const pairs: [CaseId, CaseId][] = [["c", "a"], ["b", "c"], ["b", "a"], ["d", "a"], ["c0", "a"], ["c1", "a"], ["c2", "a"], ["c3", "a"]];
+  const pairs: [CaseId, CaseId][] = [
+    ["c", "a"],
+    ["b", "c"],
+    ["b", "a"],
+    ["d", "a"],
+    ["c0", "a"],
+    ["c1", "a"],
+    ["c2", "a"],
+    ["c3", "a"],
+  ];
   for (const n of ns) {
     for (const [x, y] of pairs) {
       const v = paired(rs, x, n, y, n);
@@ -757,12 +1316,28 @@ function evaluate(rs: CaseResult[], ns: number[]): { ratios: Record<string, numb
   for (const [k, v] of Object.entries(ratios)) if (v === null) delete ratios[k]; // cases not run
   const targets: TargetResult[] = [
     {
-      name: `(c) <= 1.2 x (a) at N = ${hi}`, value: ca, limit: 1.2, met: ca === null ? null : ca <= 1.2,
-      detail: ca === null ? "–" : ca <= 1.2 ? `ratio ${ca}, ${round((1.2 - ca) * 100, 0)} points to spare` : `by ${round((ca / 1.2 - 1) * 100, 1)}% (ratio ${ca}, limit 1.2)`,
+      name: `(c) <= 1.2 x (a) at N = ${hi}`,
+      value: ca,
+      limit: 1.2,
+      met: ca === null ? null : ca <= 1.2,
+      detail:
+        ca === null
+          ? "–"
+          : ca <= 1.2
+            ? `ratio ${ca}, ${round((1.2 - ca) * 100, 0)} points to spare`
+            : `by ${round((ca / 1.2 - 1) * 100, 1)}% (ratio ${ca}, limit 1.2)`,
     },
     {
-      name: `(e) grows <= 20% from N = ${lo} to ${hi}`, value: eg, limit: 0.2, met: eg === null ? null : eg <= 0.2,
-      detail: eg === null ? "–" : eg <= 0.2 ? `growth ${round(eg * 100, 1)}%` : `by ${round((eg - 0.2) * 100, 1)} points (growth ${round(eg * 100, 1)}%, limit 20%)`,
+      name: `(e) grows <= 20% from N = ${lo} to ${hi}`,
+      value: eg,
+      limit: 0.2,
+      met: eg === null ? null : eg <= 0.2,
+      detail:
+        eg === null
+          ? "–"
+          : eg <= 0.2
+            ? `growth ${round(eg * 100, 1)}%`
+            : `by ${round((eg - 0.2) * 100, 1)} points (growth ${round(eg * 100, 1)}%, limit 20%)`,
     },
   ];
   return { ratios, targets };
@@ -774,40 +1349,87 @@ function fmt(x: number | undefined): string {
 }
 
 /** Markdown table: one row per case, per N the attributed median (spread) and /proc/stat median. */
-export function table(r: Pick<DataplaneResults, "results" | "options">): string {
+export function table(
+  r: Pick<DataplaneResults, "results" | "options">,
+): string {
   const ns = r.options.ns;
-  const head = ["case", ...ns.flatMap((n) => [`N=${n} µs/frame (min–max)`, `N=${n} softirq`, `N=${n} /proc/stat`])];
-  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
+  const head = [
+    "case",
+    ...ns.flatMap((n) => [
+      `N=${n} µs/frame (min–max)`,
+      `N=${n} softirq`,
+      `N=${n} /proc/stat`,
+    ]),
+  ];
+  const lines = [
+    `| ${head.join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+  ];
   for (const c of r.options.cases) {
     const cells = [`(${c}) ${CASES[c]}`];
     for (const n of ns) {
       const x = find(r.results, c, n);
       const a = x?.reps.map((p) => p.attributedUs) ?? [];
-      cells.push(x ? `${fmt(x.median.attributedUs)} (${fmt(Math.min(...a))}–${fmt(Math.max(...a))})` : "–");
+      cells.push(
+        x
+          ? `${fmt(x.median.attributedUs)} (${fmt(Math.min(...a))}–${fmt(Math.max(...a))})`
+          : "–",
+      );
       cells.push(fmt(x?.median.softirqUs));
-      cells.push(x ? `${fmt(x.median.procStatUs)}${x.median.procStatValid ? "" : "*"}` : "–");
+      cells.push(
+        x
+          ? `${fmt(x.median.procStatUs)}${x.median.procStatValid ? "" : "*"}`
+          : "–",
+      );
     }
     lines.push(`| ${cells.join(" | ")} |`);
   }
   return lines.join("\n");
 }
 
-export function section(r: Pick<DataplaneResults, "results" | "options" | "ratios" | "targets">): BenchSection {
+export function section(
+  r: Pick<DataplaneResults, "results" | "options" | "ratios" | "targets">,
+): BenchSection {
   return {
     title: `Data plane: broadcast ARP, µs CPU per frame (attributed, median of ${r.options.reps})`,
     columns: ["case", ...r.options.ns.map((n) => `N=${n}`)],
-    rows: r.options.cases.map((c) => [`(${c}) ${CASES[c]}`, ...r.options.ns.map((n) => fmt(find(r.results, c, n)?.median.attributedUs))]),
+    rows: r.options.cases.map((c) => [
+      `(${c}) ${CASES[c]}`,
+      ...r.options.ns.map((n) =>
+        fmt(find(r.results, c, n)?.median.attributedUs),
+      ),
+    ]),
     notes: [
-      "ratios (attributed, median over rounds of the ratio within a round): " + Object.entries(r.ratios).map(([k, v]) => `${k} = ${v ?? "–"}`).join(", "),
-      ...r.targets.map((t) => `target ${t.name}: ${t.met === null ? "not measured" : t.met ? "met" : "MISSED"} (${t.detail})`),
+      "ratios (attributed, median over rounds of the ratio within a round): " +
+        Object.entries(r.ratios)
+          .map(([k, v]) => `${k} = ${v ?? "–"}`)
+          .join(", "),
+      ...r.targets.map(
+        (t) =>
+          `target ${t.name}: ${t.met === null ? "not measured" : t.met ? "met" : "MISSED"} (${t.detail})`,
+      ),
     ],
   };
 }
 
 function machine(cpu: number): Record<string, string | number> {
-  const model = /model name\s*:\s*(.*)/.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
-  const load = fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-  return { hostname: os.hostname(), nproc: os.cpus().length, kernel: os.release(), cpuModel: model, senderCpu: cpu, loadavgAtStart: load };
+  const model =
+    /model name\s*:\s*(.*)/.exec(
+      fs.readFileSync("/proc/cpuinfo", "utf8"),
+    )?.[1] ?? "unknown";
+  const load = fs
+    .readFileSync("/proc/loadavg", "utf8")
+    .split(" ")
+    .slice(0, 3)
+    .join(" ");
+  return {
+    hostname: os.hostname(),
+    nproc: os.cpus().length,
+    kernel: os.release(),
+    cpuModel: model,
+    senderCpu: cpu,
+    loadavgAtStart: load,
+  };
 }
 
 const METHOD =
@@ -824,17 +1446,40 @@ const METHOD =
 /* SVG chart (hand-written): µs/frame against N, log scale, one line per case                 */
 /* ----------------------------------------------------------------------------------------- */
 
-const COLORS: Record<CaseId, string> = { a: "#555555", b: "#d62728", c: "#1f77b4", c0: "#17becf", c1: "#ff7f0e", c2: "#bcbd22", c3: "#8c564b", d: "#9467bd", e: "#2ca02c" };
+const COLORS: Record<CaseId, string> = {
+  a: "#555555",
+  b: "#d62728",
+  c: "#1f77b4",
+  c0: "#17becf",
+  c1: "#ff7f0e",
+  c2: "#bcbd22",
+  c3: "#8c564b",
+  d: "#9467bd",
+  e: "#2ca02c",
+};
 
-export function svgChart(r: Pick<DataplaneResults, "results" | "options" | "date" | "machine">): string {
-  const W = 920, H = 460, L = 70, R = 340, T = 50, B = 60;
+export function svgChart(
+  r: Pick<DataplaneResults, "results" | "options" | "date" | "machine">,
+): string {
+  const W = 920,
+    H = 460,
+    L = 70,
+    R = 340,
+    T = 50,
+    B = 60;
   const ns = r.options.ns;
   const vals = r.results.map((x) => x.median.attributedUs).filter((v) => v > 0);
   const lo = Math.floor(Math.log10(Math.min(...vals, 10)));
   const hi = Math.ceil(Math.log10(Math.max(...vals, 100)));
-  const nMin = Math.min(...ns), nMax = Math.max(...ns);
-  const x = (n: number): number => round(L + (nMax === nMin ? 0.5 : (n - nMin) / (nMax - nMin)) * (W - L - R), 1);
-  const y = (v: number): number => round(T + (1 - (Math.log10(v) - lo) / (hi - lo)) * (H - T - B), 1);
+  const nMin = Math.min(...ns),
+    nMax = Math.max(...ns);
+  const x = (n: number): number =>
+    round(
+      L + (nMax === nMin ? 0.5 : (n - nMin) / (nMax - nMin)) * (W - L - R),
+      1,
+    );
+  const y = (v: number): number =>
+    round(T + (1 - (Math.log10(v) - lo) / (hi - lo)) * (H - T - B), 1);
   const o: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
@@ -845,22 +1490,48 @@ export function svgChart(r: Pick<DataplaneResults, "results" | "options" | "date
     for (const m of [1, 2, 5]) {
       const v = m * 10 ** e;
       if (Math.log10(v) > hi) continue;
-      o.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="${m === 1 ? "#ccc" : "#eee"}"/>`);
-      o.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v >= 1 ? v : v.toFixed(1)}</text>`);
+      o.push(
+        `<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="${m === 1 ? "#ccc" : "#eee"}"/>`,
+      );
+      o.push(
+        `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v >= 1 ? v : v.toFixed(1)}</text>`,
+      );
     }
   }
-  for (const n of ns) o.push(`<text x="${x(n)}" y="${H - B + 18}" text-anchor="middle">${n}</text>`);
-  o.push(`<text x="${(L + W - R) / 2}" y="${H - 18}" text-anchor="middle">N (VM ports on the bridge)</text>`);
-  o.push(`<text transform="translate(18 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">µs CPU per frame</text>`);
+  for (const n of ns)
+    o.push(
+      `<text x="${x(n)}" y="${H - B + 18}" text-anchor="middle">${n}</text>`,
+    );
+  o.push(
+    `<text x="${(L + W - R) / 2}" y="${H - 18}" text-anchor="middle">N (VM ports on the bridge)</text>`,
+  );
+  o.push(
+    `<text transform="translate(18 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">µs CPU per frame</text>`,
+  );
   r.options.cases.forEach((c, k) => {
-    const pts = ns.map((n) => find(r.results, c, n)).filter((p): p is CaseResult => p !== undefined && p.median.attributedUs > 0);
-    if (pts.length > 1) o.push(`<polyline fill="none" stroke="${COLORS[c]}" stroke-width="2" points="${pts.map((p) => `${x(p.n)},${y(p.median.attributedUs)}`).join(" ")}"/>`);
+    const pts = ns
+      .map((n) => find(r.results, c, n))
+      .filter(
+        (p): p is CaseResult => p !== undefined && p.median.attributedUs > 0,
+      );
+    if (pts.length > 1)
+      o.push(
+        `<polyline fill="none" stroke="${COLORS[c]}" stroke-width="2" points="${pts.map((p) => `${x(p.n)},${y(p.median.attributedUs)}`).join(" ")}"/>`,
+      );
     for (const p of pts) {
-      o.push(`<circle cx="${x(p.n)}" cy="${y(p.median.attributedUs)}" r="4" fill="${COLORS[c]}"/>`);
-      o.push(`<text x="${x(p.n) + 7}" y="${y(p.median.attributedUs) - 6}" fill="${COLORS[c]}">${fmt(p.median.attributedUs)}</text>`);
+      o.push(
+        `<circle cx="${x(p.n)}" cy="${y(p.median.attributedUs)}" r="4" fill="${COLORS[c]}"/>`,
+      );
+      o.push(
+        `<text x="${x(p.n) + 7}" y="${y(p.median.attributedUs) - 6}" fill="${COLORS[c]}">${fmt(p.median.attributedUs)}</text>`,
+      );
     }
-    o.push(`<rect x="${W - R + 60}" y="${T + k * 22}" width="14" height="4" fill="${COLORS[c]}"/>`);
-    o.push(`<text x="${W - R + 80}" y="${T + k * 22 + 6}">(${c}) ${esc(CASES[c])}</text>`);
+    o.push(
+      `<rect x="${W - R + 60}" y="${T + k * 22}" width="14" height="4" fill="${COLORS[c]}"/>`,
+    );
+    o.push(
+      `<text x="${W - R + 80}" y="${T + k * 22 + 6}">(${c}) ${esc(CASES[c])}</text>`,
+    );
   });
   o.push("</svg>");
   return o.join("\n") + "\n";
@@ -874,7 +1545,8 @@ function esc(s: string): string {
 /* Files                                                                                      */
 /* ----------------------------------------------------------------------------------------- */
 
-const README_BEGIN = "<!-- dataplane:auto:begin (written by bench/dataplane.ts; edit the text outside this block) -->";
+const README_BEGIN =
+  "<!-- dataplane:auto:begin (written by bench/dataplane.ts; edit the text outside this block) -->";
 const README_END = "<!-- dataplane:auto:end -->";
 
 export function readmeBlock(r: DataplaneResults): string {
@@ -886,27 +1558,52 @@ export function readmeBlock(r: DataplaneResults): string {
     "",
     table(r),
     "",
-    "Ratios (attributed; median over rounds of the ratio within a round): " + Object.entries(r.ratios).map(([k, v]) => `${k} = ${v ?? "–"}`).join(", ") + ".",
+    "Ratios (attributed; median over rounds of the ratio within a round): " +
+      Object.entries(r.ratios)
+        .map(([k, v]) => `${k} = ${v ?? "–"}`)
+        .join(", ") +
+      ".",
     "",
-    ...r.targets.map((t) => `- Target ${t.name}: **${t.met === null ? "not measured" : t.met ? "met" : "MISSED"}** — ${t.detail}.`),
+    ...r.targets.map(
+      (t) =>
+        `- Target ${t.name}: **${t.met === null ? "not measured" : t.met ? "met" : "MISSED"}** — ${t.detail}.`,
+    ),
   ];
   for (const p of r.profiles) {
-    lines.push("", `Profile of (${p.case}) at N = ${p.n} (${p.reason}; perf cpu-clock on the sender's CPU; kernel symbols in the sender's context, % of its samples): ` +
-      (p.error ? `failed: ${p.error}` : p.top.map((t) => `${t.sym} ${t.pct}%`).join(", ")));
+    lines.push(
+      "",
+      `Profile of (${p.case}) at N = ${p.n} (${p.reason}; perf cpu-clock on the sender's CPU; kernel symbols in the sender's context, % of its samples): ` +
+        (p.error
+          ? `failed: ${p.error}`
+          : p.top.map((t) => `${t.sym} ${t.pct}%`).join(", ")),
+    );
   }
   lines.push("", `Raw results: ${r.files.map((f) => `\`${f}\``).join(", ")}.`);
   return lines.join("\n");
 }
 
-function updateReadme(file: string, block: string, log: (s: string) => void): void {
+function updateReadme(
+  file: string,
+  block: string,
+  log: (s: string) => void,
+): void {
   const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
   const b = text.indexOf(README_BEGIN);
   const e = text.indexOf(README_END);
   if (b < 0 || e < b) {
-    log(`dataplane bench: ${file} has no generated block (${README_END}); figures not copied there`);
+    log(
+      `dataplane bench: ${file} has no generated block (${README_END}); figures not copied there`,
+    );
     return;
   }
-  fs.writeFileSync(file, text.slice(0, b + README_BEGIN.length) + "\n" + block + "\n" + text.slice(e));
+  fs.writeFileSync(
+    file,
+    text.slice(0, b + README_BEGIN.length) +
+      "\n" +
+      block +
+      "\n" +
+      text.slice(e),
+  );
 }
 
 function writeFiles(r: DataplaneResults, benchDir: string): string[] {
@@ -914,8 +1611,15 @@ function writeFiles(r: DataplaneResults, benchDir: string): string[] {
   fs.mkdirSync(dir, { recursive: true });
   // quick and partial runs never replace the full run's chart
   const partial = DEFAULT_CASES.some((c) => !r.options.cases.includes(c));
-  const tag = r.quick ? "dataplane-quick" : partial ? "dataplane-partial" : "dataplane";
-  const json = path.join(dir, `${tag}-${r.date.replace(/[:]/g, "").replace(/\.\d+Z$/, "Z")}.json`);
+  const tag = r.quick
+    ? "dataplane-quick"
+    : partial
+      ? "dataplane-partial"
+      : "dataplane";
+  const json = path.join(
+    dir,
+    `${tag}-${r.date.replace(/[:]/g, "").replace(/\.\d+Z$/, "Z")}.json`,
+  );
   const svg = path.join(dir, `${tag}.svg`);
   r.files = [json, svg].map((f) => path.relative(path.dirname(benchDir), f));
   fs.writeFileSync(json, JSON.stringify(r, null, 2) + "\n");
@@ -939,22 +1643,43 @@ function resolveOptions(opts: DataplaneOptions): Required<DataplaneOptions> {
     quick,
     profile: opts.profile ?? (quick ? "off" : "auto"),
     write: opts.write ?? true,
-    readme: opts.readme ?? (!quick && (opts.cases === undefined || DEFAULT_CASES.every((c) => opts.cases!.includes(c)))),
+    readme:
+      opts.readme ??
+      (!quick &&
+        (opts.cases === undefined ||
+          DEFAULT_CASES.every((c) => opts.cases!.includes(c)))),
     benchDir: opts.benchDir ?? path.resolve(__dirname, "..", "..", "bench"),
     log: opts.log ?? ((s: string) => console.log(s)),
   };
   const bad = o.ns.find((n) => !Number.isInteger(n) || n < 1 || n > MAX_N);
-  if (bad !== undefined) throw new Error(`dataplane bench: N must be an integer 1..${MAX_N}, got ${bad}`);
-  if (o.cpu < 0 || o.cpu >= os.cpus().length) throw new Error(`dataplane bench: cpu ${o.cpu} does not exist (this machine has ${os.cpus().length})`);
-  if (!(o.frames > 0 && o.rate > 0 && o.reps > 0)) throw new Error("dataplane bench: frames, rate and reps must be positive");
+  if (bad !== undefined)
+    throw new Error(
+      `dataplane bench: N must be an integer 1..${MAX_N}, got ${bad}`,
+    );
+  if (o.cpu < 0 || o.cpu >= os.cpus().length)
+    throw new Error(
+      `dataplane bench: cpu ${o.cpu} does not exist (this machine has ${os.cpus().length})`,
+    );
+  if (!(o.frames > 0 && o.rate > 0 && o.reps > 0))
+    throw new Error("dataplane bench: frames, rate and reps must be positive");
   o.ns = [...new Set(o.ns)].sort((a, b) => a - b);
   return o;
 }
 
-interface Round { rep: RepResult; verify: Record<string, number | string | boolean>; buildS: number }
+interface Round {
+  rep: RepResult;
+  verify: Record<string, number | string | boolean>;
+  buildS: number;
+}
 
 /** One repetition of one case on a freshly built topology, torn down afterwards. */
-async function runRound(c: CaseId, n: number, o: Required<DataplaneOptions>, tmp: string, ksoftirqd: number): Promise<Round> {
+async function runRound(
+  c: CaseId,
+  n: number,
+  o: Required<DataplaneOptions>,
+  tmp: string,
+  ksoftirqd: number,
+): Promise<Round> {
   cleanupSync();
   await sleep(o.quick ? 500 : 2000); // let the previous topology's namespace teardown finish
   const t0 = Date.now();
@@ -972,25 +1697,56 @@ async function runRound(c: CaseId, n: number, o: Required<DataplaneOptions>, tmp
 
 function caseResult(c: CaseId, n: number, rounds: Round[]): CaseResult {
   const reps = rounds.map((x) => x.rep);
-  const med = (k: "attributedUs" | "softirqUs" | "procStatUs"): number => round(median(reps.map((r) => r[k])), 1);
-  const verify = { ...rounds[rounds.length - 1]!.verify, ok: rounds.every((x) => x.verify.ok === true) };
+  const med = (k: "attributedUs" | "softirqUs" | "procStatUs"): number =>
+    round(median(reps.map((r) => r[k])), 1);
+  const verify = {
+    ...rounds[rounds.length - 1]!.verify,
+    ok: rounds.every((x) => x.verify.ok === true),
+  };
   return {
-    case: c, label: CASES[c], n, buildS: round(median(rounds.map((x) => x.buildS)), 1), reps, verify,
-    median: { attributedUs: med("attributedUs"), softirqUs: med("softirqUs"), procStatUs: med("procStatUs"), procStatValid: reps.every((r) => r.procStatValid) },
+    case: c,
+    label: CASES[c],
+    n,
+    buildS: round(median(rounds.map((x) => x.buildS)), 1),
+    reps,
+    verify,
+    median: {
+      attributedUs: med("attributedUs"),
+      softirqUs: med("softirqUs"),
+      procStatUs: med("procStatUs"),
+      procStatValid: reps.every((r) => r.procStatValid),
+    },
   };
 }
 
-async function profileMisses(r: DataplaneResults, o: Required<DataplaneOptions>, tmp: string, ksoftirqd: number): Promise<void> {
+async function profileMisses(
+  r: DataplaneResults,
+  o: Required<DataplaneOptions>,
+  tmp: string,
+  ksoftirqd: number,
+): Promise<void> {
   if (o.profile === "off" || !hasPerf()) {
-    if (o.profile !== "off") o.log("dataplane bench: perf not found; no profile (apt-get install linux-perf)");
+    if (o.profile !== "off")
+      o.log(
+        "dataplane bench: perf not found; no profile (apt-get install linux-perf)",
+      );
     return;
   }
   const hi = Math.max(...o.ns);
   const lo = Math.min(...o.ns);
   const want: [CaseId, number, string][] = [];
   const [t1, t2] = r.targets;
-  if (o.profile === "always" || t1?.met === false) want.push(["a", hi, "reference for (c)/(a)"], ["c", hi, `(c)/(a) ${t1?.detail ?? ""}`], ["c0", hi, "dispatch only, for (c)/(a)"]);
-  if (o.profile === "always" || t2?.met === false) want.push(["e", lo, "reference for (e) growth"], ["e", hi, `(e) growth ${t2?.detail ?? ""}`]);
+  if (o.profile === "always" || t1?.met === false)
+    want.push(
+      ["a", hi, "reference for (c)/(a)"],
+      ["c", hi, `(c)/(a) ${t1?.detail ?? ""}`],
+      ["c0", hi, "dispatch only, for (c)/(a)"],
+    );
+  if (o.profile === "always" || t2?.met === false)
+    want.push(
+      ["e", lo, "reference for (e) growth"],
+      ["e", hi, `(e) growth ${t2?.detail ?? ""}`],
+    );
   for (const [c, n, reason] of want) {
     if (!o.cases.includes(c)) continue;
     o.log(`profiling (${c}) at N = ${n} ...`);
@@ -999,21 +1755,43 @@ async function profileMisses(r: DataplaneResults, o: Required<DataplaneOptions>,
 }
 
 /** Runs every case at every N (cleaning up between cases) and returns the results; see DataplaneOptions. */
-export async function runDataplaneBench(opts: DataplaneOptions = {}): Promise<DataplaneResults> {
+export async function runDataplaneBench(
+  opts: DataplaneOptions = {},
+): Promise<DataplaneResults> {
   const o = resolveOptions(opts);
-  if (process.getuid?.() !== 0) throw new Error("dataplane bench: needs root (network namespaces, bridges, nft)");
+  if (process.getuid?.() !== 0)
+    throw new Error(
+      "dataplane bench: needs root (network namespaces, bridges, nft)",
+    );
   acquireLock();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hnbd-"));
   const removeHandlers = installSignalHandlers(tmp);
   try {
     const stale = cleanupSync();
-    if (stale > 0) o.log(`dataplane bench: removed ${stale} hnbd-* namespace(s) left by an earlier run`);
+    if (stale > 0)
+      o.log(
+        `dataplane bench: removed ${stale} hnbd-* namespace(s) left by an earlier run`,
+      );
     fs.writeFileSync(path.join(tmp, "send.py"), SENDER);
     const ksoftirqd = ksoftirqdPid(o.cpu);
     const r: DataplaneResults = {
-      date: new Date().toISOString(), quick: o.quick, machine: machine(o.cpu),
-      options: { ns: o.ns, cases: o.cases, frames: o.frames, rate: o.rate, reps: o.reps, cpu: o.cpu },
-      method: METHOD, results: [], ratios: {}, targets: [], profiles: [], files: [],
+      date: new Date().toISOString(),
+      quick: o.quick,
+      machine: machine(o.cpu),
+      options: {
+        ns: o.ns,
+        cases: o.cases,
+        frames: o.frames,
+        rate: o.rate,
+        reps: o.reps,
+        cpu: o.cpu,
+      },
+      method: METHOD,
+      results: [],
+      ratios: {},
+      targets: [],
+      profiles: [],
+      files: [],
       section: { title: "Data plane", columns: [], rows: [] },
     };
     // Rounds: every case at every N once per round, so that the cases compared in a ratio are
@@ -1025,17 +1803,22 @@ export async function runDataplaneBench(opts: DataplaneOptions = {}): Promise<Da
           o.log(`round ${k}/${o.reps}: (${c}) ${CASES[c]}, N = ${n} ...`);
           const x = await runRound(c, n, o, tmp, ksoftirqd);
           rounds.set(`${c}@${n}`, [...(rounds.get(`${c}@${n}`) ?? []), x]);
-          o.log(`    ${fmt(x.rep.attributedUs)} µs/frame attributed, ${fmt(x.rep.softirqUs)} softirq, ` +
-            `${fmt(x.rep.procStatUs)}${x.rep.procStatValid ? "" : "*"} /proc/stat; build ${x.buildS.toFixed(1)} s; ${JSON.stringify(x.verify)}`);
+          o.log(
+            `    ${fmt(x.rep.attributedUs)} µs/frame attributed, ${fmt(x.rep.softirqUs)} softirq, ` +
+              `${fmt(x.rep.procStatUs)}${x.rep.procStatValid ? "" : "*"} /proc/stat; build ${x.buildS.toFixed(1)} s; ${JSON.stringify(x.verify)}`,
+          );
         }
       }
     }
-    for (const n of o.ns) for (const c of o.cases) r.results.push(caseResult(c, n, rounds.get(`${c}@${n}`) ?? []));
+    for (const n of o.ns)
+      for (const c of o.cases)
+        r.results.push(caseResult(c, n, rounds.get(`${c}@${n}`) ?? []));
     Object.assign(r, evaluate(r.results, o.ns));
     r.section = section(r);
     await profileMisses(r, o, tmp, ksoftirqd);
     if (o.write) writeFiles(r, o.benchDir);
-    if (o.readme && o.write) updateReadme(path.join(o.benchDir, "README.md"), readmeBlock(r), o.log);
+    if (o.readme && o.write)
+      updateReadme(path.join(o.benchDir, "README.md"), readmeBlock(r), o.log);
     return r;
   } finally {
     killChildren();
@@ -1052,35 +1835,69 @@ export function report(r: DataplaneResults): string {
     `Data plane: broadcast ARP, CPU µs per frame (median of ${r.options.reps}; '*' = /proc/stat unusable, sender CPU saturated)`,
     table(r),
     "",
-    "Ratios (median over rounds of the ratio within a round): " + Object.entries(r.ratios).map(([k, v]) => `${k} = ${v ?? "–"}`).join(", "),
-    ...r.targets.map((t) => `Target ${t.name}: ${t.met === null ? "not measured" : t.met ? "met" : "MISSED"} — ${t.detail}`),
-    ...r.profiles.map((p) => `Profile (${p.case}) N=${p.n}: ${p.error ?? p.top.map((t) => `${t.sym} ${t.pct}%`).join(", ")}`),
+    "Ratios (median over rounds of the ratio within a round): " +
+      Object.entries(r.ratios)
+        .map(([k, v]) => `${k} = ${v ?? "–"}`)
+        .join(", "),
+    ...r.targets.map(
+      (t) =>
+        `Target ${t.name}: ${t.met === null ? "not measured" : t.met ? "met" : "MISSED"} — ${t.detail}`,
+    ),
+    ...r.profiles.map(
+      (p) =>
+        `Profile (${p.case}) N=${p.n}: ${p.error ?? p.top.map((t) => `${t.sym} ${t.pct}%`).join(", ")}`,
+    ),
     ...(r.files.length > 0 ? [`Wrote ${r.files.join(", ")}`] : []),
   ].join("\n");
 }
 
 function parseArgs(argv: string[]): DataplaneOptions {
   const o: DataplaneOptions = {};
-  const list = (s: string | undefined): string[] => (s ?? "").split(",").filter((x) => x !== "");
+  const list = (s: string | undefined): string[] =>
+    (s ?? "").split(",").filter((x) => x !== "");
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
     const v = argv[k + 1];
     switch (a) {
-      case "--quick": o.quick = true; continue;
-      case "--no-readme": o.readme = false; continue;
-      case "--ns": o.ns = list(v).map(Number); break;
-      case "--cases": o.cases = list(v) as CaseId[]; break;
-      case "--frames": o.frames = Number(v); break;
-      case "--rate": o.rate = Number(v); break;
-      case "--reps": o.reps = Number(v); break;
-      case "--cpu": o.cpu = Number(v); break;
-      case "--profile": o.profile = v as DataplaneOptions["profile"]; break;
-      default: throw new Error(`dataplane bench: unknown argument ${a}; see the usage at the top of bench/dataplane.ts`);
+      case "--quick":
+        o.quick = true;
+        continue;
+      case "--no-readme":
+        o.readme = false;
+        continue;
+      case "--ns":
+        o.ns = list(v).map(Number);
+        break;
+      case "--cases":
+        o.cases = list(v) as CaseId[];
+        break;
+      case "--frames":
+        o.frames = Number(v);
+        break;
+      case "--rate":
+        o.rate = Number(v);
+        break;
+      case "--reps":
+        o.reps = Number(v);
+        break;
+      case "--cpu":
+        o.cpu = Number(v);
+        break;
+      case "--profile":
+        o.profile = v as DataplaneOptions["profile"];
+        break;
+      default:
+        throw new Error(
+          `dataplane bench: unknown argument ${a}; see the usage at the top of bench/dataplane.ts`,
+        );
     }
     k++;
   }
   const badCase = o.cases?.find((c) => !(c in CASES));
-  if (badCase !== undefined) throw new Error(`dataplane bench: unknown case ${badCase}; cases are ${Object.keys(CASES).join(",")}`);
+  if (badCase !== undefined)
+    throw new Error(
+      `dataplane bench: unknown case ${badCase}; cases are ${Object.keys(CASES).join(",")}`,
+    );
   return o;
 }
 

@@ -40,17 +40,29 @@ const hex2 = (n: number) => n.toString(16).padStart(2, "0");
 export function benchVms(n: number): BenchVm[] {
   return Array.from({ length: n }, (_, i) => {
     const k = i + 1;
-    return { name: `${VM_PREFIX}${String(k).padStart(3, "0")}`, mac: `02:00:00:b0:${hex2(k >> 8)}:${hex2(k & 255)}`, ipv4: `198.19.${100 + Math.floor(k / 200)}.${(k % 200) + 1}` };
+    return {
+      name: `${VM_PREFIX}${String(k).padStart(3, "0")}`,
+      mac: `02:00:00:b0:${hex2(k >> 8)}:${hex2(k & 255)}`,
+      ipv4: `198.19.${100 + Math.floor(k / 200)}.${(k % 200) + 1}`,
+    };
   });
 }
 
 export function hostnetConfig(n: number, h: LabHost): StackConfig {
   return parseStackConfig({
-    hosts: [{ name: LAB_HOST, address: h.address, port: h.port, hostKey: h.hostKey }],
+    hosts: [
+      { name: LAB_HOST, address: h.address, port: h.port, hostKey: h.hostKey },
+    ],
     bridges: [{ name: HOST_BRIDGE }],
     vms: benchVms(n).map((v) => ({
-      name: v.name, host: LAB_HOST, mac: v.mac, ipv4: [`${v.ipv4}/16`],
-      attachment: "isolated-netns", bridge: HOST_BRIDGE, managedFdb: true, simulate: false,
+      name: v.name,
+      host: LAB_HOST,
+      mac: v.mac,
+      ipv4: [`${v.ipv4}/16`],
+      attachment: "isolated-netns",
+      bridge: HOST_BRIDGE,
+      managedFdb: true,
+      simulate: false,
     })),
     rollout: { serial: [1], maxFailures: 0, healthCheck: false },
   });
@@ -80,16 +92,26 @@ class Noop extends pulumi.dynamic.Resource {
   }
 }
 
-export function floorProgram(n: number): () => Promise<Record<string, unknown>> {
+export function floorProgram(
+  n: number,
+): () => Promise<Record<string, unknown>> {
   return async () => {
     const host = new pulumi.ComponentResource("bench:floor:Host", LAB_HOST);
     const br = new Noop(`${LAB_HOST}-${HOST_BRIDGE}`, { parent: host });
     for (const vm of benchVms(n)) {
       const name = `${LAB_HOST}-${vm.name}`;
-      const c = new pulumi.ComponentResource("bench:floor:Vm", name, {}, { parent: host, dependsOn: [br] });
+      const c = new pulumi.ComponentResource(
+        "bench:floor:Vm",
+        name,
+        {},
+        { parent: host, dependsOn: [br] },
+      );
       const ns = new Noop(`${name}-ns`, { parent: c });
       const inner = new Noop(`${name}-br`, { parent: c, dependsOn: [ns] });
-      const uplink = new Noop(`${name}-uplink`, { parent: c, dependsOn: [inner] });
+      const uplink = new Noop(`${name}-uplink`, {
+        parent: c,
+        dependsOn: [inner],
+      });
       new Noop(`${name}-tap`, { parent: c, dependsOn: [inner] });
       new Noop(`${name}-filter`, { parent: c, dependsOn: [ns] });
       new Noop(`${name}-fdb`, { parent: c, dependsOn: [uplink] });
@@ -134,7 +156,12 @@ function childrenOf(pid: number): number[] {
   } catch {
     return [];
   }
-  return tasks.flatMap((t) => (readText(`/proc/${pid}/task/${t}/children`) ?? "").split(" ").filter((x) => x !== "").map(Number));
+  return tasks.flatMap((t) =>
+    (readText(`/proc/${pid}/task/${t}/children`) ?? "")
+      .split(" ")
+      .filter((x) => x !== "")
+      .map(Number),
+  );
 }
 
 /** Walks the children lists rather than all of /proc, so a poll costs a few reads, not hundreds. */
@@ -161,7 +188,10 @@ function roleOf(argv: string[]): ProcRole | undefined {
  * mark, so a poll only has to see a process once near its end, not at its peak.
  */
 export class ProcSampler {
-  private seen = new Map<number, { role: ProcRole; hwmKb: number; ticks: number }>();
+  private seen = new Map<
+    number,
+    { role: ProcRole; hwmKb: number; ticks: number }
+  >();
   private roles = new Map<number, ProcRole | null>();
   private timer?: NodeJS.Timeout;
 
@@ -173,7 +203,10 @@ export class ProcSampler {
   stop(): Record<ProcRole, RoleStats> {
     clearInterval(this.timer);
     this.sample();
-    const out: Record<ProcRole, RoleStats> = { engine: { peakRssMb: 0, cpuS: 0, processes: 0 }, provider: { peakRssMb: 0, cpuS: 0, processes: 0 } };
+    const out: Record<ProcRole, RoleStats> = {
+      engine: { peakRssMb: 0, cpuS: 0, processes: 0 },
+      provider: { peakRssMb: 0, cpuS: 0, processes: 0 },
+    };
     for (const s of this.seen.values()) {
       const r = out[s.role];
       r.peakRssMb = Math.max(r.peakRssMb, s.hwmKb / 1024);
@@ -194,12 +227,19 @@ export class ProcSampler {
         if (role !== null || !cmd.includes("node")) this.roles.set(pid, role);
       }
       if (role === null) continue;
-      const hwm = Number(/^VmHWM:\s+(\d+)/m.exec(readText(`/proc/${pid}/status`) ?? "")?.[1] ?? 0);
+      const hwm = Number(
+        /^VmHWM:\s+(\d+)/m.exec(readText(`/proc/${pid}/status`) ?? "")?.[1] ??
+          0,
+      );
       const f = statFields(pid);
       if (!f || hwm === 0) continue;
       const ticks = Number(f[11]) + Number(f[12]);
       const prev = this.seen.get(pid);
-      this.seen.set(pid, { role, hwmKb: Math.max(hwm, prev?.hwmKb ?? 0), ticks: Math.max(ticks, prev?.ticks ?? 0) });
+      this.seen.set(pid, {
+        role,
+        hwmKb: Math.max(hwm, prev?.hwmKb ?? 0),
+        ticks: Math.max(ticks, prev?.ticks ?? 0),
+      });
     }
   }
 }
@@ -228,7 +268,10 @@ export interface SshStats {
 
 export function readTrace(file: string): TraceRow[] {
   const text = readText(file) ?? "";
-  return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as TraceRow);
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as TraceRow);
 }
 
 export function sshStats(rows: TraceRow[], t0: number, t1: number): SshStats {
@@ -249,7 +292,9 @@ export function sshStats(rows: TraceRow[], t0: number, t1: number): SshStats {
     connections: [...maxConn.values()].reduce((a, b) => a + b, 0),
     byWhat,
     opsApplied,
-    ...(times.length > 0 ? { firstMs: Math.min(...times) - t0, lastMs: Math.max(...times) - t0 } : {}),
+    ...(times.length > 0
+      ? { firstMs: Math.min(...times) - t0, lastMs: Math.max(...times) - t0 }
+      : {}),
   };
 }
 
@@ -271,10 +316,16 @@ export interface PhaseResult {
 }
 
 function changedSteps(summary: OpMap | undefined): number {
-  return Object.entries(summary ?? {}).filter(([op]) => op !== "same").reduce((a, [, n]) => a + (n ?? 0), 0);
+  return Object.entries(summary ?? {})
+    .filter(([op]) => op !== "same")
+    .reduce((a, [, n]) => a + (n ?? 0), 0);
 }
 
-async function measure(phase: Phase, traceFile: string | undefined, op: () => Promise<OpMap | undefined>): Promise<PhaseResult> {
+async function measure(
+  phase: Phase,
+  traceFile: string | undefined,
+  op: () => Promise<OpMap | undefined>,
+): Promise<PhaseResult> {
   const sampler = new ProcSampler().start();
   const cpu0 = process.cpuUsage();
   const t0 = Date.now();
@@ -312,16 +363,46 @@ interface Lifecycle {
 }
 
 /** up from empty, no-op up, preview --refresh, destroy; `afterUp` runs untimed between them. */
-async function lifecycle(stack: Stack, s: EngineSettings, traceFile: string | undefined, afterUp: () => Promise<void>): Promise<Lifecycle> {
+async function lifecycle(
+  stack: Stack,
+  s: EngineSettings,
+  traceFile: string | undefined,
+  afterUp: () => Promise<void>,
+): Promise<Lifecycle> {
   const common = { parallel: s.parallel, color: "never" as const };
   const phases: PhaseResult[] = [];
-  phases.push(await measure("up", traceFile, async () => (await stack.up(common)).summary.resourceChanges));
+  phases.push(
+    await measure(
+      "up",
+      traceFile,
+      async () => (await stack.up(common)).summary.resourceChanges,
+    ),
+  );
   const state = await stack.exportStack();
   const resources = (state.deployment?.resources ?? []).length;
   await afterUp();
-  phases.push(await measure("noop-up", traceFile, async () => (await stack.up(common)).summary.resourceChanges));
-  phases.push(await measure("preview-refresh", traceFile, async () => (await stack.preview({ ...common, refresh: true })).changeSummary));
-  phases.push(await measure("destroy", traceFile, async () => (await stack.destroy(common)).summary.resourceChanges));
+  phases.push(
+    await measure(
+      "noop-up",
+      traceFile,
+      async () => (await stack.up(common)).summary.resourceChanges,
+    ),
+  );
+  phases.push(
+    await measure(
+      "preview-refresh",
+      traceFile,
+      async () =>
+        (await stack.preview({ ...common, refresh: true })).changeSummary,
+    ),
+  );
+  phases.push(
+    await measure(
+      "destroy",
+      traceFile,
+      async () => (await stack.destroy(common)).summary.resourceChanges,
+    ),
+  );
   return { phases, resources, stateBytes: JSON.stringify(state).length };
 }
 
@@ -331,21 +412,48 @@ async function lifecycle(stack: Stack, s: EngineSettings, traceFile: string | un
 
 function sshArgs(h: LabHost): string[] {
   const inv = inventory();
-  return ["-i", inv.privateKeyPath, "-o", `UserKnownHostsFile=${inv.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-    "-o", "ConnectTimeout=30", "-p", String(h.port), `root@${h.address}`];
+  return [
+    "-i",
+    inv.privateKeyPath,
+    "-o",
+    `UserKnownHostsFile=${inv.knownHostsPath}`,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=30",
+    "-p",
+    String(h.port),
+    `root@${h.address}`,
+  ];
 }
 
 /**
  * A script on the lab host over its own OpenSSH session (stdin of `sh -s`). Exit 255 is ssh's own
  * failure (on this shared machine: sshd too busy to finish the handshake): tried again, 3 times.
  */
-function sshScript(h: LabHost, script: string, what: string): { out: string; seconds: number } {
+function sshScript(
+  h: LabHost,
+  script: string,
+  what: string,
+): { out: string; seconds: number } {
   for (let attempt = 1; ; attempt++) {
     const t0 = process.hrtime.bigint();
-    const r = spawnSync("ssh", [...sshArgs(h), "sh -s"], { input: script, encoding: "utf8", maxBuffer: 512 << 20 });
-    if (r.status === 0) return { out: r.stdout, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+    const r = spawnSync("ssh", [...sshArgs(h), "sh -s"], {
+      input: script,
+      encoding: "utf8",
+      maxBuffer: 512 << 20,
+    });
+    if (r.status === 0)
+      return {
+        out: r.stdout,
+        seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+      };
     if (r.status !== 255 || attempt >= 3) {
-      throw new Error(`${h.name} (${h.address}): could not ${what} (exit ${r.status}): ${(r.stderr || r.stdout || "").trim().slice(0, 1000)}`);
+      throw new Error(
+        `${h.name} (${h.address}): could not ${what} (exit ${r.status}): ${(r.stderr || r.stdout || "").trim().slice(0, 1000)}`,
+      );
     }
     spawnSync("sleep", [String(5 * attempt)]);
   }
@@ -353,34 +461,79 @@ function sshScript(h: LabHost, script: string, what: string): { out: string; sec
 
 /** Removes every object of this benchmark's prefix from lab3 (after an interrupted run). */
 function cleanupLab(h: LabHost): void {
-  sshScript(h, [
-    `for ns in $(ip netns list | cut -d' ' -f1 | grep -E '^vm-${VM_PREFIX}[0-9]{3}$'); do`,
-    '  ip link del "hv-${ns#vm-}" 2>/dev/null; ip netns del "$ns"; done',
-    `for l in $(ip -o link show | grep -oE 'hv-${VM_PREFIX}[0-9]{3}' | sort -u); do ip link del "$l" 2>/dev/null; done`,
-    `ip link del ${HOST_BRIDGE} 2>/dev/null; true`,
-  ].join("\n") + "\n", `remove the benchmark's vm-${VM_PREFIX}*/hv-${VM_PREFIX}*/${HOST_BRIDGE} objects`);
+  sshScript(
+    h,
+    [
+      `for ns in $(ip netns list | cut -d' ' -f1 | grep -E '^vm-${VM_PREFIX}[0-9]{3}$'); do`,
+      '  ip link del "hv-${ns#vm-}" 2>/dev/null; ip netns del "$ns"; done',
+      `for l in $(ip -o link show | grep -oE 'hv-${VM_PREFIX}[0-9]{3}' | sort -u); do ip link del "$l" 2>/dev/null; done`,
+      `ip link del ${HOST_BRIDGE} 2>/dev/null; true`,
+    ].join("\n") + "\n",
+    `remove the benchmark's vm-${VM_PREFIX}*/hv-${VM_PREFIX}*/${HOST_BRIDGE} objects`,
+  );
 }
 
 /** The compiled table of one VM with @MAC@/@IPV4@ placeholders, checked against every VM's own compile. */
 export function nftTemplate(vms: BenchVm[]): string {
   const compile = (mac: string, ip: string) =>
-    ownedScript(FilterChainProps.parse({ netns: "vm-x", table: "hostnet", ports: [{ port: "tap0", policy: "clean-traffic", mac, ipv4: [ip] }] })).script;
+    ownedScript(
+      FilterChainProps.parse({
+        netns: "vm-x",
+        table: "hostnet",
+        ports: [{ port: "tap0", policy: "clean-traffic", mac, ipv4: [ip] }],
+      }),
+    ).script;
   const sentinel = { mac: "02:00:00:ee:ee:ee", ip: "198.19.254.254" };
-  const template = compile(sentinel.mac, sentinel.ip).split(sentinel.mac).join("@MAC@").split(sentinel.ip).join("@IPV4@");
+  const template = compile(sentinel.mac, sentinel.ip)
+    .split(sentinel.mac)
+    .join("@MAC@")
+    .split(sentinel.ip)
+    .join("@IPV4@");
   for (const vm of vms) {
-    const fromTemplate = template.split("@MAC@").join(vm.mac).split("@IPV4@").join(vm.ipv4);
-    if (fromTemplate !== compile(vm.mac, vm.ipv4)) throw new Error(`internal: the nft template does not reproduce ${vm.name}'s compiled table`);
+    const fromTemplate = template
+      .split("@MAC@")
+      .join(vm.mac)
+      .split("@IPV4@")
+      .join(vm.ipv4);
+    if (fromTemplate !== compile(vm.mac, vm.ipv4))
+      throw new Error(
+        `internal: the nft template does not reproduce ${vm.name}'s compiled table`,
+      );
   }
   return template;
 }
 
-function lowerBoundStep(h: LabHost, step: "build" | "teardown", vmsFile: string, nftFile: string): number {
+function lowerBoundStep(
+  h: LabHost,
+  step: "build" | "teardown",
+  vmsFile: string,
+  nftFile: string,
+): number {
   const inv = inventory();
-  const args = [LOWERBOUND_SH, step, "--vms", vmsFile, "--nft", nftFile, "--bridge", HOST_BRIDGE, "--host", h.address,
-    "--port", String(h.port), "--key", inv.privateKeyPath, "--known-hosts", inv.knownHostsPath];
+  const args = [
+    LOWERBOUND_SH,
+    step,
+    "--vms",
+    vmsFile,
+    "--nft",
+    nftFile,
+    "--bridge",
+    HOST_BRIDGE,
+    "--host",
+    h.address,
+    "--port",
+    String(h.port),
+    "--key",
+    inv.privateKeyPath,
+    "--known-hosts",
+    inv.knownHostsPath,
+  ];
   const r = spawnSync("bash", args, { encoding: "utf8", maxBuffer: 64 << 20 });
   const ms = new RegExp(`^${step}_ms=(\\d+)$`, "m").exec(r.stdout ?? "");
-  if (r.status !== 0 || !ms) throw new Error(`lower bound ${step} on ${h.name} failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().slice(0, 2000)}`);
+  if (r.status !== 0 || !ms)
+    throw new Error(
+      `lower bound ${step} on ${h.name} failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().slice(0, 2000)}`,
+    );
   return Number(ms[1]) / 1000;
 }
 
@@ -396,42 +549,86 @@ export function endState(h: LabHost): Record<string, unknown> {
     `  echo "@@ns $ns"; ip netns exec "$ns" sh -c 'ip -j -d link show; echo "@@nft"; nft list ruleset; echo "@@v6"; cat /proc/sys/net/ipv6/conf/all/disable_ipv6'`,
     "done",
   ].join("\n");
-  const { out } = sshScript(h, script + "\n", "read the end state of the benchmark's objects");
+  const { out } = sshScript(
+    h,
+    script + "\n",
+    "read the end state of the benchmark's objects",
+  );
   const [rootPart, ...nsParts] = out.split("\n@@ns ");
   const [rootLinks, fdb] = rootPart.replace(/^@@root\n/, "").split("@@fdb\n");
-  const mine = (l: any) => l.ifname === HOST_BRIDGE || new RegExp(`^hv-${VM_PREFIX}\\d{3}$`).test(l.ifname);
+  const mine = (l: any) =>
+    l.ifname === HOST_BRIDGE ||
+    new RegExp(`^hv-${VM_PREFIX}\\d{3}$`).test(l.ifname);
   const state: Record<string, unknown> = {
     root: linkView(JSON.parse(rootLinks).filter(mine)),
     // "permanent" rows are the ports' own (random) addresses; static rows are the managed fdb.
-    fdb: (JSON.parse(fdb || "[]") as any[]).filter((e) => e.state === "static").map((e) => `${e.mac} ${e.ifname} ${e.state}`).sort(),
+    fdb: (JSON.parse(fdb || "[]") as any[])
+      .filter((e) => e.state === "static")
+      .map((e) => `${e.mac} ${e.ifname} ${e.state}`)
+      .sort(),
   };
   for (const part of nsParts) {
     const ns = part.slice(0, part.indexOf("\n"));
     const [links, rest] = part.slice(ns.length + 1).split("@@nft\n");
     const [nft, v6] = rest.split("@@v6\n");
-    state[ns] = { links: linkView(JSON.parse(links)), nft: nft.trim().replace(/counter packets \d+ bytes \d+/g, "counter"), disableIpv6: v6.trim() };
+    state[ns] = {
+      links: linkView(JSON.parse(links)),
+      nft: nft.trim().replace(/counter packets \d+ bytes \d+/g, "counter"),
+      disableIpv6: v6.trim(),
+    };
   }
   return state;
 }
 
-const PORT_KEYS = ["state", "learning", "flood", "mcast_flood", "bcast_flood", "neigh_suppress", "isolated", "hairpin"];
+const PORT_KEYS = [
+  "state",
+  "learning",
+  "flood",
+  "mcast_flood",
+  "bcast_flood",
+  "neigh_suppress",
+  "isolated",
+  "hairpin",
+];
 const TUN_KEYS = ["type", "pi", "vnet_hdr", "multi_queue", "persist"];
 
-function pick(o: Record<string, unknown> | undefined, keys: string[]): Record<string, unknown> | undefined {
-  return o ? Object.fromEntries(keys.filter((k) => k in o).map((k) => [k, o[k]])) : undefined;
+function pick(
+  o: Record<string, unknown> | undefined,
+  keys: string[],
+): Record<string, unknown> | undefined {
+  return o
+    ? Object.fromEntries(keys.filter((k) => k in o).map((k) => [k, o[k]]))
+    : undefined;
 }
 
 function linkView(links: any[]): unknown[] {
-  return links.map((l) => ({
-    name: l.ifname, kind: l.linkinfo?.info_kind ?? "", master: l.master ?? "", mtu: l.mtu, up: (l.flags ?? []).includes("UP"),
-    alias: l.ifalias ?? "", port: pick(l.linkinfo?.info_slave_data, PORT_KEYS),
-    tun: l.linkinfo?.info_kind === "tun" ? pick(l.linkinfo?.info_data, TUN_KEYS) : undefined,
-    stp: l.linkinfo?.info_kind === "bridge" ? l.linkinfo?.info_data?.stp_state : undefined,
-  })).sort((a, b) => String(a.name).localeCompare(String(b.name)));
+  return links
+    .map((l) => ({
+      name: l.ifname,
+      kind: l.linkinfo?.info_kind ?? "",
+      master: l.master ?? "",
+      mtu: l.mtu,
+      up: (l.flags ?? []).includes("UP"),
+      alias: l.ifalias ?? "",
+      port: pick(l.linkinfo?.info_slave_data, PORT_KEYS),
+      tun:
+        l.linkinfo?.info_kind === "tun"
+          ? pick(l.linkinfo?.info_data, TUN_KEYS)
+          : undefined,
+      stp:
+        l.linkinfo?.info_kind === "bridge"
+          ? l.linkinfo?.info_data?.stp_state
+          : undefined,
+    }))
+    .sort((a, b) => String(a.name).localeCompare(String(b.name)));
 }
 
 /** First path at which two end states differ, or undefined when they are the same. */
-export function firstDifference(a: unknown, b: unknown, at = ""): string | undefined {
+export function firstDifference(
+  a: unknown,
+  b: unknown,
+  at = "",
+): string | undefined {
   if (JSON.stringify(a) === JSON.stringify(b)) return undefined;
   if (a && b && typeof a === "object" && typeof b === "object") {
     for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
@@ -452,11 +649,20 @@ export interface SnapshotProbe {
 }
 
 function snapshotProbe(h: LabHost): SnapshotProbe {
-  const { out, seconds } = sshScript(h, snapshotScript(), "read a hostnet snapshot");
+  const { out, seconds } = sshScript(
+    h,
+    snapshotScript(),
+    "read a hostnet snapshot",
+  );
   const t0 = process.hrtime.bigint();
   const snap = parseSnapshot(out);
   const parseS = Number(process.hrtime.bigint() - t0) / 1e9;
-  return { roundTripS: seconds, outputBytes: out.length, namespaces: Object.keys(snap.namespaces).length, parseS };
+  return {
+    roundTripS: seconds,
+    outputBytes: out.length,
+    namespaces: Object.keys(snap.namespaces).length,
+    parseS,
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -468,7 +674,12 @@ export interface RunResult {
   rep: number;
   settings: EngineSettings;
   hostnet: Lifecycle & { snapshot: SnapshotProbe };
-  lowerBound: { buildS: number; teardownS: number; sameEndState: boolean; difference?: string };
+  lowerBound: {
+    buildS: number;
+    teardownS: number;
+    sameEndState: boolean;
+    difference?: string;
+  };
   floor: Lifecycle;
   loadavg: number[];
 }
@@ -495,37 +706,77 @@ export interface ProvisionOptions {
 export interface ProvisionReport {
   startedAt: string;
   finishedAt: string;
-  machine: { cpus: number; loadavgStart: number[]; loadavgEnd: number[]; note: string };
+  machine: {
+    cpus: number;
+    loadavgStart: number[];
+    loadavgEnd: number[];
+    note: string;
+  };
   host: string;
   settings: EngineSettings;
   runs: RunResult[];
   /** Measurements that failed once and were repeated. */
   failures: Array<{ at: string; message: string }>;
   /** The same lifecycles with other engine settings, for comparison. */
-  variants: Array<{ n: number; label: string; settings: EngineSettings; hostnet: Lifecycle; floor: Lifecycle }>;
+  variants: Array<{
+    n: number;
+    label: string;
+    settings: EngineSettings;
+    hostnet: Lifecycle;
+    floor: Lifecycle;
+  }>;
 }
 
-async function benchStack(name: string, program: () => Promise<Record<string, unknown>>, env: Record<string, string>): Promise<Stack> {
-  const open = () => inlineStack(name, program as any, { env: { PULUMI_CONFIG_PASSPHRASE: LAB_PASSPHRASE, ...env } });
+async function benchStack(
+  name: string,
+  program: () => Promise<Record<string, unknown>>,
+  env: Record<string, string>,
+): Promise<Stack> {
+  const open = () =>
+    inlineStack(name, program as any, {
+      env: { PULUMI_CONFIG_PASSPHRASE: LAB_PASSPHRASE, ...env },
+    });
   const stack = await open();
   // State left by an interrupted run: destroy it with the provider, so the host is cleaned too.
   // If that fails (the lab host was rebuilt under it), drop the state; cleanupLab removes the rest by name.
   const left = ((await stack.exportStack()).deployment?.resources ?? []).length;
   if (left === 0) return stack;
-  const destroyed = await stack.destroy({ color: "never", parallel: 64 }).then(() => true, () => false);
+  const destroyed = await stack.destroy({ color: "never", parallel: 64 }).then(
+    () => true,
+    () => false,
+  );
   if (destroyed) return stack;
   await stack.workspace.removeStack(name, { force: true });
   return open();
 }
 
-async function disposeStack(stack: Stack | undefined, name: string): Promise<void> {
+async function disposeStack(
+  stack: Stack | undefined,
+  name: string,
+): Promise<void> {
   if (!stack) return;
-  const left = await stack.exportStack().then((s) => (s.deployment?.resources ?? []).length, () => 1);
-  if (left > 0) await stack.destroy({ color: "never", parallel: 64 }).catch(() => undefined);
+  const left = await stack.exportStack().then(
+    (s) => (s.deployment?.resources ?? []).length,
+    () => 1,
+  );
+  if (left > 0)
+    await stack
+      .destroy({ color: "never", parallel: 64 })
+      .catch(() => undefined);
   await stack.workspace.removeStack(name).catch(() => undefined);
 }
 
-export async function hostnetLifecycle(n: number, h: LabHost, s: EngineSettings, suffix: string, log: (l: string) => void): Promise<{ life: Lifecycle; snapshot: SnapshotProbe; state: Record<string, unknown> }> {
+export async function hostnetLifecycle(
+  n: number,
+  h: LabHost,
+  s: EngineSettings,
+  suffix: string,
+  log: (l: string) => void,
+): Promise<{
+  life: Lifecycle;
+  snapshot: SnapshotProbe;
+  state: Record<string, unknown>;
+}> {
   const name = `bench-prov-${n}${suffix}`;
   const trace = path.join(WORK_DIR, `trace-${n}${suffix}.jsonl`);
   fs.rmSync(trace, { force: true });
@@ -535,36 +786,59 @@ export async function hostnetLifecycle(n: number, h: LabHost, s: EngineSettings,
   let snapshot: SnapshotProbe | undefined;
   let state: Record<string, unknown> = {};
   try {
-    stack = await benchStack(name, async () => deployFleet(config, pulumi.secret(key)), { ...s.env, HOSTNET_TRACE_FILE: trace });
+    stack = await benchStack(
+      name,
+      async () => deployFleet(config, pulumi.secret(key)),
+      { ...s.env, HOSTNET_TRACE_FILE: trace },
+    );
     const life = await lifecycle(stack, s, trace, async () => {
       state = endState(h);
       snapshot = snapshotProbe(h);
     });
-    for (const p of life.phases) log(`  hostnet ${p.phase.padEnd(15)} ${p.wallS.toFixed(1).padStart(7)} s  ${p.ssh?.roundTrips ?? 0} round trips, changed ${p.changed}`);
+    for (const p of life.phases)
+      log(
+        `  hostnet ${p.phase.padEnd(15)} ${p.wallS.toFixed(1).padStart(7)} s  ${p.ssh?.roundTrips ?? 0} round trips, changed ${p.changed}`,
+      );
     return { life, snapshot: snapshot!, state };
   } finally {
     await disposeStack(stack, name);
   }
 }
 
-export async function floorLifecycle(n: number, s: EngineSettings, suffix: string, log: (l: string) => void): Promise<Lifecycle> {
+export async function floorLifecycle(
+  n: number,
+  s: EngineSettings,
+  suffix: string,
+  log: (l: string) => void,
+): Promise<Lifecycle> {
   const name = `bench-floor-${n}${suffix}`;
   let stack: Stack | undefined;
   try {
     stack = await benchStack(name, floorProgram(n), s.env);
     const life = await lifecycle(stack, s, undefined, async () => undefined);
-    for (const p of life.phases) log(`  floor   ${p.phase.padEnd(15)} ${p.wallS.toFixed(1).padStart(7)} s`);
+    for (const p of life.phases)
+      log(
+        `  floor   ${p.phase.padEnd(15)} ${p.wallS.toFixed(1).padStart(7)} s`,
+      );
     return life;
   } finally {
     await disposeStack(stack, name);
   }
 }
 
-function lowerBound(n: number, h: LabHost, hostnetState: Record<string, unknown>, log: (l: string) => void): RunResult["lowerBound"] {
+function lowerBound(
+  n: number,
+  h: LabHost,
+  hostnetState: Record<string, unknown>,
+  log: (l: string) => void,
+): RunResult["lowerBound"] {
   const vms = benchVms(n);
   const vmsFile = path.join(WORK_DIR, `vms-${n}.txt`);
   const nftFile = path.join(WORK_DIR, "vm-table.nft");
-  fs.writeFileSync(vmsFile, vms.map((v) => `${v.name} ${v.mac} ${v.ipv4}`).join("\n") + "\n");
+  fs.writeFileSync(
+    vmsFile,
+    vms.map((v) => `${v.name} ${v.mac} ${v.ipv4}`).join("\n") + "\n",
+  );
   fs.writeFileSync(nftFile, nftTemplate(vms));
   let built = false;
   try {
@@ -573,8 +847,15 @@ function lowerBound(n: number, h: LabHost, hostnetState: Record<string, unknown>
     const difference = firstDifference(hostnetState, endState(h));
     const teardownS = lowerBoundStep(h, "teardown", vmsFile, nftFile);
     built = false;
-    log(`  lower bound build ${buildS.toFixed(1)} s, teardown ${teardownS.toFixed(1)} s, end state ${difference ? "DIFFERS" : "identical to hostnet's"}`);
-    return { buildS, teardownS, sameEndState: difference === undefined, ...(difference ? { difference } : {}) };
+    log(
+      `  lower bound build ${buildS.toFixed(1)} s, teardown ${teardownS.toFixed(1)} s, end state ${difference ? "DIFFERS" : "identical to hostnet's"}`,
+    );
+    return {
+      buildS,
+      teardownS,
+      sameEndState: difference === undefined,
+      ...(difference ? { difference } : {}),
+    };
   } finally {
     if (built) cleanupLab(h);
   }
@@ -583,7 +864,10 @@ function lowerBound(n: number, h: LabHost, hostnetState: Record<string, unknown>
 /** lab3 as the inventory has it now (another engineer may rebuild the lab, with new host keys). */
 function labHost(): LabHost {
   const h = inventory().hosts.find((x) => x.name === LAB_HOST);
-  if (!h) throw new Error(`the lab inventory has no ${LAB_HOST}; run 'npm run lab -- up 3'`);
+  if (!h)
+    throw new Error(
+      `the lab inventory has no ${LAB_HOST}; run 'npm run lab -- up 3'`,
+    );
   return h;
 }
 
@@ -591,7 +875,11 @@ function labHost(): LabHost {
  * One measurement, tried a second time after a failure (on this shared machine, mostly an sshd
  * too busy to answer); the failure is kept in the report. A second failure ends the run.
  */
-async function onceMore(report: ProvisionReport, log: (l: string) => void, measure: (h: LabHost) => Promise<void>): Promise<void> {
+async function onceMore(
+  report: ProvisionReport,
+  log: (l: string) => void,
+  measure: (h: LabHost) => Promise<void>,
+): Promise<void> {
   try {
     await measure(labHost());
   } catch (err) {
@@ -602,27 +890,52 @@ async function onceMore(report: ProvisionReport, log: (l: string) => void, measu
     try {
       cleanupLab(labHost());
     } catch (again) {
-      log(`  cleanup before the second try failed too (${(again as Error).message.split("\n")[0]}); trying anyway`);
+      log(
+        `  cleanup before the second try failed too (${(again as Error).message.split("\n")[0]}); trying anyway`,
+      );
     }
     await measure(labHost());
   }
 }
 
-export async function runProvisioningBench(opts: ProvisionOptions): Promise<ProvisionReport> {
+export async function runProvisioningBench(
+  opts: ProvisionOptions,
+): Promise<ProvisionReport> {
   fs.mkdirSync(WORK_DIR, { recursive: true });
   labUp(3);
   const h = labHost();
   const report: ProvisionReport = opts.resume ?? {
-    startedAt: new Date().toISOString(), finishedAt: "",
-    machine: { cpus: os.cpus().length, loadavgStart: os.loadavg(), loadavgEnd: [], note: process.env.HOSTNET_BENCH_NOTE ?? "no other work was started during the run" },
-    host: `${h.name} (${h.address})`, settings: opts.settings, runs: [], variants: [], failures: [],
+    startedAt: new Date().toISOString(),
+    finishedAt: "",
+    machine: {
+      cpus: os.cpus().length,
+      loadavgStart: os.loadavg(),
+      loadavgEnd: [],
+      note:
+        process.env.HOSTNET_BENCH_NOTE ??
+        "no other work was started during the run",
+    },
+    host: `${h.name} (${h.address})`,
+    settings: opts.settings,
+    runs: [],
+    variants: [],
+    failures: [],
   };
-  if (opts.resume && JSON.stringify(opts.resume.settings) !== JSON.stringify(opts.settings)) {
-    throw new Error(`cannot resume: the saved report was measured with ${JSON.stringify(opts.resume.settings)}, this run uses ${JSON.stringify(opts.settings)}`);
+  if (
+    opts.resume &&
+    JSON.stringify(opts.resume.settings) !== JSON.stringify(opts.settings)
+  ) {
+    throw new Error(
+      `cannot resume: the saved report was measured with ${JSON.stringify(opts.resume.settings)}, this run uses ${JSON.stringify(opts.settings)}`,
+    );
   }
   const save = () => opts.save?.(report);
   cleanupLab(h);
-  const load = () => os.loadavg().map((l) => l.toFixed(1)).join(" ");
+  const load = () =>
+    os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ");
   for (const n of opts.sizes) {
     for (let rep = 1; rep <= opts.reps(n); rep++) {
       if (report.runs.some((r) => r.n === n && r.rep === rep)) continue;
@@ -632,7 +945,15 @@ export async function runProvisioningBench(opts: ProvisionOptions): Promise<Prov
         cleanupLab(h);
         const lb = lowerBound(n, h, hn.state, opts.log);
         const floor = await floorLifecycle(n, opts.settings, "", opts.log);
-        report.runs.push({ n, rep, settings: opts.settings, hostnet: { ...hn.life, snapshot: hn.snapshot }, lowerBound: lb, floor, loadavg: os.loadavg() });
+        report.runs.push({
+          n,
+          rep,
+          settings: opts.settings,
+          hostnet: { ...hn.life, snapshot: hn.snapshot },
+          lowerBound: lb,
+          floor,
+          loadavg: os.loadavg(),
+        });
       });
       save();
     }
@@ -686,10 +1007,20 @@ export function summarize(report: ProvisionReport): SizeSummary[] {
   const sizes = [...new Set(report.runs.map((r) => r.n))].sort((a, b) => a - b);
   return sizes.map((n) => {
     const runs = report.runs.filter((r) => r.n === n);
-    const phaseMedian = (pick: (r: RunResult) => Lifecycle, phase: Phase): PhaseResult => medianPhase(runs.map((r) => pick(r).phases.find((p) => p.phase === phase)!));
-    const by = (pick: (r: RunResult) => Lifecycle) => Object.fromEntries(PHASES.map((p) => [p, phaseMedian(pick, p)])) as Record<Phase, PhaseResult>;
+    const phaseMedian = (
+      pick: (r: RunResult) => Lifecycle,
+      phase: Phase,
+    ): PhaseResult =>
+      medianPhase(
+        runs.map((r) => pick(r).phases.find((p) => p.phase === phase)!),
+      );
+    const by = (pick: (r: RunResult) => Lifecycle) =>
+      Object.fromEntries(
+        PHASES.map((p) => [p, phaseMedian(pick, p)]),
+      ) as Record<Phase, PhaseResult>;
     return {
-      n, reps: runs.length,
+      n,
+      reps: runs.length,
       resources: runs[0].hostnet.resources,
       floorResources: runs[0].floor.resources,
       stateBytes: median(runs.map((r) => r.hostnet.stateBytes ?? 0)),
@@ -710,7 +1041,11 @@ export function summarize(report: ProvisionReport): SizeSummary[] {
 
 function medianPhase(ps: PhaseResult[]): PhaseResult {
   const m = (f: (p: PhaseResult) => number) => median(ps.map(f));
-  const role = (f: (p: PhaseResult) => RoleStats): RoleStats => ({ peakRssMb: m((p) => f(p).peakRssMb), cpuS: m((p) => f(p).cpuS), processes: m((p) => f(p).processes) });
+  const role = (f: (p: PhaseResult) => RoleStats): RoleStats => ({
+    peakRssMb: m((p) => f(p).peakRssMb),
+    cpuS: m((p) => f(p).cpuS),
+    processes: m((p) => f(p).processes),
+  });
   const base = ps[Math.floor((ps.length - 1) / 2)];
   return {
     ...base,
@@ -719,7 +1054,16 @@ function medianPhase(ps: PhaseResult[]): PhaseResult {
     engine: role((p) => p.engine),
     provider: role((p) => p.provider),
     programCpuS: m((p) => p.programCpuS),
-    ...(base.ssh ? { ssh: { ...base.ssh, roundTrips: m((p) => p.ssh!.roundTrips), connections: m((p) => p.ssh!.connections), opsApplied: m((p) => p.ssh!.opsApplied) } } : {}),
+    ...(base.ssh
+      ? {
+          ssh: {
+            ...base.ssh,
+            roundTrips: m((p) => p.ssh!.roundTrips),
+            connections: m((p) => p.ssh!.connections),
+            opsApplied: m((p) => p.ssh!.opsApplied),
+          },
+        }
+      : {}),
   };
 }
 
@@ -737,7 +1081,12 @@ export interface BenchSection {
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "-");
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "-");
 const ratio = (a: number, b: number) => (b > 0 ? `${f1(a / b)}×` : "-");
-const PHASE_LABEL: Record<Phase, string> = { up: "up from empty", "noop-up": "no-op up", "preview-refresh": "preview --refresh", destroy: "destroy" };
+const PHASE_LABEL: Record<Phase, string> = {
+  up: "up from empty",
+  "noop-up": "no-op up",
+  "preview-refresh": "preview --refresh",
+  destroy: "destroy",
+};
 
 export interface TargetVerdict {
   target: string;
@@ -759,16 +1108,33 @@ export function targets(points: TargetPoint[]): TargetVerdict[] {
   const prev = points.length > 1 ? points[points.length - 2] : undefined;
   const out: TargetVerdict[] = [];
   const up = big.wallS.up / big.lbBuildS;
-  out.push({ target: `converge of ${big.n} VMs ≤ 3× the lower bound`, measured: `${f1(up)}×`, pass: up <= 3 });
+  out.push({
+    target: `converge of ${big.n} VMs ≤ 3× the lower bound`,
+    measured: `${f1(up)}×`,
+    pass: up <= 3,
+  });
   const pr = big.wallS["preview-refresh"] / big.lbBuildS;
-  out.push({ target: `no-op preview --refresh of ${big.n} VMs ≤ 2× the lower bound`, measured: `${f1(pr)}×`, pass: pr <= 2 });
+  out.push({
+    target: `no-op preview --refresh of ${big.n} VMs ≤ 2× the lower bound`,
+    measured: `${f1(pr)}×`,
+    pass: pr <= 2,
+  });
   const trips = points.map((p) => p.refreshRoundTrips);
-  out.push({ target: "round trips per refresh independent of the resource count (1 host)", measured: `${trips.join(" / ")} for N = ${points.map((p) => p.n).join(" / ")}`, pass: trips.every((t) => t === trips[0]) });
+  out.push({
+    target:
+      "round trips per refresh independent of the resource count (1 host)",
+    measured: `${trips.join(" / ")} for N = ${points.map((p) => p.n).join(" / ")}`,
+    pass: trips.every((t) => t === trips[0]),
+  });
   if (prev) {
     const limit = 3.3 * (big.n / prev.n / 3); // the issue's 3.3 for 300/100, scaled for other size pairs
     for (const p of PHASES) {
       const g = big.wallS[p] / prev.wallS[p];
-      out.push({ target: `${PHASE_LABEL[p]}: t(${big.n})/t(${prev.n}) ≤ ${f2(limit)} (linear)`, measured: f2(g), pass: g <= limit });
+      out.push({
+        target: `${PHASE_LABEL[p]}: t(${big.n})/t(${prev.n}) ≤ ${f2(limit)} (linear)`,
+        measured: f2(g),
+        pass: g <= limit,
+      });
     }
   }
   return out;
@@ -776,18 +1142,38 @@ export function targets(points: TargetPoint[]): TargetVerdict[] {
 
 function mainPoints(sums: SizeSummary[]): TargetPoint[] {
   return sums.map((s) => ({
-    n: s.n, lbBuildS: s.lbBuildS, refreshRoundTrips: s.hostnet["preview-refresh"].ssh?.roundTrips ?? NaN,
-    wallS: Object.fromEntries(PHASES.map((p) => [p, s.hostnet[p].wallS])) as Record<Phase, number>,
+    n: s.n,
+    lbBuildS: s.lbBuildS,
+    refreshRoundTrips: s.hostnet["preview-refresh"].ssh?.roundTrips ?? NaN,
+    wallS: Object.fromEntries(
+      PHASES.map((p) => [p, s.hostnet[p].wallS]),
+    ) as Record<Phase, number>,
   }));
 }
 
-function variantPoints(report: ProvisionReport, label: string, sums: SizeSummary[]): TargetPoint[] {
-  return report.variants.filter((v) => v.label === label).sort((a, b) => a.n - b.n).flatMap((v) => {
-    const base = sums.find((s) => s.n === v.n);
-    if (!base) return [];
-    const phase = (p: Phase) => v.hostnet.phases.find((x) => x.phase === p)!;
-    return [{ n: v.n, lbBuildS: base.lbBuildS, refreshRoundTrips: phase("preview-refresh").ssh?.roundTrips ?? NaN, wallS: Object.fromEntries(PHASES.map((p) => [p, phase(p).wallS])) as Record<Phase, number> }];
-  });
+function variantPoints(
+  report: ProvisionReport,
+  label: string,
+  sums: SizeSummary[],
+): TargetPoint[] {
+  return report.variants
+    .filter((v) => v.label === label)
+    .sort((a, b) => a.n - b.n)
+    .flatMap((v) => {
+      const base = sums.find((s) => s.n === v.n);
+      if (!base) return [];
+      const phase = (p: Phase) => v.hostnet.phases.find((x) => x.phase === p)!;
+      return [
+        {
+          n: v.n,
+          lbBuildS: base.lbBuildS,
+          refreshRoundTrips: phase("preview-refresh").ssh?.roundTrips ?? NaN,
+          wallS: Object.fromEntries(
+            PHASES.map((p) => [p, phase(p).wallS]),
+          ) as Record<Phase, number>,
+        },
+      ];
+    });
 }
 
 function cpuTotal(p: PhaseResult): number {
@@ -795,77 +1181,176 @@ function cpuTotal(p: PhaseResult): number {
 }
 
 function envText(env: Record<string, string>): string {
-  const e = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ");
+  const e = Object.entries(env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ");
   return e ? `; ${e}` : "";
 }
 
 /** Host-state reads of a phase: whole-host snapshots + scoped ones (root and named namespaces). */
-function stateReads(phase: { ssh?: { byWhat: Record<string, number> } }): string {
+function stateReads(phase: {
+  ssh?: { byWhat: Record<string, number> };
+}): string {
   const byWhat = phase.ssh?.byWhat ?? {};
-  const scoped = Object.entries(byWhat).filter(([w]) => w.startsWith("read the network state of ")).reduce((n, [, c]) => n + c, 0);
+  const scoped = Object.entries(byWhat)
+    .filter(([w]) => w.startsWith("read the network state of "))
+    .reduce((n, [, c]) => n + c, 0);
   return `${byWhat["read the network state"] ?? 0} + ${scoped}`;
 }
 
 export function provisioningSection(report: ProvisionReport): BenchSection {
   const sums = summarize(report);
-  const col = (f: (s: SizeSummary, i: number) => string) => sums.map((s, i) => f(s, i));
+  const col = (f: (s: SizeSummary, i: number) => string) =>
+    sums.map((s, i) => f(s, i));
   const rows: string[][] = [];
-  const row = (label: string, f: (s: SizeSummary, i: number) => string) => rows.push([label, ...col(f)]);
-  row("resources in state: hostnet / floor", (s) => `${s.resources} / ${s.floorResources}`);
-  row("state bytes per resource (hostnet)", (s) => (s.stateBytes ? String(Math.round(s.stateBytes / s.resources)) : "-"));
-  for (const p of PHASES) row(`hostnet ${PHASE_LABEL[p]} (s)`, (s) => f1(s.hostnet[p].wallS));
-  row("lower bound build / teardown (s)", (s) => `${f1(s.lbBuildS)} / ${f1(s.lbTeardownS)}`);
-  for (const p of PHASES) row(`engine floor ${PHASE_LABEL[p]} (s)`, (s) => f1(s.floor[p].wallS));
-  row("hostnet / lower bound: up", (s) => ratio(s.hostnet.up.wallS, s.lbBuildS));
-  row("hostnet / lower bound: preview --refresh", (s) => ratio(s.hostnet["preview-refresh"].wallS, s.lbBuildS));
-  row("hostnet / lower bound: destroy / teardown", (s) => ratio(s.hostnet.destroy.wallS, s.lbTeardownS));
+  const row = (label: string, f: (s: SizeSummary, i: number) => string) =>
+    rows.push([label, ...col(f)]);
+  row(
+    "resources in state: hostnet / floor",
+    (s) => `${s.resources} / ${s.floorResources}`,
+  );
+  row("state bytes per resource (hostnet)", (s) =>
+    s.stateBytes ? String(Math.round(s.stateBytes / s.resources)) : "-",
+  );
+  for (const p of PHASES)
+    row(`hostnet ${PHASE_LABEL[p]} (s)`, (s) => f1(s.hostnet[p].wallS));
+  row(
+    "lower bound build / teardown (s)",
+    (s) => `${f1(s.lbBuildS)} / ${f1(s.lbTeardownS)}`,
+  );
+  for (const p of PHASES)
+    row(`engine floor ${PHASE_LABEL[p]} (s)`, (s) => f1(s.floor[p].wallS));
+  row("hostnet / lower bound: up", (s) =>
+    ratio(s.hostnet.up.wallS, s.lbBuildS),
+  );
+  row("hostnet / lower bound: preview --refresh", (s) =>
+    ratio(s.hostnet["preview-refresh"].wallS, s.lbBuildS),
+  );
+  row("hostnet / lower bound: destroy / teardown", (s) =>
+    ratio(s.hostnet.destroy.wallS, s.lbTeardownS),
+  );
   row("floor / lower bound: up", (s) => ratio(s.floor.up.wallS, s.lbBuildS));
-  row("hostnet − floor per resource: up / refresh (ms)", (s) => `${f1(((s.hostnet.up.wallS - s.floor.up.wallS) / s.resources) * 1000)} / ${f1(((s.hostnet["preview-refresh"].wallS - s.floor["preview-refresh"].wallS) / s.resources) * 1000)}`);
-  row("growth vs previous N: hostnet up / refresh", (s, i) => (i === 0 ? "-" : `${f2(s.hostnet.up.wallS / sums[i - 1].hostnet.up.wallS)} / ${f2(s.hostnet["preview-refresh"].wallS / sums[i - 1].hostnet["preview-refresh"].wallS)}`));
-  row("SSH round trips: up / no-op / refresh / destroy", (s) => PHASES.map((p) => s.hostnet[p].ssh?.roundTrips ?? "-").join(" / "));
-  row("SSH connections: up / no-op / refresh / destroy", (s) => PHASES.map((p) => s.hostnet[p].ssh?.connections ?? "-").join(" / "));
-  row("host-state reads, whole host + scoped: up / refresh / destroy", (s) => (["up", "preview-refresh", "destroy"] as const).map((p) => stateReads(s.hostnet[p])).join(" / "));
-  row("kernel ops per apply round trip (up)", (s) => f1((s.hostnet.up.ssh?.opsApplied ?? 0) / (s.hostnet.up.ssh?.byWhat["apply N change(s)"] ?? 1)));
+  row(
+    "hostnet − floor per resource: up / refresh (ms)",
+    (s) =>
+      `${f1(((s.hostnet.up.wallS - s.floor.up.wallS) / s.resources) * 1000)} / ${f1(((s.hostnet["preview-refresh"].wallS - s.floor["preview-refresh"].wallS) / s.resources) * 1000)}`,
+  );
+  row("growth vs previous N: hostnet up / refresh", (s, i) =>
+    i === 0
+      ? "-"
+      : `${f2(s.hostnet.up.wallS / sums[i - 1].hostnet.up.wallS)} / ${f2(s.hostnet["preview-refresh"].wallS / sums[i - 1].hostnet["preview-refresh"].wallS)}`,
+  );
+  row("SSH round trips: up / no-op / refresh / destroy", (s) =>
+    PHASES.map((p) => s.hostnet[p].ssh?.roundTrips ?? "-").join(" / "),
+  );
+  row("SSH connections: up / no-op / refresh / destroy", (s) =>
+    PHASES.map((p) => s.hostnet[p].ssh?.connections ?? "-").join(" / "),
+  );
+  row("host-state reads, whole host + scoped: up / refresh / destroy", (s) =>
+    (["up", "preview-refresh", "destroy"] as const)
+      .map((p) => stateReads(s.hostnet[p]))
+      .join(" / "),
+  );
+  row("kernel ops per apply round trip (up)", (s) =>
+    f1(
+      (s.hostnet.up.ssh?.opsApplied ?? 0) /
+        (s.hostnet.up.ssh?.byWhat["apply N change(s)"] ?? 1),
+    ),
+  );
   // An upper estimate: the host grows from empty during up, the probe reads it full.
-  row("up: whole-host reads × one whole-host read (s)", (s) => f1((s.hostnet.up.ssh?.byWhat["read the network state"] ?? 0) * s.snapshot.roundTripS));
-  row("one snapshot: round trip (s) / parse (s) / MB", (s) => `${f2(s.snapshot.roundTripS)} / ${f2(s.snapshot.parseS)} / ${f1(s.snapshot.outputBytes / 1e6)}`);
-  row("peak RSS MiB up: engine / provider (floor)", (s) => `${Math.round(s.hostnet.up.engine.peakRssMb)} / ${Math.round(s.hostnet.up.provider.peakRssMb)} (${Math.round(s.floor.up.engine.peakRssMb)} / ${Math.round(s.floor.up.provider.peakRssMb)})`);
-  row("peak RSS MiB refresh: engine / provider", (s) => `${Math.round(s.hostnet["preview-refresh"].engine.peakRssMb)} / ${Math.round(s.hostnet["preview-refresh"].provider.peakRssMb)}`);
-  const cpu = (p: PhaseResult) => [p.engine.cpuS, p.provider.cpuS, p.programCpuS].map(f1).join(" / ");
-  for (const p of PHASES) row(`CPU s ${PHASE_LABEL[p]}: engine / provider / program`, (s) => `${cpu(s.hostnet[p])} (floor ${cpu(s.floor[p])})`);
-  row("CPU s up, all processes: hostnet / floor", (s) => `${f1(cpuTotal(s.hostnet.up))} / ${f1(cpuTotal(s.floor.up))}`);
-  row("no-op up / refresh changed steps (must be 0)", (s) => `${s.hostnet["noop-up"].changed} / ${s.hostnet["preview-refresh"].changed}`);
-  row("end state identical to the lower bound's", (s) => (s.sameEndState ? "yes" : "NO"));
+  row("up: whole-host reads × one whole-host read (s)", (s) =>
+    f1(
+      (s.hostnet.up.ssh?.byWhat["read the network state"] ?? 0) *
+        s.snapshot.roundTripS,
+    ),
+  );
+  row(
+    "one snapshot: round trip (s) / parse (s) / MB",
+    (s) =>
+      `${f2(s.snapshot.roundTripS)} / ${f2(s.snapshot.parseS)} / ${f1(s.snapshot.outputBytes / 1e6)}`,
+  );
+  row(
+    "peak RSS MiB up: engine / provider (floor)",
+    (s) =>
+      `${Math.round(s.hostnet.up.engine.peakRssMb)} / ${Math.round(s.hostnet.up.provider.peakRssMb)} (${Math.round(s.floor.up.engine.peakRssMb)} / ${Math.round(s.floor.up.provider.peakRssMb)})`,
+  );
+  row(
+    "peak RSS MiB refresh: engine / provider",
+    (s) =>
+      `${Math.round(s.hostnet["preview-refresh"].engine.peakRssMb)} / ${Math.round(s.hostnet["preview-refresh"].provider.peakRssMb)}`,
+  );
+  const cpu = (p: PhaseResult) =>
+    [p.engine.cpuS, p.provider.cpuS, p.programCpuS].map(f1).join(" / ");
+  for (const p of PHASES)
+    row(
+      `CPU s ${PHASE_LABEL[p]}: engine / provider / program`,
+      (s) => `${cpu(s.hostnet[p])} (floor ${cpu(s.floor[p])})`,
+    );
+  row(
+    "CPU s up, all processes: hostnet / floor",
+    (s) => `${f1(cpuTotal(s.hostnet.up))} / ${f1(cpuTotal(s.floor.up))}`,
+  );
+  row(
+    "no-op up / refresh changed steps (must be 0)",
+    (s) =>
+      `${s.hostnet["noop-up"].changed} / ${s.hostnet["preview-refresh"].changed}`,
+  );
+  row("end state identical to the lower bound's", (s) =>
+    s.sameEndState ? "yes" : "NO",
+  );
   const verdicts = (label: string, ts: TargetVerdict[]) => {
-    for (const t of ts) rows.push([`target${label}: ${t.target}`, ...sums.map((_, i) => (i === sums.length - 1 ? `${t.measured} ${t.pass ? "PASS" : "MISS"}` : ""))]);
+    for (const t of ts)
+      rows.push([
+        `target${label}: ${t.target}`,
+        ...sums.map((_, i) =>
+          i === sums.length - 1
+            ? `${t.measured} ${t.pass ? "PASS" : "MISS"}`
+            : "",
+        ),
+      ]);
   };
   verdicts("", targets(mainPoints(sums)));
   for (const label of [...new Set(report.variants.map((v) => v.label))]) {
-    const at = (s: SizeSummary) => report.variants.find((v) => v.label === label && v.n === s.n);
+    const at = (s: SizeSummary) =>
+      report.variants.find((v) => v.label === label && v.n === s.n);
     const ph = (l: Lifecycle, p: Phase) => l.phases.find((x) => x.phase === p)!;
-    const cell = (l: Lifecycle | undefined) => (l ? PHASES.map((p) => f1(ph(l, p).wallS)).join(" / ") : "-");
-    row(`${label}: hostnet up / no-op / refresh / destroy (s)`, (s) => cell(at(s)?.hostnet));
-    row(`${label}: floor up / no-op / refresh / destroy (s)`, (s) => cell(at(s)?.floor));
+    const cell = (l: Lifecycle | undefined) =>
+      l ? PHASES.map((p) => f1(ph(l, p).wallS)).join(" / ") : "-";
+    row(`${label}: hostnet up / no-op / refresh / destroy (s)`, (s) =>
+      cell(at(s)?.hostnet),
+    );
+    row(`${label}: floor up / no-op / refresh / destroy (s)`, (s) =>
+      cell(at(s)?.floor),
+    );
     row(`${label}: hostnet / lower bound: up / refresh`, (s) => {
       const v = at(s);
-      return v ? `${ratio(ph(v.hostnet, "up").wallS, s.lbBuildS)} / ${ratio(ph(v.hostnet, "preview-refresh").wallS, s.lbBuildS)}` : "-";
+      return v
+        ? `${ratio(ph(v.hostnet, "up").wallS, s.lbBuildS)} / ${ratio(ph(v.hostnet, "preview-refresh").wallS, s.lbBuildS)}`
+        : "-";
     });
     row(`${label}: SSH round trips up / destroy; snapshots in up`, (s) => {
       const v = at(s);
-      return v ? `${ph(v.hostnet, "up").ssh?.roundTrips} / ${ph(v.hostnet, "destroy").ssh?.roundTrips}; ${stateReads(ph(v.hostnet, "up"))}` : "-";
+      return v
+        ? `${ph(v.hostnet, "up").ssh?.roundTrips} / ${ph(v.hostnet, "destroy").ssh?.roundTrips}; ${stateReads(ph(v.hostnet, "up"))}`
+        : "-";
     });
     row(`${label}: CPU s up, all processes: hostnet / floor`, (s) => {
       const v = at(s);
-      return v ? `${f1(cpuTotal(ph(v.hostnet, "up")))} / ${f1(cpuTotal(ph(v.floor, "up")))}` : "-";
+      return v
+        ? `${f1(cpuTotal(ph(v.hostnet, "up")))} / ${f1(cpuTotal(ph(v.floor, "up")))}`
+        : "-";
     });
     const pts = variantPoints(report, label, sums);
-    if (pts.length > 0 && pts[pts.length - 1].n === sums[sums.length - 1].n) verdicts(` (${label})`, targets(pts));
+    if (pts.length > 0 && pts[pts.length - 1].n === sums[sums.length - 1].n)
+      verdicts(` (${label})`, targets(pts));
   }
   const reps = sums.map((s) => `${s.reps}× N=${s.n}`).join(", ");
   return {
     title: `Provisioning on ${report.host}, one host bridge, N isolated-netns + managed-fdb VMs (medians of ${reps}; --parallel ${report.settings.parallel}${envText(report.settings.env)})`,
     columns: ["metric", ...sums.map((s) => `N = ${s.n}`)],
     rows,
-    notes: [`load average ${report.machine.loadavgStart.map(f1).join(" ")} at start, ${report.machine.loadavgEnd.map(f1).join(" ")} at end on ${report.machine.cpus} CPUs: ${report.machine.note}`],
+    notes: [
+      `load average ${report.machine.loadavgStart.map(f1).join(" ")} at start, ${report.machine.loadavgEnd.map(f1).join(" ")} at end on ${report.machine.cpus} CPUs: ${report.machine.note}`,
+    ],
   };
 }

@@ -23,8 +23,17 @@
 // It writes its own results files and README block.
 import * as fs from "fs";
 import * as path from "path";
-import { ENGINE_PARALLEL, engineSwitches, PROJECT_ROOT } from "../scripts/engine";
-import { BenchSection, ProvisionReport, provisioningSection, runProvisioningBench } from "./provision";
+import {
+  ENGINE_PARALLEL,
+  engineSwitches,
+  PROJECT_ROOT,
+} from "../scripts/engine";
+import {
+  BenchSection,
+  ProvisionReport,
+  provisioningSection,
+  runProvisioningBench,
+} from "./provision";
 import { markdownTable, replaceResultBlock } from "./readme";
 import { runAndRecordTransport } from "./transport";
 
@@ -36,11 +45,13 @@ const README = path.join(PROJECT_ROOT, "bench", "README.md");
  * results. The "engine defaults" variant turns per-step checkpoints back on, for comparison.
  */
 const RUNNER_SETTINGS = engineSwitches();
-const ENGINE_DEFAULTS = { PULUMI_SKIP_CHECKPOINTS: "false", PULUMI_DISABLE_CHECKPOINT_BACKUPS: "false" };
+const ENGINE_DEFAULTS = {
+  PULUMI_SKIP_CHECKPOINTS: "false",
+  PULUMI_DISABLE_CHECKPOINT_BACKUPS: "false",
+};
 
 /** The "wide" variant's --parallel: above any step count here, so the engine never holds a step back. */
 const WIDE = 4096;
-
 
 interface Args {
   quick: boolean;
@@ -63,23 +74,35 @@ function parseArgs(argv: string[]): Args {
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : undefined;
   };
-  const list = (s: string | undefined) => (s === "none" ? [] : s?.split(",").map((x) => Number(x.trim())));
+  const list = (s: string | undefined) =>
+    s === "none" ? [] : s?.split(",").map((x) => Number(x.trim()));
   const sizes = list(value("--sizes")) ?? (quick ? [5, 10] : [30, 100, 300]);
   const reps = list(value("--reps")) ?? (quick ? [1] : [3, 2, 1]);
-  const defaultsSizes = list(value("--defaults-sizes")) ?? (quick ? [] : [30, 100]);
+  const defaultsSizes =
+    list(value("--defaults-sizes")) ?? (quick ? [] : [30, 100]);
   const wideSizes = list(value("--wide-sizes")) ?? (quick ? [] : [100, 300]);
-  if ([...sizes, ...defaultsSizes, ...wideSizes].some((n) => !Number.isInteger(n) || n < 1 || n > 999) || reps.some((r) => !Number.isInteger(r) || r < 1)) {
-    throw new Error("--sizes takes VM counts 1–999 and --reps repetition counts ≥ 1, comma-separated (e.g. --sizes 30,100,300 --reps 3,2,1)");
+  if (
+    [...sizes, ...defaultsSizes, ...wideSizes].some(
+      (n) => !Number.isInteger(n) || n < 1 || n > 999,
+    ) ||
+    reps.some((r) => !Number.isInteger(r) || r < 1)
+  ) {
+    throw new Error(
+      "--sizes takes VM counts 1–999 and --reps repetition counts ≥ 1, comma-separated (e.g. --sizes 30,100,300 --reps 3,2,1)",
+    );
   }
   return {
-    quick, sizes, reps,
+    quick,
+    sizes,
+    reps,
     parallel: Number(value("--parallel") ?? ENGINE_PARALLEL),
     defaultsSizes,
     wideSizes,
     dataplane: !argv.includes("--no-dataplane"),
     provisioning: !argv.includes("--no-provisioning"),
     transport: !argv.includes("--no-transport"),
-    readme: argv.includes("--readme") || (!quick && !argv.includes("--no-readme")),
+    readme:
+      argv.includes("--readme") || (!quick && !argv.includes("--no-readme")),
     from: value("--from"),
     resume: value("--resume"),
   };
@@ -91,45 +114,86 @@ function parseArgs(argv: string[]): Args {
 
 export function renderTable(sections: BenchSection[]): string {
   const width: number[] = [];
-  for (const s of sections) for (const r of [s.columns, ...s.rows]) r.forEach((c, i) => (width[i] = Math.max(width[i] ?? 0, c.length)));
-  const line = (cells: string[]) => "| " + width.map((w, i) => (i === 0 ? (cells[i] ?? "").padEnd(w) : (cells[i] ?? "").padStart(w))).join(" | ") + " |";
+  for (const s of sections)
+    for (const r of [s.columns, ...s.rows])
+      r.forEach((c, i) => (width[i] = Math.max(width[i] ?? 0, c.length)));
+  const line = (cells: string[]) =>
+    "| " +
+    width
+      .map((w, i) =>
+        i === 0 ? (cells[i] ?? "").padEnd(w) : (cells[i] ?? "").padStart(w),
+      )
+      .join(" | ") +
+    " |";
   const rule = "+" + width.map((w) => "-".repeat(w + 2)).join("+") + "+";
   const out: string[] = [];
   for (const s of sections) {
-    out.push(`  ${s.title}`, rule, line(s.columns), rule, ...s.rows.map(line), rule);
+    out.push(
+      `  ${s.title}`,
+      rule,
+      line(s.columns),
+      rule,
+      ...s.rows.map(line),
+      rule,
+    );
     for (const n of s.notes ?? []) out.push(`  ${n}`);
   }
   return out.join("\n");
 }
 
 function isSection(x: any): x is BenchSection {
-  return x && typeof x.title === "string" && Array.isArray(x.columns) && Array.isArray(x.rows);
+  return (
+    x &&
+    typeof x.title === "string" &&
+    Array.isArray(x.columns) &&
+    Array.isArray(x.rows)
+  );
 }
 
 /** Whatever the data-plane bench returns, as a section of the one table. */
 function toSection(x: any): BenchSection {
   if (isSection(x)) return x;
   if (isSection(x?.section)) return x.section;
-  if (Array.isArray(x) && x.length > 0 && x.every((r) => r && typeof r === "object")) {
+  if (
+    Array.isArray(x) &&
+    x.length > 0 &&
+    x.every((r) => r && typeof r === "object")
+  ) {
     const keys = [...new Set(x.flatMap((r: object) => Object.keys(r)))];
-    return { title: "Data plane", columns: keys, rows: x.map((r: any) => keys.map((k) => String(r[k] ?? ""))) };
+    return {
+      title: "Data plane",
+      columns: keys,
+      rows: x.map((r: any) => keys.map((k) => String(r[k] ?? ""))),
+    };
   }
-  return { title: "Data plane (raw result)", columns: ["result"], rows: [[JSON.stringify(x)?.slice(0, 2000) ?? String(x)]] };
+  return {
+    title: "Data plane (raw result)",
+    columns: ["result"],
+    rows: [[JSON.stringify(x)?.slice(0, 2000) ?? String(x)]],
+  };
 }
 
-async function dataplane(args: Args, log: (l: string) => void): Promise<BenchSection | undefined> {
+async function dataplane(
+  args: Args,
+  log: (l: string) => void,
+): Promise<BenchSection | undefined> {
   let mod: any;
   try {
     mod = require("./dataplane");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND" && (err as Error).message.startsWith("Cannot find module './dataplane'")) {
+    if (
+      (err as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND" &&
+      (err as Error).message.startsWith("Cannot find module './dataplane'")
+    ) {
       log("data plane: bench/dataplane.ts is not there (yet): skipped");
       return undefined;
     }
     throw err;
   }
   if (typeof mod.runDataplaneBench !== "function") {
-    log("data plane: bench/dataplane.ts does not export runDataplaneBench: skipped");
+    log(
+      "data plane: bench/dataplane.ts does not export runDataplaneBench: skipped",
+    );
     return undefined;
   }
   return toSection(await mod.runDataplaneBench({ quick: args.quick, log }));
@@ -151,20 +215,34 @@ export function updateReadme(text: string, block: string): string {
   return replaceResultBlock(text, "provisioning", "Provisioning", block);
 }
 
-async function measureProvisioning(args: Args, log: (l: string) => void): Promise<ProvisionReport> {
+async function measureProvisioning(
+  args: Args,
+  log: (l: string) => void,
+): Promise<ProvisionReport> {
   const name = args.quick ? "provisioning-quick.json" : "provisioning.json";
   const partial = name.replace(".json", "-partial.json");
   const report = await runProvisioningBench({
     sizes: args.sizes,
-    reps: (n) => args.reps[Math.min(args.sizes.indexOf(n), args.reps.length - 1)],
+    reps: (n) =>
+      args.reps[Math.min(args.sizes.indexOf(n), args.reps.length - 1)],
     settings: { parallel: args.parallel, env: RUNNER_SETTINGS },
     variants: [
-      { label: "engine defaults (checkpoint per step)", settings: { parallel: args.parallel, env: ENGINE_DEFAULTS }, sizes: args.defaultsSizes },
-      { label: `--parallel ${WIDE}`, settings: { parallel: WIDE, env: RUNNER_SETTINGS }, sizes: args.wideSizes },
+      {
+        label: "engine defaults (checkpoint per step)",
+        settings: { parallel: args.parallel, env: ENGINE_DEFAULTS },
+        sizes: args.defaultsSizes,
+      },
+      {
+        label: `--parallel ${WIDE}`,
+        settings: { parallel: WIDE, env: RUNNER_SETTINGS },
+        sizes: args.wideSizes,
+      },
     ],
     log,
     save: (r) => writeJson(partial, r),
-    resume: args.resume ? JSON.parse(fs.readFileSync(args.resume, "utf8")) : undefined,
+    resume: args.resume
+      ? JSON.parse(fs.readFileSync(args.resume, "utf8"))
+      : undefined,
   });
   log(`results: ${writeJson(name, report)}`);
   fs.rmSync(path.join(RESULTS_DIR, partial), { force: true });
@@ -177,11 +255,18 @@ async function main(): Promise<void> {
   const sections: BenchSection[] = [];
   if (args.provisioning) {
     // --from FILE: render a saved report again (after a change to the table) without measuring.
-    const report: ProvisionReport = args.from ? JSON.parse(fs.readFileSync(args.from, "utf8")) : await measureProvisioning(args, log);
+    const report: ProvisionReport = args.from
+      ? JSON.parse(fs.readFileSync(args.from, "utf8"))
+      : await measureProvisioning(args, log);
     const section = provisioningSection(report);
     sections.push(section);
     if (args.readme) {
-      const raw = path.relative(PROJECT_ROOT, args.from ? path.resolve(args.from) : path.join(RESULTS_DIR, "provisioning.json"));
+      const raw = path.relative(
+        PROJECT_ROOT,
+        args.from
+          ? path.resolve(args.from)
+          : path.join(RESULTS_DIR, "provisioning.json"),
+      );
       const block = `Full run from ${report.startedAt} to ${report.finishedAt}. Raw data: \`${raw}\`.\n\n${markdownTable(section)}`;
       const text = fs.existsSync(README) ? fs.readFileSync(README, "utf8") : "";
       fs.writeFileSync(README, updateReadme(text, block));
@@ -189,7 +274,14 @@ async function main(): Promise<void> {
     }
   }
   if (args.transport) {
-    sections.push(await runAndRecordTransport({ reps: args.quick ? 1 : 3, ops: args.quick ? 200 : 1000, readme: args.readme, log }));
+    sections.push(
+      await runAndRecordTransport({
+        reps: args.quick ? 1 : 3,
+        ops: args.quick ? 200 : 1000,
+        readme: args.readme,
+        log,
+      }),
+    );
   }
   let failure: Error | undefined;
   if (args.dataplane) {
@@ -202,12 +294,17 @@ async function main(): Promise<void> {
     if (dp) sections.push(dp);
   }
   console.log("\n" + renderTable(sections));
-  if (failure) throw new Error(`data-plane benchmark failed (the provisioning results above are complete): ${failure.message}`);
+  if (failure)
+    throw new Error(
+      `data-plane benchmark failed (the provisioning results above are complete): ${failure.message}`,
+    );
 }
 
 if (require.main === module) {
   main().catch((err) => {
-    console.error(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    console.error(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+    );
     process.exit(1);
   });
 }

@@ -16,12 +16,35 @@ export class BridgedVm extends pulumi.ComponentResource {
   /** The VM's port on the host bridge (what the host FilterChain names). */
   readonly port: string;
   readonly resources: pulumi.Resource[];
-  constructor(name: string, args: BridgedVmArgs, opts?: pulumi.ComponentResourceOptions) {
+  constructor(
+    name: string,
+    args: BridgedVmArgs,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
     super("hostnet:attachment:Bridged", name, {}, opts);
     const n = derivedNames(args.vm);
     this.port = n.tap;
-    const port = vmPort(this, name, { connection: args.connection, vm: args.vm, port: n.tap, bridge: args.bridge, portFlags: hostPortFlags(args.vm) }, []);
-    const fdb = managedFdbEntry(this, name, args.connection, args.vm, args.bridge, n.tap, port);
+    const port = vmPort(
+      this,
+      name,
+      {
+        connection: args.connection,
+        vm: args.vm,
+        port: n.tap,
+        bridge: args.bridge,
+        portFlags: hostPortFlags(args.vm),
+      },
+      [],
+    );
+    const fdb = managedFdbEntry(
+      this,
+      name,
+      args.connection,
+      args.vm,
+      args.bridge,
+      n.tap,
+      port,
+    );
     this.resources = [...port, ...fdb];
     this.registerOutputs({ port: this.port });
   }

@@ -20,28 +20,90 @@ export interface IsolatedNetnsVmArgs {
 
 export class IsolatedNetnsVm extends pulumi.ComponentResource {
   readonly resources: pulumi.Resource[];
-  constructor(name: string, args: IsolatedNetnsVmArgs, opts?: pulumi.ComponentResourceOptions) {
+  constructor(
+    name: string,
+    args: IsolatedNetnsVmArgs,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
     super("hostnet:attachment:IsolatedNetns", name, {}, opts);
     const { connection, vm } = args;
     const n = derivedNames(vm);
-    const ns = new VmNetns(`${name}-ns`, { connection, name: n.netns, sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" } }, { parent: this });
-    const inner = new HostBridge(`${name}-br`, { connection, name: n.innerBridge, netns: n.netns }, { parent: this, dependsOn: [ns] });
-    const uplink = new VethLink(`${name}-uplink`, {
-      connection,
-      a: { name: n.hostPort, master: args.bridge, portFlags: hostPortFlags(vm), up: true },
-      b: { name: n.innerUplink, netns: n.netns, master: n.innerBridge, up: true },
-    }, { parent: this, dependsOn: [inner] });
-    const port = vmPort(this, name, { connection, vm, port: n.innerTap, netns: n.netns, bridge: n.innerBridge }, [inner]);
+    const ns = new VmNetns(
+      `${name}-ns`,
+      {
+        connection,
+        name: n.netns,
+        sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
+      },
+      { parent: this },
+    );
+    const inner = new HostBridge(
+      `${name}-br`,
+      { connection, name: n.innerBridge, netns: n.netns },
+      { parent: this, dependsOn: [ns] },
+    );
+    const uplink = new VethLink(
+      `${name}-uplink`,
+      {
+        connection,
+        a: {
+          name: n.hostPort,
+          master: args.bridge,
+          portFlags: hostPortFlags(vm),
+          up: true,
+        },
+        b: {
+          name: n.innerUplink,
+          netns: n.netns,
+          master: n.innerBridge,
+          up: true,
+        },
+      },
+      { parent: this, dependsOn: [inner] },
+    );
+    const port = vmPort(
+      this,
+      name,
+      {
+        connection,
+        vm,
+        port: n.innerTap,
+        netns: n.netns,
+        bridge: n.innerBridge,
+      },
+      [inner],
+    );
     const filters: pulumi.Resource[] = [];
     if (vm.filter === "clean-traffic") {
-      filters.push(new FilterChain(`${name}-filter`, {
-        connection,
-        netns: n.netns,
-        table: "hostnet",
-        ports: [{ port: n.innerTap, policy: "clean-traffic", mac: vm.mac, ipv4: vm.ipv4.map((c) => c.split("/")[0]) }],
-      }, { parent: this, dependsOn: [ns] }));
+      filters.push(
+        new FilterChain(
+          `${name}-filter`,
+          {
+            connection,
+            netns: n.netns,
+            table: "hostnet",
+            ports: [
+              {
+                port: n.innerTap,
+                policy: "clean-traffic",
+                mac: vm.mac,
+                ipv4: vm.ipv4.map((c) => c.split("/")[0]),
+              },
+            ],
+          },
+          { parent: this, dependsOn: [ns] },
+        ),
+      );
     }
-    const fdb = managedFdbEntry(this, name, connection, vm, args.bridge, n.hostPort, [uplink]);
+    const fdb = managedFdbEntry(
+      this,
+      name,
+      connection,
+      vm,
+      args.bridge,
+      n.hostPort,
+      [uplink],
+    );
     this.resources = [ns, inner, uplink, ...port, ...filters, ...fdb];
     this.registerOutputs({});
   }

@@ -16,25 +16,46 @@ export class MacvlanVm extends pulumi.ComponentResource {
   readonly resources: pulumi.Resource[];
   /** For macvtap: the character device QEMU opens (/dev/tapN). */
   readonly devicePath?: pulumi.Output<string | undefined>;
-  constructor(name: string, args: MacvlanVmArgs, opts?: pulumi.ComponentResourceOptions) {
+  constructor(
+    name: string,
+    args: MacvlanVmArgs,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
     super("hostnet:attachment:Macvlan", name, {}, opts);
     const { connection, vm } = args;
-    if (!vm.lower) throw new Error(`VM ${vm.name}: a macvlan attachment needs 'lower' (the device the VM's macvlan sits on)`);
+    if (!vm.lower)
+      throw new Error(
+        `VM ${vm.name}: a macvlan attachment needs 'lower' (the device the VM's macvlan sits on)`,
+      );
     const n = derivedNames(vm);
     const deps: pulumi.Resource[] = [];
     if (vm.simulate) {
-      deps.push(new VmNetns(`${name}-guest`, { connection, name: n.guestNetns, sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" } }, { parent: this }));
+      deps.push(
+        new VmNetns(
+          `${name}-guest`,
+          {
+            connection,
+            name: n.guestNetns,
+            sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
+          },
+          { parent: this },
+        ),
+      );
     }
-    const port = new MacvlanPort(`${name}-mv`, {
-      connection,
-      name: n.macvlan,
-      type: vm.simulate ? "macvlan" : "macvtap",
-      lower: vm.lower,
-      netns: vm.simulate ? n.guestNetns : undefined,
-      mode: vm.macvlanMode,
-      mac: vm.mac,
-      addresses: vm.simulate ? vm.ipv4 : [],
-    }, { parent: this, dependsOn: deps });
+    const port = new MacvlanPort(
+      `${name}-mv`,
+      {
+        connection,
+        name: n.macvlan,
+        type: vm.simulate ? "macvlan" : "macvtap",
+        lower: vm.lower,
+        netns: vm.simulate ? n.guestNetns : undefined,
+        mode: vm.macvlanMode,
+        mac: vm.mac,
+        addresses: vm.simulate ? vm.ipv4 : [],
+      },
+      { parent: this, dependsOn: deps },
+    );
     this.devicePath = (port as any).devicePath;
     this.resources = [...deps, port];
     this.registerOutputs({});

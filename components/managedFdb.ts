@@ -19,5 +19,11 @@ export function managedFdbEntry(
   if (!vm.managedFdb || vm.segment) return [];
   // With ARP suppression the bridge also learns the VM's addresses as permanent neighbours.
   const neighbours = vm.arpSuppress ? vm.ipv4.map((c) => c.split("/")[0]) : [];
-  return [new FdbEntry(`${name}-fdb`, { connection, bridge, port, mac: vm.mac, neighbours, exclusive: true }, { parent, dependsOn: deps })];
+  return [
+    new FdbEntry(
+      `${name}-fdb`,
+      { connection, bridge, port, mac: vm.mac, neighbours, exclusive: true },
+      { parent, dependsOn: deps },
+    ),
+  ];
 }

@@ -13,26 +13,48 @@ export interface RoutedVmArgs {
 
 export class RoutedVm extends pulumi.ComponentResource {
   readonly resources: pulumi.Resource[];
-  constructor(name: string, args: RoutedVmArgs, opts?: pulumi.ComponentResourceOptions) {
+  constructor(
+    name: string,
+    args: RoutedVmArgs,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
     super("hostnet:attachment:Routed", name, {}, opts);
     const { connection, vm } = args;
     const n = derivedNames(vm);
     const vmNetnsName = vm.simulate ? n.guestNetns : n.netns;
-    const ns = new VmNetns(`${name}-ns`, { connection, name: vmNetnsName, sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" } }, { parent: this });
-    const hosts = vm.ipv4.map((c) => `${c.split("/")[0]}/32`);
-    const link = new VethLink(`${name}-veth`, {
-      connection,
-      a: { name: n.hostPort, routes: hosts.map((to) => ({ to })), proxyArp: true, forwarding: true, up: true },
-      b: {
-        name: n.guestIf,
-        netns: vmNetnsName,
-        mac: vm.mac,
-        addresses: hosts,
-        routes: [{ to: "0.0.0.0/0" }],
-        proxyArp: false,
-        up: true,
+    const ns = new VmNetns(
+      `${name}-ns`,
+      {
+        connection,
+        name: vmNetnsName,
+        sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
       },
-    }, { parent: this, dependsOn: [ns] });
+      { parent: this },
+    );
+    const hosts = vm.ipv4.map((c) => `${c.split("/")[0]}/32`);
+    const link = new VethLink(
+      `${name}-veth`,
+      {
+        connection,
+        a: {
+          name: n.hostPort,
+          routes: hosts.map((to) => ({ to })),
+          proxyArp: true,
+          forwarding: true,
+          up: true,
+        },
+        b: {
+          name: n.guestIf,
+          netns: vmNetnsName,
+          mac: vm.mac,
+          addresses: hosts,
+          routes: [{ to: "0.0.0.0/0" }],
+          proxyArp: false,
+          up: true,
+        },
+      },
+      { parent: this, dependsOn: [ns] },
+    );
     this.resources = [ns, link];
     this.registerOutputs({});
   }

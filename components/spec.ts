@@ -1,7 +1,12 @@
 // What a topology is made of, as data: hosts, bridges and VMs with their attachment kind. These
 // schemas are the single source of truth for component arguments and for stack config.
 import { z } from "zod";
-import { GuestIpv4Cidr, IfName, MacAddress, NftIdentifier } from "../providers/validate";
+import {
+  GuestIpv4Cidr,
+  IfName,
+  MacAddress,
+  NftIdentifier,
+} from "../providers/validate";
 
 /**
  * Any VM name a fleet uses (`k8s-worker-prod-017`, a UUID): interface and namespace names are
@@ -9,19 +14,33 @@ import { GuestIpv4Cidr, IfName, MacAddress, NftIdentifier } from "../providers/v
  */
 export const VmName = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "VM name must be 1–63 characters of letters, digits, '-', '.' and '_', starting with a letter or digit");
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/,
+    "VM name must be 1–63 characters of letters, digits, '-', '.' and '_', starting with a letter or digit",
+  );
 
 /** The key in a VM's interface and namespace names (hv-KEY, vm-KEY, ...): 15-byte kernel limit. */
 export const VmIfName = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,9}$/, "ifname must be 1–10 characters of a-z, 0-9 and '-', starting with a letter or digit (it becomes part of 15-byte interface names such as hv-<ifname>)");
+  .regex(
+    /^[a-z0-9][a-z0-9-]{0,9}$/,
+    "ifname must be 1–10 characters of a-z, 0-9 and '-', starting with a letter or digit (it becomes part of 15-byte interface names such as hv-<ifname>)",
+  );
 
 /** Segment names become part of the vxlan device name (vx-NAME, 15-byte limit). */
 export const SegmentName = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,11}$/, "segment name must be 1–12 characters of a-z, 0-9 and '-', starting with a letter or digit (the vxlan device is vx-NAME)");
+  .regex(
+    /^[a-z0-9][a-z0-9-]{0,11}$/,
+    "segment name must be 1–12 characters of a-z, 0-9 and '-', starting with a letter or digit (the vxlan device is vx-NAME)",
+  );
 
-export const AttachmentKind = z.enum(["bridged", "isolated-netns", "macvlan", "routed"]);
+export const AttachmentKind = z.enum([
+  "bridged",
+  "isolated-netns",
+  "macvlan",
+  "routed",
+]);
 export type AttachmentKind = z.infer<typeof AttachmentKind>;
 
 export const FilterPolicy = z.enum(["clean-traffic", "none"]);
@@ -45,7 +64,9 @@ export const VmSpec = z
     filter: FilterPolicy.default("clean-traffic"),
     /** macvlan attachment: lower device and mode. */
     lower: IfName.optional(),
-    macvlanMode: z.enum(["bridge", "vepa", "private", "passthru"]).default("bridge"),
+    macvlanMode: z
+      .enum(["bridge", "vepa", "private", "passthru"])
+      .default("bridge"),
     /**
      * Lab/test only: stand the VM in with a "guest" namespace holding the VM's end (its MAC and
      * IPs), so traffic can be tested without QEMU. Real VMs leave this off and get a tap.
@@ -101,7 +122,10 @@ export type SegmentSpec = z.infer<typeof SegmentSpec>;
  * suppression entries included. A fixed, locally administered MAC per (host, bridge) avoids both.
  */
 export function stableBridgeMac(host: string, bridge: string): string {
-  const h = require("crypto").createHash("sha256").update(`${host}/${bridge}`).digest();
+  const h = require("crypto")
+    .createHash("sha256")
+    .update(`${host}/${bridge}`)
+    .digest();
   const bytes = [0x02, h[0], h[1], h[2], h[3], h[4]];
   return bytes.map((b: number) => b.toString(16).padStart(2, "0")).join(":");
 }
@@ -112,16 +136,28 @@ export function stableBridgeMac(host: string, bridge: string): string {
  * name and a stable hash of all of it, e.g. `k8s-worker-prod-017` -> `k8s-` + 5 hex digits.
  */
 export function vmKey(vm: string | { name: string; ifname?: string }): string {
-  const { name, ifname } = typeof vm === "string" ? { name: vm, ifname: undefined } : vm;
+  const { name, ifname } =
+    typeof vm === "string" ? { name: vm, ifname: undefined } : vm;
   if (ifname) return ifname;
   if (VmIfName.safeParse(name).success) return name;
-  const readable = name.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 4).replace(/-+$/, "") || "vm";
-  const hash = require("crypto").createHash("sha256").update(name).digest("hex").slice(0, 5);
+  const readable =
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, "-")
+      .slice(0, 4)
+      .replace(/-+$/, "") || "vm";
+  const hash = require("crypto")
+    .createHash("sha256")
+    .update(name)
+    .digest("hex")
+    .slice(0, 5);
   return `${readable}-${hash}`;
 }
 
 /** Names derived from a VM (its name, or name and ifname), all within the kernel's 15-byte limit. */
-export function derivedNames(vmOrName: string | { name: string; ifname?: string }) {
+export function derivedNames(
+  vmOrName: string | { name: string; ifname?: string },
+) {
   const vm = vmKey(vmOrName);
   return {
     netns: `vm-${vm}`,

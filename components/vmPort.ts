@@ -20,32 +20,61 @@ export interface VmPortArgs {
 }
 
 /** Creates the port; returns the resources so callers can depend on them. */
-export function vmPort(parent: pulumi.Resource, name: string, args: VmPortArgs, deps: pulumi.Input<pulumi.Resource>[]): pulumi.Resource[] {
+export function vmPort(
+  parent: pulumi.Resource,
+  name: string,
+  args: VmPortArgs,
+  deps: pulumi.Input<pulumi.Resource>[],
+): pulumi.Resource[] {
   const opts = { parent, dependsOn: deps };
   if (!args.vm.simulate) {
     return [
-      new TapPort(`${name}-tap`, {
-        connection: args.connection,
+      new TapPort(
+        `${name}-tap`,
+        {
+          connection: args.connection,
+          name: args.port,
+          netns: args.netns,
+          master: args.bridge,
+          portFlags: args.portFlags,
+          multiQueue: false,
+          vnetHdr: true,
+        },
+        opts,
+      ),
+    ];
+  }
+  const n = derivedNames(args.vm);
+  const guest = new VmNetns(
+    `${name}-guest`,
+    {
+      connection: args.connection,
+      name: n.guestNetns,
+      sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
+    },
+    opts,
+  );
+  const link = new VethLink(
+    `${name}-port`,
+    {
+      connection: args.connection,
+      a: {
         name: args.port,
         netns: args.netns,
         master: args.bridge,
         portFlags: args.portFlags,
-        multiQueue: false,
-        vnetHdr: true,
-      }, opts),
-    ];
-  }
-  const n = derivedNames(args.vm);
-  const guest = new VmNetns(`${name}-guest`, {
-    connection: args.connection,
-    name: n.guestNetns,
-    sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
-  }, opts);
-  const link = new VethLink(`${name}-port`, {
-    connection: args.connection,
-    a: { name: args.port, netns: args.netns, master: args.bridge, portFlags: args.portFlags, up: true },
-    b: { name: n.guestIf, netns: n.guestNetns, mac: args.vm.mac, addresses: args.vm.ipv4, up: true },
-  }, { parent, dependsOn: [...deps, guest] });
+        up: true,
+      },
+      b: {
+        name: n.guestIf,
+        netns: n.guestNetns,
+        mac: args.vm.mac,
+        addresses: args.vm.ipv4,
+        up: true,
+      },
+    },
+    { parent, dependsOn: [...deps, guest] },
+  );
   return [guest, link];
 }
 

@@ -20,10 +20,14 @@ function hostnetRuntime(): any {
  * pinned exactly, and this private hook is checked before it is wrapped.
  */
 function trimRecordedStackTraces(): void {
-  const resource = pulumi.Resource as unknown as { stackTrace?: (skip: number) => unknown[]; __hostnetTrimmed?: boolean };
+  const resource = pulumi.Resource as unknown as {
+    stackTrace?: (skip: number) => unknown[];
+    __hostnetTrimmed?: boolean;
+  };
   const original = resource.stackTrace;
   if (typeof original !== "function" || resource.__hostnetTrimmed) return;
-  resource.stackTrace = (skip: number) => original.call(pulumi.Resource, skip).slice(0, 1);
+  resource.stackTrace = (skip: number) =>
+    original.call(pulumi.Resource, skip).slice(0, 1);
   resource.__hostnetTrimmed = true;
 }
 trimRecordedStackTraces();
@@ -33,9 +37,10 @@ trimRecordedStackTraces();
  * Pulumi serializes such a module as a one-line `require`, about 250 bytes in state instead of the
  * 2.6 KB of a closure, stored twice per resource. Undefined for a kind that has no module there.
  */
-function installedStub(kind: string): pulumi.dynamic.ResourceProvider | undefined {
+function installedStub(
+  kind: string,
+): pulumi.dynamic.ResourceProvider | undefined {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(`hostnet-provider/${kind}.js`);
   } catch {
     return undefined;
@@ -54,11 +59,14 @@ export function providerStub(kind: string): pulumi.dynamic.ResourceProvider {
   if (!stub) {
     stub = installedStub(kind) ?? {
       check: (olds: any, news: any) => hostnetRuntime().check(kind, olds, news),
-      diff: (id: string, olds: any, news: any) => hostnetRuntime().diff(kind, id, olds, news),
+      diff: (id: string, olds: any, news: any) =>
+        hostnetRuntime().diff(kind, id, olds, news),
       create: (inputs: any) => hostnetRuntime().create(kind, inputs),
       read: (id: string, props: any) => hostnetRuntime().read(kind, id, props),
-      update: (id: string, olds: any, news: any) => hostnetRuntime().update(kind, id, olds, news),
-      delete: (id: string, props: any) => hostnetRuntime().remove(kind, id, props),
+      update: (id: string, olds: any, news: any) =>
+        hostnetRuntime().update(kind, id, olds, news),
+      delete: (id: string, props: any) =>
+        hostnetRuntime().remove(kind, id, props),
     };
     stubs.set(kind, stub);
   }
@@ -77,7 +85,10 @@ export interface CommonArgs {
 
 const SECRET_FIELDS = ["privateKey", "privateKeyPassphrase"] as const;
 
-function splitConnection(conn: pulumi.Input<ConnectionInput>): { connection: pulumi.Output<unknown>; credentials: pulumi.Output<unknown> } {
+function splitConnection(conn: pulumi.Input<ConnectionInput>): {
+  connection: pulumi.Output<unknown>;
+  credentials: pulumi.Output<unknown>;
+} {
   const all = pulumi.output(conn);
   const publicPart = all.apply((c) => {
     const rest: Record<string, unknown> = { ...(c as Record<string, unknown>) };
@@ -86,10 +97,15 @@ function splitConnection(conn: pulumi.Input<ConnectionInput>): { connection: pul
   });
   const secretPart = all.apply((c) => {
     const out: Record<string, unknown> = {};
-    for (const f of SECRET_FIELDS) if ((c as Record<string, unknown>)[f] !== undefined) out[f] = (c as Record<string, unknown>)[f];
+    for (const f of SECRET_FIELDS)
+      if ((c as Record<string, unknown>)[f] !== undefined)
+        out[f] = (c as Record<string, unknown>)[f];
     return out;
   });
-  return { connection: pulumi.unsecret(publicPart), credentials: pulumi.secret(secretPart) };
+  return {
+    connection: pulumi.unsecret(publicPart),
+    credentials: pulumi.secret(secretPart),
+  };
 }
 
 /** Base class of the hostnet resources: splits secrets out and marks them secret in state. */
@@ -100,21 +116,60 @@ export abstract class HostnetResource extends pulumi.dynamic.Resource {
   /** true when hostnet created the object, false when it was adopted. */
   declare readonly created: pulumi.Output<boolean>;
 
-  protected constructor(kind: string, name: string, args: CommonArgs, opts?: pulumi.CustomResourceOptions) {
+  protected constructor(
+    kind: string,
+    name: string,
+    args: CommonArgs,
+    opts?: pulumi.CustomResourceOptions,
+  ) {
     const { connection, credentials } = splitConnection(args.connection);
     // The owner token names this resource on the host (ownership.ts); no diff compares it.
-    const owner = ownerToken(pulumi.getProject(), pulumi.getStack(), kind, name);
-    const props: Record<string, unknown> = { ...args, connection, credentials, ownerToken: owner, machineId: undefined, created: undefined };
-    super(providerStub(kind), name, props, {
-      ...opts,
-      additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "credentials"],
-    }, "hostnet", kind);
+    const owner = ownerToken(
+      pulumi.getProject(),
+      pulumi.getStack(),
+      kind,
+      name,
+    );
+    const props: Record<string, unknown> = {
+      ...args,
+      connection,
+      credentials,
+      ownerToken: owner,
+      machineId: undefined,
+      created: undefined,
+    };
+    super(
+      providerStub(kind),
+      name,
+      props,
+      {
+        ...opts,
+        additionalSecretOutputs: [
+          ...(opts?.additionalSecretOutputs ?? []),
+          "credentials",
+        ],
+      },
+      "hostnet",
+      kind,
+    );
   }
 }
 
 /** Base class of resources that touch no host (rollout gates). */
 export abstract class HostlessResource extends pulumi.dynamic.Resource {
-  protected constructor(kind: string, name: string, props: object, opts?: pulumi.CustomResourceOptions) {
-    super(providerStub(kind), name, props as pulumi.Inputs, opts, "hostnet", kind);
+  protected constructor(
+    kind: string,
+    name: string,
+    props: object,
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      providerStub(kind),
+      name,
+      props as pulumi.Inputs,
+      opts,
+      "hostnet",
+      kind,
+    );
   }
 }

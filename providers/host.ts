@@ -1,8 +1,19 @@
 // A host as the resources see it: a coalescing write queue, a cached one-round-trip snapshot of
 // its whole network state, and its identity. Resources never open connections or build shell
 // strings themselves; they hand typed operations to this layer.
-import { attributeResults, buildFlushScript, describeCommand, HostOp, HostOpError } from "./hostQueue";
-import { HostSnapshot, parseSnapshot, ROOT_NS, snapshotScript } from "./hoststate";
+import {
+  attributeResults,
+  buildFlushScript,
+  describeCommand,
+  HostOp,
+  HostOpError,
+} from "./hostQueue";
+import {
+  HostSnapshot,
+  parseSnapshot,
+  ROOT_NS,
+  snapshotScript,
+} from "./hoststate";
 import { Connection, ConnectionInput } from "./ssh";
 import { HostSession, sessionFor } from "./sshPool";
 import { parseOrThrow } from "./validate";
@@ -41,7 +52,10 @@ export class Host {
   private snapshotCache?: Promise<HostSnapshot>;
   private scopedCache?: HostSnapshot;
   private scopedWanted = new Set<string>();
-  private scopedWaiters: Array<{ resolve: (s: HostSnapshot) => void; reject: (e: Error) => void }> = [];
+  private scopedWaiters: Array<{
+    resolve: (s: HostSnapshot) => void;
+    reject: (e: Error) => void;
+  }> = [];
   private scopedTimer?: NodeJS.Timeout;
   private scopedInFlight = false;
   private writeEpoch = 0;
@@ -88,8 +102,16 @@ export class Host {
    * number of reads, not their latency, is what a busy host pays for.
    */
   private scheduleScoped(): void {
-    if (this.scopedTimer || this.scopedInFlight || this.scopedWaiters.length === 0) return;
-    this.scopedTimer = setTimeout(() => void this.readScoped(), COALESCE_WINDOW_MS);
+    if (
+      this.scopedTimer ||
+      this.scopedInFlight ||
+      this.scopedWaiters.length === 0
+    )
+      return;
+    this.scopedTimer = setTimeout(
+      () => void this.readScoped(),
+      COALESCE_WINDOW_MS,
+    );
   }
 
   private fullSnapshot(): Promise<HostSnapshot> {
@@ -103,21 +125,41 @@ export class Host {
     return this.snapshotCache;
   }
 
-  private async readSnapshot(namespaces: readonly string[] | undefined): Promise<HostSnapshot> {
-    const what = namespaces ? `read the network state of ${namespaces.length} namespace(s)` : "read the network state";
-    const r = await this.session.exec(snapshotScript({ namespaces }), { idempotent: true, what });
-    if (r.code !== 0) throw new Error(`${this.label}: reading the network state failed (exit ${r.code}): ${r.stderr.trim()}`);
+  private async readSnapshot(
+    namespaces: readonly string[] | undefined,
+  ): Promise<HostSnapshot> {
+    const what = namespaces
+      ? `read the network state of ${namespaces.length} namespace(s)`
+      : "read the network state";
+    const r = await this.session.exec(snapshotScript({ namespaces }), {
+      idempotent: true,
+      what,
+    });
+    if (r.code !== 0)
+      throw new Error(
+        `${this.label}: reading the network state failed (exit ${r.code}): ${r.stderr.trim()}`,
+      );
     return parseSnapshot(r.stdout);
   }
 
   /** Root plus `wanted`, if an earlier scoped read since the last write already holds them all. */
   private fromScopedCache(wanted: readonly string[]): HostSnapshot | undefined {
     const c = this.scopedCache;
-    if (!c || !wanted.every((n) => c.namespaces[n] !== undefined || c.absent.includes(n))) return undefined;
+    if (
+      !c ||
+      !wanted.every(
+        (n) => c.namespaces[n] !== undefined || c.absent.includes(n),
+      )
+    )
+      return undefined;
     return {
       machineId: c.machineId,
       hostname: c.hostname,
-      namespaces: Object.fromEntries([ROOT_NS, ...wanted].flatMap((n) => (c.namespaces[n] ? [[n, c.namespaces[n]]] : []))),
+      namespaces: Object.fromEntries(
+        [ROOT_NS, ...wanted].flatMap((n) =>
+          c.namespaces[n] ? [[n, c.namespaces[n]]] : [],
+        ),
+      ),
       absent: wanted.filter((n) => c.absent.includes(n)),
     };
   }
@@ -146,7 +188,11 @@ export class Host {
   private remember(snap: HostSnapshot): void {
     const c = this.scopedCache;
     this.scopedCache = c
-      ? { ...snap, namespaces: { ...c.namespaces, ...snap.namespaces }, absent: [...new Set([...c.absent, ...snap.absent])] }
+      ? {
+          ...snap,
+          namespaces: { ...c.namespaces, ...snap.namespaces },
+          absent: [...new Set([...c.absent, ...snap.absent])],
+        }
       : snap;
   }
 
@@ -160,13 +206,22 @@ export class Host {
   identity(): Promise<HostIdentity> {
     if (!this.identityCache) {
       this.identityCache = this.session
-        .exec("cat /etc/machine-id; hostname\n", { idempotent: true, what: "read the host identity" })
+        .exec("cat /etc/machine-id; hostname\n", {
+          idempotent: true,
+          what: "read the host identity",
+        })
         .then((r) => {
           const [machineId = "", hostname = ""] = r.stdout.trim().split("\n");
           if (r.code !== 0 || !/^[0-9a-f]{32}$/.test(machineId)) {
-            throw new Error(`${this.label}: cannot read /etc/machine-id (exit ${r.code}): ${r.stderr.trim()}`);
+            throw new Error(
+              `${this.label}: cannot read /etc/machine-id (exit ${r.code}): ${r.stderr.trim()}`,
+            );
           }
-          return { machineId, hostname: hostname.trim(), hostKeyFingerprint: this.session.presentedFingerprint ?? "" };
+          return {
+            machineId,
+            hostname: hostname.trim(),
+            hostKeyFingerprint: this.session.presentedFingerprint ?? "",
+          };
         });
       this.identityCache.catch(() => (this.identityCache = undefined));
     }
@@ -176,7 +231,10 @@ export class Host {
   /** Run a read-only script directly (not coalesced); retried after a dropped connection. */
   async read(script: string, what: string): Promise<string> {
     const r = await this.session.exec(script, { idempotent: true, what });
-    if (r.code !== 0) throw new Error(`${this.label}: could not ${what} (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+    if (r.code !== 0)
+      throw new Error(
+        `${this.label}: could not ${what} (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`,
+      );
     return r.stdout;
   }
 
@@ -216,9 +274,17 @@ export class Host {
     if (holder && holder !== this && holder.holdsLock()) return holder.lock;
     if (this.holdsLock()) return this.lock; // taken by a concurrent caller while identity was read
     const owner = `${process.env.HOSTNET_LOCK_OWNER ?? "hostnet"} (pid ${process.pid} on ${require("os").hostname()})`;
-    const lock = this.session.hold(hostLockScript(owner), LOCK_READY, "take the hostnet lock", (line) => {
-      if (line.startsWith("BUSY")) engineWarn(`${this.label}: waiting for the hostnet lock, held by ${line.slice(5) || "another run"} (up to 15 min)`);
-    });
+    const lock = this.session.hold(
+      hostLockScript(owner),
+      LOCK_READY,
+      "take the hostnet lock",
+      (line) => {
+        if (line.startsWith("BUSY"))
+          engineWarn(
+            `${this.label}: waiting for the hostnet lock, held by ${line.slice(5) || "another run"} (up to 15 min)`,
+          );
+      },
+    );
     this.lock = lock;
     this.lockConnection = this.session.stats.connections; // identity() above connected; a reconnect updates it below
     LOCK_HOLDERS.set(machineId, this);
@@ -233,7 +299,10 @@ export class Host {
 
   /** Whether this Host's lock (taken or being taken) lives on its current connection. */
   private holdsLock(): boolean {
-    return this.lock !== undefined && this.lockConnection === this.session.stats.connections;
+    return (
+      this.lock !== undefined &&
+      this.lockConnection === this.session.stats.connections
+    );
   }
 
   private async flushBatch(batch: Pending[]): Promise<void> {
@@ -243,7 +312,9 @@ export class Host {
     let stdout: string;
     try {
       await this.ensureLocked();
-      const r = await this.session.exec(plan.script, { what: `apply ${ops.length} change(s)` });
+      const r = await this.session.exec(plan.script, {
+        what: `apply ${ops.length} change(s)`,
+      });
       stdout = r.stdout;
     } catch (err) {
       this.invalidate();
@@ -258,9 +329,25 @@ export class Host {
     batch.forEach((p, i) => {
       const o = outcomes[i];
       if (o.status === "ok") p.resolve(o.output);
-      else if (o.status === "failed") p.reject(new HostOpError(this.label, p.op, describeCommand(p.op), o.output));
-      else if (p.attempts >= MAX_ATTEMPTS) p.reject(new HostOpError(this.label, p.op, describeCommand(p.op), "gave up: the host never ran this operation"));
-      else this.pending.push({ ...p, isolate: o.isolate, attempts: p.attempts + 1 });
+      else if (o.status === "failed")
+        p.reject(
+          new HostOpError(this.label, p.op, describeCommand(p.op), o.output),
+        );
+      else if (p.attempts >= MAX_ATTEMPTS)
+        p.reject(
+          new HostOpError(
+            this.label,
+            p.op,
+            describeCommand(p.op),
+            "gave up: the host never ran this operation",
+          ),
+        );
+      else
+        this.pending.push({
+          ...p,
+          isolate: o.isolate,
+          attempts: p.attempts + 1,
+        });
     });
   }
 }

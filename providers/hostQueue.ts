@@ -5,15 +5,34 @@
 import { Argv, argvToShell, heredoc, shellQuote } from "./shell";
 
 export type HostOp =
-  | { kind: "batch"; tool: "ip" | "bridge"; netns?: string; lines: string[]; what: string }
+  | {
+      kind: "batch";
+      tool: "ip" | "bridge";
+      netns?: string;
+      lines: string[];
+      what: string;
+    }
   /** checkOnly: `nft -c -f -` (validate against the live kernel, change nothing). */
-  | { kind: "nft"; netns?: string; script: string; what: string; checkOnly?: boolean }
+  | {
+      kind: "nft";
+      netns?: string;
+      script: string;
+      what: string;
+      checkOnly?: boolean;
+    }
   | { kind: "sh"; netns?: string; commands: Argv[]; what: string }
   /**
    * Replace a text file atomically (temp file + rename; parent directories created). Files are not
    * per namespace. `content` must end with a newline (it travels in a here-document, which adds one).
    */
-  | { kind: "writeFile"; netns?: undefined; path: string; content: string; mode: string; what: string };
+  | {
+      kind: "writeFile";
+      netns?: undefined;
+      path: string;
+      content: string;
+      mode: string;
+      what: string;
+    };
 
 /** Absolute paths a writeFile op accepts: no shell or glob characters, no `.`/`..` segments. */
 const SAFE_ABSOLUTE_PATH = /^(\/[A-Za-z0-9_@+,.-]+)+$/;
@@ -23,7 +42,8 @@ export function filePathProblem(path: string): string | undefined {
   if (typeof path !== "string" || !SAFE_ABSOLUTE_PATH.test(path)) {
     return "must be an absolute path of letters, digits and _ @ + , . - between slashes (no trailing slash)";
   }
-  if (path.split("/").some((seg) => seg === "." || seg === "..")) return "must not contain . or .. segments";
+  if (path.split("/").some((seg) => seg === "." || seg === ".."))
+    return "must not contain . or .. segments";
   if (path.length > 1024) return "must be at most 1024 characters";
   return undefined;
 }
@@ -77,7 +97,9 @@ export function describeCommand(op: HostOp): string {
     case "nft":
       return `${op.netns ? `ip netns exec ${op.netns} ` : ""}nft${op.checkOnly ? " -c" : ""} -f - (${op.script.split("\n").length} lines)`;
     case "sh":
-      return op.commands.map((c) => argvToShell(inNetns(op.netns, c))).join(" && ");
+      return op.commands
+        .map((c) => argvToShell(inNetns(op.netns, c)))
+        .join(" && ");
     case "writeFile":
       return `write ${op.path} (${Buffer.byteLength(op.content)} bytes, mode ${op.mode})`;
   }
@@ -87,7 +109,10 @@ export function describeCommand(op: HostOp): string {
  * Group ops by (tool, namespace) keeping first-seen order. `isolate` lists ops that must run
  * alone (a previous merged attempt failed in a way that could not be attributed).
  */
-export function buildFlushScript(ops: HostOp[], isolate: Set<number> = new Set()): FlushPlan {
+export function buildFlushScript(
+  ops: HostOp[],
+  isolate: Set<number> = new Set(),
+): FlushPlan {
   const groups: FlushGroup[] = [];
   const byKey = new Map<string, FlushGroup>();
   ops.forEach((op, i) => {
@@ -97,7 +122,12 @@ export function buildFlushScript(ops: HostOp[], isolate: Set<number> = new Set()
     const key = `${tool}${checkOnly ? " -c" : ""}\u0000${op.netns ?? ""}`;
     let g = mergeable ? byKey.get(key) : undefined;
     if (!g) {
-      g = { ops: [], tool, netns: op.netns, ...(checkOnly ? { checkOnly } : {}) };
+      g = {
+        ops: [],
+        tool,
+        netns: op.netns,
+        ...(checkOnly ? { checkOnly } : {}),
+      };
       groups.push(g);
       if (mergeable) byKey.set(key, g);
     }
@@ -125,11 +155,18 @@ function groupCommand(g: FlushGroup, ops: HostOp[]): string {
     return `${toolPrefix(g.tool, g.netns)} -batch - 2>&1 ${heredoc(lines.join("\n"))}`;
   }
   if (g.tool === "nft") {
-    const body = g.ops.map((i) => (ops[i] as Extract<HostOp, { kind: "nft" }>).script).join("\n");
-    const nft = argvToShell(inNetns(g.netns, ["nft", ...(g.checkOnly ? ["-c"] : []), "-f", "-"]));
+    const body = g.ops
+      .map((i) => (ops[i] as Extract<HostOp, { kind: "nft" }>).script)
+      .join("\n");
+    const nft = argvToShell(
+      inNetns(g.netns, ["nft", ...(g.checkOnly ? ["-c"] : []), "-f", "-"]),
+    );
     return `${nft} 2>&1 ${heredoc(body)}`;
   }
-  if (g.tool === "writeFile") return writeFileCommand(ops[g.ops[0]] as Extract<HostOp, { kind: "writeFile" }>);
+  if (g.tool === "writeFile")
+    return writeFileCommand(
+      ops[g.ops[0]] as Extract<HostOp, { kind: "writeFile" }>,
+    );
   const op = ops[g.ops[0]] as Extract<HostOp, { kind: "sh" }>;
   return `( set -e\n${op.commands.map((c) => argvToShell(inNetns(op.netns, c))).join("\n")}\n) 2>&1 </dev/null`;
 }
@@ -140,7 +177,8 @@ function groupCommand(g: FlushGroup, ops: HostOp[]): string {
  */
 function writeFileCommand(op: Extract<HostOp, { kind: "writeFile" }>): string {
   const problem = writeFileProblem(op);
-  if (problem) return `( echo ${shellQuote(`hostnet refused to write ${JSON.stringify(op.path)}: ${problem}`)}; exit 1 )`;
+  if (problem)
+    return `( echo ${shellQuote(`hostnet refused to write ${JSON.stringify(op.path)}: ${problem}`)}; exit 1 )`;
   const tmp = `${op.path}.hostnet-tmp`;
   const dir = op.path.slice(0, op.path.lastIndexOf("/")) || "/";
   return [
@@ -154,16 +192,23 @@ function writeFileCommand(op: Extract<HostOp, { kind: "writeFile" }>): string {
   ].join("\n");
 }
 
-function writeFileProblem(op: Extract<HostOp, { kind: "writeFile" }>): string | undefined {
+function writeFileProblem(
+  op: Extract<HostOp, { kind: "writeFile" }>,
+): string | undefined {
   const path = filePathProblem(op.path);
   if (path) return `the path ${path}`;
-  if (!/^[0-7]{3,4}$/.test(op.mode)) return `mode ${JSON.stringify(op.mode)} must be octal like 0644`;
-  if (typeof op.content !== "string" || !op.content.endsWith("\n")) return "the content must be text ending with a newline";
+  if (!/^[0-7]{3,4}$/.test(op.mode))
+    return `mode ${JSON.stringify(op.mode)} must be octal like 0644`;
+  if (typeof op.content !== "string" || !op.content.endsWith("\n"))
+    return "the content must be text ending with a newline";
   if (op.content.includes("\0")) return "the content contains a NUL byte";
   return undefined;
 }
 
-export type OpOutcome = { status: "ok"; output: string } | { status: "failed"; output: string } | { status: "retry"; isolate: boolean };
+export type OpOutcome =
+  | { status: "ok"; output: string }
+  | { status: "failed"; output: string }
+  | { status: "retry"; isolate: boolean };
 
 /** Split the flush output into groups and decide each op's fate. */
 export function attributeResults(plan: FlushPlan, stdout: string): OpOutcome[] {
@@ -196,14 +241,17 @@ export function attributeResults(plan: FlushPlan, stdout: string): OpOutcome[] {
     g.ops.forEach((i, k) => {
       const [first, last] = g.ranges![k];
       if (last < line) outcomes[i] = { status: "ok", output: "" };
-      else if (first <= line) outcomes[i] = { status: "failed", output: message };
+      else if (first <= line)
+        outcomes[i] = { status: "failed", output: message };
       else outcomes[i] = { status: "retry", isolate: false }; // batch stopped before it
     });
   });
   return outcomes;
 }
 
-function parseSections(stdout: string): Map<number, { rc: number; output: string }> {
+function parseSections(
+  stdout: string,
+): Map<number, { rc: number; output: string }> {
   const out = new Map<number, { rc: number; output: string }>();
   let current: number | undefined;
   let buf: string[] = [];

@@ -88,15 +88,27 @@ const KIND_DATA: Readonly<Record<string, z.ZodType>> = {
   tun: TunInfoData,
   vxlan: VxlanInfoData,
 };
-const SLAVE_DATA: Readonly<Record<string, z.ZodType>> = { bridge: BridgeSlaveData };
+const SLAVE_DATA: Readonly<Record<string, z.ZodType>> = {
+  bridge: BridgeSlaveData,
+};
 
 const JsonObject = z.record(z.string(), z.unknown());
 
-function checkNested(schema: z.ZodType | undefined, value: unknown, key: string, ctx: z.RefinementCtx): void {
+function checkNested(
+  schema: z.ZodType | undefined,
+  value: unknown,
+  key: string,
+  ctx: z.RefinementCtx,
+): void {
   if (schema === undefined || value === undefined) return;
   const result = schema.safeParse(value);
   if (result.success) return;
-  for (const issue of result.error.issues) ctx.addIssue({ code: "custom", message: issue.message, path: [key, ...issue.path] });
+  for (const issue of result.error.issues)
+    ctx.addIssue({
+      code: "custom",
+      message: issue.message,
+      path: [key, ...issue.path],
+    });
 }
 
 export const LinkInfo = z
@@ -108,7 +120,12 @@ export const LinkInfo = z
   })
   .superRefine((li, ctx) => {
     checkNested(KIND_DATA[li.info_kind ?? ""], li.info_data, "info_data", ctx);
-    checkNested(SLAVE_DATA[li.info_slave_kind ?? ""], li.info_slave_data, "info_slave_data", ctx);
+    checkNested(
+      SLAVE_DATA[li.info_slave_kind ?? ""],
+      li.info_slave_data,
+      "info_slave_data",
+      ctx,
+    );
   });
 export type LinkInfo = z.infer<typeof LinkInfo>;
 
@@ -210,17 +227,29 @@ export const Route = z.looseObject({
 export type Route = z.infer<typeof Route>;
 
 /** One entry of `ip -j netns list-id`: the names this netns's nsids refer to. */
-export const NetnsId = z.looseObject({ nsid: z.number().int(), name: z.string().optional() });
+export const NetnsId = z.looseObject({
+  nsid: z.number().int(),
+  name: z.string().optional(),
+});
 export type NetnsId = z.infer<typeof NetnsId>;
 
 // ---------------------------------------------------------------------------------------
 // nft -j list ruleset
 // ---------------------------------------------------------------------------------------
 
-const nftNamed = { family: z.string(), table: z.string(), name: z.string(), handle: z.number().int().optional() };
+const nftNamed = {
+  family: z.string(),
+  table: z.string(),
+  name: z.string(),
+  handle: z.number().int().optional(),
+};
 const NftType = z.union([z.string(), z.array(z.string())]);
 
-export const NftTable = z.looseObject({ family: z.string(), name: z.string(), handle: z.number().int().optional() });
+export const NftTable = z.looseObject({
+  family: z.string(),
+  name: z.string(),
+  handle: z.number().int().optional(),
+});
 export const NftChain = z.looseObject({
   ...nftNamed,
   type: z.string().optional(),
@@ -243,8 +272,16 @@ export const NftSet = z.looseObject({
   flags: z.array(z.string()).optional(),
   elem: z.array(z.unknown()).optional(),
 });
-export const NftElement = z.looseObject({ family: z.string(), table: z.string(), name: z.string(), elem: z.array(z.unknown()) });
-export const NftMetainfo = z.looseObject({ version: z.string().optional(), json_schema_version: z.number().optional() });
+export const NftElement = z.looseObject({
+  family: z.string(),
+  table: z.string(),
+  name: z.string(),
+  elem: z.array(z.unknown()),
+});
+export const NftMetainfo = z.looseObject({
+  version: z.string().optional(),
+  json_schema_version: z.number().optional(),
+});
 
 /** One item of the `nftables` array: an object with exactly one of these keys (or another). */
 export const NftItem = z.looseObject({
@@ -266,7 +303,18 @@ export type NftRuleset = z.infer<typeof NftRuleset>;
 // ---------------------------------------------------------------------------------------
 
 export const LinkKind = z.enum([
-  "loopback", "bridge", "veth", "macvlan", "macvtap", "tun", "tap", "vxlan", "vlan", "dummy", "device", "other",
+  "loopback",
+  "bridge",
+  "veth",
+  "macvlan",
+  "macvtap",
+  "tun",
+  "tap",
+  "vxlan",
+  "vlan",
+  "dummy",
+  "device",
+  "other",
 ]);
 export type LinkKind = z.infer<typeof LinkKind>;
 
@@ -375,7 +423,15 @@ export const RouteRow = z.object({
   prefsrc: z.string().optional(),
   metric: z.number().optional(),
   table: z.string().optional(),
-  nexthops: z.array(z.object({ gateway: z.string().optional(), dev: z.string().optional(), weight: z.number().optional() })).optional(),
+  nexthops: z
+    .array(
+      z.object({
+        gateway: z.string().optional(),
+        dev: z.string().optional(),
+        weight: z.number().optional(),
+      }),
+    )
+    .optional(),
 });
 export type RouteRow = z.infer<typeof RouteRow>;
 
@@ -387,7 +443,9 @@ export const NamespaceState = z.object({
   links: z.array(Link),
   fdb: z.array(FdbRow),
   /** Permanent neighbours on bridges: what ARP suppression answers from. */
-  neigh: z.array(z.object({ dst: z.string(), dev: z.string(), lladdr: z.string() })).default([]),
+  neigh: z
+    .array(z.object({ dst: z.string(), dev: z.string(), lladdr: z.string() }))
+    .default([]),
   routes: z.array(RouteRow),
   sysctls: z.record(z.string(), z.string()),
   nft: NftRuleset.nullable(),
@@ -423,16 +481,29 @@ export type RawNamespace = {
 
 /** Drops undefined-valued keys so that normalized objects compare equal structurally. */
 function defined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  return Object.fromEntries(
+    Object.entries(o).filter(([, v]) => v !== undefined),
+  ) as T;
 }
 
-const SIMPLE_KINDS: ReadonlySet<string> = new Set(["bridge", "veth", "macvlan", "macvtap", "vxlan", "vlan", "dummy"]);
+const SIMPLE_KINDS: ReadonlySet<string> = new Set([
+  "bridge",
+  "veth",
+  "macvlan",
+  "macvtap",
+  "vxlan",
+  "vlan",
+  "dummy",
+]);
 
 function linkKind(raw: IpLink): LinkKind {
   const kind = raw.linkinfo?.info_kind;
-  if (kind === "tun") return raw.linkinfo?.info_data?.type === "tun" ? "tun" : "tap";
-  if (kind !== undefined) return SIMPLE_KINDS.has(kind) ? (kind as LinkKind) : "other";
-  if (raw.link_type === "loopback" || raw.flags.includes("LOOPBACK")) return "loopback";
+  if (kind === "tun")
+    return raw.linkinfo?.info_data?.type === "tun" ? "tun" : "tap";
+  if (kind !== undefined)
+    return SIMPLE_KINDS.has(kind) ? (kind as LinkKind) : "other";
+  if (raw.link_type === "loopback" || raw.flags.includes("LOOPBACK"))
+    return "loopback";
   return "device";
 }
 
@@ -442,15 +513,23 @@ function bridgeOptions(data: unknown): BridgeOptions {
     stp: d.stp_state !== 0,
     forwardDelay: d.forward_delay,
     ageingTime: d.ageing_time,
-    mcastSnooping: d.mcast_snooping === undefined ? undefined : d.mcast_snooping !== 0,
-    vlanFiltering: d.vlan_filtering === undefined ? undefined : d.vlan_filtering !== 0,
+    mcastSnooping:
+      d.mcast_snooping === undefined ? undefined : d.mcast_snooping !== 0,
+    vlanFiltering:
+      d.vlan_filtering === undefined ? undefined : d.vlan_filtering !== 0,
   });
 }
 
 /** `bridge -d link` values win over ip's info_slave_data: both come from the kernel. */
-function portFlags(slave: unknown, bport: BridgePort | undefined): PortFlags | undefined {
+function portFlags(
+  slave: unknown,
+  bport: BridgePort | undefined,
+): PortFlags | undefined {
   if (slave === undefined && bport === undefined) return undefined;
-  const f: BridgeSlaveData = { ...BridgeSlaveData.parse(slave ?? {}), ...(bport ?? {}) };
+  const f: BridgeSlaveData = {
+    ...BridgeSlaveData.parse(slave ?? {}),
+    ...(bport ?? {}),
+  };
   return defined({
     state: f.state,
     learning: f.learning ?? false,
@@ -486,35 +565,58 @@ function tunOptions(data: unknown): TunOptions {
 const UNRESOLVED_IFINDEX = /^if(\d+)$/;
 
 /** Peer as ip printed it: a same-netns name, or an index (plus netnsid when cross-netns). */
-function peerRef(raw: IpLink): { name?: string; index?: number; netnsid?: number } {
-  if (raw.link_index !== undefined) return { index: raw.link_index, netnsid: raw.link_netnsid };
+function peerRef(raw: IpLink): {
+  name?: string;
+  index?: number;
+  netnsid?: number;
+} {
+  if (raw.link_index !== undefined)
+    return { index: raw.link_index, netnsid: raw.link_netnsid };
   if (raw.link === undefined || raw.link === null) return {};
   const m = UNRESOLVED_IFINDEX.exec(raw.link);
   return m ? { index: Number(m[1]) } : { name: raw.link };
 }
 
-function addressesOf(raw: IpLink, addrs: ReadonlyMap<string, AddrInfo[]>): string[] {
+function addressesOf(
+  raw: IpLink,
+  addrs: ReadonlyMap<string, AddrInfo[]>,
+): string[] {
   const info = raw.addr_info ?? addrs.get(raw.ifname) ?? [];
-  return info.filter((a) => a.local !== undefined && a.prefixlen !== undefined).map((a) => `${a.local}/${a.prefixlen}`);
+  return info
+    .filter((a) => a.local !== undefined && a.prefixlen !== undefined)
+    .map((a) => `${a.local}/${a.prefixlen}`);
 }
 
 function kindSpecific(raw: IpLink, kind: LinkKind): Partial<Link> {
   const data = raw.linkinfo?.info_data;
   if (data === undefined) return {};
   if (kind === "bridge") return { bridge: bridgeOptions(data) };
-  if (kind === "macvlan" || kind === "macvtap") return { macvlan: macvlanOptions(raw) };
+  if (kind === "macvlan" || kind === "macvtap")
+    return { macvlan: macvlanOptions(raw) };
   if (kind === "tun" || kind === "tap") return { tun: tunOptions(data) };
   if (kind === "vxlan") {
     const d = VxlanInfoData.parse(data);
-    return { vxlan: defined({ vni: d.id, local: d.local, port: d.port, learning: d.learning }) };
+    return {
+      vxlan: defined({
+        vni: d.id,
+        local: d.local,
+        port: d.port,
+        learning: d.learning,
+      }),
+    };
   }
   return {};
 }
 
-function toLink(raw: IpLink, ports: ReadonlyMap<string, BridgePort>, addrs: ReadonlyMap<string, AddrInfo[]>): Link {
+function toLink(
+  raw: IpLink,
+  ports: ReadonlyMap<string, BridgePort>,
+  addrs: ReadonlyMap<string, AddrInfo[]>,
+): Link {
   const kind = linkKind(raw);
   const peer = peerRef(raw);
-  const isBridgePort = raw.linkinfo?.info_slave_kind === "bridge" || ports.has(raw.ifname);
+  const isBridgePort =
+    raw.linkinfo?.info_slave_kind === "bridge" || ports.has(raw.ifname);
   return defined({
     name: raw.ifname,
     index: raw.ifindex,
@@ -522,7 +624,9 @@ function toLink(raw: IpLink, ports: ReadonlyMap<string, BridgePort>, addrs: Read
     infoKind: raw.linkinfo?.info_kind,
     mtu: raw.mtu,
     mac: raw.address?.toLowerCase(),
-    operUp: raw.operstate === "UP" || (raw.operstate === "UNKNOWN" && raw.flags.includes("LOWER_UP")),
+    operUp:
+      raw.operstate === "UP" ||
+      (raw.operstate === "UNKNOWN" && raw.flags.includes("LOWER_UP")),
     adminUp: raw.flags.includes("UP"),
     master: raw.master,
     alias: raw.ifalias,
@@ -530,7 +634,9 @@ function toLink(raw: IpLink, ports: ReadonlyMap<string, BridgePort>, addrs: Read
     peerNetnsId: peer.netnsid,
     peerName: peer.name,
     ...kindSpecific(raw, kind),
-    port: isBridgePort ? portFlags(raw.linkinfo?.info_slave_data, ports.get(raw.ifname)) : undefined,
+    port: isBridgePort
+      ? portFlags(raw.linkinfo?.info_slave_data, ports.get(raw.ifname))
+      : undefined,
     addresses: addressesOf(raw, addrs),
   });
 }
@@ -539,7 +645,8 @@ function toLink(raw: IpLink, ports: ReadonlyMap<string, BridgePort>, addrs: Read
 function withLocalPeerIndexes(links: Link[]): Link[] {
   const byName = new Map(links.map((l) => [l.name, l.index] as const));
   for (const l of links) {
-    if (l.peerName !== undefined && l.peerIndex === undefined) l.peerIndex = byName.get(l.peerName);
+    if (l.peerName !== undefined && l.peerIndex === undefined)
+      l.peerIndex = byName.get(l.peerName);
     if (l.peerIndex === undefined) delete l.peerIndex;
   }
   return links;
@@ -549,7 +656,16 @@ function toFdbRow(e: FdbEntry): FdbRow | undefined {
   if (e.ifname === undefined) return undefined;
   // iproute2 prints an empty state for NUD_REACHABLE (a live learned entry).
   const state = e.state === undefined || e.state === "" ? "reachable" : e.state;
-  return defined({ mac: e.mac.toLowerCase(), dev: e.ifname, master: e.master, vlan: e.vlan, state, flags: e.flags ?? [], dst: e.dst, vni: e.vni });
+  return defined({
+    mac: e.mac.toLowerCase(),
+    dev: e.ifname,
+    master: e.master,
+    vlan: e.vlan,
+    state,
+    flags: e.flags ?? [],
+    dst: e.dst,
+    vni: e.vni,
+  });
 }
 
 function routeDst(dst: string, family: 4 | 6): string {
@@ -558,7 +674,9 @@ function routeDst(dst: string, family: 4 | 6): string {
 }
 
 function toRouteRow(r: Route, family: 4 | 6): RouteRow {
-  const nexthops = r.nexthops?.map((h) => defined({ gateway: h.gateway, dev: h.dev, weight: h.weight }));
+  const nexthops = r.nexthops?.map((h) =>
+    defined({ gateway: h.gateway, dev: h.dev, weight: h.weight }),
+  );
   return defined({
     family,
     dst: routeDst(r.dst, family),
@@ -575,17 +693,33 @@ function toRouteRow(r: Route, family: 4 | 6): RouteRow {
 }
 
 /** Turns one namespace's validated raw sections into NamespaceState (pure). */
-export function buildNamespaceState(raw: RawNamespace, failedSections: string[] = []): NamespaceState {
+export function buildNamespaceState(
+  raw: RawNamespace,
+  failedSections: string[] = [],
+): NamespaceState {
   // Entries without a master would be the bridge device itself, not a port.
-  const ports = new Map(raw.bports.filter((p) => p.master !== undefined).map((p) => [p.ifname, p] as const));
-  const addrs = new Map((raw.addrs ?? []).map((a) => [a.ifname, a.addr_info] as const));
+  const ports = new Map(
+    raw.bports
+      .filter((p) => p.master !== undefined)
+      .map((p) => [p.ifname, p] as const),
+  );
+  const addrs = new Map(
+    (raw.addrs ?? []).map((a) => [a.ifname, a.addr_info] as const),
+  );
   const fdb = raw.fdb.map(toFdbRow).filter((r): r is FdbRow => r !== undefined);
-  const neigh = (raw.neigh ?? []).flatMap((n) => (n.dev && n.lladdr ? [{ dst: n.dst, dev: n.dev, lladdr: n.lladdr.toLowerCase() }] : []));
+  const neigh = (raw.neigh ?? []).flatMap((n) =>
+    n.dev && n.lladdr
+      ? [{ dst: n.dst, dev: n.dev, lladdr: n.lladdr.toLowerCase() }]
+      : [],
+  );
   return {
     links: withLocalPeerIndexes(raw.links.map((l) => toLink(l, ports, addrs))),
     fdb,
     neigh,
-    routes: [...raw.routes.map((r) => toRouteRow(r, 4)), ...raw.routes6.map((r) => toRouteRow(r, 6))],
+    routes: [
+      ...raw.routes.map((r) => toRouteRow(r, 4)),
+      ...raw.routes6.map((r) => toRouteRow(r, 6)),
+    ],
     sysctls: { ...raw.sysctl },
     nft: raw.nft,
     failedSections,
@@ -599,32 +733,53 @@ export function buildNamespaceState(raw: RawNamespace, failedSections: string[] 
 type NsidMaps = ReadonlyMap<string, ReadonlyMap<number, string>>;
 
 /** The other end must point back at us: ifindexes repeat across namespaces, pairs rarely do. */
-function mutualPeer(namespaces: Record<string, NamespaceState>, ns: string, link: Link): [string, Link] | undefined {
+function mutualPeer(
+  namespaces: Record<string, NamespaceState>,
+  ns: string,
+  link: Link,
+): [string, Link] | undefined {
   const hits: [string, Link][] = [];
   for (const [other, state] of Object.entries(namespaces)) {
     if (other === ns) continue;
     for (const l of state.links) {
-      if (l.index === link.peerIndex && l.peerIndex === link.index && l.peerNetnsId !== undefined) hits.push([other, l]);
+      if (
+        l.index === link.peerIndex &&
+        l.peerIndex === link.index &&
+        l.peerNetnsId !== undefined
+      )
+        hits.push([other, l]);
     }
   }
   return hits.length === 1 ? hits[0] : undefined;
 }
 
-function resolvePeer(namespaces: Record<string, NamespaceState>, nsids: NsidMaps, ns: string, link: Link): void {
-  if (link.peerNetnsId === undefined && link.peerName !== undefined) link.peerNetns = ns;
+function resolvePeer(
+  namespaces: Record<string, NamespaceState>,
+  nsids: NsidMaps,
+  ns: string,
+  link: Link,
+): void {
+  if (link.peerNetnsId === undefined && link.peerName !== undefined)
+    link.peerNetns = ns;
   if (link.peerNetnsId === undefined || link.peerIndex === undefined) return;
   const named = nsids.get(ns)?.get(link.peerNetnsId);
   if (named !== undefined && namespaces[named] !== undefined) {
     link.peerNetns = named;
-    const peer = namespaces[named].links.find((l) => l.index === link.peerIndex);
+    const peer = namespaces[named].links.find(
+      (l) => l.index === link.peerIndex,
+    );
     if (peer !== undefined) link.peerName = peer.name;
     return;
   }
   const hit = mutualPeer(namespaces, ns, link);
-  if (hit !== undefined) [link.peerNetns, link.peerName] = [hit[0], hit[1].name];
+  if (hit !== undefined)
+    [link.peerNetns, link.peerName] = [hit[0], hit[1].name];
 }
 
-function resolvePeers(namespaces: Record<string, NamespaceState>, nsids: NsidMaps): void {
+function resolvePeers(
+  namespaces: Record<string, NamespaceState>,
+  nsids: NsidMaps,
+): void {
   for (const [ns, state] of Object.entries(namespaces)) {
     for (const link of state.links) resolvePeer(namespaces, nsids, ns, link);
   }
@@ -634,14 +789,26 @@ function resolvePeers(namespaces: Record<string, NamespaceState>, nsids: NsidMap
 // Lookups
 // ---------------------------------------------------------------------------------------
 
-export function findLink(snapshot: HostSnapshot, netns: string, name: string): Link | undefined {
+export function findLink(
+  snapshot: HostSnapshot,
+  netns: string,
+  name: string,
+): Link | undefined {
   return snapshot.namespaces[netns]?.links.find((l) => l.name === name);
 }
 
 /** Prefers the bridge's own entry (master) over a device-level "self" entry for the same MAC. */
-export function findFdb(snapshot: HostSnapshot, netns: string, mac: string, port: string): FdbRow | undefined {
+export function findFdb(
+  snapshot: HostSnapshot,
+  netns: string,
+  mac: string,
+  port: string,
+): FdbRow | undefined {
   const want = mac.toLowerCase();
-  const rows = snapshot.namespaces[netns]?.fdb.filter((r) => r.mac === want && r.dev === port) ?? [];
+  const rows =
+    snapshot.namespaces[netns]?.fdb.filter(
+      (r) => r.mac === want && r.dev === port,
+    ) ?? [];
   return rows.find((r) => r.master !== undefined) ?? rows[0];
 }
 
@@ -653,7 +820,17 @@ export function findFdb(snapshot: HostSnapshot, netns: string, mac: string, port
 const MARK = "@@hostnet";
 
 /** Section order inside a namespace; bports/fdb/nsids print [] when links show they are moot. */
-export const SECTIONS = ["links", "routes", "routes6", "bports", "fdb", "neigh", "nsids", "sysctl", "nft"] as const;
+export const SECTIONS = [
+  "links",
+  "routes",
+  "routes6",
+  "bports",
+  "fdb",
+  "neigh",
+  "nsids",
+  "sysctl",
+  "nft",
+] as const;
 
 /**
  * Runs inside one namespace ($1 = its name, "" for root), via `ip netns exec NS sh -c`, so
@@ -788,7 +965,9 @@ export type SnapshotOptions = {
 export function snapshotScript(opts: SnapshotOptions = {}): string {
   const parallel = opts.parallel ?? 4;
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) {
-    throw new RangeError(`snapshotScript: parallel must be an integer 1–64, got ${String(parallel)}`);
+    throw new RangeError(
+      `snapshotScript: parallel must be an integer 1–64, got ${String(parallel)}`,
+    );
   }
   return outerScript(namespaceList(opts.namespaces), parallel);
 }
@@ -810,7 +989,12 @@ export class SnapshotParseError extends Error {
 }
 
 function where(ns: string | undefined, section: string | undefined): string {
-  const nsPart = ns === undefined ? "header" : ns === ROOT_NS ? "ns \"\" (root)" : `ns ${JSON.stringify(ns)}`;
+  const nsPart =
+    ns === undefined
+      ? "header"
+      : ns === ROOT_NS
+        ? 'ns "" (root)'
+        : `ns ${JSON.stringify(ns)}`;
   return section === undefined ? nsPart : `${nsPart} section ${section}`;
 }
 
@@ -820,7 +1004,8 @@ type Split = {
   namespaces: Map<string, Map<string, Section>>;
 };
 
-const MARKER_LINE = /^@@hostnet(?: ns=(.*))? section=([A-Za-z0-9_-]+)(?: rc=(\d+))?$/;
+const MARKER_LINE =
+  /^@@hostnet(?: ns=(.*))? section=([A-Za-z0-9_-]+)(?: rc=(\d+))?$/;
 
 function splitSections(stdout: string): Split {
   const split: Split = { header: new Map(), namespaces: new Map() };
@@ -829,11 +1014,25 @@ function splitSections(stdout: string): Split {
     if (line === `${MARK} end`) return split;
     const m = MARKER_LINE.exec(line);
     if (m !== null) current = openSection(split, m);
-    else if (line.startsWith(MARK)) throw new SnapshotParseError(undefined, undefined, `unrecognized marker line ${JSON.stringify(line)}`);
+    else if (line.startsWith(MARK))
+      throw new SnapshotParseError(
+        undefined,
+        undefined,
+        `unrecognized marker line ${JSON.stringify(line)}`,
+      );
     else if (current !== undefined) current.push(line);
-    else if (line.trim() !== "") throw new SnapshotParseError(undefined, undefined, "output before the first marker");
+    else if (line.trim() !== "")
+      throw new SnapshotParseError(
+        undefined,
+        undefined,
+        "output before the first marker",
+      );
   }
-  throw new SnapshotParseError(undefined, undefined, `output is truncated (no "${MARK} end" line)`);
+  throw new SnapshotParseError(
+    undefined,
+    undefined,
+    `output is truncated (no "${MARK} end" line)`,
+  );
 }
 
 function openSection(split: Split, m: RegExpExecArray): string[] {
@@ -845,48 +1044,84 @@ function openSection(split: Split, m: RegExpExecArray): string[] {
   }
   const sections = split.namespaces.get(ns) ?? new Map<string, Section>();
   split.namespaces.set(ns, sections);
-  sections.set(section, rc === undefined ? { lines } : { lines, rc: Number(rc) });
+  sections.set(
+    section,
+    rc === undefined ? { lines } : { lines, rc: Number(rc) },
+  );
   return lines;
 }
 
-function parseJsonSection<T>(schema: z.ZodType<T>, ns: string, name: string, section: Section | undefined): T | undefined {
+function parseJsonSection<T>(
+  schema: z.ZodType<T>,
+  ns: string,
+  name: string,
+  section: Section | undefined,
+): T | undefined {
   if (section === undefined) return undefined;
   const text = section.lines.join("\n").trim();
   let value: unknown;
   try {
     value = text === "" ? [] : JSON.parse(text);
   } catch (e) {
-    throw new SnapshotParseError(ns, name, `invalid JSON: ${(e as Error).message}`);
+    throw new SnapshotParseError(
+      ns,
+      name,
+      `invalid JSON: ${(e as Error).message}`,
+    );
   }
   const result = schema.safeParse(value);
-  if (!result.success) throw new SnapshotParseError(ns, name, formatIssues(result.error, name).join("; "));
+  if (!result.success)
+    throw new SnapshotParseError(
+      ns,
+      name,
+      formatIssues(result.error, name).join("; "),
+    );
   return result.data;
 }
 
 /** `/proc/sys` relative paths become dotted keys, the same plain swap validate.SysctlKey does. */
-function parseSysctl(ns: string, section: Section | undefined): Record<string, string> {
+function parseSysctl(
+  ns: string,
+  section: Section | undefined,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of section?.lines ?? []) {
     if (line.trim() === "") continue;
     const eq = line.lastIndexOf("=");
-    if (eq <= 0) throw new SnapshotParseError(ns, "sysctl", `malformed line ${JSON.stringify(line)}`);
+    if (eq <= 0)
+      throw new SnapshotParseError(
+        ns,
+        "sysctl",
+        `malformed line ${JSON.stringify(line)}`,
+      );
     out[line.slice(0, eq).replace(/\//g, ".")] = line.slice(eq + 1);
   }
   return out;
 }
 
 /** nft prints {"nftables": [...]}; `null` (no nft binary) and `[]` (nft failed) mean none. */
-const NftSection = z.preprocess((v) => (Array.isArray(v) && v.length === 0 ? null : v), NftRuleset.nullable());
+const NftSection = z.preprocess(
+  (v) => (Array.isArray(v) && v.length === 0 ? null : v),
+  NftRuleset.nullable(),
+);
 
 /** Sections older snapshot scripts did not print: absent means "none", not "failed". */
 const OPTIONAL_SECTIONS: ReadonlySet<string> = new Set(["neigh"]);
 
 function failedSectionsOf(sections: ReadonlyMap<string, Section>): string[] {
-  return SECTIONS.filter((s) => (sections.get(s) === undefined && !OPTIONAL_SECTIONS.has(s)) || sections.get(s)?.rc !== undefined);
+  return SECTIONS.filter(
+    (s) =>
+      (sections.get(s) === undefined && !OPTIONAL_SECTIONS.has(s)) ||
+      sections.get(s)?.rc !== undefined,
+  );
 }
 
-function parseNamespace(ns: string, sections: ReadonlyMap<string, Section>): { state: NamespaceState; nsids: NetnsId[] } {
-  const json = <T>(schema: z.ZodType<T>, name: string): T | undefined => parseJsonSection(schema, ns, name, sections.get(name));
+function parseNamespace(
+  ns: string,
+  sections: ReadonlyMap<string, Section>,
+): { state: NamespaceState; nsids: NetnsId[] } {
+  const json = <T>(schema: z.ZodType<T>, name: string): T | undefined =>
+    parseJsonSection(schema, ns, name, sections.get(name));
   const raw: RawNamespace = {
     links: json(z.array(IpLink), "links") ?? [],
     addrs: json(z.array(IpAddr), "addrs"),
@@ -900,19 +1135,27 @@ function parseNamespace(ns: string, sections: ReadonlyMap<string, Section>): { s
   };
   const nsids = json(z.array(NetnsId), "nsids") ?? [];
   try {
-    return { state: buildNamespaceState(raw, failedSectionsOf(sections)), nsids };
+    return {
+      state: buildNamespaceState(raw, failedSectionsOf(sections)),
+      nsids,
+    };
   } catch (e) {
     throw new SnapshotParseError(ns, "links", (e as Error).message);
   }
 }
 
 function nsidMap(nsids: readonly NetnsId[]): Map<number, string> {
-  return new Map(nsids.flatMap((n) => (n.name === undefined ? [] : [[n.nsid, n.name] as const])));
+  return new Map(
+    nsids.flatMap((n) =>
+      n.name === undefined ? [] : [[n.nsid, n.name] as const],
+    ),
+  );
 }
 
 function headerValue(split: Split, name: string): string {
   const lines = split.header.get(name);
-  if (lines === undefined) throw new SnapshotParseError(undefined, name, "section missing");
+  if (lines === undefined)
+    throw new SnapshotParseError(undefined, name, "section missing");
   return lines.join("\n").trim();
 }
 
@@ -935,7 +1178,8 @@ export function parseSnapshot(stdout: string): HostSnapshot {
     snapshot.namespaces[ns] = parsed.state;
     nsids.set(ns, nsidMap(parsed.nsids));
   }
-  if (snapshot.namespaces[ROOT_NS] === undefined) throw new SnapshotParseError(ROOT_NS, undefined, "root namespace missing");
+  if (snapshot.namespaces[ROOT_NS] === undefined)
+    throw new SnapshotParseError(ROOT_NS, undefined, "root namespace missing");
   resolvePeers(snapshot.namespaces, nsids);
   return snapshot;
 }
@@ -955,15 +1199,24 @@ function scrubObject(o: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) {
     if (k === "handle") continue;
-    out[k] = VOLATILE[k] !== undefined && isPlainObject(v) ? scrubVolatile(v, VOLATILE[k]) : scrub(v);
+    out[k] =
+      VOLATILE[k] !== undefined && isPlainObject(v)
+        ? scrubVolatile(v, VOLATILE[k])
+        : scrub(v);
     // Anonymous sets ({"set": [...]}) and element lists are unordered.
-    if ((k === "set" || k === "elem") && Array.isArray(out[k])) out[k] = sortByJson(out[k] as unknown[]);
+    if ((k === "set" || k === "elem") && Array.isArray(out[k]))
+      out[k] = sortByJson(out[k] as unknown[]);
   }
   return out;
 }
 
-function scrubVolatile(o: Record<string, unknown>, drop: readonly string[]): unknown {
-  const kept = scrubObject(Object.fromEntries(Object.entries(o).filter(([k]) => !drop.includes(k))));
+function scrubVolatile(
+  o: Record<string, unknown>,
+  drop: readonly string[],
+): unknown {
+  const kept = scrubObject(
+    Object.fromEntries(Object.entries(o).filter(([k]) => !drop.includes(k))),
+  );
   return Object.keys(kept).length === 0 ? null : kept;
 }
 
@@ -985,15 +1238,24 @@ function stableJson(v: unknown): string {
 }
 
 function sortByJson(items: readonly unknown[]): unknown[] {
-  return items.map((i) => [stableJson(i), i] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, i]) => i);
+  return items
+    .map((i) => [stableJson(i), i] as const)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([, i]) => i);
 }
 
-function without(o: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
+function without(
+  o: Record<string, unknown>,
+  keys: readonly string[],
+): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(o).filter(([k]) => !keys.includes(k)),
+  );
 }
 
 const IDENTITY = ["family", "table", "name", "handle"];
-const byName = (a: { name: string }, b: { name: string }): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+const byName = (a: { name: string }, b: { name: string }): number =>
+  a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 
 type TableItems = {
   table: Record<string, unknown>;
@@ -1004,44 +1266,94 @@ type TableItems = {
   others: { kind: string; body: Record<string, unknown> }[];
 };
 
-const STRUCTURAL = new Set(["table", "chain", "rule", "set", "map", "element", "metainfo"]);
+const STRUCTURAL = new Set([
+  "table",
+  "chain",
+  "rule",
+  "set",
+  "map",
+  "element",
+  "metainfo",
+]);
 
-function collectOther(t: TableItems, item: NftItem, family: string, table: string): void {
+function collectOther(
+  t: TableItems,
+  item: NftItem,
+  family: string,
+  table: string,
+): void {
   for (const [kind, body] of Object.entries(item)) {
     if (STRUCTURAL.has(kind) || !isPlainObject(body)) continue;
-    if (body.family === family && body.table === table) t.others.push({ kind, body });
+    if (body.family === family && body.table === table)
+      t.others.push({ kind, body });
   }
 }
 
-function collect(t: TableItems, item: NftItem, family: string, table: string): void {
-  const mine = (o: { family: string; table: string } | undefined): boolean => o?.family === family && o.table === table;
+function collect(
+  t: TableItems,
+  item: NftItem,
+  family: string,
+  table: string,
+): void {
+  const mine = (o: { family: string; table: string } | undefined): boolean =>
+    o?.family === family && o.table === table;
   if (mine(item.chain)) t.chains.push(item.chain!);
-  if (mine(item.rule)) t.rules.set(item.rule!.chain, [...(t.rules.get(item.rule!.chain) ?? []), item.rule!]);
+  if (mine(item.rule))
+    t.rules.set(item.rule!.chain, [
+      ...(t.rules.get(item.rule!.chain) ?? []),
+      item.rule!,
+    ]);
   if (mine(item.set)) t.sets.push({ kind: "set", set: item.set! });
   if (mine(item.map)) t.sets.push({ kind: "map", set: item.map! });
-  if (mine(item.element)) t.extraElems.set(item.element!.name, [...(t.extraElems.get(item.element!.name) ?? []), ...item.element!.elem]);
+  if (mine(item.element))
+    t.extraElems.set(item.element!.name, [
+      ...(t.extraElems.get(item.element!.name) ?? []),
+      ...item.element!.elem,
+    ]);
   collectOther(t, item, family, table);
 }
 
 function chainLines(t: TableItems): string[] {
-  return [...t.chains].sort(byName).flatMap((c) => [
-    `chain ${c.name} ${stableJson(scrub(without(c, IDENTITY)))}`,
-    ...(t.rules.get(c.name) ?? []).map((r) => `  rule ${stableJson(scrub(without(r, ["family", "table", "chain", "handle", "index"])))}`),
-  ]);
+  return [...t.chains]
+    .sort(byName)
+    .flatMap((c) => [
+      `chain ${c.name} ${stableJson(scrub(without(c, IDENTITY)))}`,
+      ...(t.rules.get(c.name) ?? []).map(
+        (r) =>
+          `  rule ${stableJson(scrub(without(r, ["family", "table", "chain", "handle", "index"])))}`,
+      ),
+    ]);
 }
 
 function setLines(t: TableItems): string[] {
-  const sorted = [...t.sets].sort((a, b) => (a.kind === b.kind ? byName(a.set, b.set) : a.kind < b.kind ? -1 : 1));
+  const sorted = [...t.sets].sort((a, b) =>
+    a.kind === b.kind ? byName(a.set, b.set) : a.kind < b.kind ? -1 : 1,
+  );
   return sorted.flatMap(({ kind, set }) => {
-    const elems = [...(set.elem ?? []), ...(t.extraElems.get(set.name) ?? [])].map((e) => stableJson(scrub(e)));
-    const props = scrub(without(set, [...IDENTITY, "elem"])) as Record<string, unknown>;
-    if (Array.isArray(props.flags)) props.flags = [...(props.flags as unknown[])].sort();
-    return [`${kind} ${set.name} ${stableJson(props)}`, ...[...new Set(elems)].sort().map((e) => `  elem ${e}`)];
+    const elems = [
+      ...(set.elem ?? []),
+      ...(t.extraElems.get(set.name) ?? []),
+    ].map((e) => stableJson(scrub(e)));
+    const props = scrub(without(set, [...IDENTITY, "elem"])) as Record<
+      string,
+      unknown
+    >;
+    if (Array.isArray(props.flags))
+      props.flags = [...(props.flags as unknown[])].sort();
+    return [
+      `${kind} ${set.name} ${stableJson(props)}`,
+      ...[...new Set(elems)].sort().map((e) => `  elem ${e}`),
+    ];
   });
 }
 
 function otherLines(t: TableItems): string[] {
-  return t.others.map((o) => `${o.kind} ${stableJson(scrub(without(o.body, ["family", "table", "handle"])))}`).sort();
+  return t.others
+    .map(
+      (o) =>
+        `${o.kind} ${stableJson(scrub(without(o.body, ["family", "table", "handle"])))}`,
+    )
+    .sort();
 }
 
 /**
@@ -1049,11 +1361,29 @@ function otherLines(t: TableItems): string[] {
  * rules in order, sets/maps with sorted elements, other objects; handles and counter
  * values stripped. null when the table does not exist.
  */
-export function canonicalNftTable(ruleset: NftRuleset, family: string, table: string): string | null {
-  const head = ruleset.nftables.find((i) => i.table?.family === family && i.table.name === table)?.table;
+export function canonicalNftTable(
+  ruleset: NftRuleset,
+  family: string,
+  table: string,
+): string | null {
+  const head = ruleset.nftables.find(
+    (i) => i.table?.family === family && i.table.name === table,
+  )?.table;
   if (head === undefined) return null;
-  const t: TableItems = { table: head, chains: [], rules: new Map(), sets: [], extraElems: new Map(), others: [] };
+  const t: TableItems = {
+    table: head,
+    chains: [],
+    rules: new Map(),
+    sets: [],
+    extraElems: new Map(),
+    others: [],
+  };
   for (const item of ruleset.nftables) collect(t, item, family, table);
-  const lines = [`table ${family} ${table} ${stableJson(scrub(without(head, IDENTITY)))}`, ...setLines(t), ...chainLines(t), ...otherLines(t)];
+  const lines = [
+    `table ${family} ${table} ${stableJson(scrub(without(head, IDENTITY)))}`,
+    ...setLines(t),
+    ...chainLines(t),
+    ...otherLines(t),
+  ];
   return `${lines.join("\n")}\n`;
 }

@@ -14,7 +14,13 @@ export const CommonProps = z.object({
   credentials: z.record(z.string(), z.unknown()).optional(),
   adopt: z.boolean().default(false),
   /** Identifies the resource on the host (ownership.ts); set by HostnetResource, never compared. */
-  ownerToken: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{10}$/, "must be 8 and 10 hex digits joined by '-' (set by hostnet)").optional(),
+  ownerToken: z
+    .string()
+    .regex(
+      /^[0-9a-f]{8}-[0-9a-f]{10}$/,
+      "must be 8 and 10 hex digits joined by '-' (set by hostnet)",
+    )
+    .optional(),
 });
 
 export interface KindContext {
@@ -56,11 +62,19 @@ export interface ResourceKind<S extends z.ZodObject = z.ZodObject> {
    */
   find?(ctx: KindContext, p: z.infer<S>): Promise<Finding>;
   /** Converge this resource's own leftover from its live values; default: update(live, desired). */
-  converge?(ctx: KindContext, live: z.infer<S>, p: z.infer<S>): Promise<Record<string, unknown>>;
+  converge?(
+    ctx: KindContext,
+    live: z.infer<S>,
+    p: z.infer<S>,
+  ): Promise<Record<string, unknown>>;
   /** Read the managed properties from the live kernel (host snapshot). */
   read(ctx: KindContext, p: z.infer<S>): Promise<LiveState>;
   /** Change what differs between olds and news in place. */
-  update(ctx: KindContext, olds: z.infer<S>, news: z.infer<S>): Promise<Record<string, unknown>>;
+  update(
+    ctx: KindContext,
+    olds: z.infer<S>,
+    news: z.infer<S>,
+  ): Promise<Record<string, unknown>>;
   /** Remove the object hostnet created; tolerate it being gone already. */
   delete(ctx: KindContext, p: z.infer<S>): Promise<void>;
   /**
@@ -68,7 +82,11 @@ export interface ResourceKind<S extends z.ZodObject = z.ZodObject> {
    * Called by every diff, i.e. on every preview and up: returns the output properties whose live
    * value no longer matches `olds` (the recorded outputs); any makes the engine run `update`.
    */
-  recheck?(ctx: KindContext, p: z.infer<S>, olds: Record<string, any>): Promise<string[]>;
+  recheck?(
+    ctx: KindContext,
+    p: z.infer<S>,
+    olds: Record<string, any>,
+  ): Promise<string[]>;
   /** Let go of an adopted object (restore what hostnet changed on it); default: do nothing. */
   release?(ctx: KindContext, p: z.infer<S>): Promise<void>;
 }

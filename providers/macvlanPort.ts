@@ -11,9 +11,21 @@ import { HostSnapshot, Link, ROOT_NS, findLink } from "./hoststate";
 import { KindContext, ResourceKind } from "./kind";
 import { ABSENT, found, isGone, ownerMark } from "./ownership";
 import { batchLine } from "./shell";
-import { IfName, isLinkLocal, MacAddress, NetnsName, OwnableCidr } from "./validate";
+import {
+  IfName,
+  isLinkLocal,
+  MacAddress,
+  NetnsName,
+  OwnableCidr,
+} from "./validate";
 
-export const MACVLAN_MODES = ["bridge", "vepa", "private", "passthru", "source"] as const;
+export const MACVLAN_MODES = [
+  "bridge",
+  "vepa",
+  "private",
+  "passthru",
+  "source",
+] as const;
 
 export const MacvlanPortProps = z.object({
   name: IfName,
@@ -41,24 +53,40 @@ type P = MacvlanPortProps;
 const targetOf = (p: P): string | undefined => p.netns ?? p.lowerNetns;
 const moves = (p: P): boolean => targetOf(p) !== p.lowerNetns;
 const nsKey = (ns: string | undefined): string => ns ?? ROOT_NS;
-const nsLabel = (ns: string | undefined): string => (ns ? `netns ${ns}` : "the root namespace");
+const nsLabel = (ns: string | undefined): string =>
+  ns ? `netns ${ns}` : "the root namespace";
 const sorted = (xs: readonly string[]): string[] => [...xs].sort();
-const sameSet = (a: readonly string[], b: readonly string[]): boolean => JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
+const sameSet = (a: readonly string[], b: readonly string[]): boolean =>
+  JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
 
 function validate(p: P): Array<[string, string]> {
   const issues: Array<[string, string]> = [];
-  if (p.mode === "source" && (p.sourceMacs === undefined || p.sourceMacs.length === 0)) {
-    issues.push(["sourceMacs", 'mode "source" needs sourceMacs: the MAC addresses whose frames this port receives']);
+  if (
+    p.mode === "source" &&
+    (p.sourceMacs === undefined || p.sourceMacs.length === 0)
+  ) {
+    issues.push([
+      "sourceMacs",
+      'mode "source" needs sourceMacs: the MAC addresses whose frames this port receives',
+    ]);
   }
   if (p.mode !== "source" && p.sourceMacs !== undefined) {
-    issues.push(["sourceMacs", `sourceMacs only apply in mode "source" (mode is "${p.mode}"); remove them or set mode: "source"`]);
+    issues.push([
+      "sourceMacs",
+      `sourceMacs only apply in mode "source" (mode is "${p.mode}"); remove them or set mode: "source"`,
+    ]);
   }
   const dup = p.sourceMacs?.find((m, i) => p.sourceMacs!.indexOf(m) !== i);
   if (dup !== undefined) issues.push(["sourceMacs", `${dup} is listed twice`]);
   const dupAddr = p.addresses.find((a, i) => p.addresses.indexOf(a) !== i);
-  if (dupAddr !== undefined) issues.push(["addresses", `${dupAddr} is listed twice`]);
+  if (dupAddr !== undefined)
+    issues.push(["addresses", `${dupAddr} is listed twice`]);
   p.addresses.forEach((a, i) => {
-    if (!p.linkLocal && isLinkLocal(a)) issues.push([`addresses[${i}]`, `${a} is link-local; set linkLocal: true if you mean it`]);
+    if (!p.linkLocal && isLinkLocal(a))
+      issues.push([
+        `addresses[${i}]`,
+        `${a} is link-local; set linkLocal: true if you mean it`,
+      ]);
   });
   return issues;
 }
@@ -67,13 +95,19 @@ function validate(p: P): Array<[string, string]> {
  * The kernel cannot switch a port into or out of passthru in place (EINVAL, measured on 6.x).
  * Gets raw props; a mode still unknown in preview counts as "not passthru" until it is known.
  */
-function replaces(olds: Record<string, any>, news: Record<string, any>): string[] {
+function replaces(
+  olds: Record<string, any>,
+  news: Record<string, any>,
+): string[] {
   const [was, now] = [olds.mode ?? "bridge", news.mode ?? "bridge"];
-  return was !== now && (was === "passthru") !== (now === "passthru") ? ["mode"] : [];
+  return was !== now && (was === "passthru") !== (now === "passthru")
+    ? ["mode"]
+    : [];
 }
 
 function modeTokens(p: P): string[] {
-  const macs = p.mode === "source" ? ["macaddr", "set", ...(p.sourceMacs ?? [])] : [];
+  const macs =
+    p.mode === "source" ? ["macaddr", "set", ...(p.sourceMacs ?? [])] : [];
   return ["type", p.type, "mode", p.mode, ...macs];
 }
 
@@ -87,18 +121,30 @@ function attrTokens(p: P, olds?: P): string[] {
 /** Run where the lower lives: make, mark as ours, then move to the target. */
 function createLines(p: P, mark: string): string[] {
   const lines = [
-    batchLine(["link", "add", "link", p.lower, "name", p.name, ...modeTokens(p)]),
+    batchLine([
+      "link",
+      "add",
+      "link",
+      p.lower,
+      "name",
+      p.name,
+      ...modeTokens(p),
+    ]),
     batchLine(["link", "set", p.name, "alias", mark]),
   ];
   const attrs = attrTokens(p);
-  if (attrs.length > 0) lines.push(batchLine(["link", "set", p.name, ...attrs]));
-  if (moves(p)) lines.push(batchLine(["link", "set", p.name, "netns", targetOf(p)!]));
+  if (attrs.length > 0)
+    lines.push(batchLine(["link", "set", p.name, ...attrs]));
+  if (moves(p))
+    lines.push(batchLine(["link", "set", p.name, "netns", targetOf(p)!]));
   return lines;
 }
 
 /** Run in the target namespace: what only makes sense once the port is there. */
 function configureLines(p: P): string[] {
-  const lines = p.addresses.map((a) => batchLine(["addr", "add", a, "dev", p.name]));
+  const lines = p.addresses.map((a) =>
+    batchLine(["addr", "add", a, "dev", p.name]),
+  );
   if (p.up) lines.push(batchLine(["link", "set", p.name, "up"]));
   return lines;
 }
@@ -107,14 +153,20 @@ async function preflight(ctx: KindContext, p: P): Promise<void> {
   const snap = await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p)));
   for (const ns of new Set([p.lowerNetns, targetOf(p)])) {
     if (!snap.namespaces[nsKey(ns)]) {
-      throw new Error(`${ctx.host.label}: ${nsLabel(ns)} does not exist, so ${p.type} ${p.name} cannot be made there. Create the namespace first (VmNetns) or fix netns/lowerNetns.`);
+      throw new Error(
+        `${ctx.host.label}: ${nsLabel(ns)} does not exist, so ${p.type} ${p.name} cannot be made there. Create the namespace first (VmNetns) or fix netns/lowerNetns.`,
+      );
     }
     if (findLink(snap, nsKey(ns), p.name)) {
-      throw new Error(`${ctx.host.label} (${nsLabel(ns)}): interface ${p.name} already exists. To manage it with hostnet, set adopt: true on this MacvlanPort; otherwise pick another name or delete it (ip link del ${p.name}).`);
+      throw new Error(
+        `${ctx.host.label} (${nsLabel(ns)}): interface ${p.name} already exists. To manage it with hostnet, set adopt: true on this MacvlanPort; otherwise pick another name or delete it (ip link del ${p.name}).`,
+      );
     }
   }
   if (!findLink(snap, nsKey(p.lowerNetns), p.lower)) {
-    throw new Error(`${ctx.host.label} (${nsLabel(p.lowerNetns)}): lower device ${p.lower} of ${p.type} ${p.name} does not exist. Create it first, or fix lower/lowerNetns (the lower must live in lowerNetns).`);
+    throw new Error(
+      `${ctx.host.label} (${nsLabel(p.lowerNetns)}): lower device ${p.lower} of ${p.type} ${p.name} does not exist. Create it first, or fix lower/lowerNetns (the lower must live in lowerNetns).`,
+    );
   }
 }
 
@@ -123,40 +175,69 @@ async function undoCreate(ctx: KindContext, p: P): Promise<string> {
   const snap = await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p)));
   const problems: string[] = [];
   for (const ns of new Set([p.lowerNetns, targetOf(p)])) {
-    if (findLink(snap, nsKey(ns), p.name)?.alias !== ownerMark(ctx.owner)) continue;
+    if (findLink(snap, nsKey(ns), p.name)?.alias !== ownerMark(ctx.owner))
+      continue;
     try {
-      await ctx.host.run({ kind: "batch", tool: "ip", netns: ns, lines: [batchLine(["link", "del", p.name])], what: `remove half-made ${p.type} ${p.name}` });
+      await ctx.host.run({
+        kind: "batch",
+        tool: "ip",
+        netns: ns,
+        lines: [batchLine(["link", "del", p.name])],
+        what: `remove half-made ${p.type} ${p.name}`,
+      });
     } catch (err) {
       if (!isGone(err)) problems.push(String(err));
     }
   }
-  return problems.length === 0 ? "" : `\nCleaning up also failed; remove ${p.name} by hand:\n${problems.join("\n")}`;
+  return problems.length === 0
+    ? ""
+    : `\nCleaning up also failed; remove ${p.name} by hand:\n${problems.join("\n")}`;
 }
 
 function explain(ctx: KindContext, p: P, err: unknown, cleanup: string): Error {
   const msg = String(err instanceof Error ? err.message : err);
   if (/File exists/.test(msg)) {
-    return new Error(`${msg}\n${ctx.host.label}: interface ${p.name} appeared while hostnet was creating it. Set adopt: true to manage the existing one, or pick another name.${cleanup}`);
+    return new Error(
+      `${msg}\n${ctx.host.label}: interface ${p.name} appeared while hostnet was creating it. Set adopt: true to manage the existing one, or pick another name.${cleanup}`,
+    );
   }
   if (/Invalid argument/.test(msg) && p.mode === "passthru") {
-    return new Error(`${msg}\n${ctx.host.label}: a lower device in passthru mode carries exactly one macvlan/macvtap; ${p.lower} already has another. Remove the others (ip -d link show) or choose another mode.${cleanup}`);
+    return new Error(
+      `${msg}\n${ctx.host.label}: a lower device in passthru mode carries exactly one macvlan/macvtap; ${p.lower} already has another. Remove the others (ip -d link show) or choose another mode.${cleanup}`,
+    );
   }
   if (/Invalid argument/.test(msg)) {
-    return new Error(`${msg}\n${ctx.host.label}: the kernel refused ${p.type} ${p.name} on ${p.lower}; if ${p.lower} already carries a passthru port, it can carry no other.${cleanup}`);
+    return new Error(
+      `${msg}\n${ctx.host.label}: the kernel refused ${p.type} ${p.name} on ${p.lower}; if ${p.lower} already carries a passthru port, it can carry no other.${cleanup}`,
+    );
   }
   if (/busy/i.test(msg)) {
-    return new Error(`${msg}\n${ctx.host.label}: ${p.lower} is busy, typically because it is a bridge port; a macvlan lower must not be enslaved. Use another lower device.${cleanup}`);
+    return new Error(
+      `${msg}\n${ctx.host.label}: ${p.lower} is busy, typically because it is a bridge port; a macvlan lower must not be enslaved. Use another lower device.${cleanup}`,
+    );
   }
   return new Error(`${msg}${cleanup}`);
 }
 
 function outputsOf(link: Link | undefined): Record<string, unknown> {
   if (!link) return {};
-  return { ifindex: link.index, devicePath: link.kind === "macvtap" ? `/dev/tap${link.index}` : undefined };
+  return {
+    ifindex: link.index,
+    devicePath: link.kind === "macvtap" ? `/dev/tap${link.index}` : undefined,
+  };
 }
 
-async function liveOutputs(ctx: KindContext, p: P): Promise<Record<string, unknown>> {
-  return outputsOf(findLink(await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p))), nsKey(targetOf(p)), p.name));
+async function liveOutputs(
+  ctx: KindContext,
+  p: P,
+): Promise<Record<string, unknown>> {
+  return outputsOf(
+    findLink(
+      await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p))),
+      nsKey(targetOf(p)),
+      p.name,
+    ),
+  );
 }
 
 /**
@@ -165,31 +246,55 @@ async function liveOutputs(ctx: KindContext, p: P): Promise<Record<string, unkno
  * then the index is looked up in lowerNetns. A lower cannot vanish under its ports (deleting it
  * deletes them), so an unresolvable reference is reported as declared rather than as drift.
  */
-function liveLower(snap: HostSnapshot, p: P, link: Link): { lower: string; lowerNetns?: string } {
+function liveLower(
+  snap: HostSnapshot,
+  p: P,
+  link: Link,
+): { lower: string; lowerNetns?: string } {
   const declared = { lower: p.lower, lowerNetns: p.lowerNetns };
-  if (link.peerNetnsId === undefined) return link.peerName !== undefined ? { lower: link.peerName, lowerNetns: targetOf(p) } : declared;
+  if (link.peerNetnsId === undefined)
+    return link.peerName !== undefined
+      ? { lower: link.peerName, lowerNetns: targetOf(p) }
+      : declared;
   if (link.peerNetns !== undefined && link.peerName !== undefined) {
-    return { lower: link.peerName, lowerNetns: link.peerNetns === ROOT_NS ? undefined : link.peerNetns };
+    return {
+      lower: link.peerName,
+      lowerNetns: link.peerNetns === ROOT_NS ? undefined : link.peerNetns,
+    };
   }
-  const byIndex = snap.namespaces[nsKey(p.lowerNetns)]?.links.find((l) => l.index === link.peerIndex);
+  const byIndex = snap.namespaces[nsKey(p.lowerNetns)]?.links.find(
+    (l) => l.index === link.peerIndex,
+  );
   return byIndex ? { lower: byIndex.name, lowerNetns: p.lowerNetns } : declared;
 }
 
 /** Lists read back in the user's order when they hold the same items, so order is never drift. */
-function asDeclared(declared: readonly string[], live: readonly string[]): string[] {
+function asDeclared(
+  declared: readonly string[],
+  live: readonly string[],
+): string[] {
   return sameSet(declared, live) ? [...declared] : sorted(live);
 }
 
-function liveProps(snap: HostSnapshot, p: P, link: Link): Record<string, unknown> {
+function liveProps(
+  snap: HostSnapshot,
+  p: P,
+  link: Link,
+): Record<string, unknown> {
   // The kernel adds an IPv6 link-local address to every port it brings up: not ours to judge.
-  const addrs = link.addresses.filter((a) => !/^fe80:/i.test(a) || p.addresses.includes(a));
+  const addrs = link.addresses.filter(
+    (a) => !/^fe80:/i.test(a) || p.addresses.includes(a),
+  );
   return {
     name: p.name,
     type: link.infoKind ?? link.kind,
     ...liveLower(snap, p, link),
     netns: p.netns,
     mode: link.macvlan?.mode ?? "(not a macvlan)",
-    sourceMacs: p.sourceMacs === undefined ? undefined : asDeclared(p.sourceMacs, link.macvlan?.macs ?? []),
+    sourceMacs:
+      p.sourceMacs === undefined
+        ? undefined
+        : asDeclared(p.sourceMacs, link.macvlan?.macs ?? []),
     mac: p.mac === undefined ? undefined : link.mac,
     mtu: p.mtu === undefined ? undefined : link.mtu,
     addresses: asDeclared(p.addresses, addrs),
@@ -199,14 +304,19 @@ function liveProps(snap: HostSnapshot, p: P, link: Link): Record<string, unknown
 
 /** Leaving source mode the kernel flushes the source list itself; entering it, `macaddr set` fills it. */
 function modeLines(o: P, n: P): string[] {
-  const macsChanged = n.mode === "source" && !sameSet(o.sourceMacs ?? [], n.sourceMacs ?? []);
+  const macsChanged =
+    n.mode === "source" && !sameSet(o.sourceMacs ?? [], n.sourceMacs ?? []);
   if (o.mode === n.mode && !macsChanged) return [];
   return [batchLine(["link", "set", n.name, ...modeTokens(n)])];
 }
 
 function addressLines(o: P, n: P): string[] {
-  const gone = o.addresses.filter((a) => !n.addresses.includes(a)).map((a) => batchLine(["addr", "del", a, "dev", n.name]));
-  const added = n.addresses.filter((a) => !o.addresses.includes(a)).map((a) => batchLine(["addr", "add", a, "dev", n.name]));
+  const gone = o.addresses
+    .filter((a) => !n.addresses.includes(a))
+    .map((a) => batchLine(["addr", "del", a, "dev", n.name]));
+  const added = n.addresses
+    .filter((a) => !o.addresses.includes(a))
+    .map((a) => batchLine(["addr", "add", a, "dev", n.name]));
   return [...gone, ...added];
 }
 
@@ -216,7 +326,9 @@ function updateLines(o: P, n: P): string[] {
     ...modeLines(o, n),
     ...(attrs.length > 0 ? [batchLine(["link", "set", n.name, ...attrs])] : []),
     ...addressLines(o, n),
-    ...(o.up !== n.up ? [batchLine(["link", "set", n.name, n.up ? "up" : "down"])] : []),
+    ...(o.up !== n.up
+      ? [batchLine(["link", "set", n.name, n.up ? "up" : "down"])]
+      : []),
   ];
 }
 
@@ -224,9 +336,27 @@ export const macvlanPortKind: ResourceKind<typeof MacvlanPortProps> = {
   type: "MacvlanPort",
   schema: MacvlanPortProps,
   replaceOn: ["name", "type", "lower", "lowerNetns", "netns"],
-  compared: ["name", "type", "lower", "lowerNetns", "netns", "mode", "sourceMacs", "mac", "mtu", "addresses", "up"],
+  compared: [
+    "name",
+    "type",
+    "lower",
+    "lowerNetns",
+    "netns",
+    "mode",
+    "sourceMacs",
+    "mac",
+    "mtu",
+    "addresses",
+    "up",
+  ],
   validate,
-  addressUses: (p) => p.addresses.map((value, i) => ({ path: `addresses[${i}]`, value, kind: "address" as const, rootNs: !targetOf(p) })),
+  addressUses: (p) =>
+    p.addresses.map((value, i) => ({
+      path: `addresses[${i}]`,
+      value,
+      kind: "address" as const,
+      rootNs: !targetOf(p),
+    })),
   replaces,
   id: (p) => `${p.type}/${p.netns ?? p.lowerNetns ?? "-"}/${p.name}`,
 
@@ -235,11 +365,33 @@ export const macvlanPortKind: ResourceKind<typeof MacvlanPortProps> = {
     const what = `create ${p.type} ${p.name} (mode ${p.mode}) on ${p.lower}`;
     try {
       if (moves(p)) {
-        await ctx.host.run({ kind: "batch", tool: "ip", netns: p.lowerNetns, lines: createLines(p, ownerMark(ctx.owner)), what });
+        await ctx.host.run({
+          kind: "batch",
+          tool: "ip",
+          netns: p.lowerNetns,
+          lines: createLines(p, ownerMark(ctx.owner)),
+          what,
+        });
         const lines = configureLines(p);
-        if (lines.length > 0) await ctx.host.run({ kind: "batch", tool: "ip", netns: targetOf(p), lines, what: `configure ${p.type} ${p.name}` });
+        if (lines.length > 0)
+          await ctx.host.run({
+            kind: "batch",
+            tool: "ip",
+            netns: targetOf(p),
+            lines,
+            what: `configure ${p.type} ${p.name}`,
+          });
       } else {
-        await ctx.host.run({ kind: "batch", tool: "ip", netns: p.lowerNetns, lines: [...createLines(p, ownerMark(ctx.owner)), ...configureLines(p)], what });
+        await ctx.host.run({
+          kind: "batch",
+          tool: "ip",
+          netns: p.lowerNetns,
+          lines: [
+            ...createLines(p, ownerMark(ctx.owner)),
+            ...configureLines(p),
+          ],
+          what,
+        });
       }
     } catch (err) {
       throw explain(ctx, p, err, await undoCreate(ctx, p));
@@ -251,8 +403,11 @@ export const macvlanPortKind: ResourceKind<typeof MacvlanPortProps> = {
   async find(ctx, p) {
     const snap = await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p)));
     const there = findLink(snap, nsKey(targetOf(p)), p.name);
-    if (there) return found(there.kind === p.type ? there.alias : undefined, ctx.owner);
-    return findLink(snap, nsKey(p.lowerNetns), p.name) ? found(undefined, ctx.owner) : ABSENT;
+    if (there)
+      return found(there.kind === p.type ? there.alias : undefined, ctx.owner);
+    return findLink(snap, nsKey(p.lowerNetns), p.name)
+      ? found(undefined, ctx.owner)
+      : ABSENT;
   },
 
   async read(ctx, p) {
@@ -265,23 +420,43 @@ export const macvlanPortKind: ResourceKind<typeof MacvlanPortProps> = {
   async update(ctx, o, n) {
     const lines = updateLines(o, n);
     if (lines.length > 0) {
-      await ctx.host.run({ kind: "batch", tool: "ip", netns: targetOf(n), lines, what: `update ${n.type} ${n.name}` });
+      await ctx.host.run({
+        kind: "batch",
+        tool: "ip",
+        netns: targetOf(n),
+        lines,
+        what: `update ${n.type} ${n.name}`,
+      });
     }
     return liveOutputs(ctx, n);
   },
 
   async delete(ctx, p) {
     // A gone port is not sent to the host (see VethLink's delete: merged failing deletes stall).
-    if (!findLink(await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p))), nsKey(targetOf(p)), p.name)) return;
+    if (
+      !findLink(
+        await ctx.host.snapshot(scopeOf(p.lowerNetns, targetOf(p))),
+        nsKey(targetOf(p)),
+        p.name,
+      )
+    )
+      return;
     try {
-      await ctx.host.run({ kind: "batch", tool: "ip", netns: targetOf(p), lines: [batchLine(["link", "del", p.name])], what: `delete ${p.type} ${p.name}` });
+      await ctx.host.run({
+        kind: "batch",
+        tool: "ip",
+        netns: targetOf(p),
+        lines: [batchLine(["link", "del", p.name])],
+        what: `delete ${p.type} ${p.name}`,
+      });
     } catch (err) {
       if (!isGone(err)) throw err;
     }
   },
 };
 
-export interface MacvlanPortArgs extends CommonArgs, Partial<Inputs<z.input<typeof MacvlanPortProps>>> {
+export interface MacvlanPortArgs
+  extends CommonArgs, Partial<Inputs<z.input<typeof MacvlanPortProps>>> {
   name: pulumi.Input<string>;
   lower: pulumi.Input<string>;
 }
@@ -297,7 +472,16 @@ export class MacvlanPort extends HostnetResource {
   declare readonly ifindex: pulumi.Output<number>;
   /** macvtap only: /dev/tap<ifindex>. */
   declare readonly devicePath: pulumi.Output<string | undefined>;
-  constructor(name: string, args: MacvlanPortArgs, opts?: pulumi.CustomResourceOptions) {
-    super("MacvlanPort", name, { ...args, ifindex: undefined, devicePath: undefined } as CommonArgs, opts);
+  constructor(
+    name: string,
+    args: MacvlanPortArgs,
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      "MacvlanPort",
+      name,
+      { ...args, ifindex: undefined, devicePath: undefined } as CommonArgs,
+      opts,
+    );
   }
 }

@@ -47,7 +47,15 @@ import {
 export const PortPolicy = z.enum(["clean-traffic", "accept-all", "drop-all"]);
 export type PortPolicy = z.infer<typeof PortPolicy>;
 
-export const RuleProto = z.enum(["arp", "ipv4", "ipv6", "tcp", "udp", "icmp", "icmpv6"]);
+export const RuleProto = z.enum([
+  "arp",
+  "ipv4",
+  "ipv6",
+  "tcp",
+  "udp",
+  "icmp",
+  "icmpv6",
+]);
 export type RuleProto = z.infer<typeof RuleProto>;
 
 /** An address or prefix of either family (a bare address means a host route). */
@@ -57,7 +65,10 @@ const L4Port = z.number().int().min(1).max(65535);
 
 export const RuleComment = z
   .string()
-  .regex(/^[A-Za-z0-9 _.,:-]{0,64}$/, "comment: at most 64 of [A-Za-z0-9 _.,:-]");
+  .regex(
+    /^[A-Za-z0-9 _.,:-]{0,64}$/,
+    "comment: at most 64 of [A-Za-z0-9 _.,:-]",
+  );
 
 type Family = "ipv4" | "ipv6";
 
@@ -103,15 +114,31 @@ export const CustomRule = z
         });
       }
     }
-    if (r.src !== undefined && r.dst !== undefined && familyOf(r.src) !== familyOf(r.dst)) {
-      ctx.addIssue({ code: "custom", path: ["dst"], message: "src and dst must be of the same address family" });
+    if (
+      r.src !== undefined &&
+      r.dst !== undefined &&
+      familyOf(r.src) !== familyOf(r.dst)
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dst"],
+        message: "src and dst must be of the same address family",
+      });
     }
     if (r.dport !== undefined) {
       if (r.proto !== "tcp" && r.proto !== "udp") {
-        ctx.addIssue({ code: "custom", path: ["dport"], message: "dport needs proto tcp or udp" });
+        ctx.addIssue({
+          code: "custom",
+          path: ["dport"],
+          message: "dport needs proto tcp or udp",
+        });
       }
       if (Array.isArray(r.dport) && r.dport[0] > r.dport[1]) {
-        ctx.addIssue({ code: "custom", path: ["dport"], message: `port range [${r.dport[0]}, ${r.dport[1]}] is reversed` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["dport"],
+          message: `port range [${r.dport[0]}, ${r.dport[1]}] is reversed`,
+        });
       }
     }
   });
@@ -130,7 +157,11 @@ export const PortFilter = z
   })
   .superRefine((p, ctx) => {
     if (p.policy === "clean-traffic" && p.mac === undefined) {
-      ctx.addIssue({ code: "custom", path: ["mac"], message: "mac is required for policy clean-traffic" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["mac"],
+        message: "mac is required for policy clean-traffic",
+      });
     }
   });
 export type PortFilter = z.infer<typeof PortFilter>;
@@ -141,8 +172,25 @@ export function rawProblems(raw: string): string[] {
   if (raw.includes("\0")) problems.push("contains a NUL byte");
   // Statements split on newlines and ';' outside strings and comments; track brace depth.
   const forbidden = new Set([
-    "table", "delete", "destroy", "flush", "include", "define", "undefine", "redefine", "reset",
-    "list", "add", "create", "insert", "replace", "rename", "monitor", "describe", "import", "export",
+    "table",
+    "delete",
+    "destroy",
+    "flush",
+    "include",
+    "define",
+    "undefine",
+    "redefine",
+    "reset",
+    "list",
+    "add",
+    "create",
+    "insert",
+    "replace",
+    "rename",
+    "monitor",
+    "describe",
+    "import",
+    "export",
   ]);
   let depth = 0;
   let inString = false;
@@ -155,7 +203,9 @@ export function rawProblems(raw: string): string[] {
     // `add @set { ... }` / `delete @set { ... }` are rule statements (dynamic sets), not commands
     const setStatement = (words[1] ?? "").startsWith("@");
     if (first !== "" && forbidden.has(first.toLowerCase()) && !setStatement) {
-      problems.push(`statement starting with "${first}" is not allowed inside the table block`);
+      problems.push(
+        `statement starting with "${first}" is not allowed inside the table block`,
+      );
     }
     stmt = "";
   };
@@ -205,8 +255,10 @@ export function rawProblems(raw: string): string[] {
   }
   if (inString) problems.push("unterminated string");
   endStatement();
-  if (wentNegative) problems.push("unbalanced braces: a '}' closes more than was opened");
-  else if (depth !== 0) problems.push(`unbalanced braces: ${depth} '{' left open`);
+  if (wentNegative)
+    problems.push("unbalanced braces: a '}' closes more than was opened");
+  else if (depth !== 0)
+    problems.push(`unbalanced braces: ${depth} '{' left open`);
   return [...new Set(problems)];
 }
 
@@ -264,7 +316,10 @@ export function parseFilterChainSpec(input: unknown): FilterChainSpec {
 
 /** Last line of defence: every token we splice into the script must match its class. */
 function assertToken(kind: string, value: string, re: RegExp): string {
-  if (!re.test(value)) throw new Error(`internal: refusing to emit ${kind} ${JSON.stringify(value)}`);
+  if (!re.test(value))
+    throw new Error(
+      `internal: refusing to emit ${kind} ${JSON.stringify(value)}`,
+    );
   return value;
 }
 
@@ -280,7 +335,8 @@ const ADDR_RE = /^[0-9A-Fa-f:.]+(\/[0-9]{1,3})?$/;
 export function quoteIfName(name: string): string {
   const r = IfName.safeParse(name);
   if (!r.success) throw new FilterSpecError(issuesText(r.error, "ifname"));
-  if (name === "." || name === "..") throw new Error(`refusing interface name ${JSON.stringify(name)}`);
+  if (name === "." || name === "..")
+    throw new Error(`refusing interface name ${JSON.stringify(name)}`);
   return `"${assertToken("interface name", name, IFNAME_RE)}"`;
 }
 
@@ -312,19 +368,30 @@ function byString(a: string, b: string): number {
 export function chainNamesForPort(port: string): { in: string; out: string } {
   quoteIfName(port); // validates
   const sanitized = port.replace(/[^A-Za-z0-9_]/g, "_");
-  const hash = createHash("sha256").update(port, "utf8").digest("hex").slice(0, 8);
+  const hash = createHash("sha256")
+    .update(port, "utf8")
+    .digest("hex")
+    .slice(0, 8);
   const base = `p_${sanitized}_${hash}`;
   return { in: ident(`${base}_in`), out: ident(`${base}_out`) };
 }
 
-export const BASE_CHAINS = { forward: "forward_hook", input: "input_hook" } as const;
+export const BASE_CHAINS = {
+  forward: "forward_hook",
+  input: "input_hook",
+} as const;
 export const MAPS = { fromVm: "from_vm", toVm: "to_vm" } as const;
 
 const BROADCAST = "ff:ff:ff:ff:ff:ff";
 
 function customRule(r: CustomRule): string {
   const parts: string[] = [];
-  const fam = r.src !== undefined ? familyOf(r.src) : r.dst !== undefined ? familyOf(r.dst) : protoFamily(r.proto);
+  const fam =
+    r.src !== undefined
+      ? familyOf(r.src)
+      : r.dst !== undefined
+        ? familyOf(r.dst)
+        : protoFamily(r.proto);
   switch (r.proto) {
     case "arp":
       parts.push("ether type arp");
@@ -333,14 +400,19 @@ function customRule(r: CustomRule): string {
       break;
     default: {
       if (r.proto === "ipv4" || r.proto === "icmp") parts.push("ether type ip");
-      if (r.proto === "ipv6" || r.proto === "icmpv6") parts.push("ether type ip6");
+      if (r.proto === "ipv6" || r.proto === "icmpv6")
+        parts.push("ether type ip6");
       const l3 = fam === "ipv6" ? "ip6" : "ip";
       if (r.src !== undefined) parts.push(`${l3} saddr ${addr(r.src)}`);
       if (r.dst !== undefined) parts.push(`${l3} daddr ${addr(r.dst)}`);
       if (r.proto === "tcp" || r.proto === "udp") {
         parts.push(`meta l4proto ${r.proto}`);
         if (r.dport !== undefined) {
-          const d = Array.isArray(r.dport) ? (r.dport[0] === r.dport[1] ? `${r.dport[0]}` : `${r.dport[0]}-${r.dport[1]}`) : `${r.dport}`;
+          const d = Array.isArray(r.dport)
+            ? r.dport[0] === r.dport[1]
+              ? `${r.dport[0]}`
+              : `${r.dport[0]}-${r.dport[1]}`
+            : `${r.dport}`;
           parts.push(`${r.proto} dport ${d}`);
         }
       }
@@ -351,7 +423,9 @@ function customRule(r: CustomRule): string {
   parts.push("counter");
   parts.push(r.action === "accept" ? "return" : "drop");
   if (r.comment !== undefined && r.comment !== "") {
-    parts.push(`comment "${assertToken("comment", r.comment, /^[A-Za-z0-9 _.,:-]{0,64}$/)}"`);
+    parts.push(
+      `comment "${assertToken("comment", r.comment, /^[A-Za-z0-9 _.,:-]{0,64}$/)}"`,
+    );
   }
   return parts.join(" ");
 }
@@ -379,14 +453,20 @@ function fromVmRules(p: PortFilter): string[] {
       out.push("ether type arp counter drop");
       // allow DHCP client; no-ip-spoofing
       if (p.allowDhcp) {
-        out.push(`ether type ip ip saddr ${setOf(["0.0.0.0", ...v4])} udp sport 68 udp dport 67 return`);
+        out.push(
+          `ether type ip ip saddr ${setOf(["0.0.0.0", ...v4])} udp sport 68 udp dport 67 return`,
+        );
       }
       if (v4.length > 0) out.push(`ether type ip ip saddr ${setOf(v4)} return`);
       out.push("ether type ip counter drop");
       if (p.allowIpv6) {
-        out.push(`ether type ip6 ip6 saddr ${setOf(["fe80::/10", ...v6])} return`);
+        out.push(
+          `ether type ip6 ip6 saddr ${setOf(["fe80::/10", ...v6])} return`,
+        );
         // DAD and router solicitation from the unspecified address
-        out.push("ether type ip6 ip6 saddr :: icmpv6 type { nd-neighbor-solicit, nd-router-solicit, mld2-listener-report } return");
+        out.push(
+          "ether type ip6 ip6 saddr :: icmpv6 type { nd-neighbor-solicit, nd-router-solicit, mld2-listener-report } return",
+        );
       }
       out.push("ether type ip6 counter drop");
       // no-other-l2-traffic
@@ -408,13 +488,21 @@ function toVmRules(p: PortFilter): string[] {
     case "clean-traffic": {
       const m = mac(p.mac!);
       // unicast (group bit clear) that is not for this VM
-      out.push(`ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 ether daddr != ${m} counter drop`);
-      out.push(`ether type { arp, ip } ether daddr { ${m}, ${BROADCAST} } return`);
+      out.push(
+        `ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 ether daddr != ${m} counter drop`,
+      );
+      out.push(
+        `ether type { arp, ip } ether daddr { ${m}, ${BROADCAST} } return`,
+      );
       // IPv4 multicast (01:00:5e/25), as libvirt's allow-incoming-ipv4 does
-      out.push("ether type ip ether daddr & ff:ff:ff:80:00:00 == 01:00:5e:00:00:00 return");
+      out.push(
+        "ether type ip ether daddr & ff:ff:ff:80:00:00 == 01:00:5e:00:00:00 return",
+      );
       if (p.allowIpv6) {
         out.push(`ether type ip6 ether daddr ${m} return`);
-        out.push("ether type ip6 ether daddr & ff:ff:00:00:00:00 == 33:33:00:00:00:00 return");
+        out.push(
+          "ether type ip6 ether daddr & ff:ff:00:00:00:00 == 33:33:00:00:00:00 return",
+        );
       }
       // no other L2 traffic, no other multicast
       out.push("counter drop");
@@ -452,7 +540,10 @@ export function removeScript(table: string): string {
 
 function chainBlock(name: string, rules: string[], comment?: string): string[] {
   const lines = [`\tchain ${ident(name)} {`];
-  if (comment !== undefined) lines.push(`\t\tcomment "${assertToken("comment", comment, /^[A-Za-z0-9 _.,:@-]{0,64}$/)}"`);
+  if (comment !== undefined)
+    lines.push(
+      `\t\tcomment "${assertToken("comment", comment, /^[A-Za-z0-9 _.,:@-]{0,64}$/)}"`,
+    );
   for (const r of rules) lines.push(`\t\t${r}`);
   lines.push("\t}");
   return lines;
@@ -462,7 +553,9 @@ function mapBlock(name: string, elements: [string, string][]): string[] {
   const lines = [`\tmap ${ident(name)} {`, "\t\ttype ifname : verdict"];
   lines.push("\t\telements = {");
   elements.forEach(([port, chain], i) => {
-    lines.push(`\t\t\t${quoteIfName(port)} : jump ${ident(chain)}${i < elements.length - 1 ? "," : ""}`);
+    lines.push(
+      `\t\t\t${quoteIfName(port)} : jump ${ident(chain)}${i < elements.length - 1 ? "," : ""}`,
+    );
   });
   lines.push("\t\t}");
   lines.push("\t}");
@@ -473,7 +566,9 @@ function mapBlock(name: string, elements: [string, string][]): string[] {
  * Compile a filter spec (validated here; defaults applied) into one nft script. Throws
  * FilterSpecError with `spec.path: message` lines when the spec is invalid.
  */
-export function compileFilterChain(input: FilterChainSpecInput | FilterChainSpec): CompiledFilterChain {
+export function compileFilterChain(
+  input: FilterChainSpecInput | FilterChainSpec,
+): CompiledFilterChain {
   const spec = parseFilterChainSpec(input);
   const table = ident(spec.table);
   const ports = [...spec.ports].sort((a, b) => byString(a.port, b.port));
@@ -486,12 +581,30 @@ export function compileFilterChain(input: FilterChainSpecInput | FilterChainSpec
     const names = chainNamesForPort(p.port);
     portChains.push({ port: p.port, ...names });
     chains.push(names.in, names.out);
-    lines.push(...chainBlock(names.in, fromVmRules(p), `from-vm ${p.port} ${p.policy}`), "");
-    lines.push(...chainBlock(names.out, toVmRules(p), `to-vm ${p.port} ${p.policy}`), "");
+    lines.push(
+      ...chainBlock(names.in, fromVmRules(p), `from-vm ${p.port} ${p.policy}`),
+      "",
+    );
+    lines.push(
+      ...chainBlock(names.out, toVmRules(p), `to-vm ${p.port} ${p.policy}`),
+      "",
+    );
   }
 
-  lines.push(...mapBlock(MAPS.fromVm, portChains.map((c) => [c.port, c.in] as [string, string])), "");
-  lines.push(...mapBlock(MAPS.toVm, portChains.map((c) => [c.port, c.out] as [string, string])), "");
+  lines.push(
+    ...mapBlock(
+      MAPS.fromVm,
+      portChains.map((c) => [c.port, c.in] as [string, string]),
+    ),
+    "",
+  );
+  lines.push(
+    ...mapBlock(
+      MAPS.toVm,
+      portChains.map((c) => [c.port, c.out] as [string, string]),
+    ),
+    "",
+  );
 
   lines.push(
     ...chainBlock(BASE_CHAINS.forward, [
@@ -509,7 +622,8 @@ export function compileFilterChain(input: FilterChainSpecInput | FilterChainSpec
 
   if (spec.raw !== undefined && spec.raw.trim() !== "") {
     lines.push("", "\t# raw (spec.raw)");
-    for (const l of spec.raw.replace(/\r\n?/g, "\n").split("\n")) lines.push(l === "" ? "" : `\t${l}`);
+    for (const l of spec.raw.replace(/\r\n?/g, "\n").split("\n"))
+      lines.push(l === "" ? "" : `\t${l}`);
   }
   lines.push("}");
   return { script: lines.join("\n") + "\n", table, chains, ports: portChains };

@@ -39,7 +39,12 @@ function hex(s: string, n: number): string {
 }
 
 /** The owner token of one resource of one stack. */
-export function ownerToken(project: string, stack: string, kind: string, name: string): string {
+export function ownerToken(
+  project: string,
+  stack: string,
+  kind: string,
+  name: string,
+): string {
   return `${hex(`${project}/${stack}`, 8)}-${hex(`${project}/${stack}/${kind}/${name}`, 10)}`;
 }
 
@@ -54,7 +59,12 @@ export function ownerMark(token: string | undefined): string {
 
 /** Whether a mark (alias, comment) says hostnet made the object, by this release or an older one. */
 export function isHostnetMark(mark: string | undefined): boolean {
-  return mark === OWNER_ALIAS || (mark !== undefined && mark.startsWith(`${OWNER_ALIAS}:`) && isOwnerToken(mark.slice(OWNER_ALIAS.length + 1)));
+  return (
+    mark === OWNER_ALIAS ||
+    (mark !== undefined &&
+      mark.startsWith(`${OWNER_ALIAS}:`) &&
+      isOwnerToken(mark.slice(OWNER_ALIAS.length + 1)))
+  );
 }
 
 /**
@@ -64,7 +74,10 @@ export function isHostnetMark(mark: string | undefined): boolean {
  */
 export type MarkVerdict = "mine" | "stack" | "hostnet" | "none";
 
-export function judgeMark(mark: string | undefined, token: string | undefined): MarkVerdict {
+export function judgeMark(
+  mark: string | undefined,
+  token: string | undefined,
+): MarkVerdict {
   if (!isHostnetMark(mark)) return "none";
   const theirs = mark!.slice(OWNER_ALIAS.length + 1);
   if (token === undefined || !isOwnerToken(theirs)) return "hostnet";
@@ -73,11 +86,15 @@ export function judgeMark(mark: string | undefined, token: string | undefined): 
 }
 
 /** What a kind found where its object should be, for an idempotent create. */
-export type Finding = { present: false } | { present: true; verdict: MarkVerdict };
+export type Finding =
+  { present: false } | { present: true; verdict: MarkVerdict };
 
 export const ABSENT: Finding = { present: false };
 
-export function found(mark: string | undefined, token: string | undefined): Finding {
+export function found(
+  mark: string | undefined,
+  token: string | undefined,
+): Finding {
   return { present: true, verdict: judgeMark(mark, token) };
 }
 

@@ -29,15 +29,43 @@ import { VmNetnsProps } from "./vmNetns";
 export const RestoreSpec = z
   .object({
     /** Only for the script's header. */
-    host: z.string().regex(/^[A-Za-z0-9_.@:-]{1,100}$/).optional(),
-    namespaces: z.array(VmNetnsProps.pick({ name: true, sysctls: true, loopbackUp: true })).default([]),
+    host: z
+      .string()
+      .regex(/^[A-Za-z0-9_.@:-]{1,100}$/)
+      .optional(),
+    namespaces: z
+      .array(VmNetnsProps.pick({ name: true, sysctls: true, loopbackUp: true }))
+      .default([]),
     bridges: z
-      .array(HostBridgeProps.pick({ name: true, netns: true, stp: true, forwardDelay: true, ageingTime: true, mcastSnooping: true, vlanFiltering: true, mtu: true, mac: true, up: true, uplink: true }))
+      .array(
+        HostBridgeProps.pick({
+          name: true,
+          netns: true,
+          stp: true,
+          forwardDelay: true,
+          ageingTime: true,
+          mcastSnooping: true,
+          vlanFiltering: true,
+          mtu: true,
+          mac: true,
+          up: true,
+          uplink: true,
+        }),
+      )
       .default([]),
     veths: z.array(VethLinkProps).default([]),
     taps: z.array(TapPortProps).default([]),
     fdb: z.array(FdbEntryProps).default([]),
-    filters: z.array(FilterChainProps.pick({ netns: true, table: true, ports: true, raw: true })).default([]),
+    filters: z
+      .array(
+        FilterChainProps.pick({
+          netns: true,
+          table: true,
+          ports: true,
+          raw: true,
+        }),
+      )
+      .default([]),
   })
   .strict();
 export type RestoreSpec = z.infer<typeof RestoreSpec>;
@@ -57,9 +85,12 @@ const PRELUDE = [
 
 type Line = string;
 
-const ipIn = (netns: string | undefined): string[] => (netns ? ["ip", "-n", netns] : ["ip"]);
-const bridgeIn = (netns: string | undefined): string[] => (netns ? ["bridge", "-n", netns] : ["bridge"]);
-const execIn = (netns: string | undefined, argv: string[]): string[] => (netns ? ["ip", "netns", "exec", netns, ...argv] : argv);
+const ipIn = (netns: string | undefined): string[] =>
+  netns ? ["ip", "-n", netns] : ["ip"];
+const bridgeIn = (netns: string | undefined): string[] =>
+  netns ? ["bridge", "-n", netns] : ["bridge"];
+const execIn = (netns: string | undefined, argv: string[]): string[] =>
+  netns ? ["ip", "netns", "exec", netns, ...argv] : argv;
 const must = (argv: Argv): Line => `must ${argvToShell(argv)}`;
 const add = (argv: Argv): Line => `add ${argvToShell(argv)}`;
 const flag = (b: boolean): string => (b ? "1" : "0");
@@ -67,24 +98,45 @@ const flag = (b: boolean): string => (b ? "1" : "0");
 function namespaceLines(ns: RestoreSpec["namespaces"][number]): Line[] {
   return [
     add(["ip", "netns", "add", ns.name]),
-    must(["ip", "-n", ns.name, "link", "set", "lo", "alias", OWNER_ALIAS, ns.loopbackUp ? "up" : "down"]),
-    ...Object.entries(ns.sysctls).map(([k, v]) => must(execIn(ns.name, ["sysctl", "-q", "-w", `${k}=${v}`]))),
+    must([
+      "ip",
+      "-n",
+      ns.name,
+      "link",
+      "set",
+      "lo",
+      "alias",
+      OWNER_ALIAS,
+      ns.loopbackUp ? "up" : "down",
+    ]),
+    ...Object.entries(ns.sysctls).map(([k, v]) =>
+      must(execIn(ns.name, ["sysctl", "-q", "-w", `${k}=${v}`])),
+    ),
   ];
 }
 
 function bridgeLines(b: RestoreSpec["bridges"][number]): Line[] {
   const opts: string[] = ["stp_state", flag(b.stp)];
-  if (b.forwardDelay !== undefined) opts.push("forward_delay", String(b.forwardDelay));
-  if (b.ageingTime !== undefined) opts.push("ageing_time", String(b.ageingTime));
-  if (b.mcastSnooping !== undefined) opts.push("mcast_snooping", flag(b.mcastSnooping));
-  if (b.vlanFiltering !== undefined) opts.push("vlan_filtering", flag(b.vlanFiltering));
-  const link = [...(b.mtu !== undefined ? ["mtu", String(b.mtu)] : []), ...(b.mac !== undefined ? ["address", b.mac] : [])];
+  if (b.forwardDelay !== undefined)
+    opts.push("forward_delay", String(b.forwardDelay));
+  if (b.ageingTime !== undefined)
+    opts.push("ageing_time", String(b.ageingTime));
+  if (b.mcastSnooping !== undefined)
+    opts.push("mcast_snooping", flag(b.mcastSnooping));
+  if (b.vlanFiltering !== undefined)
+    opts.push("vlan_filtering", flag(b.vlanFiltering));
+  const link = [
+    ...(b.mtu !== undefined ? ["mtu", String(b.mtu)] : []),
+    ...(b.mac !== undefined ? ["address", b.mac] : []),
+  ];
   const ip = ipIn(b.netns);
   return [
     add([...ip, "link", "add", b.name, "type", "bridge"]),
     must([...ip, "link", "set", "dev", b.name, "type", "bridge", ...opts]),
     must([...ip, "link", "set", "dev", b.name, "alias", OWNER_ALIAS, ...link]),
-    ...(b.uplink ? [must([...ip, "link", "set", "dev", b.uplink, "master", b.name])] : []),
+    ...(b.uplink
+      ? [must([...ip, "link", "set", "dev", b.uplink, "master", b.name])]
+      : []),
     must([...ip, "link", "set", "dev", b.name, b.up ? "up" : "down"]),
   ];
 }
@@ -97,13 +149,50 @@ function vethEndLines(e: VethEnd, mtu: number | undefined): Line[] {
     ...(e.mac !== undefined ? ["address", e.mac] : []),
     ...(e.master !== undefined ? ["master", e.master] : []),
   ];
-  const lines = [must([...ip, "link", "set", "dev", e.name, "alias", OWNER_ALIAS, ...set])];
-  lines.push(...e.addresses.map((a) => must([...ip, "addr", "replace", a, "dev", e.name])));
-  if (e.master !== undefined) lines.push(...portFlagLines(e.name, e.portFlags).map((l) => must([...bridgeIn(e.netns), ...l.split(" ")])));
+  const lines = [
+    must([...ip, "link", "set", "dev", e.name, "alias", OWNER_ALIAS, ...set]),
+  ];
+  lines.push(
+    ...e.addresses.map((a) =>
+      must([...ip, "addr", "replace", a, "dev", e.name]),
+    ),
+  );
+  if (e.master !== undefined)
+    lines.push(
+      ...portFlagLines(e.name, e.portFlags).map((l) =>
+        must([...bridgeIn(e.netns), ...l.split(" ")]),
+      ),
+    );
   lines.push(must([...ip, "link", "set", "dev", e.name, e.up ? "up" : "down"]));
-  if (e.up) lines.push(...e.routes.map((r) => must([...ip, "route", "replace", r.to, ...(r.via ? ["via", r.via] : []), "dev", e.name])));
-  for (const [prop, key] of [["proxyArp", "proxy_arp"], ["forwarding", "forwarding"]] as const) {
-    if (e[prop] !== undefined) lines.push(must(execIn(e.netns, ["sysctl", "-q", "-w", `net/ipv4/conf/${e.name}/${key}=${e[prop] ? 1 : 0}`])));
+  if (e.up)
+    lines.push(
+      ...e.routes.map((r) =>
+        must([
+          ...ip,
+          "route",
+          "replace",
+          r.to,
+          ...(r.via ? ["via", r.via] : []),
+          "dev",
+          e.name,
+        ]),
+      ),
+    );
+  for (const [prop, key] of [
+    ["proxyArp", "proxy_arp"],
+    ["forwarding", "forwarding"],
+  ] as const) {
+    if (e[prop] !== undefined)
+      lines.push(
+        must(
+          execIn(e.netns, [
+            "sysctl",
+            "-q",
+            "-w",
+            `net/ipv4/conf/${e.name}/${key}=${e[prop] ? 1 : 0}`,
+          ]),
+        ),
+      );
   }
   return lines;
 }
@@ -111,7 +200,19 @@ function vethEndLines(e: VethEnd, mtu: number | undefined): Line[] {
 function vethLines(v: VethLinkProps): Line[] {
   const inNs = (e: VethEnd) => (e.netns ? ["netns", e.netns] : []);
   return [
-    add(["ip", "link", "add", v.a.name, ...inNs(v.a), "type", "veth", "peer", "name", v.b.name, ...inNs(v.b)]),
+    add([
+      "ip",
+      "link",
+      "add",
+      v.a.name,
+      ...inNs(v.a),
+      "type",
+      "veth",
+      "peer",
+      "name",
+      v.b.name,
+      ...inNs(v.b),
+    ]),
     ...vethEndLines(v.a, v.mtu),
     ...vethEndLines(v.b, v.mtu),
   ];
@@ -132,7 +233,11 @@ function tapLines(t: z.infer<typeof TapPortProps>): Line[] {
   return [
     add([...ip, ...create]),
     must([...ip, "link", "set", "dev", t.name, "alias", OWNER_ALIAS, ...set]),
-    ...(t.master !== undefined ? portFlagLines(t.name, t.portFlags).map((l) => must([...bridgeIn(t.netns), ...l.split(" ")])) : []),
+    ...(t.master !== undefined
+      ? portFlagLines(t.name, t.portFlags).map((l) =>
+          must([...bridgeIn(t.netns), ...l.split(" ")]),
+        )
+      : []),
     must([...ip, "link", "set", "dev", t.name, t.up ? "up" : "down"]),
   ];
 }
@@ -140,15 +245,40 @@ function tapLines(t: z.infer<typeof TapPortProps>): Line[] {
 /** The static entry, and the permanent neighbours of ARP suppression on the same bridge. */
 function fdbLines(f: z.infer<typeof FdbEntryProps>): Line[] {
   return [
-    must([...bridgeIn(f.netns), "fdb", "replace", f.mac, "dev", f.port, "master", "static", ...(f.vlan !== undefined ? ["vlan", String(f.vlan)] : [])]),
-    ...f.neighbours.map((ip) => must([...ipIn(f.netns), "neigh", "replace", ip, "lladdr", f.mac, "dev", f.bridge, "nud", "permanent"])),
+    must([
+      ...bridgeIn(f.netns),
+      "fdb",
+      "replace",
+      f.mac,
+      "dev",
+      f.port,
+      "master",
+      "static",
+      ...(f.vlan !== undefined ? ["vlan", String(f.vlan)] : []),
+    ]),
+    ...f.neighbours.map((ip) =>
+      must([
+        ...ipIn(f.netns),
+        "neigh",
+        "replace",
+        ip,
+        "lladdr",
+        f.mac,
+        "dev",
+        f.bridge,
+        "nud",
+        "permanent",
+      ]),
+    ),
   ];
 }
 
 /** The same script FilterChain applies (it replaces the whole table), so its digest matches. */
 function filterLines(f: RestoreSpec["filters"][number]): Line[] {
   const { script } = ownedScript(FilterChainProps.parse(f));
-  return [`must ${argvToShell(execIn(f.netns, ["nft", "-f", "-"]))} ${heredoc(script.replace(/\n$/, ""))}`];
+  return [
+    `must ${argvToShell(execIn(f.netns, ["nft", "-f", "-"]))} ${heredoc(script.replace(/\n$/, ""))}`,
+  ];
 }
 
 /**
@@ -158,13 +288,17 @@ function filterLines(f: RestoreSpec["filters"][number]): Line[] {
  */
 export function renderRestoreScript(input: RestoreSpecInput): string {
   const spec = RestoreSpec.parse(input);
-  const section = (title: string, lines: Line[]): Line[] => (lines.length > 0 ? ["", `# ${title}`, ...lines] : []);
+  const section = (title: string, lines: Line[]): Line[] =>
+    lines.length > 0 ? ["", `# ${title}`, ...lines] : [];
   const body = [
     ...section("namespaces", spec.namespaces.flatMap(namespaceLines)),
     ...section("bridges", spec.bridges.flatMap(bridgeLines)),
     ...section("veth pairs", spec.veths.flatMap(vethLines)),
     ...section("taps", spec.taps.flatMap(tapLines)),
-    ...section("static fdb entries (and ARP-suppression neighbours)", spec.fdb.flatMap(fdbLines)),
+    ...section(
+      "static fdb entries (and ARP-suppression neighbours)",
+      spec.fdb.flatMap(fdbLines),
+    ),
     ...section("nftables filter tables", spec.filters.flatMap(filterLines)),
   ];
   const header = [
@@ -184,7 +318,12 @@ const FilePath = z.string().superRefine((s, ctx) => {
   if (problem) ctx.addIssue({ code: "custom", message: `path ${problem}` });
 });
 
-const UnitName = z.string().regex(/^[A-Za-z0-9_.@-]{1,200}\.service$/, "unit must be a systemd service name like hostnet-restore.service");
+const UnitName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_.@-]{1,200}\.service$/,
+    "unit must be a systemd service name like hostnet-restore.service",
+  );
 
 const DEFAULT_UNIT_DIR = "/etc/systemd/system";
 
@@ -239,7 +378,8 @@ interface OnHost {
 /** One read: both files and whether systemd runs the host. Markers carry a nonce: the script is free text. */
 async function onHost(ctx: KindContext, p: BootRestoreProps): Promise<OnHost> {
   const m = `@@hn-${randomBytes(6).toString("hex")}`;
-  const show = (tag: string, file: string) => `if [ -f ${shellQuote(file)} ]; then echo ${m}-${tag}; cat -- ${shellQuote(file)}; fi`;
+  const show = (tag: string, file: string) =>
+    `if [ -f ${shellQuote(file)} ]; then echo ${m}-${tag}; cat -- ${shellQuote(file)}; fi`;
   const script = [
     show("script", p.path),
     show("unit", unitPath(p)),
@@ -247,13 +387,25 @@ async function onHost(ctx: KindContext, p: BootRestoreProps): Promise<OnHost> {
     `echo ${m}-end`,
     "",
   ].join("\n");
-  const out = await ctx.host.read(script, `read the boot restore files ${p.path} and ${unitPath(p)}`);
+  const out = await ctx.host.read(
+    script,
+    `read the boot restore files ${p.path} and ${unitPath(p)}`,
+  );
   const part = (tag: string): string | undefined => {
     const head = `${m}-${tag}\n`;
     const start = out.indexOf(head);
-    return start < 0 ? undefined : out.slice(start + head.length, out.indexOf(`${m}-`, start + head.length));
+    return start < 0
+      ? undefined
+      : out.slice(
+          start + head.length,
+          out.indexOf(`${m}-`, start + head.length),
+        );
   };
-  return { script: part("script"), unit: part("unit"), systemd: out.includes(`${m}-systemd\n`) };
+  return {
+    script: part("script"),
+    unit: part("unit"),
+    systemd: out.includes(`${m}-systemd\n`),
+  };
 }
 
 function sha256(s: string): string {
@@ -264,17 +416,44 @@ const NO_SYSTEMD =
   "systemd does not run this host (no /run/systemd/system), so the unit was written but not enabled: run the script from the host's own boot mechanism";
 
 /** Write both files (atomically each) and enable the unit where systemd runs. */
-async function install(ctx: KindContext, p: BootRestoreProps): Promise<Record<string, unknown>> {
+async function install(
+  ctx: KindContext,
+  p: BootRestoreProps,
+): Promise<Record<string, unknown>> {
   await Promise.all([
-    ctx.host.run({ kind: "writeFile", path: p.path, content: p.script, mode: "0755", what: `write the boot restore script ${p.path}` }),
-    ctx.host.run({ kind: "writeFile", path: unitPath(p), content: unitFile(p), mode: "0644", what: `write the unit ${unitPath(p)}` }),
+    ctx.host.run({
+      kind: "writeFile",
+      path: p.path,
+      content: p.script,
+      mode: "0755",
+      what: `write the boot restore script ${p.path}`,
+    }),
+    ctx.host.run({
+      kind: "writeFile",
+      path: unitPath(p),
+      content: unitFile(p),
+      mode: "0644",
+      what: `write the unit ${unitPath(p)}`,
+    }),
   ]);
   const { systemd } = await onHost(ctx, p);
   if (systemd) {
     const target = p.unitDir === DEFAULT_UNIT_DIR ? p.unit : unitPath(p);
-    await ctx.host.run({ kind: "sh", commands: [["systemctl", "daemon-reload"], ["systemctl", "enable", target]], what: `enable ${p.unit}` });
+    await ctx.host.run({
+      kind: "sh",
+      commands: [
+        ["systemctl", "daemon-reload"],
+        ["systemctl", "enable", target],
+      ],
+      what: `enable ${p.unit}`,
+    });
   }
-  return { enabled: systemd, enableNote: systemd ? `${p.unit} is enabled` : NO_SYSTEMD, unitPath: unitPath(p), scriptSha256: sha256(p.script) };
+  return {
+    enabled: systemd,
+    enableNote: systemd ? `${p.unit} is enabled` : NO_SYSTEMD,
+    unitPath: unitPath(p),
+    scriptSha256: sha256(p.script),
+  };
 }
 
 export const bootRestoreKind: ResourceKind<typeof BootRestoreProps> = {
@@ -286,7 +465,11 @@ export const bootRestoreKind: ResourceKind<typeof BootRestoreProps> = {
 
   async create(ctx, p) {
     const found = await onHost(ctx, p);
-    if (found.script !== undefined && found.script !== p.script && !found.script.split("\n", 3).some((l) => l.startsWith(RESTORE_MARK))) {
+    if (
+      found.script !== undefined &&
+      found.script !== p.script &&
+      !found.script.split("\n", 3).some((l) => l.startsWith(RESTORE_MARK))
+    ) {
       throw new Error(
         `${ctx.host.label}: ${p.path} already exists and hostnet did not write it (no "${RESTORE_MARK}" line at its top); not overwriting it. ` +
           `Move it away, or choose another path for this BootRestore.`,
@@ -298,7 +481,13 @@ export const bootRestoreKind: ResourceKind<typeof BootRestoreProps> = {
   async read(ctx, p) {
     const found = await onHost(ctx, p);
     if (found.script === undefined) return null;
-    return { script: found.script, path: p.path, unit: p.unit, unitDir: p.unitDir, inSync: found.unit === unitFile(p) };
+    return {
+      script: found.script,
+      path: p.path,
+      unit: p.unit,
+      unitDir: p.unitDir,
+      inSync: found.unit === unitFile(p),
+    };
   },
 
   async update(ctx, _olds, news) {
@@ -310,13 +499,26 @@ export const bootRestoreKind: ResourceKind<typeof BootRestoreProps> = {
     if (systemd) {
       const target = p.unitDir === DEFAULT_UNIT_DIR ? p.unit : unitPath(p);
       // Fails when the unit is already gone, which is what delete wants anyway.
-      await ctx.host.run({ kind: "sh", commands: [["systemctl", "disable", target]], what: `disable ${p.unit}` }).catch(() => undefined);
+      await ctx.host
+        .run({
+          kind: "sh",
+          commands: [["systemctl", "disable", target]],
+          what: `disable ${p.unit}`,
+        })
+        .catch(() => undefined);
     }
-    await ctx.host.run({ kind: "sh", commands: [["rm", "-f", "--", p.path, unitPath(p)]], what: `remove ${p.path} and ${unitPath(p)}` });
+    await ctx.host.run({
+      kind: "sh",
+      commands: [["rm", "-f", "--", p.path, unitPath(p)]],
+      what: `remove ${p.path} and ${unitPath(p)}`,
+    });
   },
 };
 
-export interface BootRestoreArgs extends CommonArgs, Partial<Inputs<Omit<z.input<typeof BootRestoreProps>, "inSync">>> {
+export interface BootRestoreArgs
+  extends
+    CommonArgs,
+    Partial<Inputs<Omit<z.input<typeof BootRestoreProps>, "inSync">>> {
   script: pulumi.Input<string>;
 }
 
@@ -328,8 +530,19 @@ export class BootRestore extends HostnetResource {
   declare readonly enabled: pulumi.Output<boolean>;
   declare readonly enableNote: pulumi.Output<string>;
   declare readonly scriptSha256: pulumi.Output<string>;
-  constructor(name: string, args: BootRestoreArgs, opts?: pulumi.CustomResourceOptions) {
-    const props = { ...args, inSync: undefined, unitPath: undefined, enabled: undefined, enableNote: undefined, scriptSha256: undefined };
+  constructor(
+    name: string,
+    args: BootRestoreArgs,
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    const props = {
+      ...args,
+      inSync: undefined,
+      unitPath: undefined,
+      enabled: undefined,
+      enableNote: undefined,
+      scriptSha256: undefined,
+    };
     super("BootRestore", name, props as BootRestoreArgs, opts);
   }
 }

@@ -29,16 +29,26 @@ const KEYWORD: Record<keyof PortFlagsInput, string> = {
 };
 
 /** One `bridge -batch` line setting the given flags on a port, or none when nothing is set. */
-export function portFlagLines(port: string, flags: PortFlagsInput | undefined): string[] {
+export function portFlagLines(
+  port: string,
+  flags: PortFlagsInput | undefined,
+): string[] {
   const tokens: string[] = [];
-  for (const [k, v] of Object.entries(flags ?? {}) as Array<[keyof PortFlagsInput, boolean | undefined]>) {
+  for (const [k, v] of Object.entries(flags ?? {}) as Array<
+    [keyof PortFlagsInput, boolean | undefined]
+  >) {
     if (v !== undefined) tokens.push(KEYWORD[k], v ? "on" : "off");
   }
-  return tokens.length === 0 ? [] : [batchLine(["link", "set", "dev", port, ...tokens])];
+  return tokens.length === 0
+    ? []
+    : [batchLine(["link", "set", "dev", port, ...tokens])];
 }
 
 /** The live values of exactly the flags the resource manages (for drift). */
-export function livePortFlags(link: Link | undefined, managed: PortFlagsInput | undefined): PortFlagsInput {
+export function livePortFlags(
+  link: Link | undefined,
+  managed: PortFlagsInput | undefined,
+): PortFlagsInput {
   const out: PortFlagsInput = {};
   for (const k of Object.keys(managed ?? {}) as Array<keyof PortFlagsInput>) {
     const v = link?.port?.[k];
@@ -48,9 +58,14 @@ export function livePortFlags(link: Link | undefined, managed: PortFlagsInput | 
 }
 
 /** Flags that differ between two settings (only those set in `news`). */
-export function changedPortFlags(olds: PortFlagsInput | undefined, news: PortFlagsInput | undefined): PortFlagsInput {
+export function changedPortFlags(
+  olds: PortFlagsInput | undefined,
+  news: PortFlagsInput | undefined,
+): PortFlagsInput {
   const out: PortFlagsInput = {};
-  for (const [k, v] of Object.entries(news ?? {}) as Array<[keyof PortFlagsInput, boolean | undefined]>) {
+  for (const [k, v] of Object.entries(news ?? {}) as Array<
+    [keyof PortFlagsInput, boolean | undefined]
+  >) {
     if (v !== undefined && olds?.[k] !== v) out[k] = v;
   }
   return out;

@@ -42,7 +42,8 @@ function fullSchema(kind: ResourceKind): z.ZodObject {
 
 function strip(props: Props): Props {
   const out: Props = {};
-  for (const [k, v] of Object.entries(props ?? {})) if (!ENGINE_KEYS.has(k)) out[k] = v;
+  for (const [k, v] of Object.entries(props ?? {}))
+    if (!ENGINE_KEYS.has(k)) out[k] = v;
   return out;
 }
 
@@ -63,29 +64,38 @@ function valueAt(obj: unknown, path: PropertyKey[]): unknown {
   return cur;
 }
 
-/** The engine's struct encoding refuses undefined: drop it everywhere. */
-function plain<T>(v: T): T {
-  return JSON.parse(JSON.stringify(v ?? {}));
-}
-
 export async function check(kindName: string, _olds: Props, news: Props) {
   const kind = kindOf(kindName);
   const input = strip(news);
   const parsed = fullSchema(kind).safeParse(input);
   if (!parsed.success) {
     // Values computed by other resources are unknown during preview: judge them at apply time.
-    const real = parsed.error.issues.filter((i) => !containsUnknown(valueAt(input, i.path)));
+    const real = parsed.error.issues.filter(
+      (i) => !containsUnknown(valueAt(input, i.path)),
+    );
     if (real.length === 0) return { inputs: news };
     const lines = formatIssues(new z.ZodError(real));
     return {
       inputs: news,
-      failures: real.map((issue, n) => ({ property: String(issue.path[0] ?? ""), reason: lines[n] })),
+      failures: real.map((issue, n) => ({
+        property: String(issue.path[0] ?? ""),
+        reason: lines[n],
+      })),
     };
   }
   const crossField = kind.validate?.(parsed.data) ?? [];
-  const problems = crossField.length > 0 ? crossField : await managementPathProblems(kind, input, parsed.data);
+  const problems =
+    crossField.length > 0
+      ? crossField
+      : await managementPathProblems(kind, input, parsed.data);
   if (problems.length > 0) {
-    return { inputs: news, failures: problems.map(([path, reason]) => ({ property: path.split(/[.[]/)[0], reason: `${path}: ${reason}` })) };
+    return {
+      inputs: news,
+      failures: problems.map(([path, reason]) => ({
+        property: path.split(/[.[]/)[0],
+        reason: `${path}: ${reason}`,
+      })),
+    };
   }
   return { inputs: { ...news, ...parsed.data } };
 }
@@ -95,9 +105,19 @@ export async function check(kindName: string, _olds: Props, news: Props) {
  * SSH peer, the route to it, its gateways and management addresses). A host that cannot be read
  * at preview is not refused here: the apply itself will say it is unreachable.
  */
-async function managementPathProblems(kind: ResourceKind, input: Props, p: any): Promise<Array<[string, string]>> {
+async function managementPathProblems(
+  kind: ResourceKind,
+  input: Props,
+  p: any,
+): Promise<Array<[string, string]>> {
   const uses = kind.addressUses?.(p) ?? [];
-  if (uses.length === 0 || kind.hostless || containsUnknown(input.connection) || containsUnknown(input.credentials)) return [];
+  if (
+    uses.length === 0 ||
+    kind.hostless ||
+    containsUnknown(input.connection) ||
+    containsUnknown(input.credentials)
+  )
+    return [];
   let host: Host;
   try {
     host = hostFor(connectionOf(p) as any);
@@ -108,14 +128,19 @@ async function managementPathProblems(kind: ResourceKind, input: Props, p: any):
     const mp = await managementPathOf(host);
     return mp ? managementCollisions(mp, uses, host.label) : [];
   } catch (err) {
-    engineWarn(`${host.label}: could not read the management path at preview, so addresses of ${kind.type} ${kind.id(p)} were not checked against it: ${(err as Error).message}`);
+    engineWarn(
+      `${host.label}: could not read the management path at preview, so addresses of ${kind.type} ${kind.id(p)} were not checked against it: ${(err as Error).message}`,
+    );
     return [];
   }
 }
 
 function parseProps(kind: ResourceKind, props: Props): any {
   const r = fullSchema(kind).safeParse(strip(props));
-  if (!r.success) throw new Error(`invalid ${kind.type} properties:\n  - ${formatIssues(r.error).join("\n  - ")}`);
+  if (!r.success)
+    throw new Error(
+      `invalid ${kind.type} properties:\n  - ${formatIssues(r.error).join("\n  - ")}`,
+    );
   return r.data;
 }
 
@@ -128,7 +153,9 @@ function connectionOf(props: Props) {
  * value of undefined (an optional prop that is no longer there) must remove the key anyway.
  */
 function definedOnly(props: Props): Props {
-  return JSON.parse(JSON.stringify(props, (_k, v) => (v === undefined ? undefined : v)));
+  return JSON.parse(
+    JSON.stringify(props, (_k, v) => (v === undefined ? undefined : v)),
+  );
 }
 
 function comparedKeys(kind: ResourceKind): string[] {
@@ -142,7 +169,12 @@ function same(a: unknown, b: unknown): boolean {
 function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
   if (v && typeof v === "object") {
-    return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, canonical(x)]));
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([, x]) => x !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, x]) => [k, canonical(x)]),
+    );
   }
   return v;
 }
@@ -152,7 +184,12 @@ function connectionIdentity(c: Props | undefined): unknown {
   return c ? [c.host, c.port ?? 22] : undefined;
 }
 
-export async function diff(kindName: string, _id: string, olds: Props, news: Props) {
+export async function diff(
+  kindName: string,
+  _id: string,
+  olds: Props,
+  news: Props,
+) {
   const kind = kindOf(kindName);
   const changes: string[] = [];
   const replaces: string[] = [];
@@ -165,10 +202,26 @@ export async function diff(kindName: string, _id: string, olds: Props, news: Pro
     if (!replaces.includes(key)) replaces.push(key);
     if (!changes.includes(key)) changes.push(key);
   }
-  if (!same(connectionIdentity(olds.connection), connectionIdentity(news.connection))) replaces.push("connection");
-  if (!same(olds.connection, news.connection) && !changes.includes("connection")) changes.push("connection");
+  if (
+    !same(
+      connectionIdentity(olds.connection),
+      connectionIdentity(news.connection),
+    )
+  )
+    replaces.push("connection");
+  if (
+    !same(olds.connection, news.connection) &&
+    !changes.includes("connection")
+  )
+    changes.push("connection");
   if (!same(olds.credentials, news.credentials)) changes.push("credentials");
-  if (kind.recheck && changes.length === 0 && replaces.length === 0 && !containsUnknown(news)) changes.push(...(await recheckLive(kind, olds, news)));
+  if (
+    kind.recheck &&
+    changes.length === 0 &&
+    replaces.length === 0 &&
+    !containsUnknown(news)
+  )
+    changes.push(...(await recheckLive(kind, olds, news)));
   return {
     changes: changes.length > 0 || replaces.length > 0,
     replaces,
@@ -178,18 +231,31 @@ export async function diff(kindName: string, _id: string, olds: Props, news: Pro
 }
 
 /** The kind's live re-check; a host that cannot be asked counts as changed, so `update` reports why. */
-async function recheckLive(kind: ResourceKind, olds: Props, news: Props): Promise<string[]> {
+async function recheckLive(
+  kind: ResourceKind,
+  olds: Props,
+  news: Props,
+): Promise<string[]> {
   try {
     const n = parseProps(kind, news);
-    return await kind.recheck!(await contextFor(n, olds.machineId, kind.hostless), n, olds);
+    return await kind.recheck!(
+      await contextFor(n, olds.machineId, kind.hostless),
+      n,
+      olds,
+    );
   } catch {
     return ["(recheck failed)"];
   }
 }
 
-async function contextFor(props: Props, expectMachineId?: string, hostless = false): Promise<KindContext> {
+async function contextFor(
+  props: Props,
+  expectMachineId?: string,
+  hostless = false,
+): Promise<KindContext> {
   if (hostless) return { host: undefined as unknown as Host };
-  const owner = typeof props.ownerToken === "string" ? props.ownerToken : undefined;
+  const owner =
+    typeof props.ownerToken === "string" ? props.ownerToken : undefined;
   const host: Host = hostFor(connectionOf(props) as any);
   const who = await host.identity();
   if (expectMachineId && who.machineId !== expectMachineId) {
@@ -206,20 +272,53 @@ export async function create(kindName: string, inputs: Props) {
   const kind = kindOf(kindName);
   const p = parseProps(kind, inputs);
   const ctx = await contextFor(p, undefined, kind.hostless);
-  const machineId = kind.hostless ? undefined : (await ctx.host.identity()).machineId;
+  const machineId = kind.hostless
+    ? undefined
+    : (await ctx.host.identity()).machineId;
   if (p.adopt) {
     const live = await kind.read(ctx, p);
-    if (!live) throw new Error(`${ctx.host.label}: cannot adopt ${kind.type} ${kind.id(p)}: it does not exist on the host`);
-    return { id: kind.id(p), outs: definedOnly({ ...inputs, ...live, machineId, created: false }) };
+    if (!live)
+      throw new Error(
+        `${ctx.host.label}: cannot adopt ${kind.type} ${kind.id(p)}: it does not exist on the host`,
+      );
+    return {
+      id: kind.id(p),
+      outs: definedOnly({ ...inputs, ...live, machineId, created: false }),
+    };
   }
   const leftover = await adoptOwnLeftover(kind, ctx, inputs, p);
-  if (leftover) return { id: kind.id(p), outs: definedOnly({ ...inputs, ...p, ...leftover, machineId, created: true }) };
+  if (leftover)
+    return {
+      id: kind.id(p),
+      outs: definedOnly({
+        ...inputs,
+        ...p,
+        ...leftover,
+        machineId,
+        created: true,
+      }),
+    };
   try {
     const extra = await kind.create(ctx, p);
-    return { id: kind.id(p), outs: definedOnly({ ...inputs, ...p, ...extra, machineId, created: true }) };
+    return {
+      id: kind.id(p),
+      outs: definedOnly({
+        ...inputs,
+        ...p,
+        ...extra,
+        machineId,
+        created: true,
+      }),
+    };
   } catch (err) {
     if (!cutOff(err)) throw err;
-    throw interruptedCreate(kind, ctx, p, definedOnly({ ...inputs, ...p, machineId, created: true }), err as Error);
+    throw interruptedCreate(
+      kind,
+      ctx,
+      p,
+      definedOnly({ ...inputs, ...p, machineId, created: true }),
+      err as Error,
+    );
   }
 }
 
@@ -230,21 +329,36 @@ export async function create(kindName: string, inputs: Props) {
  * Anything else found there is left to the kind's create, which refuses it with the adopt message.
  * Returns the extra outputs, or undefined when there is no own leftover.
  */
-async function adoptOwnLeftover(kind: ResourceKind, ctx: KindContext, inputs: Props, p: any): Promise<Record<string, unknown> | undefined> {
+async function adoptOwnLeftover(
+  kind: ResourceKind,
+  ctx: KindContext,
+  inputs: Props,
+  p: any,
+): Promise<Record<string, unknown> | undefined> {
   if (!kind.find || ctx.owner === undefined) return undefined;
   const finding = await kind.find(ctx, p);
   if (!finding.present || finding.verdict !== "mine") return undefined;
   const live = await kind.read(ctx, p);
-  const olds = live ? fullSchema(kind).safeParse(strip({ ...inputs, ...p, ...live })) : undefined;
+  const olds = live
+    ? fullSchema(kind).safeParse(strip({ ...inputs, ...p, ...live }))
+    : undefined;
   if (!olds?.success) return undefined; // not readable as this kind: create reports what is in the way
-  return kind.converge ? kind.converge(ctx, olds.data, p) : kind.update(ctx, olds.data, p);
+  return kind.converge
+    ? kind.converge(ctx, olds.data, p)
+    : kind.update(ctx, olds.data, p);
 }
 
 /** The session broke while changes were in flight: the host may have applied some of them. */
 function cutOff(err: unknown): boolean {
-  if (err instanceof TransportError || (err as Error)?.name === "TransportError") return true;
+  if (
+    err instanceof TransportError ||
+    (err as Error)?.name === "TransportError"
+  )
+    return true;
   // Kinds that wrap a failed undo keep the transport's words.
-  return /connection lost while trying to|: cannot connect: |timed out after \d+ ms while trying to/.test(String((err as Error)?.message ?? err));
+  return /connection lost while trying to|: cannot connect: |timed out after \d+ ms while trying to/.test(
+    String((err as Error)?.message ?? err),
+  );
 }
 
 /**
@@ -254,13 +368,23 @@ function cutOff(err: unknown): boolean {
  * really there (dropping it if it is absent) and the next `up` repairs it, instead of a create
  * tripping over an unmanaged leftover that nobody would clean up.
  */
-function interruptedCreate(kind: ResourceKind, ctx: KindContext, p: any, outs: Props, err: Error): Error {
+function interruptedCreate(
+  kind: ResourceKind,
+  ctx: KindContext,
+  p: any,
+  outs: Props,
+  err: Error,
+): Error {
   const id = kind.id(p);
   const message =
     `${err.message}\n  ${ctx.host.label}: the connection was lost while creating ${kind.type} ${id}; it may exist on the host, ` +
     `complete or half-made. hostnet recorded it in the state as unfinished: run \`pulumi up --refresh\` when the host ` +
     `answers again, which reads what is really there and finishes or recreates it.`;
-  return Object.assign(new Error(message), { id, properties: outs, reasons: [message] });
+  return Object.assign(new Error(message), {
+    id,
+    properties: outs,
+    reasons: [message],
+  });
 }
 
 export async function read(kindName: string, id: string, props: Props) {
@@ -275,13 +399,26 @@ export async function read(kindName: string, id: string, props: Props) {
   return { id, props: definedOnly({ ...props, ...live }) };
 }
 
-export async function update(kindName: string, _id: string, olds: Props, news: Props) {
+export async function update(
+  kindName: string,
+  _id: string,
+  olds: Props,
+  news: Props,
+) {
   const kind = kindOf(kindName);
   const o = parseProps(kind, olds);
   const n = parseProps(kind, news);
   const ctx = await contextFor(n, olds.machineId, kind.hostless);
   const extra = await kind.update(ctx, o, n);
-  return { outs: definedOnly({ ...news, ...n, ...extra, machineId: olds.machineId, created: olds.created }) };
+  return {
+    outs: definedOnly({
+      ...news,
+      ...n,
+      ...extra,
+      machineId: olds.machineId,
+      created: olds.created,
+    }),
+  };
 }
 
 export async function remove(kindName: string, _id: string, props: Props) {

@@ -44,8 +44,18 @@ export function commandLine(argv: Argv): ScriptLine {
 }
 
 /** One `ip -batch` run of token lines; force: run every line even after one fails (for reverts). */
-export function ipBatchLine(netns: string | undefined, lines: ReadonlyArray<readonly string[]>, opts: { force?: boolean } = {}): ScriptLine {
-  const argv = ["ip", ...(netns ? ["-n", netns] : []), ...(opts.force ? ["-force"] : []), "-batch", "-"];
+export function ipBatchLine(
+  netns: string | undefined,
+  lines: ReadonlyArray<readonly string[]>,
+  opts: { force?: boolean } = {},
+): ScriptLine {
+  const argv = [
+    "ip",
+    ...(netns ? ["-n", netns] : []),
+    ...(opts.force ? ["-force"] : []),
+    "-batch",
+    "-",
+  ];
   return `${argvToShell(argv)} ${heredoc(lines.map((t) => batchLine(t)).join("\n"))}` as ScriptLine;
 }
 
@@ -136,10 +146,15 @@ export function startScript(spec: CommitConfirmSpec, token: string): string {
  * the decision for hostnet. Confirming is only asked of a session opened after the apply was seen
  * finished, so the session that confirms is one the changed host accepted.
  */
-export function probeScript(id: string, token: string, confirm: boolean): string {
+export function probeScript(
+  id: string,
+  token: string,
+  confirm: boolean,
+): string {
   const d = dirOf(id);
   const q = (f: string) => shellQuote(`${d}/${f}`);
-  const claim = (by: string) => `mkdir ${q("decided")} 2>/dev/null || { say raced; exit 0; }; echo ${by} > ${q("decided/by")}; kill_timer`;
+  const claim = (by: string) =>
+    `mkdir ${q("decided")} 2>/dev/null || { say raced; exit 0; }; echo ${by} > ${q("decided/by")}; kill_timer`;
   return [
     helpers(d),
     `[ "$(cat ${q("token")} 2>/dev/null)" = ${shellQuote(token)} ] || { say gone; exit 0; }`,
@@ -172,8 +187,14 @@ export function parseReport(stdout: string): Report {
   for (const line of stdout.split("\n")) {
     const m = /^@@cc (\S+)(.*)$/.exec(line);
     if (m && m[1] === "log") log = m[2].trim();
-    else if (m) [r.state, r.args, log] = [m[1], m[2].trim().split(/\s+/).filter(Boolean), undefined];
-    else if (log !== undefined && line.startsWith("| ")) r.logs[log] = (r.logs[log] ?? "") + line.slice(2) + "\n";
+    else if (m)
+      [r.state, r.args, log] = [
+        m[1],
+        m[2].trim().split(/\s+/).filter(Boolean),
+        undefined,
+      ];
+    else if (log !== undefined && line.startsWith("| "))
+      r.logs[log] = (r.logs[log] ?? "") + line.slice(2) + "\n";
   }
   return r;
 }
@@ -242,7 +263,10 @@ class CommitConfirm {
     }
     const rep = parseReport(r.stdout);
     if (rep.state === "busy") throw this.busyError(rep.args[0]);
-    if (rep.state === "applied" || rep.state === "running") return rep.state === "applied" && rep.args[0] === "0" ? "applied" : "unknown";
+    if (rep.state === "applied" || rep.state === "running")
+      return rep.state === "applied" && rep.args[0] === "0"
+        ? "applied"
+        : "unknown";
     throw new CommitConfirmError(
       `${this.host.label}: could not arm the revert timer for ${this.spec.what} (${rep.state === "notimer" ? "the timer did not start" : `exit ${r.code}`}), ` +
         `so nothing was applied. ${r.stderr.trim()} Check that setsid (util-linux) exists on the host and /run/hostnet is writable.`,
@@ -256,7 +280,8 @@ class CommitConfirm {
       if (!rep) continue;
       if (rep.state === "gone") throw this.goneError();
       if (rep.state === "decided" && this.settled(rep)) return;
-      if (rep.state === "applied") seen = true; // confirm at once, over the next new session
+      if (rep.state === "applied")
+        seen = true; // confirm at once, over the next new session
       else if (rep.state !== "raced") await sleep(RETRY_PAUSE_MS); // still applying, or the revert still running
     }
     throw this.cutError();
@@ -265,14 +290,27 @@ class CommitConfirm {
   /** One attempt over a brand-new SSH session; undefined when none could be made. */
   private async probe(confirm: boolean): Promise<Report | undefined> {
     this.attempts++;
-    const session = new HostSession({ ...this.host.session.conn, connectTimeoutMs: CONNECT_TIMEOUT_MS });
+    const session = new HostSession({
+      ...this.host.session.conn,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    });
     const began = Date.now();
     const what = `confirm ${this.spec.what}`;
     try {
-      const exec = session.exec(probeScript(this.spec.id, this.token, confirm), { timeoutMs: PROBE_TIMEOUT_MS, what });
-      const r = await within(exec, CONNECT_TIMEOUT_MS + PROBE_TIMEOUT_MS, `${this.host.label}: no answer while trying to ${what}`);
+      const exec = session.exec(
+        probeScript(this.spec.id, this.token, confirm),
+        { timeoutMs: PROBE_TIMEOUT_MS, what },
+      );
+      const r = await within(
+        exec,
+        CONNECT_TIMEOUT_MS + PROBE_TIMEOUT_MS,
+        `${this.host.label}: no answer while trying to ${what}`,
+      );
       const rep = parseReport(r.stdout);
-      if (rep.state === "") throw new Error(`${this.host.label}: could not ${what} (exit ${r.code}): ${r.stderr.trim() || "no output"}`);
+      if (rep.state === "")
+        throw new Error(
+          `${this.host.label}: could not ${what} (exit ${r.code}): ${r.stderr.trim() || "no output"}`,
+        );
       return rep;
     } catch (err) {
       this.lastError = this.reason(err);
@@ -296,7 +334,14 @@ class CommitConfirm {
   /** After the change the pooled connection may be dead; better to reconnect than to hang on it. */
   private async checkSharedSession(): Promise<void> {
     try {
-      const r = await within(this.host.session.exec("true\n", { timeoutMs: 3000, what: "check the connection" }), 3000, "no answer");
+      const r = await within(
+        this.host.session.exec("true\n", {
+          timeoutMs: 3000,
+          what: "check the connection",
+        }),
+        3000,
+        "no answer",
+      );
       if (r.code !== 0) this.host.session.drop();
     } catch {
       this.host.session.drop();
@@ -313,8 +358,14 @@ class CommitConfirm {
     return String((err as Error)?.message ?? err)
       .replace(`${this.host.label}: `, "")
       .replace(/^cannot connect: /, "connecting failed: ")
-      .replace(/^timed out after (\d+) ms while trying to .*/s, "no answer within $1 ms")
-      .replace(/^connection lost while trying to .*/s, "the connection dropped");
+      .replace(
+        /^timed out after (\d+) ms while trying to .*/s,
+        "no answer within $1 ms",
+      )
+      .replace(
+        /^connection lost while trying to .*/s,
+        "the connection dropped",
+      );
   }
 
   private get files(): string {
@@ -381,7 +432,10 @@ class NoAnswer extends Error {}
 /** A channel that never opens has no timeout of its own (the exec timer starts once it is open). */
 function within<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new NoAnswer(message)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) =>
+      (timer = setTimeout(() => reject(new NoAnswer(message)), ms)),
+  );
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
@@ -397,14 +451,28 @@ const inFlight = new WeakMap<Host, Promise<unknown>>();
  * confirm over a new SSH session within `confirmTimeoutSeconds`. Resolves once confirmed; throws
  * (after the host reverted, or with the time it will) otherwise.
  */
-export function commitConfirm(host: Host, spec: CommitConfirmSpec): Promise<CommitConfirmResult> {
-  if (!ID.test(spec.id)) throw new Error(`commitConfirm: id ${JSON.stringify(spec.id)} must match ${ID}`);
-  if (!Number.isInteger(spec.confirmTimeoutSeconds) || spec.confirmTimeoutSeconds < 5) {
-    throw new Error(`commitConfirm: confirmTimeoutSeconds must be an integer of at least 5, got ${spec.confirmTimeoutSeconds}`);
+export function commitConfirm(
+  host: Host,
+  spec: CommitConfirmSpec,
+): Promise<CommitConfirmResult> {
+  if (!ID.test(spec.id))
+    throw new Error(
+      `commitConfirm: id ${JSON.stringify(spec.id)} must match ${ID}`,
+    );
+  if (
+    !Number.isInteger(spec.confirmTimeoutSeconds) ||
+    spec.confirmTimeoutSeconds < 5
+  ) {
+    throw new Error(
+      `commitConfirm: confirmTimeoutSeconds must be an integer of at least 5, got ${spec.confirmTimeoutSeconds}`,
+    );
   }
-  if (spec.apply.length === 0) throw new Error("commitConfirm: nothing to apply");
+  if (spec.apply.length === 0)
+    throw new Error("commitConfirm: nothing to apply");
   const prev = inFlight.get(host) ?? Promise.resolve();
-  const next = prev.catch(() => undefined).then(() => new CommitConfirm(host, spec).run());
+  const next = prev
+    .catch(() => undefined)
+    .then(() => new CommitConfirm(host, spec).run());
   inFlight.set(host, next);
   return next;
 }

@@ -7,29 +7,54 @@
  */
 
 /** Characters that are never special to a POSIX shell, so such words need no quoting. */
-const SHELL_BARE = /^[A-Za-z0-9_@%+=:,.\/-]+$/;
+const SHELL_BARE = /^[A-Za-z0-9_@%+=:,./-]+$/;
 
 /** Words the shell treats specially in command position, even when otherwise "bare". */
 const RESERVED_WORDS: ReadonlySet<string> = new Set([
-  "case", "do", "done", "elif", "else", "esac", "fi", "for", "function", "if", "in",
-  "select", "then", "time", "until", "while", "coproc",
+  "case",
+  "do",
+  "done",
+  "elif",
+  "else",
+  "esac",
+  "fi",
+  "for",
+  "function",
+  "if",
+  "in",
+  "select",
+  "then",
+  "time",
+  "until",
+  "while",
+  "coproc",
 ]);
 
 function assertString(s: unknown, fn: string): asserts s is string {
   // Callers are typed, but values can come from untyped Pulumi inputs at runtime.
-  if (typeof s !== "string") throw new TypeError(`${fn}: expected a string, got ${s === null ? "null" : typeof s}`);
+  if (typeof s !== "string")
+    throw new TypeError(
+      `${fn}: expected a string, got ${s === null ? "null" : typeof s}`,
+    );
 }
 
 function describe(c: string): string {
   const hex = `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
-  return c === " " ? "a space" : c > " " && c < "\x7f" ? `'${c}'` : `character ${hex}`;
+  return c === " "
+    ? "a space"
+    : c > " " && c < "\x7f"
+      ? `'${c}'`
+      : `character ${hex}`;
 }
 
 /** POSIX single-quote quoting: inside '...' nothing is special except ' itself. */
 export function shellQuote(s: string): string {
   assertString(s, "shellQuote");
   // C strings (argv, execve) end at NUL, so no quoting can carry one intact.
-  if (s.includes("\0")) throw new Error("shellQuote: string contains a NUL byte, which no shell word can carry");
+  if (s.includes("\0"))
+    throw new Error(
+      "shellQuote: string contains a NUL byte, which no shell word can carry",
+    );
   if (s === "") return "''";
   if (SHELL_BARE.test(s)) return s;
   return `'${s.replace(/'/g, `'\\''`)}'`;
@@ -49,8 +74,11 @@ function quoteCommandWord(s: string): string {
 
 /** Quotes each element and joins with spaces: the shell re-splits it into exactly `argv`. */
 export function argvToShell(argv: Argv): string {
-  if (!Array.isArray(argv) || argv.length === 0) throw new Error("argvToShell: argv must be a non-empty array");
-  return argv.map((word, i) => (i === 0 ? quoteCommandWord(word) : shellQuote(word))).join(" ");
+  if (!Array.isArray(argv) || argv.length === 0)
+    throw new Error("argvToShell: argv must be a non-empty array");
+  return argv
+    .map((word, i) => (i === 0 ? quoteCommandWord(word) : shellQuote(word)))
+    .join(" ");
 }
 
 /**
@@ -68,12 +96,15 @@ function batchProblem(token: string): string | undefined {
 
 /** One line for `ip -batch -` / `bridge -batch -`; throws rather than escapes. */
 export function batchLine(tokens: readonly string[]): string {
-  if (!Array.isArray(tokens) || tokens.length === 0) throw new Error("batchLine: tokens must be a non-empty array");
+  if (!Array.isArray(tokens) || tokens.length === 0)
+    throw new Error("batchLine: tokens must be a non-empty array");
   for (const [i, token] of tokens.entries()) {
     assertString(token, "batchLine");
     const problem = batchProblem(token);
     if (problem !== undefined) {
-      throw new Error(`batchLine: token ${i} ${JSON.stringify(token)} ${problem}; batch lines cannot carry it`);
+      throw new Error(
+        `batchLine: token ${i} ${JSON.stringify(token)} ${problem}; batch lines cannot carry it`,
+      );
     }
   }
   return tokens.join(" ");
@@ -88,8 +119,14 @@ function tagAppears(body: string, tag: string): boolean {
 
 function pickTag(body: string, tag: string | undefined): string {
   if (tag !== undefined) {
-    if (!HEREDOC_TAG.test(tag)) throw new Error(`heredoc: tag ${JSON.stringify(tag)} must match ${HEREDOC_TAG}`);
-    if (tagAppears(body, tag)) throw new Error(`heredoc: tag ${JSON.stringify(tag)} appears as a line in the body`);
+    if (!HEREDOC_TAG.test(tag))
+      throw new Error(
+        `heredoc: tag ${JSON.stringify(tag)} must match ${HEREDOC_TAG}`,
+      );
+    if (tagAppears(body, tag))
+      throw new Error(
+        `heredoc: tag ${JSON.stringify(tag)} appears as a line in the body`,
+      );
     return tag;
   }
   let n = 0;
@@ -118,7 +155,9 @@ export function nftString(s: string): string {
   for (const c of s) {
     const printable = c >= " " && c < "\x7f";
     if (!printable || c === '"' || c === "\\") {
-      throw new Error(`nftString: ${JSON.stringify(s)} contains ${describe(c)}, which nft strings cannot carry`);
+      throw new Error(
+        `nftString: ${JSON.stringify(s)} contains ${describe(c)}, which nft strings cannot carry`,
+      );
     }
   }
   return `"${s}"`;

@@ -27,7 +27,10 @@ export const Connection = z
     agent: z.union([z.boolean(), z.string().startsWith("/")]).default(false),
     /** Pinned host key: public key line or SHA256 fingerprint. */
     hostKey: HostKeyPin.optional(),
-    knownHostsFile: z.string().startsWith("/", "knownHostsFile must be an absolute path").optional(),
+    knownHostsFile: z
+      .string()
+      .startsWith("/", "knownHostsFile must be an absolute path")
+      .optional(),
     /** Accept whatever key the host presents the first time. Explicit opt-in only. */
     trustOnFirstUse: z.boolean().default(false),
     /** Run commands through `sudo -n` (for a non-root user). */
@@ -40,10 +43,17 @@ export const Connection = z
     message: "give privateKey (as a secret) or agent: true",
     path: ["privateKey"],
   })
-  .refine((c) => c.hostKey !== undefined || c.knownHostsFile !== undefined || c.trustOnFirstUse, {
-    message: "pin the host key (hostKey or knownHostsFile); trustOnFirstUse: true is the explicit opt-out",
-    path: ["hostKey"],
-  });
+  .refine(
+    (c) =>
+      c.hostKey !== undefined ||
+      c.knownHostsFile !== undefined ||
+      c.trustOnFirstUse,
+    {
+      message:
+        "pin the host key (hostKey or knownHostsFile); trustOnFirstUse: true is the explicit opt-out",
+      path: ["hostKey"],
+    },
+  );
 export type Connection = z.infer<typeof Connection>;
 export type ConnectionInput = z.input<typeof Connection>;
 
@@ -63,18 +73,30 @@ export interface ExecOptions {
 
 /** Raised when the host could not be reached or the session broke; the command may not have run. */
 export class TransportError extends Error {
-  constructor(message: string, readonly hostLabel: string) {
+  constructor(
+    message: string,
+    readonly hostLabel: string,
+  ) {
     super(message);
     this.name = "TransportError";
   }
 }
 
-export function hostLabel(c: Pick<Connection, "user" | "host" | "port">): string {
+export function hostLabel(
+  c: Pick<Connection, "user" | "host" | "port">,
+): string {
   return `${c.user}@${c.host}:${c.port}`;
 }
 
 export function fingerprintOf(keyBlob: Buffer): string {
-  return "SHA256:" + crypto.createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "");
+  return (
+    "SHA256:" +
+    crypto
+      .createHash("sha256")
+      .update(keyBlob)
+      .digest("base64")
+      .replace(/=+$/, "")
+  );
 }
 
 function pinFingerprint(pin: string): string {
@@ -83,7 +105,11 @@ function pinFingerprint(pin: string): string {
 }
 
 /** Fingerprints that known_hosts lists for this host (plain and hashed entries, [host]:port form). */
-export function knownHostsFingerprints(text: string, host: string, port: number): string[] {
+export function knownHostsFingerprints(
+  text: string,
+  host: string,
+  port: number,
+): string[] {
   const names = port === 22 ? [host] : [`[${host}]:${port}`];
   const out: string[] = [];
   for (const raw of text.split("\n")) {
@@ -95,7 +121,11 @@ export function knownHostsFingerprints(text: string, host: string, port: number)
       if (!h.startsWith("|1|")) return names.includes(h);
       const [, , salt, hash] = h.split("|");
       return names.some(
-        (n) => crypto.createHmac("sha1", Buffer.from(salt, "base64")).update(n).digest("base64") === hash,
+        (n) =>
+          crypto
+            .createHmac("sha1", Buffer.from(salt, "base64"))
+            .update(n)
+            .digest("base64") === hash,
       );
     });
     if (matches) out.push(fingerprintOf(Buffer.from(blob, "base64")));
@@ -106,7 +136,11 @@ export function knownHostsFingerprints(text: string, host: string, port: number)
 export function expectedFingerprints(c: Connection): string[] | "any" {
   if (c.hostKey) return [pinFingerprint(c.hostKey)];
   if (c.knownHostsFile) {
-    const fps = knownHostsFingerprints(fs.readFileSync(c.knownHostsFile, "utf8"), c.host, c.port);
+    const fps = knownHostsFingerprints(
+      fs.readFileSync(c.knownHostsFile, "utf8"),
+      c.host,
+      c.port,
+    );
     if (fps.length > 0 || !c.trustOnFirstUse) return fps;
   }
   return "any";

@@ -56,7 +56,10 @@ export class HostSession {
       try {
         return await this.execOnce(script, opts);
       } catch (err) {
-        const retriable = err instanceof TransportError && opts.idempotent && attempt < RETRY_DELAYS_MS.length;
+        const retriable =
+          err instanceof TransportError &&
+          opts.idempotent &&
+          attempt < RETRY_DELAYS_MS.length;
         if (!retriable) throw err;
         this.stats.retries++;
         this.drop();
@@ -69,12 +72,23 @@ export class HostSession {
    * Run a script that keeps its channel open (a lock holder). Resolves once `readyLine` appears
    * on stdout; the script keeps running until the connection closes, which is what releases it.
    */
-  async hold(script: string, readyLine: string, what: string, onLine?: (line: string) => void): Promise<void> {
+  async hold(
+    script: string,
+    readyLine: string,
+    what: string,
+    onLine?: (line: string) => void,
+  ): Promise<void> {
     const client = await this.connect();
     await this.channels.acquire(); // held for the life of the connection, on purpose
     await new Promise<void>((resolve, reject) => {
       client.exec(remoteCommand(this.conn), (err, stream) => {
-        if (err) return reject(new TransportError(`${this.label}: could not open a channel to ${what}: ${err.message}`, this.label));
+        if (err)
+          return reject(
+            new TransportError(
+              `${this.label}: could not open a channel to ${what}: ${err.message}`,
+              this.label,
+            ),
+          );
         this.stats.execs++;
         let out = "";
         let errText = "";
@@ -82,15 +96,24 @@ export class HostSession {
         stream.on("data", (d: Buffer) => {
           const text = d.toString("utf8");
           out += text;
-          for (const line of text.split("\n")) if (line && line !== readyLine) onLine?.(line);
+          for (const line of text.split("\n"))
+            if (line && line !== readyLine) onLine?.(line);
           if (!ready && out.split("\n").includes(readyLine)) {
             ready = true;
             resolve();
           }
         });
-        stream.stderr.on("data", (d: Buffer) => (errText += d.toString("utf8")));
+        stream.stderr.on(
+          "data",
+          (d: Buffer) => (errText += d.toString("utf8")),
+        );
         stream.on("close", () => {
-          if (!ready) reject(new Error(`${this.label}: could not ${what}: ${errText.trim() || "the session closed"}`));
+          if (!ready)
+            reject(
+              new Error(
+                `${this.label}: could not ${what}: ${errText.trim() || "the session closed"}`,
+              ),
+            );
         });
         stream.write(script); // stdin stays open: closing it would release the lock
       });
@@ -105,7 +128,10 @@ export class HostSession {
     c?.end();
   }
 
-  private async execOnce(script: string, opts: ExecOptions): Promise<ExecResult> {
+  private async execOnce(
+    script: string,
+    opts: ExecOptions,
+  ): Promise<ExecResult> {
     const client = await this.connect();
     const release = await this.channels.acquire();
     const started = Date.now();
@@ -119,19 +145,34 @@ export class HostSession {
     }
   }
 
-  private runOnChannel(client: Client, script: string, opts: ExecOptions): Promise<ExecResult> {
+  private runOnChannel(
+    client: Client,
+    script: string,
+    opts: ExecOptions,
+  ): Promise<ExecResult> {
     const what = opts.what ?? "run a command";
     const timeoutMs = opts.timeoutMs ?? this.conn.commandTimeoutMs;
     return new Promise((resolve, reject) => {
       client.exec(remoteCommand(this.conn), (err, stream) => {
-        if (err) return reject(new TransportError(`${this.label}: could not open a channel to ${what}: ${err.message}`, this.label));
+        if (err)
+          return reject(
+            new TransportError(
+              `${this.label}: could not open a channel to ${what}: ${err.message}`,
+              this.label,
+            ),
+          );
         this.stats.execs++;
         const out: Buffer[] = [];
         const errs: Buffer[] = [];
         let code: number | undefined;
         const timer = setTimeout(() => {
           stream.close();
-          reject(new TransportError(`${this.label}: timed out after ${timeoutMs} ms while trying to ${what}`, this.label));
+          reject(
+            new TransportError(
+              `${this.label}: timed out after ${timeoutMs} ms while trying to ${what}`,
+              this.label,
+            ),
+          );
         }, timeoutMs);
         stream.on("data", (d: Buffer) => out.push(d));
         stream.stderr.on("data", (d: Buffer) => errs.push(d));
@@ -139,9 +180,18 @@ export class HostSession {
         stream.on("close", () => {
           clearTimeout(timer);
           if (code === undefined) {
-            return reject(new TransportError(`${this.label}: connection lost while trying to ${what}; the host may have applied part of it`, this.label));
+            return reject(
+              new TransportError(
+                `${this.label}: connection lost while trying to ${what}; the host may have applied part of it`,
+                this.label,
+              ),
+            );
           }
-          resolve({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(errs).toString("utf8") });
+          resolve({
+            code,
+            stdout: Buffer.concat(out).toString("utf8"),
+            stderr: Buffer.concat(errs).toString("utf8"),
+          });
         });
         stream.end(script);
       });
@@ -179,7 +229,10 @@ export class HostSession {
       keepaliveCountMax: 3,
       privateKey: this.conn.privateKey,
       passphrase: this.conn.privateKeyPassphrase,
-      agent: this.conn.agent === true ? process.env.SSH_AUTH_SOCK : this.conn.agent || undefined,
+      agent:
+        this.conn.agent === true
+          ? process.env.SSH_AUTH_SOCK
+          : this.conn.agent || undefined,
       hostVerifier: (key: Buffer) => {
         const got = fingerprintOf(key);
         this.presentedFingerprint = got;
@@ -201,19 +254,35 @@ export class HostSession {
         resolve(client);
       });
       client.once("error", (err) => {
-        reject(new TransportError(mismatch ?? `${this.label}: cannot connect: ${err.message}`, this.label));
+        reject(
+          new TransportError(
+            mismatch ?? `${this.label}: cannot connect: ${err.message}`,
+            this.label,
+          ),
+        );
       });
       client.connect(config);
     });
   }
 
   /** One line per round trip (started, duration, output size) for benchmarks and post-mortems. */
-  private trace(what: string | undefined, started: number, result: ExecResult | undefined): void {
+  private trace(
+    what: string | undefined,
+    started: number,
+    result: ExecResult | undefined,
+  ): void {
     const file = process.env.HOSTNET_TRACE_FILE;
     if (!file) return;
     const row = {
-      t: started, ms: Date.now() - started, pid: process.pid, host: this.label, what: what ?? "", conn: this.stats.connections,
-      exit: result?.code ?? null, outBytes: result ? Buffer.byteLength(result.stdout) : 0, code: __dirname,
+      t: started,
+      ms: Date.now() - started,
+      pid: process.pid,
+      host: this.label,
+      what: what ?? "",
+      conn: this.stats.connections,
+      exit: result?.code ?? null,
+      outBytes: result ? Buffer.byteLength(result.stdout) : 0,
+      code: __dirname,
     };
     fs.appendFileSync(file, JSON.stringify(row) + "\n");
   }
@@ -223,7 +292,14 @@ const pools = new Map<string, HostSession>();
 
 /** The shared session for this host; a changed key, user or sudo setting gets its own. */
 export function sessionFor(conn: Connection): HostSession {
-  const key = JSON.stringify([conn.user, conn.host, conn.port, conn.sudo, conn.hostKey, conn.knownHostsFile]);
+  const key = JSON.stringify([
+    conn.user,
+    conn.host,
+    conn.port,
+    conn.sudo,
+    conn.hostKey,
+    conn.knownHostsFile,
+  ]);
   let s = pools.get(key);
   if (!s) {
     s = new HostSession(conn);

@@ -9,16 +9,27 @@ import { CommonArgs, HostnetResource, Inputs } from "./dynamic";
 import { findLink, Link } from "./hoststate";
 import { KindContext, OptionalNetns, ResourceKind } from "./kind";
 import { ABSENT, found, isGone, isHostnetMark, ownerMark } from "./ownership";
-import { changedPortFlags, livePortFlags, portFlagLines, PortFlagsInput } from "./portFlags";
+import {
+  changedPortFlags,
+  livePortFlags,
+  portFlagLines,
+  PortFlagsInput,
+} from "./portFlags";
 import { argvToShell, batchLine } from "./shell";
 import { IfName, MacAddress, UnixUser } from "./validate";
 
 /** A uid/gid or a name that the host resolves (group names follow the same charset). */
 const IdOrName = (what: string) => {
   const range = `${what} id must be an integer 0–4294967294`;
-  return z.union([z.number().int(range).min(0, range).max(4294967294, range), UnixUser], {
-    error: (i) => (i.code === "invalid_union" ? `${what} must be a numeric id (0–4294967294) or a name like "libvirt-qemu"` : undefined),
-  });
+  return z.union(
+    [z.number().int(range).min(0, range).max(4294967294, range), UnixUser],
+    {
+      error: (i) =>
+        i.code === "invalid_union"
+          ? `${what} must be a numeric id (0–4294967294) or a name like "libvirt-qemu"`
+          : undefined,
+    },
+  );
 };
 
 const MTU_RANGE = "mtu must be an integer 68–65521 (the tap driver's limits)";
@@ -35,7 +46,12 @@ export const TapPortProps = z.object({
   /** virtio-net header offloads; QEMU's vhost-net wants it. */
   vnetHdr: z.boolean().default(true),
   /** 68–65521: the tap driver's limits. */
-  mtu: z.number().int(MTU_RANGE).min(68, MTU_RANGE).max(65521, MTU_RANGE).optional(),
+  mtu: z
+    .number()
+    .int(MTU_RANGE)
+    .min(68, MTU_RANGE)
+    .max(65521, MTU_RANGE)
+    .optional(),
   mac: MacAddress.optional(),
   /** Bridge in the same namespace to attach to. */
   master: IfName.optional(),
@@ -55,7 +71,11 @@ function where(p: TapPortProps): string {
 /** Name → numeric id on the host, cached per process: users rarely change under a running VM. */
 const idCache = new Map<string, Promise<number | undefined>>();
 
-function idOf(ctx: KindContext, db: IdDb, v: string | number): Promise<number | undefined> {
+function idOf(
+  ctx: KindContext,
+  db: IdDb,
+  v: string | number,
+): Promise<number | undefined> {
   if (typeof v === "number") return Promise.resolve(v);
   if (/^[0-9]+$/.test(v)) return Promise.resolve(Number(v));
   const key = `${ctx.host.label}\u0000${db}\u0000${v}`;
@@ -76,8 +96,14 @@ function idOf(ctx: KindContext, db: IdDb, v: string | number): Promise<number | 
  * the form the user wrote whenever both denote the same id, so `owner: 1000` and a live
  * "libvirt-qemu" (uid 1000) are not drift; a different id is reported as ip printed it.
  */
-async function liveId(ctx: KindContext, db: IdDb, want: string | number, live: string | number | undefined): Promise<string | number | undefined> {
-  if (live === undefined || String(want) === String(live)) return live === undefined ? undefined : want;
+async function liveId(
+  ctx: KindContext,
+  db: IdDb,
+  want: string | number,
+  live: string | number | undefined,
+): Promise<string | number | undefined> {
+  if (live === undefined || String(want) === String(live))
+    return live === undefined ? undefined : want;
   const [a, b] = await Promise.all([idOf(ctx, db, want), idOf(ctx, db, live)]);
   return a !== undefined && a === b ? want : live;
 }
@@ -100,14 +126,35 @@ function linkSetup(p: TapPortProps, mark: string): string {
   return batchLine(tokens);
 }
 
-async function setFlags(ctx: KindContext, p: TapPortProps, flags: PortFlagsInput | undefined): Promise<void> {
+async function setFlags(
+  ctx: KindContext,
+  p: TapPortProps,
+  flags: PortFlagsInput | undefined,
+): Promise<void> {
   const lines = portFlagLines(p.name, flags);
-  if (lines.length > 0) await ctx.host.run({ kind: "batch", tool: "bridge", netns: p.netns, lines, what: `set port flags of ${where(p)}` });
+  if (lines.length > 0)
+    await ctx.host.run({
+      kind: "batch",
+      tool: "bridge",
+      netns: p.netns,
+      lines,
+      what: `set port flags of ${where(p)}`,
+    });
 }
 
-async function removeLink(ctx: KindContext, p: TapPortProps, what: string): Promise<void> {
+async function removeLink(
+  ctx: KindContext,
+  p: TapPortProps,
+  what: string,
+): Promise<void> {
   try {
-    await ctx.host.run({ kind: "batch", tool: "ip", netns: p.netns, lines: [batchLine(["link", "del", p.name])], what });
+    await ctx.host.run({
+      kind: "batch",
+      tool: "ip",
+      netns: p.netns,
+      lines: [batchLine(["link", "del", p.name])],
+      what,
+    });
   } catch (err) {
     if (!isGone(err)) throw err;
   }
@@ -115,19 +162,40 @@ async function removeLink(ctx: KindContext, p: TapPortProps, what: string): Prom
 
 function alreadyThere(ctx: KindContext, p: TapPortProps, link: Link): Error {
   if (link.kind === "tap") {
-    return new Error(`${ctx.host.label}: ${where(p)} already exists. To manage it with hostnet, set adopt: true on this TapPort.`);
+    return new Error(
+      `${ctx.host.label}: ${where(p)} already exists. To manage it with hostnet, set adopt: true on this TapPort.`,
+    );
   }
-  return new Error(`${ctx.host.label}: cannot create ${where(p)}: the name is taken by a ${link.kind} device. Pick another name or remove that device.`);
+  return new Error(
+    `${ctx.host.label}: cannot create ${where(p)}: the name is taken by a ${link.kind} device. Pick another name or remove that device.`,
+  );
 }
 
-async function create(ctx: KindContext, p: TapPortProps): Promise<Record<string, unknown>> {
-  const existing = findLink(await ctx.host.snapshot(scopeOf(p.netns)), p.netns ?? "", p.name);
+async function create(
+  ctx: KindContext,
+  p: TapPortProps,
+): Promise<Record<string, unknown>> {
+  const existing = findLink(
+    await ctx.host.snapshot(scopeOf(p.netns)),
+    p.netns ?? "",
+    p.name,
+  );
   if (existing) throw alreadyThere(ctx, p, existing);
   try {
-    await ctx.host.run({ kind: "batch", tool: "ip", netns: p.netns, lines: [tuntapAdd(p), linkSetup(p, ownerMark(ctx.owner))], what: `create ${where(p)}` });
+    await ctx.host.run({
+      kind: "batch",
+      tool: "ip",
+      netns: p.netns,
+      lines: [tuntapAdd(p), linkSetup(p, ownerMark(ctx.owner))],
+      what: `create ${where(p)}`,
+    });
   } catch (err) {
     // EBUSY: someone made the name between our look and our add; it is not ours to undo.
-    if (/Device or resource busy/.test(String(err))) throw new Error(`${ctx.host.label}: ${where(p)} appeared while hostnet was creating it; set adopt: true to manage it.\n${String(err)}`);
+    if (/Device or resource busy/.test(String(err)))
+      throw new Error(
+        `${ctx.host.label}: ${where(p)} appeared while hostnet was creating it; set adopt: true to manage it.\n${String(err)}`,
+        { cause: err },
+      );
     await removeLink(ctx, p, `remove half-made ${where(p)}`);
     throw err;
   }
@@ -140,8 +208,15 @@ async function create(ctx: KindContext, p: TapPortProps): Promise<Record<string,
   return {};
 }
 
-async function read(ctx: KindContext, p: TapPortProps): Promise<Record<string, unknown> | null> {
-  const link = findLink(await ctx.host.snapshot(scopeOf(p.netns)), p.netns ?? "", p.name);
+async function read(
+  ctx: KindContext,
+  p: TapPortProps,
+): Promise<Record<string, unknown> | null> {
+  const link = findLink(
+    await ctx.host.snapshot(scopeOf(p.netns)),
+    p.netns ?? "",
+    p.name,
+  );
   if (!link || link.kind !== "tap" || !link.tun) return null;
   const live: Record<string, unknown> = {
     name: p.name,
@@ -150,28 +225,50 @@ async function read(ctx: KindContext, p: TapPortProps): Promise<Record<string, u
     vnetHdr: link.tun.vnetHdr,
     up: link.adminUp,
   };
-  if (p.owner !== undefined) live.owner = await liveId(ctx, "passwd", p.owner, link.tun.owner);
-  if (p.group !== undefined) live.group = await liveId(ctx, "group", p.group, link.tun.group);
+  if (p.owner !== undefined)
+    live.owner = await liveId(ctx, "passwd", p.owner, link.tun.owner);
+  if (p.group !== undefined)
+    live.group = await liveId(ctx, "group", p.group, link.tun.group);
   if (p.mtu !== undefined) live.mtu = link.mtu;
   if (p.mac !== undefined) live.mac = link.mac;
   if (p.master !== undefined) live.master = link.master;
-  if (p.portFlags !== undefined) live.portFlags = livePortFlags(link, p.portFlags);
+  if (p.portFlags !== undefined)
+    live.portFlags = livePortFlags(link, p.portFlags);
   return live;
 }
 
-async function update(ctx: KindContext, olds: TapPortProps, news: TapPortProps): Promise<Record<string, unknown>> {
+async function update(
+  ctx: KindContext,
+  olds: TapPortProps,
+  news: TapPortProps,
+): Promise<Record<string, unknown>> {
   const tokens: string[] = [];
-  if (news.mtu !== undefined && news.mtu !== olds.mtu) tokens.push("mtu", String(news.mtu));
-  if (news.mac !== undefined && news.mac !== olds.mac) tokens.push("address", news.mac);
+  if (news.mtu !== undefined && news.mtu !== olds.mtu)
+    tokens.push("mtu", String(news.mtu));
+  if (news.mac !== undefined && news.mac !== olds.mac)
+    tokens.push("address", news.mac);
   const masterChanged = news.master !== olds.master;
-  if (masterChanged) tokens.push(...(news.master ? ["master", news.master] : ["nomaster"]));
+  if (masterChanged)
+    tokens.push(...(news.master ? ["master", news.master] : ["nomaster"]));
   if (news.up !== olds.up) tokens.push(news.up ? "up" : "down");
   if (tokens.length > 0) {
     const lines = [batchLine(["link", "set", news.name, ...tokens])];
-    await ctx.host.run({ kind: "batch", tool: "ip", netns: news.netns, lines, what: `reconfigure ${where(news)}` });
+    await ctx.host.run({
+      kind: "batch",
+      tool: "ip",
+      netns: news.netns,
+      lines,
+      what: `reconfigure ${where(news)}`,
+    });
   }
   // A port joining a bridge starts with the kernel's default flags: set all of ours again.
-  await setFlags(ctx, news, masterChanged ? news.portFlags : changedPortFlags(olds.portFlags, news.portFlags));
+  await setFlags(
+    ctx,
+    news,
+    masterChanged
+      ? news.portFlags
+      : changedPortFlags(olds.portFlags, news.portFlags),
+  );
   return {};
 }
 
@@ -179,19 +276,37 @@ export const tapPortKind: ResourceKind<typeof TapPortProps> = {
   type: "TapPort",
   schema: TapPortProps,
   replaceOn: ["name", "netns", "owner", "group", "multiQueue", "vnetHdr"],
-  validate: (p) => (p.portFlags !== undefined && p.master === undefined ? [["portFlags", "port flags need master (the bridge this tap is a port of)"]] : []),
+  validate: (p) =>
+    p.portFlags !== undefined && p.master === undefined
+      ? [
+          [
+            "portFlags",
+            "port flags need master (the bridge this tap is a port of)",
+          ],
+        ]
+      : [],
   id: (p) => `tap/${p.netns ?? "-"}/${p.name}`,
   create,
   read,
   update,
 
   async find(ctx, p) {
-    const link = findLink(await ctx.host.snapshot(scopeOf(p.netns)), p.netns ?? "", p.name);
-    return link ? found(link.kind === "tap" ? link.alias : undefined, ctx.owner) : ABSENT;
+    const link = findLink(
+      await ctx.host.snapshot(scopeOf(p.netns)),
+      p.netns ?? "",
+      p.name,
+    );
+    return link
+      ? found(link.kind === "tap" ? link.alias : undefined, ctx.owner)
+      : ABSENT;
   },
 
   async delete(ctx, p) {
-    const link = findLink(await ctx.host.snapshot(scopeOf(p.netns)), p.netns ?? "", p.name);
+    const link = findLink(
+      await ctx.host.snapshot(scopeOf(p.netns)),
+      p.netns ?? "",
+      p.name,
+    );
     if (!link) return;
     // The name may since have been reused by hand (a VM's tap made outside hostnet): leave that.
     if (link.kind !== "tap" || !isHostnetMark(link.alias)) {
@@ -204,7 +319,8 @@ export const tapPortKind: ResourceKind<typeof TapPortProps> = {
   },
 };
 
-export interface TapPortArgs extends CommonArgs, Partial<Inputs<z.input<typeof TapPortProps>>> {
+export interface TapPortArgs
+  extends CommonArgs, Partial<Inputs<z.input<typeof TapPortProps>>> {
   name: pulumi.Input<string>;
 }
 
@@ -221,7 +337,11 @@ export class TapPort extends HostnetResource {
   declare readonly master: pulumi.Output<string | undefined>;
   declare readonly portFlags: pulumi.Output<PortFlagsInput | undefined>;
   declare readonly up: pulumi.Output<boolean>;
-  constructor(name: string, args: TapPortArgs, opts?: pulumi.CustomResourceOptions) {
+  constructor(
+    name: string,
+    args: TapPortArgs,
+    opts?: pulumi.CustomResourceOptions,
+  ) {
     super("TapPort", name, args, opts);
   }
 }

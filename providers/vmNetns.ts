@@ -21,9 +21,12 @@ export const NAMESPACE_SYSCTLS = [
   "net.ipv6.conf.all.forwarding",
 ] as const;
 
-const ManagedSysctl = SysctlKey.refine((k) => (NAMESPACE_SYSCTLS as readonly string[]).includes(k), {
-  message: `hostnet manages these namespace sysctls: ${NAMESPACE_SYSCTLS.join(", ")}`,
-});
+const ManagedSysctl = SysctlKey.refine(
+  (k) => (NAMESPACE_SYSCTLS as readonly string[]).includes(k),
+  {
+    message: `hostnet manages these namespace sysctls: ${NAMESPACE_SYSCTLS.join(", ")}`,
+  },
+);
 
 export const VmNetnsProps = z.object({
   name: NetnsName,
@@ -36,14 +39,36 @@ export const VmNetnsProps = z.object({
 export type VmNetnsProps = z.infer<typeof VmNetnsProps>;
 
 function sysctlCommands(sysctls: Record<string, string>): string[][] {
-  return Object.entries(sysctls).map(([k, v]) => ["sysctl", "-q", "-w", `${k}=${v}`]);
+  return Object.entries(sysctls).map(([k, v]) => [
+    "sysctl",
+    "-q",
+    "-w",
+    `${k}=${v}`,
+  ]);
 }
 
-async function configure(ctx: KindContext, p: VmNetnsProps, sysctls: Record<string, string>): Promise<void> {
-  const lines = [batchLine(["link", "set", "lo", p.loopbackUp ? "up" : "down"])];
-  await ctx.host.run({ kind: "batch", tool: "ip", netns: p.name, lines, what: `set up loopback of netns ${p.name}` });
+async function configure(
+  ctx: KindContext,
+  p: VmNetnsProps,
+  sysctls: Record<string, string>,
+): Promise<void> {
+  const lines = [
+    batchLine(["link", "set", "lo", p.loopbackUp ? "up" : "down"]),
+  ];
+  await ctx.host.run({
+    kind: "batch",
+    tool: "ip",
+    netns: p.name,
+    lines,
+    what: `set up loopback of netns ${p.name}`,
+  });
   if (Object.keys(sysctls).length > 0) {
-    await ctx.host.run({ kind: "sh", netns: p.name, commands: sysctlCommands(sysctls), what: `set sysctls in netns ${p.name}` });
+    await ctx.host.run({
+      kind: "sh",
+      netns: p.name,
+      commands: sysctlCommands(sysctls),
+      what: `set sysctls in netns ${p.name}`,
+    });
   }
 }
 
@@ -55,20 +80,38 @@ export const vmNetnsKind: ResourceKind<typeof VmNetnsProps> = {
   id: (p) => `netns/${p.name}`,
 
   async create(ctx, p) {
-    const del = () => ctx.host.run({ kind: "batch", tool: "ip", lines: [batchLine(["netns", "del", p.name])], what: `remove half-made netns ${p.name}` });
+    const del = () =>
+      ctx.host.run({
+        kind: "batch",
+        tool: "ip",
+        lines: [batchLine(["netns", "del", p.name])],
+        what: `remove half-made netns ${p.name}`,
+      });
     try {
       // One step: a run killed in between would leave a namespace without its mark.
       await ctx.host.run({
         kind: "sh",
         commands: [
           ["ip", "netns", "add", p.name],
-          ["ip", "-n", p.name, "link", "set", "lo", "alias", ownerMark(ctx.owner)],
+          [
+            "ip",
+            "-n",
+            p.name,
+            "link",
+            "set",
+            "lo",
+            "alias",
+            ownerMark(ctx.owner),
+          ],
         ],
         what: `create netns ${p.name} and mark it as hostnet's`,
       });
     } catch (err) {
       if (/File exists/.test(String(err))) {
-        throw new Error(`${ctx.host.label}: netns ${p.name} already exists and this VmNetns did not make it. Nothing was changed. To manage it with hostnet, set adopt: true on this VmNetns.`);
+        throw new Error(
+          `${ctx.host.label}: netns ${p.name} already exists and this VmNetns did not make it. Nothing was changed. To manage it with hostnet, set adopt: true on this VmNetns.`,
+          { cause: err },
+        );
       }
       await del().catch(() => undefined);
       throw err;
@@ -84,7 +127,9 @@ export const vmNetnsKind: ResourceKind<typeof VmNetnsProps> = {
 
   async find(ctx, p) {
     const ns = (await ctx.host.snapshot([p.name])).namespaces[p.name];
-    return ns ? found(ns.links.find((l) => l.name === "lo")?.alias, ctx.owner) : ABSENT;
+    return ns
+      ? found(ns.links.find((l) => l.name === "lo")?.alias, ctx.owner)
+      : ABSENT;
   },
 
   async read(ctx, p) {
@@ -92,13 +137,15 @@ export const vmNetnsKind: ResourceKind<typeof VmNetnsProps> = {
     if (!ns) return null;
     const lo = ns.links.find((l) => l.name === "lo");
     const sysctls: Record<string, string> = {};
-    for (const k of Object.keys(p.sysctls)) if (ns.sysctls[k] !== undefined) sysctls[k] = ns.sysctls[k];
+    for (const k of Object.keys(p.sysctls))
+      if (ns.sysctls[k] !== undefined) sysctls[k] = ns.sysctls[k];
     return { name: p.name, sysctls, loopbackUp: lo?.adminUp ?? false };
   },
 
   async update(ctx, olds, news) {
     const changed: Record<string, string> = {};
-    for (const [k, v] of Object.entries(news.sysctls)) if (olds.sysctls[k] !== v) changed[k] = v;
+    for (const [k, v] of Object.entries(news.sysctls))
+      if (olds.sysctls[k] !== v) changed[k] = v;
     await configure(ctx, news, changed);
     return {};
   },
@@ -106,7 +153,9 @@ export const vmNetnsKind: ResourceKind<typeof VmNetnsProps> = {
   async delete(ctx, p) {
     const ns = (await ctx.host.snapshot([p.name])).namespaces[p.name];
     if (!ns) return;
-    const foreign = ns.links.filter((l) => l.name !== "lo" && !isHostnetMark(l.alias)).map((l) => l.name);
+    const foreign = ns.links
+      .filter((l) => l.name !== "lo" && !isHostnetMark(l.alias))
+      .map((l) => l.name);
     if (foreign.length > 0 && !p.force) {
       throw new Error(
         `${ctx.host.label}: netns ${p.name} still holds interfaces hostnet does not own (${foreign.join(", ")}); ` +
@@ -114,14 +163,20 @@ export const vmNetnsKind: ResourceKind<typeof VmNetnsProps> = {
       );
     }
     try {
-      await ctx.host.run({ kind: "batch", tool: "ip", lines: [batchLine(["netns", "del", p.name])], what: `delete netns ${p.name}` });
+      await ctx.host.run({
+        kind: "batch",
+        tool: "ip",
+        lines: [batchLine(["netns", "del", p.name])],
+        what: `delete netns ${p.name}`,
+      });
     } catch (err) {
       if (!isGone(err)) throw err;
     }
   },
 };
 
-export interface VmNetnsArgs extends CommonArgs, Partial<Inputs<z.input<typeof VmNetnsProps>>> {
+export interface VmNetnsArgs
+  extends CommonArgs, Partial<Inputs<z.input<typeof VmNetnsProps>>> {
   name: pulumi.Input<string>;
 }
 
@@ -129,7 +184,11 @@ export interface VmNetnsArgs extends CommonArgs, Partial<Inputs<z.input<typeof V
 export class VmNetns extends HostnetResource {
   declare readonly name: pulumi.Output<string>;
   declare readonly sysctls: pulumi.Output<Record<string, string>>;
-  constructor(name: string, args: VmNetnsArgs, opts?: pulumi.CustomResourceOptions) {
+  constructor(
+    name: string,
+    args: VmNetnsArgs,
+    opts?: pulumi.CustomResourceOptions,
+  ) {
     super("VmNetns", name, args, opts);
   }
 }

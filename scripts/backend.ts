@@ -27,7 +27,10 @@ const ROLE = "hostnet";
 const DATABASE = "pulumi";
 
 export function backendDir(): string {
-  return path.resolve(process.env.HOSTNET_BACKEND_DIR ?? path.join(PROJECT_ROOT, ".hostnet", "backend"));
+  return path.resolve(
+    process.env.HOSTNET_BACKEND_DIR ??
+      path.join(PROJECT_ROOT, ".hostnet", "backend"),
+  );
 }
 
 const infoFile = (dir: string) => path.join(dir, "backend.json");
@@ -35,16 +38,32 @@ const infoFile = (dir: string) => path.join(dir, "backend.json");
 /** The server binaries: Debian's newest /usr/lib/postgresql/N/bin, else initdb on PATH. */
 export function findPgBin(): string | undefined {
   const base = "/usr/lib/postgresql";
-  const versions = fs.existsSync(base) ? fs.readdirSync(base).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
-  for (const v of versions) if (fs.existsSync(path.join(base, v, "bin", "initdb"))) return path.join(base, v, "bin");
-  const which = spawnSync("sh", ["-c", "command -v initdb"], { encoding: "utf8" });
-  return which.status === 0 && which.stdout.trim() ? path.dirname(fs.realpathSync(which.stdout.trim())) : undefined;
+  const versions = fs.existsSync(base)
+    ? fs
+        .readdirSync(base)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  for (const v of versions)
+    if (fs.existsSync(path.join(base, v, "bin", "initdb")))
+      return path.join(base, v, "bin");
+  const which = spawnSync("sh", ["-c", "command -v initdb"], {
+    encoding: "utf8",
+  });
+  return which.status === 0 && which.stdout.trim()
+    ? path.dirname(fs.realpathSync(which.stdout.trim()))
+    : undefined;
 }
 
 function installPostgres(): string {
-  console.log("backend: PostgreSQL server binaries not found; installing Debian's postgresql package (apt-get install postgresql)");
+  console.log(
+    "backend: PostgreSQL server binaries not found; installing Debian's postgresql package (apt-get install postgresql)",
+  );
   const apt = (args: string[]) =>
-    execFileSync("apt-get", args, { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+    execFileSync("apt-get", args, {
+      stdio: ["ignore", "inherit", "inherit"],
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
   try {
     apt(["install", "-y", "--no-install-recommends", "postgresql"]);
   } catch {
@@ -52,21 +71,42 @@ function installPostgres(): string {
     apt(["install", "-y", "--no-install-recommends", "postgresql"]);
   }
   const bin = findPgBin();
-  if (!bin) throw new Error("backend: apt-get installed postgresql but no initdb was found under /usr/lib/postgresql/*/bin");
+  if (!bin)
+    throw new Error(
+      "backend: apt-get installed postgresql but no initdb was found under /usr/lib/postgresql/*/bin",
+    );
   return bin;
 }
 
 function serverUser(): string {
   if (process.getuid?.() !== 0) return "";
-  for (const u of ["postgres", "nobody"]) if (spawnSync("id", ["-u", u]).status === 0) return u;
-  throw new Error("backend: running as root and there is no 'postgres' or 'nobody' user to run the PostgreSQL server as (it refuses root)");
+  for (const u of ["postgres", "nobody"])
+    if (spawnSync("id", ["-u", u]).status === 0) return u;
+  throw new Error(
+    "backend: running as root and there is no 'postgres' or 'nobody' user to run the PostgreSQL server as (it refuses root)",
+  );
 }
 
 /** Run a server binary, as the server user when we are root. */
-function pg(bin: string, tool: string, args: string[], runAs: string, opts: { env?: NodeJS.ProcessEnv } = {}): string {
-  const argv = runAs ? ["runuser", "-u", runAs, "--", path.join(bin, tool), ...args] : [path.join(bin, tool), ...args];
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8", cwd: "/", env: { ...process.env, ...opts.env } });
-  if (r.status !== 0) throw new Error(`backend: ${tool} ${args.join(" ")} failed (exit ${r.status}):\n${(r.stderr || r.stdout || String(r.error)).trim()}`);
+function pg(
+  bin: string,
+  tool: string,
+  args: string[],
+  runAs: string,
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): string {
+  const argv = runAs
+    ? ["runuser", "-u", runAs, "--", path.join(bin, tool), ...args]
+    : [path.join(bin, tool), ...args];
+  const r = spawnSync(argv[0], argv.slice(1), {
+    encoding: "utf8",
+    cwd: "/",
+    env: { ...process.env, ...opts.env },
+  });
+  if (r.status !== 0)
+    throw new Error(
+      `backend: ${tool} ${args.join(" ")} failed (exit ${r.status}):\n${(r.stderr || r.stdout || String(r.error)).trim()}`,
+    );
   return r.stdout;
 }
 
@@ -82,7 +122,9 @@ function freePort(): Promise<number> {
 }
 
 export function readBackend(dir = backendDir()): BackendInfo | undefined {
-  return fs.existsSync(infoFile(dir)) ? JSON.parse(fs.readFileSync(infoFile(dir), "utf8")) : undefined;
+  return fs.existsSync(infoFile(dir))
+    ? JSON.parse(fs.readFileSync(infoFile(dir), "utf8"))
+    : undefined;
 }
 
 export function backendUrl(info: BackendInfo): string {
@@ -91,9 +133,19 @@ export function backendUrl(info: BackendInfo): string {
 
 export function isRunning(info: BackendInfo | undefined): boolean {
   const bin = findPgBin();
-  if (!info || !bin || !fs.existsSync(path.join(info.dir, "data", "PG_VERSION"))) return false;
+  if (
+    !info ||
+    !bin ||
+    !fs.existsSync(path.join(info.dir, "data", "PG_VERSION"))
+  )
+    return false;
   try {
-    pg(bin, "pg_ctl", ["status", "-D", path.join(info.dir, "data")], info.runAs);
+    pg(
+      bin,
+      "pg_ctl",
+      ["status", "-D", path.join(info.dir, "data")],
+      info.runAs,
+    );
     return true;
   } catch {
     return false; // exit 3: no server running
@@ -112,23 +164,87 @@ export async function backendUp(dir = backendDir()): Promise<BackendInfo> {
   if (!info || !fs.existsSync(path.join(data, "PG_VERSION"))) {
     fs.rmSync(data, { recursive: true, force: true });
     fs.mkdirSync(data, { recursive: true, mode: 0o700 });
-    info = { dir, port: 0, user: ROLE, password: crypto.randomBytes(18).toString("base64url"), database: DATABASE, runAs };
+    info = {
+      dir,
+      port: 0,
+      user: ROLE,
+      password: crypto.randomBytes(18).toString("base64url"),
+      database: DATABASE,
+      runAs,
+    };
     const pwfile = path.join(dir, "pwfile");
     fs.writeFileSync(pwfile, `${info.password}\n`, { mode: 0o600 });
     if (runAs) execFileSync("chown", ["-R", `${runAs}:`, dir]);
     try {
-      pg(bin, "initdb", ["-D", data, "-U", ROLE, "--auth=scram-sha-256", `--pwfile=${pwfile}`, "-E", "UTF8", "--no-instructions"], runAs);
+      pg(
+        bin,
+        "initdb",
+        [
+          "-D",
+          data,
+          "-U",
+          ROLE,
+          "--auth=scram-sha-256",
+          `--pwfile=${pwfile}`,
+          "-E",
+          "UTF8",
+          "--no-instructions",
+        ],
+        runAs,
+      );
     } finally {
       fs.rmSync(pwfile, { force: true });
     }
   }
   info.port = await freePort();
-  fs.writeFileSync(infoFile(dir), JSON.stringify(info, null, 2), { mode: 0o600 });
+  fs.writeFileSync(infoFile(dir), JSON.stringify(info, null, 2), {
+    mode: 0o600,
+  });
   const options = `-k ${sock} -p ${info.port} -c listen_addresses=127.0.0.1`;
-  pg(bin, "pg_ctl", ["start", "-w", "-t", "60", "-D", data, "-l", path.join(dir, "server.log"), "-o", options], runAs);
+  pg(
+    bin,
+    "pg_ctl",
+    [
+      "start",
+      "-w",
+      "-t",
+      "60",
+      "-D",
+      data,
+      "-l",
+      path.join(dir, "server.log"),
+      "-o",
+      options,
+    ],
+    runAs,
+  );
   const env = { PGPASSWORD: info.password };
-  const exists = pg(bin, "psql", ["-h", "127.0.0.1", "-p", String(info.port), "-U", ROLE, "-d", "postgres", "-tAc", `SELECT 1 FROM pg_database WHERE datname = '${DATABASE}'`], "", { env }).trim();
-  if (exists !== "1") pg(bin, "createdb", ["-h", "127.0.0.1", "-p", String(info.port), "-U", ROLE, DATABASE], "", { env });
+  const exists = pg(
+    bin,
+    "psql",
+    [
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(info.port),
+      "-U",
+      ROLE,
+      "-d",
+      "postgres",
+      "-tAc",
+      `SELECT 1 FROM pg_database WHERE datname = '${DATABASE}'`,
+    ],
+    "",
+    { env },
+  ).trim();
+  if (exists !== "1")
+    pg(
+      bin,
+      "createdb",
+      ["-h", "127.0.0.1", "-p", String(info.port), "-U", ROLE, DATABASE],
+      "",
+      { env },
+    );
   return info;
 }
 
@@ -136,7 +252,13 @@ export async function backendUp(dir = backendDir()): Promise<BackendInfo> {
 export function backendDown(dir = backendDir(), purge = false): void {
   const info = readBackend(dir);
   const bin = findPgBin();
-  if (info && bin && isRunning(info)) pg(bin, "pg_ctl", ["stop", "-w", "-m", "fast", "-D", path.join(info.dir, "data")], info.runAs);
+  if (info && bin && isRunning(info))
+    pg(
+      bin,
+      "pg_ctl",
+      ["stop", "-w", "-m", "fast", "-D", path.join(info.dir, "data")],
+      info.runAs,
+    );
   if (purge) fs.rmSync(dir, { recursive: true, force: true });
 }
 
@@ -146,14 +268,18 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case "up": {
       const info = await backendUp(dir);
-      console.log(`backend: PostgreSQL running in ${dir} (127.0.0.1:${info.port}, socket ${path.join(dir, "run")}, server user ${info.runAs || "(you)"})`);
+      console.log(
+        `backend: PostgreSQL running in ${dir} (127.0.0.1:${info.port}, socket ${path.join(dir, "run")}, server user ${info.runAs || "(you)"})`,
+      );
       console.log(`PULUMI_BACKEND_URL=${backendUrl(info)}`);
       return 0;
     }
     case "url": {
       const info = readBackend(dir);
       if (!info) {
-        console.error(`backend: no cluster in ${dir}: run 'npm run backend -- up'`);
+        console.error(
+          `backend: no cluster in ${dir}: run 'npm run backend -- up'`,
+        );
         return 1;
       }
       console.log(`PULUMI_BACKEND_URL=${backendUrl(info)}`);
@@ -162,15 +288,23 @@ async function main(argv: string[]): Promise<number> {
     case "status": {
       const info = readBackend(dir);
       const up = isRunning(info);
-      console.log(info ? `backend: ${up ? "running" : "stopped"} (${dir}, 127.0.0.1:${info.port})` : `backend: none in ${dir}`);
+      console.log(
+        info
+          ? `backend: ${up ? "running" : "stopped"} (${dir}, 127.0.0.1:${info.port})`
+          : `backend: none in ${dir}`,
+      );
       return up ? 0 : 3;
     }
     case "down":
       backendDown(dir, argv.includes("--purge"));
-      console.log(`backend: stopped${argv.includes("--purge") ? " and removed" : ""} (${dir})`);
+      console.log(
+        `backend: stopped${argv.includes("--purge") ? " and removed" : ""} (${dir})`,
+      );
       return 0;
     default:
-      console.error("usage: npm run backend -- up | down [--purge] | url | status");
+      console.error(
+        "usage: npm run backend -- up | down [--purge] | url | status",
+      );
       return 2;
   }
 }

@@ -21,43 +21,65 @@ import { isLabStack, LAB_PASSPHRASE } from "./stackName";
 //    Mid-program, each lost RegisterResource quietly drops a resource the same way. Rewriting those
 //    statuses into ordinary errors makes such a run fail instead, with nothing deleted. The one call
 //    that legitimately ends that way, SignalAndWaitForShutdown after the program, is left alone.
-/* eslint-disable @typescript-eslint/no-require-imports */
+
 const grpc = require("@grpc/grpc-js");
-const clientOptions = require("@pulumi/pulumi/runtime/settings").grpcClientOptions;
-/* eslint-enable @typescript-eslint/no-require-imports */
+const clientOptions =
+  require("@pulumi/pulumi/runtime/settings").grpcClientOptions;
 
 function mustNotBeLost(path: string | undefined): boolean {
   if (path === undefined) return false;
-  if (path.startsWith("/pulumirpc.ResourceMonitor/")) return path !== "/pulumirpc.ResourceMonitor/SignalAndWaitForShutdown";
-  return path === "/pulumirpc.Engine/SetRootResource" || path === "/pulumirpc.Engine/GetRootResource";
+  if (path.startsWith("/pulumirpc.ResourceMonitor/"))
+    return path !== "/pulumirpc.ResourceMonitor/SignalAndWaitForShutdown";
+  return (
+    path === "/pulumirpc.Engine/SetRootResource" ||
+    path === "/pulumirpc.Engine/GetRootResource"
+  );
 }
 
-function lostRegistrationsFail(options: any, nextCall: (options: any) => any): any {
+function lostRegistrationsFail(
+  options: any,
+  nextCall: (options: any) => any,
+): any {
   const path: string | undefined = options.method_definition?.path;
   if (!mustNotBeLost(path)) return nextCall(options);
   const requester = new grpc.RequesterBuilder()
-    .withStart((metadata: unknown, _listener: unknown, next: (m: unknown, l: unknown) => void) => {
-      const rewriting = new grpc.ListenerBuilder()
-        .withOnReceiveStatus((status: any, nextStatus: (s: unknown) => void) => {
-          if (status.code !== grpc.status.UNAVAILABLE && status.code !== grpc.status.CANCELLED) return nextStatus(status);
-          nextStatus({
-            ...status,
-            code: grpc.status.UNKNOWN,
-            details:
-              `hostnet: lost contact with the Pulumi engine during ${path!.split("/").pop()} (${status.details}); ` +
-              "the run stops here so that resources the engine did not hear about are not taken for deletions. Run the command again.",
-          });
-        })
-        .build();
-      next(metadata, rewriting);
-    })
+    .withStart(
+      (
+        metadata: unknown,
+        _listener: unknown,
+        next: (m: unknown, l: unknown) => void,
+      ) => {
+        const rewriting = new grpc.ListenerBuilder()
+          .withOnReceiveStatus(
+            (status: any, nextStatus: (s: unknown) => void) => {
+              if (
+                status.code !== grpc.status.UNAVAILABLE &&
+                status.code !== grpc.status.CANCELLED
+              )
+                return nextStatus(status);
+              nextStatus({
+                ...status,
+                code: grpc.status.UNKNOWN,
+                details:
+                  `hostnet: lost contact with the Pulumi engine during ${path!.split("/").pop()} (${status.details}); ` +
+                  "the run stops here so that resources the engine did not hear about are not taken for deletions. Run the command again.",
+              });
+            },
+          )
+          .build();
+        next(metadata, rewriting);
+      },
+    )
     .build();
   return new grpc.InterceptingCall(nextCall(options), requester);
 }
 
 if (!clientOptions["grpc.use_local_subchannel_pool"]) {
   clientOptions["grpc.use_local_subchannel_pool"] = 1;
-  clientOptions.interceptors = [lostRegistrationsFail, ...(clientOptions.interceptors ?? [])];
+  clientOptions.interceptors = [
+    lostRegistrationsFail,
+    ...(clientOptions.interceptors ?? []),
+  ];
 }
 
 export const PROJECT_ROOT = path.resolve(__dirname, "..", "..");
@@ -80,28 +102,41 @@ export { isLabStack, LAB_PASSPHRASE };
  * A killed run therefore leaves the state as it was before the run, and the next `up --refresh`
  * converges. HOSTNET_ENGINE_CHECKPOINTS=1 turns per-step checkpoints (and their backups) back on.
  */
-export function engineSwitches(base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+export function engineSwitches(
+  base: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
   if (base.HOSTNET_ENGINE_CHECKPOINTS === "1") return {};
-  return { PULUMI_SKIP_CHECKPOINTS: "true", PULUMI_DISABLE_CHECKPOINT_BACKUPS: "true" };
+  return {
+    PULUMI_SKIP_CHECKPOINTS: "true",
+    PULUMI_DISABLE_CHECKPOINT_BACKUPS: "true",
+  };
 }
 
 /** Resource operations in flight at once (`--parallel`) for every runner; the CLI's default is lower. */
 export const ENGINE_PARALLEL = 64;
 
 /** Environment for every engine invocation. Lab and test stacks get the documented passphrase. */
-export function engineEnv(stack?: string, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+export function engineEnv(
+  stack?: string,
+  base: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
   fs.mkdirSync(STATE_DIR, { recursive: true });
   env.PATH = `${ENGINE_BIN}:${env.PATH ?? "/usr/bin:/bin"}`;
-  env.PULUMI_HOME = env.PULUMI_HOME ?? path.join(PROJECT_ROOT, ".hostnet", "pulumi-home");
+  env.PULUMI_HOME =
+    env.PULUMI_HOME ?? path.join(PROJECT_ROOT, ".hostnet", "pulumi-home");
   env.PULUMI_BACKEND_URL = env.PULUMI_BACKEND_URL ?? `file://${STATE_DIR}`;
   env.PULUMI_SKIP_UPDATE_CHECK = "true";
   env.PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION = "true";
   env.PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK = "true";
   env.HOSTNET_HOME = PROJECT_ROOT;
   Object.assign(env, engineSwitches(base));
-  if (isLabStack(stack) && !env.PULUMI_CONFIG_PASSPHRASE && !env.PULUMI_CONFIG_PASSPHRASE_FILE) {
+  if (
+    isLabStack(stack) &&
+    !env.PULUMI_CONFIG_PASSPHRASE &&
+    !env.PULUMI_CONFIG_PASSPHRASE_FILE
+  ) {
     env.PULUMI_CONFIG_PASSPHRASE = LAB_PASSPHRASE;
   }
   return env;
@@ -109,9 +144,14 @@ export function engineEnv(stack?: string, base: NodeJS.ProcessEnv = process.env)
 
 export async function pulumiCommand(): Promise<automation.PulumiCommand> {
   if (!fs.existsSync(path.join(ENGINE_BIN, "pulumi"))) {
-    throw new Error(`no Pulumi engine in ${ENGINE_BIN}: run 'npm run setup' first`);
+    throw new Error(
+      `no Pulumi engine in ${ENGINE_BIN}: run 'npm run setup' first`,
+    );
   }
-  return automation.PulumiCommand.get({ root: ENGINE_ROOT, skipVersionCheck: true });
+  return automation.PulumiCommand.get({
+    root: ENGINE_ROOT,
+    skipVersionCheck: true,
+  });
 }
 
 /** A stack in the hostnet project whose program runs in this process. */
@@ -122,7 +162,8 @@ export async function inlineStack(
 ): Promise<automation.Stack> {
   const envVars = { ...engineEnv(stackName), ...(opts.env ?? {}) };
   // Test stacks get their own work dir so their Pulumi.<stack>.yaml never lands in the checkout.
-  const workDir = opts.workDir ?? path.join(PROJECT_ROOT, ".hostnet", "work", PROJECT_NAME);
+  const workDir =
+    opts.workDir ?? path.join(PROJECT_ROOT, ".hostnet", "work", PROJECT_NAME);
   fs.mkdirSync(workDir, { recursive: true });
   return automation.LocalWorkspace.createOrSelectStack(
     { stackName, projectName: PROJECT_NAME, program },

@@ -25,19 +25,33 @@ export function hostStackName(env: string, host: string): string {
   return `${env}.${host}`;
 }
 
-async function run(fleetDir: string, env: string, host: string, op: string, log: (s: string) => void): Promise<HostResult> {
-  const program = require(path.join(PROJECT_ROOT, "dist", "stacks", "index.js")).default as automation.PulumiFn;
+async function run(
+  fleetDir: string,
+  env: string,
+  host: string,
+  op: string,
+  log: (s: string) => void,
+): Promise<HostResult> {
+  const program = require(path.join(PROJECT_ROOT, "dist", "stacks", "index.js"))
+    .default as automation.PulumiFn;
   const stackName = hostStackName(env, host);
   // The environment's name decides the passphrase rule (lab/test environments use the lab one).
   const stack = await automation.LocalWorkspace.createOrSelectStack(
     { stackName, projectName: PROJECT_NAME, program },
-    { workDir: fleetDir, envVars: engineEnv(env), pulumiCommand: await pulumiCommand() },
+    {
+      workDir: fleetDir,
+      envVars: engineEnv(env),
+      pulumiCommand: await pulumiCommand(),
+    },
   );
   const common = { color: "never" as const, onOutput: log };
   switch (op) {
     case "up": {
       const r = await stack.up({ ...common, parallel: 64 });
-      const health = (r.outputs.health?.value as Record<string, HostResult["health"]> | undefined)?.[host];
+      const health = (
+        r.outputs.health?.value as
+          Record<string, HostResult["health"]> | undefined
+      )?.[host];
       return { ok: true, health, changes: r.summary.resourceChanges };
     }
     case "preview": {
@@ -59,14 +73,20 @@ async function run(fleetDir: string, env: string, host: string, op: string, log:
 if (require.main === module) {
   const [fleetDir, env, host, op, logFile] = process.argv.slice(2);
   const out = fs.createWriteStream(logFile, { flags: "a" });
-  run(fleetDir, env, host, op, (s) => out.write(s)).then(
-    (r) => r,
-    (e) => ({ ok: false, error: String((e as Error)?.message ?? e) }) as HostResult,
-  ).then((r) => {
-    if (r.error) out.write(`\n${r.error}\n`);
-    out.end(() => {
-      console.log(`RESULT ${JSON.stringify(r)}`);
-      process.exit(0);
+  run(fleetDir, env, host, op, (s) => out.write(s))
+    .then(
+      (r) => r,
+      (e) =>
+        ({
+          ok: false,
+          error: String((e as Error)?.message ?? e),
+        }) as HostResult,
+    )
+    .then((r) => {
+      if (r.error) out.write(`\n${r.error}\n`);
+      out.end(() => {
+        console.log(`RESULT ${JSON.stringify(r)}`);
+        process.exit(0);
+      });
     });
-  });
 }

@@ -7,22 +7,41 @@
 import * as fs from "fs";
 import * as path from "path";
 import { ENGINE_PARALLEL, PROJECT_ROOT } from "./engine";
-import { driftReport, environmentStack, formatDrift, takeConfigError } from "./stacks";
+import {
+  driftReport,
+  environmentStack,
+  formatDrift,
+  takeConfigError,
+} from "./stacks";
 
 const EXIT_DRIFT = 3;
 
 function report(env: string, mode: string, body: object): void {
   const dir = path.join(PROJECT_ROOT, ".hostnet", "reports");
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, `${env}-${mode}.json`), JSON.stringify({ env, mode, at: new Date().toISOString(), ...body }, null, 2));
+  fs.writeFileSync(
+    path.join(dir, `${env}-${mode}.json`),
+    JSON.stringify(
+      { env, mode, at: new Date().toISOString(), ...body },
+      null,
+      2,
+    ),
+  );
 }
 
 async function run(mode: string, env: string): Promise<number> {
   const stack = await environmentStack(env);
-  const echo = process.env.HOSTNET_QUIET === "1" ? undefined : (s: string) => process.stdout.write(s);
+  const echo =
+    process.env.HOSTNET_QUIET === "1"
+      ? undefined
+      : (s: string) => process.stdout.write(s);
   switch (mode) {
     case "preview": {
-      const r = await stack.preview({ diff: true, color: "never", onOutput: echo });
+      const r = await stack.preview({
+        diff: true,
+        color: "never",
+        onOutput: echo,
+      });
       report(env, mode, { changes: r.changeSummary });
       console.log(`gitops preview ${env}: ${JSON.stringify(r.changeSummary)}`);
       return 0;
@@ -34,10 +53,21 @@ async function run(mode: string, env: string): Promise<number> {
       return items.length === 0 ? 0 : EXIT_DRIFT;
     }
     case "apply": {
-      const r = await stack.up({ color: "never", parallel: ENGINE_PARALLEL, refresh: true, onOutput: echo });
+      const r = await stack.up({
+        color: "never",
+        parallel: ENGINE_PARALLEL,
+        refresh: true,
+        onOutput: echo,
+      });
       const items = await driftReport(stack);
-      report(env, mode, { result: r.summary.result, changes: r.summary.resourceChanges, driftAfter: items });
-      console.log(`gitops apply ${env}: ${r.summary.result} ${JSON.stringify(r.summary.resourceChanges)}; ${formatDrift(items)}`);
+      report(env, mode, {
+        result: r.summary.result,
+        changes: r.summary.resourceChanges,
+        driftAfter: items,
+      });
+      console.log(
+        `gitops apply ${env}: ${r.summary.result} ${JSON.stringify(r.summary.resourceChanges)}; ${formatDrift(items)}`,
+      );
       return items.length === 0 ? 0 : EXIT_DRIFT;
     }
     default:
@@ -53,7 +83,9 @@ if (require.main === module) {
     (err) => {
       // A config error is its list of problems; anything else is the engine's own report.
       const config = takeConfigError();
-      console.error(`gitops ${mode} ${env} failed: ${config?.message ?? (err instanceof Error ? err.message : err)}`);
+      console.error(
+        `gitops ${mode} ${env} failed: ${config?.message ?? (err instanceof Error ? err.message : err)}`,
+      );
       process.exit(1);
     },
   );

@@ -9,18 +9,17 @@ import * as path from "path";
 import { RunError } from "@pulumi/pulumi";
 import "./engine"; // the gRPC client defences (a lost engine call fails the run instead of deleting)
 
-/* eslint-disable @typescript-eslint/no-require-imports */
 const grpc = require("@grpc/grpc-js");
 const { LanguageServer } = require("@pulumi/pulumi/automation/server");
 const langrpc = require("@pulumi/pulumi/proto/language_grpc_pb");
 const langproto = require("@pulumi/pulumi/proto/language_pb");
 const { grpcChannelOptions } = require("@pulumi/pulumi/runtime/settings");
-/* eslint-enable @typescript-eslint/no-require-imports */
 
 interface RunRequestLike {
   getPwd(): string;
   getProgram(): string;
-  getInfo(): { getProgramDirectory(): string; getEntryPoint(): string } | undefined;
+  getInfo():
+    { getProgramDirectory(): string; getEntryPoint(): string } | undefined;
   getArgsList(): string[];
   setArgsList(args: string[]): unknown;
 }
@@ -49,7 +48,12 @@ export function programFile(req: RunRequestLike): string {
 export function programOf(file: string): () => Promise<unknown> {
   return async () => {
     const mod = require(file);
-    const fn = typeof mod === "function" ? mod : typeof mod?.default === "function" ? mod.default : undefined;
+    const fn =
+      typeof mod === "function"
+        ? mod
+        : typeof mod?.default === "function"
+          ? mod.default
+          : undefined;
     return fn ? fn() : mod;
   };
 }
@@ -60,14 +64,23 @@ export function programOf(file: string): () => Promise<unknown> {
  * the SDK, without a stack trace; it is answered with `bail` so the engine does not print it again.
  */
 export class HostnetLanguageServer extends LanguageServer {
-  constructor(private readonly opts: { program?: () => Promise<unknown>; engineAddress?: string } = {}) {
+  constructor(
+    private readonly opts: {
+      program?: () => Promise<unknown>;
+      engineAddress?: string;
+    } = {},
+  ) {
     super(opts.program);
   }
-  run(call: { request: RunRequestLike }, callback: (err: Error | undefined, resp?: unknown) => void): unknown {
+  run(
+    call: { request: RunRequestLike },
+    callback: (err: Error | undefined, resp?: unknown) => void,
+  ): unknown {
     // LanguageServer takes the engine's address from the request's first argument, as the engine
     // sends it in --client mode; started as a plugin we have it from our command line instead.
     // Without it the program's log and errors would bypass the engine (printed as "[runtime]").
-    if (this.opts.engineAddress && call.request.getArgsList().length === 0) call.request.setArgsList([this.opts.engineAddress]);
+    if (this.opts.engineAddress && call.request.getArgsList().length === 0)
+      call.request.setArgsList([this.opts.engineAddress]);
     const fixed = this.opts.program;
     try {
       this.program = fixed ?? programOf(programFile(call.request));
@@ -90,11 +103,17 @@ export class HostnetLanguageServer extends LanguageServer {
 }
 
 /** A gRPC server on a free localhost port offering the SDK's language runtime service. */
-export async function serveLanguageRuntime(language: unknown): Promise<{ server: any; port: number }> {
+export async function serveLanguageRuntime(
+  language: unknown,
+): Promise<{ server: any; port: number }> {
   const server = new grpc.Server({ ...grpcChannelOptions });
   server.addService(langrpc.LanguageRuntimeService, language);
   const port: number = await new Promise((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err: Error | null, p: number) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(
+      "127.0.0.1:0",
+      grpc.ServerCredentials.createInsecure(),
+      (err: Error | null, p: number) => (err ? reject(err) : resolve(p)),
+    ),
   );
   return { server, port };
 }
@@ -102,11 +121,16 @@ export async function serveLanguageRuntime(language: unknown): Promise<{ server:
 async function main(): Promise<void> {
   const engineAddress = process.argv[process.argv.length - 1];
   if (!engineAddress || !/^[^\s]+:\d+$/.test(engineAddress)) {
-    console.error("usage: pulumi-language-nodejs [flags] ENGINE_ADDRESS (the Pulumi engine starts this; run 'pulumi up' instead)");
+    console.error(
+      "usage: pulumi-language-nodejs [flags] ENGINE_ADDRESS (the Pulumi engine starts this; run 'pulumi up' instead)",
+    );
     process.exit(2);
   }
-  process.env.HOSTNET_HOME = process.env.HOSTNET_HOME ?? path.resolve(__dirname, "..", "..");
-  const { server, port } = await serveLanguageRuntime(new HostnetLanguageServer({ engineAddress }));
+  process.env.HOSTNET_HOME =
+    process.env.HOSTNET_HOME ?? path.resolve(__dirname, "..", "..");
+  const { server, port } = await serveLanguageRuntime(
+    new HostnetLanguageServer({ engineAddress }),
+  );
   fs.writeSync(1, `${port}\n`);
   // The engine kills its plugins when it is done; should it die first, do not outlive it.
   const engine = process.ppid;
@@ -122,7 +146,9 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err) => {
-    console.error(`hostnet language host: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(
+      `hostnet language host: ${err instanceof Error ? err.message : String(err)}`,
+    );
     process.exit(1);
   });
 }

@@ -5,7 +5,11 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import type { HostSnapshot, Link, NamespaceState } from "../providers/hoststate";
+import type {
+  HostSnapshot,
+  Link,
+  NamespaceState,
+} from "../providers/hoststate";
 import type { DriftItem } from "./stacks";
 
 const SKIP = new Set(["loopback"]);
@@ -17,41 +21,63 @@ function id(ns: string, name: string): string {
 /** Routes someone put on a device (a routed VM's /32 on its host end); not the kernel's own. */
 function routesVia(state: NamespaceState, dev: string): string[] {
   return state.routes
-    .filter((r) => r.dev === dev && r.protocol !== "kernel" && r.type === "unicast" && r.dst !== "0.0.0.0/0" && r.dst !== "::/0")
+    .filter(
+      (r) =>
+        r.dev === dev &&
+        r.protocol !== "kernel" &&
+        r.type === "unicast" &&
+        r.dst !== "0.0.0.0/0" &&
+        r.dst !== "::/0",
+    )
     .map((r) => `route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ""}`);
 }
 
 /** Static fdb entries on a bridge port: the managed MAC table (learning off, the VM's MAC pinned). */
 function staticFdb(state: NamespaceState, dev: string): string[] {
-  return state.fdb.filter((f) => f.dev === dev && f.state === "static" && !f.flags.includes("self")).map((f) => `fdb ${f.mac} static`);
+  return state.fdb
+    .filter(
+      (f) => f.dev === dev && f.state === "static" && !f.flags.includes("self"),
+    )
+    .map((f) => `fdb ${f.mac} static`);
 }
 
 function label(l: Link, state: NamespaceState): string {
   const bits = [l.name, l.kind === "device" ? "" : l.kind];
   if (l.macvlan) bits.push(`mode ${l.macvlan.mode}`);
-  if (l.port && (l.port.learning === false || l.port.flood === false)) bits.push("learning/flood off");
+  if (l.port && (l.port.learning === false || l.port.flood === false))
+    bits.push("learning/flood off");
   if (l.port?.neighSuppress) bits.push("neigh_suppress");
-  if (l.addresses.length) bits.push(l.addresses.filter((a) => !a.startsWith("fe80")).join(" "));
+  if (l.addresses.length)
+    bits.push(l.addresses.filter((a) => !a.startsWith("fe80")).join(" "));
   bits.push(...staticFdb(state, l.name), ...routesVia(state, l.name));
   return bits.filter(Boolean).join("\\n");
 }
 
 function shape(l: Link): string {
-  if (l.kind === "bridge") return 'shape=box,style="rounded,filled",fillcolor="#cfe2ff"';
-  if (l.kind === "macvlan" || l.kind === "macvtap") return 'shape=ellipse,style=filled,fillcolor="#ffe5b4"';
-  if (l.kind === "tap" || l.kind === "tun") return 'shape=ellipse,style=filled,fillcolor="#d1f2d1"';
+  if (l.kind === "bridge")
+    return 'shape=box,style="rounded,filled",fillcolor="#cfe2ff"';
+  if (l.kind === "macvlan" || l.kind === "macvtap")
+    return 'shape=ellipse,style=filled,fillcolor="#ffe5b4"';
+  if (l.kind === "tap" || l.kind === "tun")
+    return 'shape=ellipse,style=filled,fillcolor="#d1f2d1"';
   return 'shape=ellipse,style=filled,fillcolor="#f2f2f2"';
 }
 
 /** Find the other end of a veth / the lower of a macvlan. */
 function peerOf(snap: HostSnapshot, ns: string, l: Link): string | undefined {
-  if (l.peerName !== undefined && l.peerNetns !== undefined) return id(l.peerNetns, l.peerName);
+  if (l.peerName !== undefined && l.peerNetns !== undefined)
+    return id(l.peerNetns, l.peerName);
   if (l.peerIndex === undefined) return undefined;
-  if (l.macvlan && l.peerNetnsId !== undefined) return lowerElsewhere(snap, ns, l.peerIndex);
+  if (l.macvlan && l.peerNetnsId !== undefined)
+    return lowerElsewhere(snap, ns, l.peerIndex);
   for (const [otherNs, state] of Object.entries(snap.namespaces)) {
     const sameNs = otherNs === ns;
     if (sameNs !== (l.peerNetnsId === undefined)) continue;
-    const hit = state.links.find((o) => o.index === l.peerIndex && (o.kind !== "veth" || o.peerIndex === l.index));
+    const hit = state.links.find(
+      (o) =>
+        o.index === l.peerIndex &&
+        (o.kind !== "veth" || o.peerIndex === l.index),
+    );
     if (hit) return id(otherNs, hit.name);
   }
   return undefined;
@@ -62,20 +88,43 @@ function peerOf(snap: HostSnapshot, ns: string, l: Link): string | undefined {
  * snapshot cannot always name (the root has no name in `ip netns list-id`). Lower devices are
  * normally in the root namespace: take the root's device with that index, else the only candidate.
  */
-function lowerElsewhere(snap: HostSnapshot, ns: string, index: number): string | undefined {
+function lowerElsewhere(
+  snap: HostSnapshot,
+  ns: string,
+  index: number,
+): string | undefined {
   const hits = Object.entries(snap.namespaces).flatMap(([other, state]) =>
-    other === ns ? [] : state.links.filter((o) => o.index === index && o.kind !== "loopback").map((o) => ({ other, name: o.name })),
+    other === ns
+      ? []
+      : state.links
+          .filter((o) => o.index === index && o.kind !== "loopback")
+          .map((o) => ({ other, name: o.name })),
   );
-  const hit = hits.find((h) => h.other === "") ?? (hits.length === 1 ? hits[0] : undefined);
+  const hit =
+    hits.find((h) => h.other === "") ??
+    (hits.length === 1 ? hits[0] : undefined);
   return hit && id(hit.other, hit.name);
 }
 
-function filterNote(ns: string, state: HostSnapshot["namespaces"][string]): Array<[string, string]> {
-  const tables = (state.nft?.nftables ?? []).flatMap((i: any) => (i.table && i.table.family === "bridge" ? [i.table.name] : []));
+function filterNote(
+  ns: string,
+  state: HostSnapshot["namespaces"][string],
+): Array<[string, string]> {
+  const tables = (state.nft?.nftables ?? []).flatMap((i: any) =>
+    i.table && i.table.family === "bridge" ? [i.table.name] : [],
+  );
   return tables.map((t: string) => {
-    const maps = (state.nft?.nftables ?? []).filter((i: any) => i.map?.table === t && i.map?.name === "from_vm");
-    const ports = maps.reduce((n: number, m: any) => n + (m.map.elem?.length ?? 0), 0);
-    return [id(ns, `nft:${t}`), `nft bridge ${t}\\n${ports} port(s), one vmap lookup`] as [string, string];
+    const maps = (state.nft?.nftables ?? []).filter(
+      (i: any) => i.map?.table === t && i.map?.name === "from_vm",
+    );
+    const ports = maps.reduce(
+      (n: number, m: any) => n + (m.map.elem?.length ?? 0),
+      0,
+    );
+    return [
+      id(ns, `nft:${t}`),
+      `nft bridge ${t}\\n${ports} port(s), one vmap lookup`,
+    ] as [string, string];
   });
 }
 
@@ -85,11 +134,17 @@ const DRIFTED = 'color="#cc0000",fontcolor="#cc0000",penwidth=2.5';
 function driftMarks(drift: DriftItem[]): Map<string, string[]> {
   const marks = new Map<string, string[]>();
   for (const d of drift) {
-    const what = d.op === "create" ? "missing" : d.op === "delete" ? "not desired" : `${d.op}: ${d.properties.join(", ") || "(properties)"}`;
+    const what =
+      d.op === "create"
+        ? "missing"
+        : d.op === "delete"
+          ? "not desired"
+          : `${d.op}: ${d.properties.join(", ") || "(properties)"}`;
     const parts = new Set(d.properties.map((p) => p.split(".")[0]));
     for (const o of d.objects ?? []) {
       if (o.part && d.properties.length > 0 && !parts.has(o.part)) continue;
-      const key = o.name === undefined ? `netns:${o.netns}` : id(o.netns, o.name);
+      const key =
+        o.name === undefined ? `netns:${o.netns}` : id(o.netns, o.name);
       marks.set(key, [...(marks.get(key) ?? []), `DRIFT ${d.type} ${what}`]);
     }
   }
@@ -97,17 +152,28 @@ function driftMarks(drift: DriftItem[]): Map<string, string[]> {
 }
 
 const lines = (texts: string[]) => texts.map((t) => `\\n${t}`).join("");
-const dotLabel = (text: string) => JSON.stringify(text).replace(/\\\\n/g, "\\n");
+const dotLabel = (text: string) =>
+  JSON.stringify(text).replace(/\\\\n/g, "\\n");
 
 /**
  * DOT text for one host. Pure, so it is unit-tested. `drift` (this host's items of the drift
  * report) colours each drifted object red with what drifted; objects missing on the host are drawn
  * dashed, as the drift gate will create them.
  */
-export function topologyDot(snap: HostSnapshot, title: string, drift?: DriftItem[]): string {
+export function topologyDot(
+  snap: HostSnapshot,
+  title: string,
+  drift?: DriftItem[],
+): string {
   const marks = driftMarks(drift ?? []);
-  const state = drift ? `live; ${drift.length === 0 ? "no drift" : `${drift.length} drifted object(s) in red`}` : "live";
-  const out = [`digraph ${JSON.stringify(title)} {`, "  rankdir=LR; compound=true; fontname=Helvetica; node [fontname=Helvetica,fontsize=10];", `  label=${JSON.stringify(`${title} (${snap.hostname}), ${state}`)};`];
+  const state = drift
+    ? `live; ${drift.length === 0 ? "no drift" : `${drift.length} drifted object(s) in red`}`
+    : "live";
+  const out = [
+    `digraph ${JSON.stringify(title)} {`,
+    "  rankdir=LR; compound=true; fontname=Helvetica; node [fontname=Helvetica,fontsize=10];",
+    `  label=${JSON.stringify(`${title} (${snap.hostname}), ${state}`)};`,
+  ];
   const edges = new Set<string>();
   const drawn = new Set<string>();
   const node = (nid: string, attrs: string, text: string) => {
@@ -115,34 +181,58 @@ export function topologyDot(snap: HostSnapshot, title: string, drift?: DriftItem
     const m = marks.get(nid);
     return `${nid} [${attrs}${m ? `,${DRIFTED}` : ""},label=${dotLabel(text + lines(m ?? []))}];`;
   };
-  const names = Object.keys(snap.namespaces).sort((a, b) => (a === "" ? -1 : b === "" ? 1 : a.localeCompare(b)));
+  const names = Object.keys(snap.namespaces).sort((a, b) =>
+    a === "" ? -1 : b === "" ? 1 : a.localeCompare(b),
+  );
   names.forEach((ns, i) => {
     const state = snap.namespaces[ns];
-    const links = state.links.filter((l) => !SKIP.has(l.kind) && !(ns === "" && l.name.startsWith("mgmt")));
+    const links = state.links.filter(
+      (l) => !SKIP.has(l.kind) && !(ns === "" && l.name.startsWith("mgmt")),
+    );
     if (links.length === 0 && !state.nft) return;
     const nsMarks = marks.get(`netns:${ns}`);
     drawn.add(`netns:${ns}`);
-    const clusterLabel = (ns ? `netns ${ns}` : "root namespace") + lines(nsMarks ?? []);
-    out.push(`  subgraph cluster_${i} { label=${dotLabel(clusterLabel)}; style=rounded; color=${nsMarks ? '"#cc0000"; penwidth=2.5; fontcolor="#cc0000"' : '"#888888"'};`);
-    for (const l of links) out.push(`    ${node(id(ns, l.name), shape(l), label(l, state))}`);
-    out.push(...filterNote(ns, state).map(([nid, text]) => `    ${node(nid, 'shape=note,style=filled,fillcolor="#fff3cd"', text)}`));
+    const clusterLabel =
+      (ns ? `netns ${ns}` : "root namespace") + lines(nsMarks ?? []);
+    out.push(
+      `  subgraph cluster_${i} { label=${dotLabel(clusterLabel)}; style=rounded; color=${nsMarks ? '"#cc0000"; penwidth=2.5; fontcolor="#cc0000"' : '"#888888"'};`,
+    );
+    for (const l of links)
+      out.push(`    ${node(id(ns, l.name), shape(l), label(l, state))}`);
+    out.push(
+      ...filterNote(ns, state).map(
+        ([nid, text]) =>
+          `    ${node(nid, 'shape=note,style=filled,fillcolor="#fff3cd"', text)}`,
+      ),
+    );
     out.push("  }");
     for (const l of links) {
-      if (l.master) edges.add(`  ${id(ns, l.name)} -> ${id(ns, l.master)} [arrowhead=none,color="#3366cc"];`);
+      if (l.master)
+        edges.add(
+          `  ${id(ns, l.name)} -> ${id(ns, l.master)} [arrowhead=none,color="#3366cc"];`,
+        );
       const peer = peerOf(snap, ns, l);
       if (!peer) continue;
       if (l.kind === "veth") {
         const [x, y] = [id(ns, l.name), peer].sort();
-        edges.add(`  ${x} -> ${y} [dir=none,style=dashed,color="#cc3333",label="veth"];`);
+        edges.add(
+          `  ${x} -> ${y} [dir=none,style=dashed,color="#cc3333",label="veth"];`,
+        );
       } else if (l.macvlan) {
-        edges.add(`  ${id(ns, l.name)} -> ${peer} [style=dotted,label="lower"];`);
+        edges.add(
+          `  ${id(ns, l.name)} -> ${peer} [style=dotted,label="lower"];`,
+        );
       }
     }
   });
   for (const [key, texts] of marks) {
     if (drawn.has(key)) continue;
-    const missing = key.startsWith("netns:") ? `netns ${key.slice("netns:".length)}` : JSON.parse(key);
-    out.push(`  ${JSON.stringify(`missing:${key}`)} [shape=box,style=dashed,${DRIFTED},label=${dotLabel(`${missing} (not on the host)${lines(texts)}`)}];`);
+    const missing = key.startsWith("netns:")
+      ? `netns ${key.slice("netns:".length)}`
+      : JSON.parse(key);
+    out.push(
+      `  ${JSON.stringify(`missing:${key}`)} [shape=box,style=dashed,${DRIFTED},label=${dotLabel(`${missing} (not on the host)${lines(texts)}`)}];`,
+    );
   }
   out.push(...edges, "}");
   return out.join("\n") + "\n";
@@ -151,7 +241,11 @@ export function topologyDot(snap: HostSnapshot, title: string, drift?: DriftItem
 /** Renders DOT to `file`, as PNG when it ends in .png, else as SVG. */
 export function renderSvg(dot: string, file: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  execFileSync("dot", [path.extname(file) === ".png" ? "-Tpng" : "-Tsvg", "-o", file], { input: dot });
+  execFileSync(
+    "dot",
+    [path.extname(file) === ".png" ? "-Tpng" : "-Tsvg", "-o", file],
+    { input: dot },
+  );
 }
 
 interface PictureHost {
@@ -169,14 +263,27 @@ function environmentHosts(env: string): { hosts: PictureHost[]; key: string } {
   const { readLabInventory } = require("../stacks/config");
   const labHosts = () => {
     const inv = readLabInventory();
-    const hosts = inv.hosts.map((h: any) => ({ name: h.name, address: h.address, port: h.port, user: "root", sudo: false, hostKey: h.hostKey }));
+    const hosts = inv.hosts.map((h: any) => ({
+      name: h.name,
+      address: h.address,
+      port: h.port,
+      user: "root",
+      sudo: false,
+      hostKey: h.hostKey,
+    }));
     return { hosts, key: fs.readFileSync(inv.privateKeyPath, "utf8") };
   };
   if (env === "lab") return labHosts();
-  const json = execFileSync(path.join(ENGINE_BIN, "pulumi"), ["config", "--json", "--show-secrets", "-s", env], { cwd: PROJECT_ROOT, env: engineEnv(env), encoding: "utf8" });
+  const json = execFileSync(
+    path.join(ENGINE_BIN, "pulumi"),
+    ["config", "--json", "--show-secrets", "-s", env],
+    { cwd: PROJECT_ROOT, env: engineEnv(env), encoding: "utf8" },
+  );
   const cfg = JSON.parse(json);
   if (cfg["hostnet:inventory"]?.value === "lab") return labHosts();
-  const hosts = JSON.parse(cfg["hostnet:hosts"]?.value ?? "[]").map((h: any) => ({ port: 22, user: "root", sudo: false, ...h }));
+  const hosts = JSON.parse(cfg["hostnet:hosts"]?.value ?? "[]").map(
+    (h: any) => ({ port: 22, user: "root", sudo: false, ...h }),
+  );
   return { hosts, key: cfg["hostnet:privateKey"]?.value ?? "" };
 }
 
@@ -184,9 +291,19 @@ function environmentHosts(env: string): { hosts: PictureHost[]; key: string } {
  * This host's share of the drift report: the items recorded on its machine, and (for objects that
  * are gone from the state too) those whose resource name starts with the host's name, longest first.
  */
-export function driftOfHost(items: DriftItem[], host: string, machineId: string, allHosts: string[]): DriftItem[] {
-  const owner = (resource: string) => [...allHosts].sort((a, b) => b.length - a.length).find((h) => resource.startsWith(`${h}-`));
-  return items.filter((d) => (d.machineId ? d.machineId === machineId : owner(d.resource) === host));
+export function driftOfHost(
+  items: DriftItem[],
+  host: string,
+  machineId: string,
+  allHosts: string[],
+): DriftItem[] {
+  const owner = (resource: string) =>
+    [...allHosts]
+      .sort((a, b) => b.length - a.length)
+      .find((h) => resource.startsWith(`${h}-`));
+  return items.filter((d) =>
+    d.machineId ? d.machineId === machineId : owner(d.resource) === host,
+  );
 }
 
 async function main(): Promise<void> {
@@ -194,20 +311,39 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2).filter((a) => a !== "--drift");
   const withDrift = args.length < process.argv.length - 2;
   const env = args[0] ?? "lab";
-  const outDir = path.resolve(args[1] ?? path.join(__dirname, "..", "..", ".hostnet", "pictures"));
+  const outDir = path.resolve(
+    args[1] ?? path.join(__dirname, "..", "..", ".hostnet", "pictures"),
+  );
   const { hosts, key } = environmentHosts(env);
   let drift: DriftItem[] | undefined;
   if (withDrift) {
-    const { driftReport, environmentStack, formatDrift } = await import("./stacks");
+    const { driftReport, environmentStack, formatDrift } =
+      await import("./stacks");
     drift = await driftReport(await environmentStack(env));
     console.log(formatDrift(drift));
   }
   for (const h of hosts) {
-    const snap = await hostFor({ host: h.address, port: h.port, user: h.user, sudo: h.sudo, hostKey: h.hostKey, privateKey: key }).snapshot();
-    const mine = drift && driftOfHost(drift, h.name, snap.machineId, hosts.map((x) => x.name));
+    const snap = await hostFor({
+      host: h.address,
+      port: h.port,
+      user: h.user,
+      sudo: h.sudo,
+      hostKey: h.hostKey,
+      privateKey: key,
+    }).snapshot();
+    const mine =
+      drift &&
+      driftOfHost(
+        drift,
+        h.name,
+        snap.machineId,
+        hosts.map((x) => x.name),
+      );
     const file = path.join(outDir, `${h.name}.svg`);
     renderSvg(topologyDot(snap, h.name, mine), file);
-    console.log(`${h.name}: ${file}${mine ? ` (${mine.length} drifted object(s) in red)` : ""}`);
+    console.log(
+      `${h.name}: ${file}${mine ? ` (${mine.length} drifted object(s) in red)` : ""}`,
+    );
   }
   process.exit(0);
 }

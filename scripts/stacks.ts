@@ -15,7 +15,8 @@ export function takeConfigError(): StackConfigError | undefined {
 }
 
 export async function environmentStack(env: string): Promise<automation.Stack> {
-  const run = require(path.join(PROJECT_ROOT, "dist", "stacks", "index.js")).default as automation.PulumiFn;
+  const run = require(path.join(PROJECT_ROOT, "dist", "stacks", "index.js"))
+    .default as automation.PulumiFn;
   // Remember a config error as thrown, so a caller can print just its problems instead of the
   // engine's whole output that the Automation API puts into its CommandError.
   const program: automation.PulumiFn = async () => {
@@ -28,7 +29,11 @@ export async function environmentStack(env: string): Promise<automation.Stack> {
   };
   return automation.LocalWorkspace.createOrSelectStack(
     { stackName: env, projectName: PROJECT_NAME, program },
-    { workDir: PROJECT_ROOT, envVars: engineEnv(env), pulumiCommand: await pulumiCommand() },
+    {
+      workDir: PROJECT_ROOT,
+      envVars: engineEnv(env),
+      pulumiCommand: await pulumiCommand(),
+    },
   );
 }
 
@@ -51,11 +56,22 @@ export interface DriftObject {
 }
 
 /** The kernel objects a hostnet resource of `type` with these properties manages. */
-export function driftObjects(type: string, p: Record<string, any> | undefined): DriftObject[] {
+export function driftObjects(
+  type: string,
+  p: Record<string, any> | undefined,
+): DriftObject[] {
   if (!p) return [];
   const ns = typeof p.netns === "string" ? p.netns : "";
   const end = (e: any, part?: string): DriftObject[] =>
-    e && typeof e.name === "string" ? [{ netns: typeof e.netns === "string" ? e.netns : "", name: e.name, ...(part ? { part } : {}) }] : [];
+    e && typeof e.name === "string"
+      ? [
+          {
+            netns: typeof e.netns === "string" ? e.netns : "",
+            name: e.name,
+            ...(part ? { part } : {}),
+          },
+        ]
+      : [];
   switch (type) {
     case "VmNetns":
       return typeof p.name === "string" ? [{ netns: p.name }] : [];
@@ -64,14 +80,22 @@ export function driftObjects(type: string, p: Record<string, any> | undefined): 
     case "FdbEntry":
       return typeof p.port === "string" ? [{ netns: ns, name: p.port }] : [];
     case "FilterChain":
-      return [{ netns: ns, name: `nft:${typeof p.table === "string" ? p.table : "hostnet"}` }];
+      return [
+        {
+          netns: ns,
+          name: `nft:${typeof p.table === "string" ? p.table : "hostnet"}`,
+        },
+      ];
     default:
       return end(p);
   }
 }
 
 /** `preview --refresh`: what the live hosts differ in from the desired state. */
-export async function driftReport(stack: automation.Stack, onOutput?: (s: string) => void): Promise<DriftItem[]> {
+export async function driftReport(
+  stack: automation.Stack,
+  onOutput?: (s: string) => void,
+): Promise<DriftItem[]> {
   const items: DriftItem[] = [];
   await stack.preview({
     refresh: true,
@@ -80,14 +104,23 @@ export async function driftReport(stack: automation.Stack, onOutput?: (s: string
     onOutput,
     onEvent: (e) => {
       const md = e.resourcePreEvent?.metadata;
-      if (!md || md.op === "same" || md.op === "read" || md.op === "refresh" || md.type === "pulumi:pulumi:Stack") return;
+      if (
+        !md ||
+        md.op === "same" ||
+        md.op === "read" ||
+        md.op === "refresh" ||
+        md.type === "pulumi:pulumi:Stack"
+      )
+        return;
       if (md.type.startsWith("hostnet:")) return; // components have no state of their own
       const type = md.type.split(":").pop() ?? md.type;
       items.push({
         resource: md.urn.split("::").pop() ?? md.urn,
         type,
         op: md.op,
-        properties: md.diffs?.length ? md.diffs : changedProperties(md.old?.outputs, md.new?.inputs),
+        properties: md.diffs?.length
+          ? md.diffs
+          : changedProperties(md.old?.outputs, md.new?.inputs),
         machineId: md.old?.outputs?.machineId,
         objects: driftObjects(type, md.old?.outputs ?? md.new?.inputs),
       });
@@ -96,30 +129,61 @@ export async function driftReport(stack: automation.Stack, onOutput?: (s: string
   return items;
 }
 
-const BOOKKEEPING = new Set(["__provider", "machineId", "created", "credentials", "connection"]);
+const BOOKKEEPING = new Set([
+  "__provider",
+  "machineId",
+  "created",
+  "credentials",
+  "connection",
+]);
 
 /**
  * Dynamic providers cannot hand the engine the list of changed keys, so name them ourselves:
  * the paths (two levels deep) where the refreshed state and the desired inputs differ.
  */
-export function changedProperties(live: Record<string, unknown> | undefined, desired: Record<string, unknown> | undefined, prefix = "", depth = 2): string[] {
+export function changedProperties(
+  live: Record<string, unknown> | undefined,
+  desired: Record<string, unknown> | undefined,
+  prefix = "",
+  depth = 2,
+): string[] {
   const out: string[] = [];
   for (const key of Object.keys(desired ?? {})) {
     if (!prefix && BOOKKEEPING.has(key)) continue;
     const a = live?.[key];
     const b = desired?.[key];
     if (JSON.stringify(a) === JSON.stringify(b)) continue;
-    const nested = depth > 1 && a && b && typeof a === "object" && typeof b === "object" && !Array.isArray(a) && !Array.isArray(b);
-    const inner = nested ? changedProperties(a as Record<string, unknown>, b as Record<string, unknown>, `${prefix}${key}.`, depth - 1) : [];
+    const nested =
+      depth > 1 &&
+      a &&
+      b &&
+      typeof a === "object" &&
+      typeof b === "object" &&
+      !Array.isArray(a) &&
+      !Array.isArray(b);
+    const inner = nested
+      ? changedProperties(
+          a as Record<string, unknown>,
+          b as Record<string, unknown>,
+          `${prefix}${key}.`,
+          depth - 1,
+        )
+      : [];
     out.push(...(inner.length > 0 ? inner : [`${prefix}${key}`]));
   }
   return out;
 }
 
 export function formatDrift(items: DriftItem[]): string {
-  if (items.length === 0) return "no drift: every host matches the desired state";
+  if (items.length === 0)
+    return "no drift: every host matches the desired state";
   const lines = items.map((d) => {
-    const what = d.op === "create" ? "missing on the host (will be created)" : d.op === "delete" ? "not desired (will be deleted)" : `${d.op}: ${d.properties.join(", ") || "(properties)"}`;
+    const what =
+      d.op === "create"
+        ? "missing on the host (will be created)"
+        : d.op === "delete"
+          ? "not desired (will be deleted)"
+          : `${d.op}: ${d.properties.join(", ") || "(properties)"}`;
     return `  DRIFT ${d.type} ${d.resource}: ${what}`;
   });
   return `${items.length} drifted object(s):\n${lines.join("\n")}`;

@@ -7,11 +7,22 @@ import { RunError } from "@pulumi/pulumi";
 import { z } from "zod";
 import { segmentHosts } from "../components/segment";
 import { BridgeSpec, SegmentSpec, VmSpec, vmKey } from "../components/spec";
-import { formatIssues, HostName, IfName, Ipv4Address, UnixUser } from "../providers/validate";
+import {
+  formatIssues,
+  HostName,
+  IfName,
+  Ipv4Address,
+  UnixUser,
+} from "../providers/validate";
 
 export const HostEntry = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "host name: letters, digits, '_', '.', '-' (it names resources)"),
+    name: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
+        "host name: letters, digits, '_', '.', '-' (it names resources)",
+      ),
     address: HostName,
     port: z.number().int().min(1).max(65535).default(22),
     user: UnixUser.default("root"),
@@ -24,7 +35,15 @@ export const HostEntry = z
   .strict();
 export type HostEntry = z.infer<typeof HostEntry>;
 
-const BatchSize = z.union([z.number().int().min(1), z.string().regex(/^([1-9][0-9]?|100)%$/, "a batch size is a count or a percentage like \"20%\"")]);
+const BatchSize = z.union([
+  z.number().int().min(1),
+  z
+    .string()
+    .regex(
+      /^([1-9][0-9]?|100)%$/,
+      'a batch size is a count or a percentage like "20%"',
+    ),
+]);
 
 export const Rollout = z
   .object({
@@ -47,7 +66,11 @@ export const StackConfig = z
     vms: z.array(VmSpec).default([]),
     /** L2 segments spanning hosts over VXLAN (README: Segments). */
     segments: z.array(SegmentSpec).default([]),
-    rollout: Rollout.default({ serial: [1, "100%"], maxFailures: 0, healthCheck: true }),
+    rollout: Rollout.default({
+      serial: [1, "100%"],
+      maxFailures: 0,
+      healthCheck: true,
+    }),
     /** Set by the fleet runner on a host stack (`<env>.<host>`): deploy only this host, no gate (the runner judges). */
     onlyHost: z.string().optional(),
   })
@@ -59,14 +82,27 @@ export function crossCheck(c: StackConfig): string[] {
   const problems: string[] = [];
   const hostNames = new Set(c.hosts.map((h) => h.name));
   const bridges = new Set(c.bridges.map((b) => b.name));
-  const seen = { name: new Map<string, number>(), mac: new Map<string, number>(), ip: new Map<string, number>() };
-  const dup = (kind: keyof typeof seen, key: string, i: number, field: string) => {
+  const seen = {
+    name: new Map<string, number>(),
+    mac: new Map<string, number>(),
+    ip: new Map<string, number>(),
+  };
+  const dup = (
+    kind: keyof typeof seen,
+    key: string,
+    i: number,
+    field: string,
+  ) => {
     const first = seen[kind].get(key);
-    if (first !== undefined) problems.push(`vms[${i}].${field}: ${key} is already used by vms[${first}]`);
+    if (first !== undefined)
+      problems.push(
+        `vms[${i}].${field}: ${key} is already used by vms[${first}]`,
+      );
     else seen[kind].set(key, i);
   };
   c.hosts.forEach((h, i) => {
-    if (c.hosts.findIndex((x) => x.name === h.name) !== i) problems.push(`hosts[${i}].name: duplicate host name ${h.name}`);
+    if (c.hosts.findIndex((x) => x.name === h.name) !== i)
+      problems.push(`hosts[${i}].name: duplicate host name ${h.name}`);
   });
   // Interface and namespace names come from each VM's key: two VMs of one host must not share one.
   const keys = new Map<string, number>();
@@ -74,17 +110,38 @@ export function crossCheck(c: StackConfig): string[] {
     const key = vmKey(vm);
     const first = keys.get(`${vm.host}/${key}`);
     if (first === undefined) keys.set(`${vm.host}/${key}`, i);
-    else problems.push(`vms[${i}].${vm.ifname ? "ifname" : "name"}: its interface names (hv-${key}, vm-${key}, ...) are those of vms[${first}] (${c.vms[first].name}) on host ${vm.host}; give one of them another ifname`);
+    else
+      problems.push(
+        `vms[${i}].${vm.ifname ? "ifname" : "name"}: its interface names (hv-${key}, vm-${key}, ...) are those of vms[${first}] (${c.vms[first].name}) on host ${vm.host}; give one of them another ifname`,
+      );
   });
-  if (c.onlyHost !== undefined && !hostNames.has(c.onlyHost)) problems.push(`onlyHost: no host named ${c.onlyHost} (hosts: ${[...hostNames].join(", ") || "none"})`);
+  if (c.onlyHost !== undefined && !hostNames.has(c.onlyHost))
+    problems.push(
+      `onlyHost: no host named ${c.onlyHost} (hosts: ${[...hostNames].join(", ") || "none"})`,
+    );
   c.vms.forEach((vm, i) => {
-    if (!hostNames.has(vm.host)) problems.push(`vms[${i}].host: no host named ${vm.host} (hosts: ${[...hostNames].join(", ") || "none"})`);
-    const needsBridge = vm.attachment === "bridged" || vm.attachment === "isolated-netns";
-    if (needsBridge && !vm.bridge) problems.push(`vms[${i}].bridge: a ${vm.attachment} VM needs a bridge`);
-    if (needsBridge && vm.bridge && !bridges.has(vm.bridge)) problems.push(`vms[${i}].bridge: no bridge named ${vm.bridge} in bridges`);
-    if (vm.attachment === "macvlan" && !vm.lower) problems.push(`vms[${i}].lower: a macvlan VM needs its lower device`);
-    if (vm.managedFdb && !needsBridge) problems.push(`vms[${i}].managedFdb: only bridged and isolated-netns VMs sit on a host bridge`);
-    if (vm.arpSuppress && !vm.managedFdb) problems.push(`vms[${i}].arpSuppress: ARP suppression needs managedFdb: true (the bridge must know the VM's MAC)`);
+    if (!hostNames.has(vm.host))
+      problems.push(
+        `vms[${i}].host: no host named ${vm.host} (hosts: ${[...hostNames].join(", ") || "none"})`,
+      );
+    const needsBridge =
+      vm.attachment === "bridged" || vm.attachment === "isolated-netns";
+    if (needsBridge && !vm.bridge)
+      problems.push(`vms[${i}].bridge: a ${vm.attachment} VM needs a bridge`);
+    if (needsBridge && vm.bridge && !bridges.has(vm.bridge))
+      problems.push(
+        `vms[${i}].bridge: no bridge named ${vm.bridge} in bridges`,
+      );
+    if (vm.attachment === "macvlan" && !vm.lower)
+      problems.push(`vms[${i}].lower: a macvlan VM needs its lower device`);
+    if (vm.managedFdb && !needsBridge)
+      problems.push(
+        `vms[${i}].managedFdb: only bridged and isolated-netns VMs sit on a host bridge`,
+      );
+    if (vm.arpSuppress && !vm.managedFdb)
+      problems.push(
+        `vms[${i}].arpSuppress: ARP suppression needs managedFdb: true (the bridge must know the VM's MAC)`,
+      );
     dup("name", vm.name, i, "name");
     dup("mac", vm.mac, i, "mac");
     vm.ipv4.forEach((ip, k) => dup("ip", ip.split("/")[0], i, `ipv4[${k}]`));
@@ -93,7 +150,8 @@ export function crossCheck(c: StackConfig): string[] {
   return problems;
 }
 
-const IPV4 = /^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$/;
+const IPV4 =
+  /^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$/;
 
 /** The underlay address a host's vxlan devices send from. */
 export function underlayOf(h: HostEntry): string | undefined {
@@ -107,32 +165,61 @@ function segmentProblems(c: StackConfig): string[] {
   const bridges = new Set(c.bridges.map((b) => b.name));
   segs.forEach((s, i) => {
     const first = segs.findIndex((x) => x.name === s.name);
-    if (first !== i) problems.push(`segments[${i}].name: ${s.name} is already used by segments[${first}]`);
+    if (first !== i)
+      problems.push(
+        `segments[${i}].name: ${s.name} is already used by segments[${first}]`,
+      );
     const sameVni = segs.findIndex((x) => x.vni === s.vni && x.port === s.port);
-    if (sameVni !== i) problems.push(`segments[${i}].vni: ${s.vni} is already used by segments[${sameVni}] (${segs[sameVni].name}); one VNI is one segment`);
-    if (!bridges.has(s.bridge)) problems.push(`segments[${i}].bridge: no bridge named ${s.bridge} in bridges`);
+    if (sameVni !== i)
+      problems.push(
+        `segments[${i}].vni: ${s.vni} is already used by segments[${sameVni}] (${segs[sameVni].name}); one VNI is one segment`,
+      );
+    if (!bridges.has(s.bridge))
+      problems.push(
+        `segments[${i}].bridge: no bridge named ${s.bridge} in bridges`,
+      );
     const sameBridge = segs.findIndex((x) => x.bridge === s.bridge);
-    if (sameBridge !== i) problems.push(`segments[${i}].bridge: ${s.bridge} already carries segment ${segs[sameBridge].name}; two segments on one bridge would be one broadcast domain: give each segment its own bridge`);
+    if (sameBridge !== i)
+      problems.push(
+        `segments[${i}].bridge: ${s.bridge} already carries segment ${segs[sameBridge].name}; two segments on one bridge would be one broadcast domain: give each segment its own bridge`,
+      );
     (s.hosts ?? []).forEach((h, k) => {
       const host = c.hosts.find((x) => x.name === h);
-      if (!host) problems.push(`segments[${i}].hosts[${k}]: no host named ${h}`);
+      if (!host)
+        problems.push(`segments[${i}].hosts[${k}]: no host named ${h}`);
     });
     for (const h of segmentHosts(s, c.vms)) {
       const k = c.hosts.findIndex((x) => x.name === h);
       if (k >= 0 && underlayOf(c.hosts[k]) === undefined) {
-        problems.push(`hosts[${k}].underlay: host ${h} is in segment ${s.name} but its address ${c.hosts[k].address} is not an IPv4 address; set underlay to the address its VXLAN traffic leaves from`);
+        problems.push(
+          `hosts[${k}].underlay: host ${h} is in segment ${s.name} but its address ${c.hosts[k].address} is not an IPv4 address; set underlay to the address its VXLAN traffic leaves from`,
+        );
       }
     }
   });
   c.vms.forEach((vm, i) => {
     if (vm.segment === undefined) return;
     const s = segs.find((x) => x.name === vm.segment);
-    if (!s) return problems.push(`vms[${i}].segment: no segment named ${vm.segment} in segments (segments: ${segs.map((x) => x.name).join(", ") || "none"})`);
-    if (vm.attachment !== "bridged" && vm.attachment !== "isolated-netns") problems.push(`vms[${i}].segment: only bridged and isolated-netns VMs sit on a segment's bridge (this VM is ${vm.attachment})`);
-    else if (vm.bridge !== s.bridge) problems.push(`vms[${i}].bridge: segment ${s.name} is on bridge ${s.bridge}, but the VM is on ${vm.bridge}; put the VM on ${s.bridge}`);
-    if (s.hosts && !s.hosts.includes(vm.host)) problems.push(`vms[${i}].host: ${vm.host} is not in segments[${segs.indexOf(s)}].hosts (${s.hosts.join(", ")}); add it there`);
+    if (!s)
+      return problems.push(
+        `vms[${i}].segment: no segment named ${vm.segment} in segments (segments: ${segs.map((x) => x.name).join(", ") || "none"})`,
+      );
+    if (vm.attachment !== "bridged" && vm.attachment !== "isolated-netns")
+      problems.push(
+        `vms[${i}].segment: only bridged and isolated-netns VMs sit on a segment's bridge (this VM is ${vm.attachment})`,
+      );
+    else if (vm.bridge !== s.bridge)
+      problems.push(
+        `vms[${i}].bridge: segment ${s.name} is on bridge ${s.bridge}, but the VM is on ${vm.bridge}; put the VM on ${s.bridge}`,
+      );
+    if (s.hosts && !s.hosts.includes(vm.host))
+      problems.push(
+        `vms[${i}].host: ${vm.host} is not in segments[${segs.indexOf(s)}].hosts (${s.hosts.join(", ")}); add it there`,
+      );
     if (vm.arpSuppress) {
-      problems.push(`vms[${i}].arpSuppress: a segment VM must not have neigh_suppress on its own port (the bridge then never answers its ARP requests, so remote VMs are unreachable); the segment suppresses ARP on its vxlan port already: remove arpSuppress`);
+      problems.push(
+        `vms[${i}].arpSuppress: a segment VM must not have neigh_suppress on its own port (the bridge then never answers its ARP requests, so remote VMs are unreachable); the segment suppresses ARP on its vxlan port already: remove arpSuppress`,
+      );
     }
   });
   return problems;
@@ -144,9 +231,12 @@ function segmentProblems(c: StackConfig): string[] {
  */
 export class StackConfigError extends RunError {
   constructor(readonly problems: string[]) {
-    super(`stack config has ${problems.length} problem(s); nothing was applied:\n  - ${problems.join("\n  - ")}`);
+    super(
+      `stack config has ${problems.length} problem(s); nothing was applied:\n  - ${problems.join("\n  - ")}`,
+    );
     this.name = "StackConfigError";
-    if (process.env.HOSTNET_DEBUG === "1") this.message += `\n${(this.stack ?? "").split("\n").slice(1).join("\n")}`;
+    if (process.env.HOSTNET_DEBUG === "1")
+      this.message += `\n${(this.stack ?? "").split("\n").slice(1).join("\n")}`;
   }
 }
 
@@ -154,12 +244,20 @@ const PROJECT_ROOT = path.resolve(__dirname, "..", "..");
 
 export interface LabInventory {
   privateKeyPath: string;
-  hosts: Array<{ name: string; address: string; port: number; hostKey: string }>;
+  hosts: Array<{
+    name: string;
+    address: string;
+    port: number;
+    hostKey: string;
+  }>;
 }
 
 export function readLabInventory(): LabInventory {
   const file = path.join(PROJECT_ROOT, ".hostnet", "lab", "inventory.json");
-  if (!fs.existsSync(file)) throw new StackConfigError([`inventory: the lab is not up (${file} missing): run 'npm run lab -- up 2'`]);
+  if (!fs.existsSync(file))
+    throw new StackConfigError([
+      `inventory: the lab is not up (${file} missing): run 'npm run lab -- up 2'`,
+    ]);
   return JSON.parse(fs.readFileSync(file, "utf8"));
 }
 
@@ -170,7 +268,14 @@ export function parseStackConfig(raw: Record<string, unknown>): StackConfig {
   let config = r.data;
   if (config.inventory === "lab") {
     const inv = readLabInventory();
-    const labHosts = inv.hosts.map((h) => HostEntry.parse({ name: h.name, address: h.address, port: h.port, hostKey: h.hostKey }));
+    const labHosts = inv.hosts.map((h) =>
+      HostEntry.parse({
+        name: h.name,
+        address: h.address,
+        port: h.port,
+        hostKey: h.hostKey,
+      }),
+    );
     config = { ...config, hosts: [...labHosts, ...config.hosts] };
   }
   const problems = crossCheck(config);

@@ -8,14 +8,32 @@ import { vmKey } from "../components/spec";
 import { RolloutGate } from "../providers/hostHealth";
 import type { ConnectionInput } from "../providers/ssh";
 import { segmentsForHost } from "../components/segment";
-import { HostEntry, parseStackConfig, readLabInventory, StackConfig, underlayOf } from "./config";
+import {
+  HostEntry,
+  parseStackConfig,
+  readLabInventory,
+  StackConfig,
+  underlayOf,
+} from "./config";
 import { planBatches } from "./rollout";
 
 function rawConfig(): Record<string, unknown> {
   const cfg = new pulumi.Config("hostnet");
   const raw: Record<string, unknown> = {};
-  for (const key of ["inventory", "hosts", "bridges", "simulatedNics", "vms", "rollout", "segments", "onlyHost"]) {
-    const v = key === "inventory" || key === "onlyHost" ? cfg.get(key) : cfg.getObject(key);
+  for (const key of [
+    "inventory",
+    "hosts",
+    "bridges",
+    "simulatedNics",
+    "vms",
+    "rollout",
+    "segments",
+    "onlyHost",
+  ]) {
+    const v =
+      key === "inventory" || key === "onlyHost"
+        ? cfg.get(key)
+        : cfg.getObject(key);
     if (v !== undefined) raw[key] = v;
   }
   return raw;
@@ -25,11 +43,19 @@ function privateKey(config: StackConfig): pulumi.Output<string> {
   const cfg = new pulumi.Config("hostnet");
   const fromConfig = cfg.getSecret("privateKey");
   if (fromConfig) return fromConfig;
-  if (config.inventory === "lab") return pulumi.secret(fs.readFileSync(readLabInventory().privateKeyPath, "utf8"));
-  throw new Error("hostnet:privateKey is not set: pulumi config set --secret hostnet:privateKey \"$(cat ~/.ssh/id_ed25519)\"");
+  if (config.inventory === "lab")
+    return pulumi.secret(
+      fs.readFileSync(readLabInventory().privateKeyPath, "utf8"),
+    );
+  throw new Error(
+    'hostnet:privateKey is not set: pulumi config set --secret hostnet:privateKey "$(cat ~/.ssh/id_ed25519)"',
+  );
 }
 
-function connectionFor(h: HostEntry, key: pulumi.Output<string>): pulumi.Output<ConnectionInput> {
+function connectionFor(
+  h: HostEntry,
+  key: pulumi.Output<string>,
+): pulumi.Output<ConnectionInput> {
   return key.apply((privateKey) => ({
     host: h.address,
     port: h.port,
@@ -51,36 +77,95 @@ export async function program(): Promise<Record<string, unknown>> {
  * A host stack (config.onlyHost, made by the fleet runner) deploys that one host without a gate:
  * its health is a stack output and the runner applies the failure budget across the rollout.
  */
-export function deployFleet(config: StackConfig, key: pulumi.Output<string>): Record<string, unknown> {
-  const hostsWithWork = config.hosts.filter((h) => (config.onlyHost === undefined || h.name === config.onlyHost) && (config.vms.some((v) => v.host === h.name) || config.bridges.length > 0));
+export function deployFleet(
+  config: StackConfig,
+  key: pulumi.Output<string>,
+): Record<string, unknown> {
+  const hostsWithWork = config.hosts.filter(
+    (h) =>
+      (config.onlyHost === undefined || h.name === config.onlyHost) &&
+      (config.vms.some((v) => v.host === h.name) || config.bridges.length > 0),
+  );
   const batches = planBatches(hostsWithWork, config.rollout.serial);
-  const results: Array<{ host: string; healthy: pulumi.Output<boolean>; problems: pulumi.Output<string[]> }> = [];
+  const results: Array<{
+    host: string;
+    healthy: pulumi.Output<boolean>;
+    problems: pulumi.Output<string[]>;
+  }> = [];
   let gate: RolloutGate | undefined;
-  const underlay = new Map(config.hosts.map((h) => [h.name, underlayOf(h)!] as const));
+  const underlay = new Map(
+    config.hosts.map((h) => [h.name, underlayOf(h)!] as const),
+  );
   batches.forEach((batch, i) => {
     for (const h of batch) {
-      const topo = new HostTopology(h.name, {
-        hostName: h.name,
-        connection: connectionFor(h, key),
-        bridges: config.bridges,
-        simulatedNics: config.simulatedNics,
-        vms: config.vms.filter((v) => v.host === h.name),
-        healthCheck: config.rollout.healthCheck,
-        segments: segmentsForHost(h.name, config.segments ?? [], config.vms, underlay),
-      }, { dependsOn: gate ? [gate] : [] });
-      if (topo.health) results.push({ host: h.name, healthy: topo.health.healthy, problems: topo.health.problems });
+      const topo = new HostTopology(
+        h.name,
+        {
+          hostName: h.name,
+          connection: connectionFor(h, key),
+          bridges: config.bridges,
+          simulatedNics: config.simulatedNics,
+          vms: config.vms.filter((v) => v.host === h.name),
+          healthCheck: config.rollout.healthCheck,
+          segments: segmentsForHost(
+            h.name,
+            config.segments ?? [],
+            config.vms,
+            underlay,
+          ),
+        },
+        { dependsOn: gate ? [gate] : [] },
+      );
+      if (topo.health)
+        results.push({
+          host: h.name,
+          healthy: topo.health.healthy,
+          problems: topo.health.problems,
+        });
     }
     if (config.rollout.healthCheck && config.onlyHost === undefined) {
-      const verdicts = pulumi.all(results.map((r) => pulumi.all([r.healthy, r.problems]).apply(([healthy, problems]) => ({ host: r.host, healthy, problems }))));
-      gate = new RolloutGate(`rollout-batch-${i}`, { batch: i, maxFailures: config.rollout.maxFailures, results: verdicts });
+      const verdicts = pulumi.all(
+        results.map((r) =>
+          pulumi.all([r.healthy, r.problems]).apply(([healthy, problems]) => ({
+            host: r.host,
+            healthy,
+            problems,
+          })),
+        ),
+      );
+      gate = new RolloutGate(`rollout-batch-${i}`, {
+        batch: i,
+        maxFailures: config.rollout.maxFailures,
+        results: verdicts,
+      });
     }
   });
   return {
     batches: batches.map((b) => b.map((h) => h.name)),
-    health: pulumi.all(results.map((r) => pulumi.all([r.healthy, r.problems]).apply(([healthy, problems]) => [r.host, { healthy, problems }] as const))).apply(Object.fromEntries),
+    health: pulumi
+      .all(
+        results.map((r) =>
+          pulumi
+            .all([r.healthy, r.problems])
+            .apply(
+              ([healthy, problems]) => [r.host, { healthy, problems }] as const,
+            ),
+        ),
+      )
+      .apply(Object.fromEntries),
     vms: config.vms
-      .filter((v) => config.onlyHost === undefined || v.host === config.onlyHost)
-      .map((v) => ({ name: v.name, ifname: vmKey(v), host: v.host, attachment: v.attachment, managedFdb: v.managedFdb, filter: v.filter, ipv4: v.ipv4 })),
+      .filter(
+        (v) => config.onlyHost === undefined || v.host === config.onlyHost,
+      )
+      .map((v) => ({
+        name: v.name,
+        ifname: vmKey(v),
+        host: v.host,
+        attachment: v.attachment,
+        managedFdb: v.managedFdb,
+        filter: v.filter,
+        ipv4: v.ipv4,
+      })),
   };
 }
 

@@ -9,7 +9,10 @@ export function batchSizes(serial: BatchSize[], total: number): number[] {
   let i = 0;
   while (placed < total) {
     const spec = serial[Math.min(i, serial.length - 1)];
-    const n = typeof spec === "number" ? spec : Math.max(1, Math.ceil((total * Number(spec.slice(0, -1))) / 100));
+    const n =
+      typeof spec === "number"
+        ? spec
+        : Math.max(1, Math.ceil((total * Number(spec.slice(0, -1))) / 100));
     const size = Math.min(n, total - placed);
     sizes.push(size);
     placed += size;

@@ -5,7 +5,14 @@
 const path = require("path");
 
 function runtime() {
-  return require(path.join(process.env.HOSTNET_HOME || process.cwd(), "dist", "providers", "runtime.js"));
+  return require(
+    path.join(
+      process.env.HOSTNET_HOME || process.cwd(),
+      "dist",
+      "providers",
+      "runtime.js",
+    ),
+  );
 }
 
 module.exports = function dispatch(kind) {

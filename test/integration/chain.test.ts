@@ -15,12 +15,16 @@ import { labConnection, LabHost, labUp, sshRun } from "../support/lab";
  */
 const cut: { path?: string } = {};
 function cutRegistrations(options: any, nextCall: (options: any) => any): any {
-  /* eslint-disable @typescript-eslint/no-require-imports */
   const grpc = require("@grpc/grpc-js");
-  if (!cut.path || options.method_definition?.path !== cut.path) return nextCall(options);
+  if (!cut.path || options.method_definition?.path !== cut.path)
+    return nextCall(options);
   return new grpc.InterceptingCall(nextCall(options), {
     start: (_metadata: unknown, listener: any) =>
-      listener.onReceiveStatus({ code: grpc.status.UNAVAILABLE, details: "No connection established", metadata: new grpc.Metadata() }),
+      listener.onReceiveStatus({
+        code: grpc.status.UNAVAILABLE,
+        details: "No connection established",
+        metadata: new grpc.Metadata(),
+      }),
     sendMessage: () => undefined,
     halfClose: () => undefined,
   });
@@ -34,7 +38,9 @@ describe("engine chain: pulumi up / destroy of a VmNetns on a lab host", functio
 
   before(async () => {
     host = labUp(2).hosts[0];
-    require("@pulumi/pulumi/runtime/settings").grpcClientOptions.interceptors.push(cutRegistrations);
+    require("@pulumi/pulumi/runtime/settings").grpcClientOptions.interceptors.push(
+      cutRegistrations,
+    );
     stack = await inlineStack("test-chain", async () => {
       const ns = new VmNetns("ns", {
         connection: labConnection(host),
@@ -46,7 +52,8 @@ describe("engine chain: pulumi up / destroy of a VmNetns on a lab host", functio
   });
 
   after(async () => {
-    const interceptors: unknown[] = require("@pulumi/pulumi/runtime/settings").grpcClientOptions.interceptors;
+    const interceptors: unknown[] = require("@pulumi/pulumi/runtime/settings")
+      .grpcClientOptions.interceptors;
     interceptors.splice(interceptors.indexOf(cutRegistrations), 1);
     await stack?.destroy({ color: "never" }).catch(() => undefined);
     await stack?.workspace.removeStack("test-chain").catch(() => undefined);
@@ -57,8 +64,15 @@ describe("engine chain: pulumi up / destroy of a VmNetns on a lab host", functio
     expect(up.summary.result).to.equal("succeeded");
     expect(up.outputs.id.value).to.equal(`netns/${nsName}`);
     expect(up.outputs.machineId.value).to.equal(host.machineId);
-    expect(sshRun(host, "ip netns list")).to.match(new RegExp(`^${nsName}( |$)`, "m"));
-    expect(sshRun(host, `ip netns exec ${nsName} sysctl -n net.ipv4.ip_forward`).trim()).to.equal("1");
+    expect(sshRun(host, "ip netns list")).to.match(
+      new RegExp(`^${nsName}( |$)`, "m"),
+    );
+    expect(
+      sshRun(
+        host,
+        `ip netns exec ${nsName} sysctl -n net.ipv4.ip_forward`,
+      ).trim(),
+    ).to.equal("1");
     const lo = JSON.parse(sshRun(host, `ip -j -n ${nsName} link show lo`));
     expect(lo[0].flags).to.include("UP");
   });
@@ -69,7 +83,10 @@ describe("engine chain: pulumi up / destroy of a VmNetns on a lab host", functio
   });
 
   for (const [method, when] of [
-    ["/pulumirpc.Engine/SetRootResource", "as the stack starts (the program never runs)"],
+    [
+      "/pulumirpc.Engine/SetRootResource",
+      "as the stack starts (the program never runs)",
+    ],
     ["/pulumirpc.ResourceMonitor/RegisterResource", "for the resource itself"],
   ]) {
     it(`a lost engine call ${when} fails the run instead of deleting the resource`, async () => {
@@ -80,8 +97,12 @@ describe("engine chain: pulumi up / destroy of a VmNetns on a lab host", functio
       } finally {
         cut.path = undefined;
       }
-      expect(err?.message).to.include(`lost contact with the Pulumi engine during ${method.split("/").pop()}`);
-      expect(sshRun(host, "ip netns list")).to.match(new RegExp(`^${nsName}( |$)`, "m"));
+      expect(err?.message).to.include(
+        `lost contact with the Pulumi engine during ${method.split("/").pop()}`,
+      );
+      expect(sshRun(host, "ip netns list")).to.match(
+        new RegExp(`^${nsName}( |$)`, "m"),
+      );
       const after = await stack.preview({ color: "never" });
       expect(after.changeSummary).to.deep.equal({ same: 2 });
     });
@@ -90,6 +111,8 @@ describe("engine chain: pulumi up / destroy of a VmNetns on a lab host", functio
   it("destroy removes it from the host", async () => {
     const res = await stack.destroy({ color: "never" });
     expect(res.summary.result).to.equal("succeeded");
-    expect(sshRun(host, "ip netns list")).not.to.match(new RegExp(`^${nsName}( |$)`, "m"));
+    expect(sshRun(host, "ip netns list")).not.to.match(
+      new RegExp(`^${nsName}( |$)`, "m"),
+    );
   });
 });

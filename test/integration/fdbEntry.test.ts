@@ -41,7 +41,10 @@ interface FdbJson {
  * still marks the property ("~ port : ..."), and this stack changes one resource at a time.
  */
 function changed(pv: StepReport, res: string, key: string): boolean {
-  return (pv.diffs[res] ?? []).includes(key) || new RegExp(`^\\s*[-+~]+ ${key}\\s*:`, "m").test(pv.stdout);
+  return (
+    (pv.diffs[res] ?? []).includes(key) ||
+    new RegExp(`^\\s*[-+~]+ ${key}\\s*:`, "m").test(pv.stdout)
+  );
 }
 
 describe("FdbEntry: static fdb entry lifecycle on a lab host", function () {
@@ -52,10 +55,21 @@ describe("FdbEntry: static fdb entry lifecycle on a lab host", function () {
 
   /** The bridge's own static entries (not the ports' "self" rows, not learned ones). */
   function staticRows(): FdbJson[] {
-    const rows = sshJson<FdbJson[]>(h, `ip netns exec ${NS} bridge -j fdb show br ${BR}`);
-    return rows.filter((r) => r.master === BR && r.state === "static" && !(r.flags ?? []).includes("self"));
+    const rows = sshJson<FdbJson[]>(
+      h,
+      `ip netns exec ${NS} bridge -j fdb show br ${BR}`,
+    );
+    return rows.filter(
+      (r) =>
+        r.master === BR &&
+        r.state === "static" &&
+        !(r.flags ?? []).includes("self"),
+    );
   }
-  const portsOf = (mac: string): string[] => staticRows().filter((r) => r.mac === mac).map((r) => r.ifname ?? "");
+  const portsOf = (mac: string): string[] =>
+    staticRows()
+      .filter((r) => r.mac === mac)
+      .map((r) => r.ifname ?? "");
   const sh = (cmd: string) => sshRun(h, `ip netns exec ${NS} ${cmd}`);
   const nsState = () => (independentSnapshot(h) as Record<string, unknown>)[NS];
 
@@ -158,23 +172,48 @@ describe("FdbEntry: static fdb entry lifecycle on a lab host", function () {
 
   it("a port that is not on the bridge is refused before anything is changed", async () => {
     const before = staticRows();
-    stack.config = { entries: [...stack.config.entries, { res: "stray", mac: MAC1, port: "fdq0" }] };
-    const err = await stack.up().then(() => undefined, (e: Error) => e);
-    stack.config = { entries: stack.config.entries.filter((e) => e.res !== "stray") };
+    stack.config = {
+      entries: [
+        ...stack.config.entries,
+        { res: "stray", mac: MAC1, port: "fdq0" },
+      ],
+    };
+    const err = await stack.up().then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    stack.config = {
+      entries: stack.config.entries.filter((e) => e.res !== "stray"),
+    };
     expect(String(err)).to.match(/fdq0 is not a bridge port, not of fdbr0/);
     expect(staticRows()).to.deep.equal(before);
   });
 
   it("creating over an existing static entry fails and says adopt: true", async () => {
     sh(`bridge fdb add ${ADOPTED} dev fdp0 master static`);
-    stack.config = { entries: [...stack.config.entries, { res: "a", mac: ADOPTED, port: "fdp0" }] };
-    const err = await stack.up().then(() => undefined, (e: Error) => e);
-    expect(String(err)).to.match(/already exists as a static entry/).and.match(/adopt: true/);
+    stack.config = {
+      entries: [
+        ...stack.config.entries,
+        { res: "a", mac: ADOPTED, port: "fdp0" },
+      ],
+    };
+    const err = await stack.up().then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(String(err))
+      .to.match(/already exists as a static entry/)
+      .and.match(/adopt: true/);
     expect(portsOf(ADOPTED)).to.deep.equal(["fdp0"]);
   });
 
   it("adopt: true records a hand-made entry without touching it", async () => {
-    stack.config = { entries: [stack.config.entries[0], { res: "a", mac: ADOPTED, port: "fdp0", adopt: true }] };
+    stack.config = {
+      entries: [
+        stack.config.entries[0],
+        { res: "a", mac: ADOPTED, port: "fdp0", adopt: true },
+      ],
+    };
     const up = await stack.up();
     expect(up.ops.a).to.equal("create");
     expect((up.outputs.a as any).created).to.equal(false);
@@ -183,17 +222,36 @@ describe("FdbEntry: static fdb entry lifecycle on a lab host", function () {
   });
 
   it("a vlan entry is refused by this kernel with a clear error (else created)", async function () {
-    stack.config = { entries: [...stack.config.entries, { res: "v", mac: VLAN_MAC, port: "fdp0", vlan: 10 }] };
-    const err = await stack.up().then(() => undefined, (e: Error) => e);
-    stack.config = { entries: stack.config.entries.filter((e) => e.res !== "v") };
+    stack.config = {
+      entries: [
+        ...stack.config.entries,
+        { res: "v", mac: VLAN_MAC, port: "fdp0", vlan: 10 },
+      ],
+    };
+    const err = await stack.up().then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    stack.config = {
+      entries: stack.config.entries.filter((e) => e.res !== "v"),
+    };
     if (err === undefined) {
-      expect(sshJson<FdbJson[]>(h, `ip netns exec ${NS} bridge -j fdb show br ${BR}`).some((r) => r.mac === VLAN_MAC && r.vlan === 10)).to.equal(true);
+      expect(
+        sshJson<FdbJson[]>(
+          h,
+          `ip netns exec ${NS} bridge -j fdb show br ${BR}`,
+        ).some((r) => r.mac === VLAN_MAC && r.vlan === 10),
+      ).to.equal(true);
       await stack.up();
       return;
     }
-    expect(String(err)).to.match(/vlan_filtering/).and.match(/fdbr0/);
+    expect(String(err))
+      .to.match(/vlan_filtering/)
+      .and.match(/fdbr0/);
     expect(portsOf(VLAN_MAC)).to.deep.equal([]);
-    console.log("    (skipped: this kernel has no bridge vlan_filtering, so no vlan fdb entry can exist; only hostnet's refusal message was checked)");
+    console.log(
+      "    (skipped: this kernel has no bridge vlan_filtering, so no vlan fdb entry can exist; only hostnet's refusal message was checked)",
+    );
     this.skip();
   });
 
@@ -208,16 +266,33 @@ describe("FdbEntry: static fdb entry lifecycle on a lab host", function () {
   });
 
   const invalid: Array<[string, Partial<Entry>, RegExp]> = [
-    ["multicast mac", { mac: "01:00:5e:00:00:01" }, /mac: MAC address 01:00:5e:00:00:01 is multicast/],
+    [
+      "multicast mac",
+      { mac: "01:00:5e:00:00:01" },
+      /mac: MAC address 01:00:5e:00:00:01 is multicast/,
+    ],
     ["malformed mac", { mac: "zz" }, /mac: MAC address/],
-    ["bridge with a space", { bridge: "a b" }, /bridge: interface name may contain only .* found a space/],
-    ["vlan out of range", { vlan: 5000 }, /vlan: vlan must be an integer 1–4094/],
+    [
+      "bridge with a space",
+      { bridge: "a b" },
+      /bridge: interface name may contain only .* found a space/,
+    ],
+    [
+      "vlan out of range",
+      { vlan: 5000 },
+      /vlan: vlan must be an integer 1–4094/,
+    ],
   ];
   for (const [what, bad, message] of invalid) {
     it(`invalid input fails at preview naming the field: ${what}`, async () => {
       const before = nsState();
-      stack.config = { entries: [{ res: "bad", mac: MAC1, port: "fdp0", ...bad }] };
-      const err = await stack.preview().then(() => undefined, (e: Error) => e);
+      stack.config = {
+        entries: [{ res: "bad", mac: MAC1, port: "fdp0", ...bad }],
+      };
+      const err = await stack.preview().then(
+        () => undefined,
+        (e: Error) => e,
+      );
       expect(String(err)).to.match(message);
       expect(nsState()).to.deep.equal(before);
     });

@@ -19,7 +19,12 @@ const MAC_A = "02:00:00:00:09:01";
 const IP_A = "198.19.9.1";
 const IP_B = "198.19.9.2";
 
-const VM_A: PortInput = { port: "fcp0", policy: "clean-traffic", mac: MAC_A, ipv4: [IP_A] };
+const VM_A: PortInput = {
+  port: "fcp0",
+  policy: "clean-traffic",
+  mac: MAC_A,
+  ipv4: [IP_A],
+};
 const VM_B: PortInput = { port: "fcp1", policy: "accept-all" };
 
 const SETUP = `set -e
@@ -40,7 +45,8 @@ ip -n fcvmB addr add 198.19.9.2/24 dev fcvm1
 ip -n fcvmA link set fcvm0 up
 ip -n fcvmB link set fcvm1 up`;
 
-const TEARDOWN = "for ns in fcvmA fcvmB fcns1; do ip netns del $ns 2>/dev/null; done; true";
+const TEARDOWN =
+  "for ns in fcvmA fcvmB fcns1; do ip netns del $ns 2>/dev/null; done; true";
 
 interface NftDoc {
   nftables: Array<Record<string, any>>;
@@ -53,21 +59,34 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
   let baseline: Record<string, unknown>;
   let firstDigest = "";
 
-  const inNs = (cmd: string, opts: { allowFail?: boolean } = {}) => sshRun(h, `ip netns exec ${NS} ${cmd}`, opts);
-  const listTable = (t: string): NftDoc => sshJson(h, `ip netns exec ${NS} nft -j list table bridge ${t}`);
+  const inNs = (cmd: string, opts: { allowFail?: boolean } = {}) =>
+    sshRun(h, `ip netns exec ${NS} ${cmd}`, opts);
+  const listTable = (t: string): NftDoc =>
+    sshJson(h, `ip netns exec ${NS} nft -j list table bridge ${t}`);
   const tables = (): string => inNs("nft list tables");
   // Bridge port timers tick by themselves; they are not state anyone set.
   const mine = () =>
     JSON.parse(
-      JSON.stringify(Object.fromEntries(Object.entries(independentSnapshot(h)).filter(([k]) => MY_NAMESPACES.includes(k))), (k, v) =>
-        k.endsWith("_timer") ? undefined : v,
+      JSON.stringify(
+        Object.fromEntries(
+          Object.entries(independentSnapshot(h)).filter(([k]) =>
+            MY_NAMESPACES.includes(k),
+          ),
+        ),
+        (k, v) => (k.endsWith("_timer") ? undefined : v),
       ),
     );
-  const chain = (extra: Partial<ChainConfig> & { ports: PortInput[] }): ChainConfig => ({ netns: NS, ...extra });
+  const chain = (
+    extra: Partial<ChainConfig> & { ports: PortInput[] },
+  ): ChainConfig => ({ netns: NS, ...extra });
 
   /** true when at least one of two pings from fcvmA to fcvmB is answered. */
   function pingAB(): boolean {
-    const out = sshRun(h, `ip netns exec fcvmA ping -n -q -c 2 -i 0.2 -W 1 ${IP_B}`, { allowFail: true });
+    const out = sshRun(
+      h,
+      `ip netns exec fcvmA ping -n -q -c 2 -i 0.2 -W 1 ${IP_B}`,
+      { allowFail: true },
+    );
     return /\b[1-9]\d* received/.test(out);
   }
 
@@ -78,7 +97,9 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
   }
 
   function rulesOf(doc: NftDoc, chainName: string): any[] {
-    return doc.nftables.filter((o) => o.rule?.chain === chainName).map((o) => o.rule);
+    return doc.nftables
+      .filter((o) => o.rule?.chain === chainName)
+      .map((o) => o.rule);
   }
 
   /** The chain a map sends a port to. */
@@ -104,8 +125,17 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
     stack = new TestStack<Config>("test-filter", { chains: {} }, async (c) => {
       const out: Record<string, unknown> = {};
       for (const [name, args] of Object.entries(c.chains)) {
-        const r = new FilterChain(name, { connection: labConnection(h), ...args });
-        out[name] = { id: r.id, appliedDigest: r.appliedDigest, chains: r.chains, portCount: r.portCount, created: r.created };
+        const r = new FilterChain(name, {
+          connection: labConnection(h),
+          ...args,
+        });
+        out[name] = {
+          id: r.id,
+          appliedDigest: r.appliedDigest,
+          chains: r.chains,
+          portCount: r.portCount,
+          created: r.created,
+        };
       }
       return out;
     });
@@ -137,8 +167,12 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
     expect(mapElems(doc, "to_vm")).to.have.length(2);
     const fwd = rulesOf(doc, "forward_hook").map((r) => r.expr[0].vmap?.data);
     expect(fwd).to.deep.equal(["@from_vm", "@to_vm"]);
-    expect(doc.nftables.find((o) => o.chain?.name === "forward_hook")?.chain).to.include({ hook: "forward", policy: "accept" });
-    expect(inNs("nft list table bridge hostnet")).to.match(/^table bridge hostnet \{\n\s*comment "hostnet:[0-9a-f]{8}-[0-9a-f]{10}"$/m);
+    expect(
+      doc.nftables.find((o) => o.chain?.name === "forward_hook")?.chain,
+    ).to.include({ hook: "forward", policy: "accept" });
+    expect(inNs("nft list table bridge hostnet")).to.match(
+      /^table bridge hostnet \{\n\s*comment "hostnet:[0-9a-f]{8}-[0-9a-f]{10}"$/m,
+    );
   });
 
   it("a refreshing preview right after up sees no drift", async () => {
@@ -157,8 +191,23 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
   });
 
   it("changing ports and rules is an in-place update, applied atomically", async () => {
-    const noSsh = { direction: "to-vm", action: "drop", proto: "tcp", dport: 22, comment: "fc no ssh" } as const;
-    stack.config = { chains: { main: chain({ ports: [{ ...VM_A, rules: [noSsh] }, { ...VM_B, policy: "drop-all" }] }) } };
+    const noSsh = {
+      direction: "to-vm",
+      action: "drop",
+      proto: "tcp",
+      dport: 22,
+      comment: "fc no ssh",
+    } as const;
+    stack.config = {
+      chains: {
+        main: chain({
+          ports: [
+            { ...VM_A, rules: [noSsh] },
+            { ...VM_B, policy: "drop-all" },
+          ],
+        }),
+      },
+    };
     const pv = await stack.preview();
     expect(pv.ops.main).to.equal("update");
     const up = await stack.up();
@@ -167,7 +216,9 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
 
     const doc = listTable("hostnet");
     const bOut = rulesOf(doc, targetOf(doc, "to_vm", "fcp1"));
-    expect(bOut.some((r) => r.expr.some((e: any) => "drop" in e))).to.equal(true);
+    expect(bOut.some((r) => r.expr.some((e: any) => "drop" in e))).to.equal(
+      true,
+    );
     const aOut = rulesOf(doc, targetOf(doc, "to_vm", "fcp0"));
     expect(aOut.map((r) => r.comment)).to.include("fc no ssh");
     expect(pingAB(), "B is drop-all now").to.equal(false);
@@ -200,7 +251,9 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
 
   it("an out-of-band delete of the table shows as create, and up repairs it", async () => {
     inNs("nft delete table bridge fctab2");
-    expect((await stack.preview({ refresh: true })).ops.main).to.equal("create");
+    expect((await stack.preview({ refresh: true })).ops.main).to.equal(
+      "create",
+    );
     await stack.refresh();
     expect((await stack.up()).ops.main).to.equal("create");
     expect(tables()).to.contain("table bridge fctab2");
@@ -209,34 +262,61 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
 
   it("raw: valid text is applied; text nft -c rejects fails with nft's error and changes nothing", async () => {
     const rawOk = "chain fc_extra {\n\tcounter\n}";
-    stack.config.chains.raw = chain({ table: "fcraw", ports: [{ port: "fcx0", policy: "accept-all" }], raw: rawOk });
+    stack.config.chains.raw = chain({
+      table: "fcraw",
+      ports: [{ port: "fcx0", policy: "accept-all" }],
+      raw: rawOk,
+    });
     await stack.up();
-    const rawDoc = sshRun(h, `ip netns exec ${NS} nft -j list table bridge fcraw`);
-    expect(JSON.parse(rawDoc).nftables.some((o: any) => o.chain?.name === "fc_extra")).to.equal(true);
+    const rawDoc = sshRun(
+      h,
+      `ip netns exec ${NS} nft -j list table bridge fcraw`,
+    );
+    expect(
+      JSON.parse(rawDoc).nftables.some(
+        (o: any) => o.chain?.name === "fc_extra",
+      ),
+    ).to.equal(true);
 
     const bad = "chain fc_extra {\n\tcounter nonsense\n}";
     const snap = mine();
-    stack.config.chains.rawbad = chain({ table: "fcrawbad", ports: [{ port: "fcx1", policy: "accept-all" }], raw: bad });
+    stack.config.chains.rawbad = chain({
+      table: "fcrawbad",
+      ports: [{ port: "fcx1", policy: "accept-all" }],
+      raw: bad,
+    });
     const msg = await failure(stack.up());
-    expect(msg).to.match(/nft -c/).and.to.match(/syntax error/);
+    expect(msg)
+      .to.match(/nft -c/)
+      .and.to.match(/syntax error/);
     expect(mine()).to.deep.equal(snap);
     delete stack.config.chains.rawbad;
 
     stack.config.chains.raw = { ...stack.config.chains.raw, raw: bad };
     expect(await failure(stack.up())).to.match(/syntax error/);
-    expect(sshRun(h, `ip netns exec ${NS} nft -j list table bridge fcraw`)).to.equal(rawDoc);
+    expect(
+      sshRun(h, `ip netns exec ${NS} nft -j list table bridge fcraw`),
+    ).to.equal(rawDoc);
     stack.config.chains.raw = { ...stack.config.chains.raw, raw: rawOk };
     await stack.up();
   });
 
   it("a table made by hand is refused without adopt, recorded untouched with adopt", async () => {
-    inNs("sh -c 'nft add table bridge fcadopt && nft add chain bridge fcadopt fc_keep'");
+    inNs(
+      "sh -c 'nft add table bridge fcadopt && nft add chain bridge fcadopt fc_keep'",
+    );
     const handMade = inNs("nft list table bridge fcadopt");
     const ports: PortInput[] = [{ port: "fcy0", policy: "accept-all" }];
     stack.config.chains.foreign = chain({ table: "fcadopt", ports });
-    expect(await failure(stack.up())).to.match(/fcadopt already exists/).and.to.match(/adopt: true/);
+    expect(await failure(stack.up()))
+      .to.match(/fcadopt already exists/)
+      .and.to.match(/adopt: true/);
     delete stack.config.chains.foreign;
-    stack.config.chains.adopted = chain({ table: "fcadopt", ports, adopt: true });
+    stack.config.chains.adopted = chain({
+      table: "fcadopt",
+      ports,
+      adopt: true,
+    });
     const up = await stack.up();
     expect(up.ops.adopted).to.equal("create");
     expect((up.outputs.adopted as any).created).to.equal(false);
@@ -247,7 +327,12 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
   it("300 ports apply in one transaction as one map of 300 elements", async () => {
     const ports: PortInput[] = Array.from({ length: 300 }, (_, i) =>
       i % 10 === 0
-        ? { port: `fcq${i}`, policy: "clean-traffic", mac: `02:00:00:01:${(i >> 8).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`, ipv4: [`198.19.10.${i % 250}`] }
+        ? {
+            port: `fcq${i}`,
+            policy: "clean-traffic",
+            mac: `02:00:00:01:${(i >> 8).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`,
+            ipv4: [`198.19.10.${i % 250}`],
+          }
         : { port: `fcq${i}`, policy: i % 2 ? "accept-all" : "drop-all" },
     );
     stack.config.chains.big = chain({ table: "fcbig", ports });
@@ -275,10 +360,26 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
   });
 
   const invalid: Array<[string, ChainConfig, RegExp]> = [
-    ["a duplicate port", chain({ ports: [VM_B, { port: "fcp1", policy: "drop-all" }] }), /ports\[1\]\.port: duplicate port "fcp1"/],
-    ["the table name fwd", chain({ table: "fwd", ports: [VM_B] }), /table: nft identifier must not be the nft keyword 'fwd'/],
-    ["the port a;b", chain({ ports: [{ port: "a;b", policy: "accept-all" }] }), /ports\[0\]\.port: /],
-    ["a bad mac", chain({ ports: [{ ...VM_A, mac: "02:00:00:00:09" }] }), /ports\[0\]\.mac: /],
+    [
+      "a duplicate port",
+      chain({ ports: [VM_B, { port: "fcp1", policy: "drop-all" }] }),
+      /ports\[1\]\.port: duplicate port "fcp1"/,
+    ],
+    [
+      "the table name fwd",
+      chain({ table: "fwd", ports: [VM_B] }),
+      /table: nft identifier must not be the nft keyword 'fwd'/,
+    ],
+    [
+      "the port a;b",
+      chain({ ports: [{ port: "a;b", policy: "accept-all" }] }),
+      /ports\[0\]\.port: /,
+    ],
+    [
+      "a bad mac",
+      chain({ ports: [{ ...VM_A, mac: "02:00:00:00:09" }] }),
+      /ports\[0\]\.mac: /,
+    ],
   ];
   for (const [what, cfg, field] of invalid) {
     it(`${what} fails at preview naming the field; the host is unchanged`, async () => {

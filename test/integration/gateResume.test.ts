@@ -13,7 +13,8 @@ import { LabHost, labUp, privateKey, sshRun } from "../support/lab";
 const HOSTS = ["lab1", "lab2", "lab3", "lab4"];
 const BRIDGE = "br-gr";
 /** Drops every frame the host's bridges forward: the VMs' pings fail, nothing hostnet manages changes. */
-const BREAK = "nft -f - <<'EOF'\ntable bridge gr_break {\n chain forward { type filter hook forward priority 0; policy drop; }\n}\nEOF";
+const BREAK =
+  "nft -f - <<'EOF'\ntable bridge gr_break {\n chain forward { type filter hook forward priority 0; policy drop; }\n}\nEOF";
 const FIX = "nft delete table bridge gr_break 2>/dev/null; true";
 
 /** Two simulated VMs per host on one bridge; serial [1, 2, "100%"]: lab1 | lab2, lab3 | lab4. */
@@ -23,8 +24,14 @@ function fleetConfig(): StackConfig {
     bridges: [{ name: BRIDGE }],
     vms: HOSTS.flatMap((host, i) =>
       ["a", "b"].map((s, k) => ({
-        name: `gr${i + 1}${s}`, host, attachment: "bridged", bridge: BRIDGE, filter: "none", simulate: true,
-        mac: `02:00:00:3c:0${i + 1}:0${k + 1}`, ipv4: [`198.19.60.${(i + 1) * 10 + k + 1}/24`],
+        name: `gr${i + 1}${s}`,
+        host,
+        attachment: "bridged",
+        bridge: BRIDGE,
+        filter: "none",
+        simulate: true,
+        mac: `02:00:00:3c:0${i + 1}:0${k + 1}`,
+        ipv4: [`198.19.60.${(i + 1) * 10 + k + 1}/24`],
       })),
     ),
     rollout: { serial: [1, 2, "100%"], maxFailures: 0, healthCheck: true },
@@ -32,7 +39,11 @@ function fleetConfig(): StackConfig {
 }
 
 function changed(r: StepReport): Record<string, string> {
-  return Object.fromEntries(Object.entries(r.ops).filter(([, op]) => !["same", "refresh", "read"].includes(op)));
+  return Object.fromEntries(
+    Object.entries(r.ops).filter(
+      ([, op]) => !["same", "refresh", "read"].includes(op),
+    ),
+  );
 }
 
 describe("rollout gate resumes after the operator fixes the host (4 lab hosts, serial [1, 2, 100%])", function () {
@@ -40,14 +51,22 @@ describe("rollout gate resumes after the operator fixes the host (4 lab hosts, s
   let hosts: LabHost[];
   let stack: TestStack<StackConfig>;
   let pristine: unknown[];
-  const has = (h: LabHost, link: string): boolean => sshRun(h, `ip -o link show ${link} 2>/dev/null || true`).includes(link);
+  const has = (h: LabHost, link: string): boolean =>
+    sshRun(h, `ip -o link show ${link} 2>/dev/null || true`).includes(link);
 
   before(async () => {
     hosts = labUp(4).hosts.filter((h) => HOSTS.includes(h.name));
     expect(hosts.map((h) => h.name)).to.deep.equal(HOSTS);
-    stack = new TestStack<StackConfig>("test-gate-resume", fleetConfig(), async (c) => ({
-      ...deployFleet({ ...c, hosts: c.hosts.filter((h) => HOSTS.includes(h.name)) }, pulumi.secret(privateKey())),
-    }));
+    stack = new TestStack<StackConfig>(
+      "test-gate-resume",
+      fleetConfig(),
+      async (c) => ({
+        ...deployFleet(
+          { ...c, hosts: c.hosts.filter((h) => HOSTS.includes(h.name)) },
+          pulumi.secret(privateKey()),
+        ),
+      }),
+    );
     await stack.destroy().catch(() => undefined); // state left by an interrupted run
     sshRun(hosts[2], FIX);
     pristine = hosts.map(independentSnapshot);
@@ -60,21 +79,35 @@ describe("rollout gate resumes after the operator fixes the host (4 lab hosts, s
 
   it("a broken lab3 (batch 2) stops the rollout, naming lab3 and its failed ping; lab4 is untouched", async () => {
     sshRun(hosts[2], BREAK);
-    expect(sshRun(hosts[2], "nft list tables")).to.include("table bridge gr_break");
+    expect(sshRun(hosts[2], "nft list tables")).to.include(
+      "table bridge gr_break",
+    );
     let message = "";
     let state = "";
-    await stack.up().then(async () => (state = await stack.exportState()), (e) => (message = String(e.message)));
-    expect(message, state).to.include("rollout stopped after batch 1").and.include("lab3: netns guest-gr3a cannot reach 198.19.60.32");
+    await stack.up().then(
+      async () => (state = await stack.exportState()),
+      (e) => (message = String(e.message)),
+    );
+    expect(message, state)
+      .to.include("rollout stopped after batch 1")
+      .and.include("lab3: netns guest-gr3a cannot reach 198.19.60.32");
     expect(message).not.to.match(/lab[124]:/);
-    for (const h of hosts.slice(0, 3)) expect(has(h, BRIDGE), `${h.name} was applied`).to.equal(true);
-    expect(independentSnapshot(hosts[3]), "lab4 untouched").to.deep.equal(pristine[3]);
+    for (const h of hosts.slice(0, 3))
+      expect(has(h, BRIDGE), `${h.name} was applied`).to.equal(true);
+    expect(independentSnapshot(hosts[3]), "lab4 untouched").to.deep.equal(
+      pristine[3],
+    );
   });
 
   it("the same up again, still broken: the gate stops it again (the check ran again and still fails)", async () => {
     let message = "";
     await stack.up().catch((e) => (message = String(e.message)));
-    expect(message).to.include("rollout stopped after batch 1").and.include("lab3: netns guest-gr3a cannot reach");
-    expect(independentSnapshot(hosts[3]), "lab4 untouched").to.deep.equal(pristine[3]);
+    expect(message)
+      .to.include("rollout stopped after batch 1")
+      .and.include("lab3: netns guest-gr3a cannot reach");
+    expect(independentSnapshot(hosts[3]), "lab4 untouched").to.deep.equal(
+      pristine[3],
+    );
   });
 
   it("after the fix, a plain up (same config, no refresh) re-checks lab3, passes the gate and applies lab4", async () => {
@@ -85,14 +118,25 @@ describe("rollout gate resumes after the operator fixes the host (4 lab hosts, s
     expect(ops["rollout-batch-1"]).to.equal("create");
     expect(ops["rollout-batch-2"]).to.equal("create");
     expect(ops["lab4-health"]).to.equal("create");
-    expect(Object.keys(ops).filter((n) => n.startsWith("lab1-") || n.startsWith("lab2-"))).to.deep.equal([]);
+    expect(
+      Object.keys(ops).filter(
+        (n) => n.startsWith("lab1-") || n.startsWith("lab2-"),
+      ),
+    ).to.deep.equal([]);
     expect(has(hosts[3], BRIDGE)).to.equal(true);
-    expect(sshRun(hosts[3], "ip netns exec guest-gr4a ping -c 1 -W 2 -q 198.19.60.42 >/dev/null && echo ok").trim()).to.equal("ok");
+    expect(
+      sshRun(
+        hosts[3],
+        "ip netns exec guest-gr4a ping -c 1 -W 2 -q 198.19.60.42 >/dev/null && echo ok",
+      ).trim(),
+    ).to.equal("ok");
   });
 
   it("then nothing to do: preview and preview --refresh --expect-no-changes are clean (healthy hosts do not show as changes)", async () => {
     expect(changed(await stack.preview())).to.deep.equal({});
-    expect(changed(await stack.preview({ refresh: true, expectNoChanges: true }))).to.deep.equal({});
+    expect(
+      changed(await stack.preview({ refresh: true, expectNoChanges: true })),
+    ).to.deep.equal({});
   });
 
   it("a host that turns unhealthy later shows its HostHealth as an update in preview; destroy leaves every host as found", async () => {
@@ -100,7 +144,10 @@ describe("rollout gate resumes after the operator fixes the host (4 lab hosts, s
     try {
       const pv = changed(await stack.preview());
       expect(pv["lab2-health"]).to.equal("update");
-      expect(Object.keys(pv).filter((n) => !n.startsWith("rollout-batch-")), "only the health check and the gates after it").to.deep.equal(["lab2-health"]);
+      expect(
+        Object.keys(pv).filter((n) => !n.startsWith("rollout-batch-")),
+        "only the health check and the gates after it",
+      ).to.deep.equal(["lab2-health"]);
     } finally {
       sshRun(hosts[1], FIX);
     }

@@ -11,10 +11,20 @@ import { parseStackConfig } from "../../stacks/config";
 import { independentSnapshot, TestStack } from "../support/harness";
 import { LabHost, labUp, privateKey, ROOT, sshRun } from "../support/lab";
 
-function gitops(mode: string, env: string): Promise<{ code: number; out: string }> {
+function gitops(
+  mode: string,
+  env: string,
+): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    execFile("node", [path.join(ROOT, "dist", "scripts", "gitops.js"), mode, env], { env: { ...process.env, HOSTNET_QUIET: "1" }, maxBuffer: 1 << 26 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, out: stdout + stderr }),
+    execFile(
+      "node",
+      [path.join(ROOT, "dist", "scripts", "gitops.js"), mode, env],
+      { env: { ...process.env, HOSTNET_QUIET: "1" }, maxBuffer: 1 << 26 },
+      (err, stdout, stderr) =>
+        resolve({
+          code: err ? (typeof err.code === "number" ? err.code : 1) : 0,
+          out: stdout + stderr,
+        }),
     );
   });
 }
@@ -35,9 +45,29 @@ describe("stacks: config validation, fleet rollout, GitOps pipeline", function (
       "hostnet:bridges": { value: JSON.stringify([{ name: "br-bad" }]) },
       "hostnet:vms": {
         value: JSON.stringify([
-          { name: "bad1", host: "lab9", attachment: "bridged", bridge: "br-bad", mac: "02:00:00:2d:00:01", ipv4: ["198.19.40.1/24"] },
-          { name: "bad2", host: "lab1", attachment: "bridged", bridge: "br-nope", mac: "02:00:00:2d:00:01", ipv4: ["198.19.40.300/24"] },
-          { name: "bad3; rm", host: "lab1", attachment: "tunnel", mac: "zz", ipv4: [] },
+          {
+            name: "bad1",
+            host: "lab9",
+            attachment: "bridged",
+            bridge: "br-bad",
+            mac: "02:00:00:2d:00:01",
+            ipv4: ["198.19.40.1/24"],
+          },
+          {
+            name: "bad2",
+            host: "lab1",
+            attachment: "bridged",
+            bridge: "br-nope",
+            mac: "02:00:00:2d:00:01",
+            ipv4: ["198.19.40.300/24"],
+          },
+          {
+            name: "bad3; rm",
+            host: "lab1",
+            attachment: "tunnel",
+            mac: "zz",
+            ipv4: [],
+          },
         ]),
       },
     });
@@ -47,9 +77,17 @@ describe("stacks: config validation, fleet rollout, GitOps pipeline", function (
     } catch (e) {
       message = String((e as Error).message);
     } finally {
-      await stack.workspace.removeStack("test-badconfig").catch(() => undefined);
+      await stack.workspace
+        .removeStack("test-badconfig")
+        .catch(() => undefined);
     }
-    for (const expected of ["vms[1].ipv4[0]", "vms[2].name", "vms[2].attachment", "vms[2].mac", "vms[2].ipv4"]) {
+    for (const expected of [
+      "vms[1].ipv4[0]",
+      "vms[2].name",
+      "vms[2].attachment",
+      "vms[2].mac",
+      "vms[2].ipv4",
+    ]) {
       expect(message, expected).to.include(expected);
     }
     // Schema problems are reported together; cross-reference problems are checked on a schema-clean config:
@@ -58,11 +96,27 @@ describe("stacks: config validation, fleet rollout, GitOps pipeline", function (
         inventory: "lab",
         bridges: [{ name: "br-bad" }],
         vms: [
-          { name: "bad1", host: "lab9", attachment: "bridged", bridge: "br-bad", mac: "02:00:00:2d:00:01", ipv4: ["198.19.40.1/24"] },
-          { name: "bad2", host: "lab1", attachment: "bridged", bridge: "br-nope", mac: "02:00:00:2d:00:01", ipv4: ["198.19.40.1/24"] },
+          {
+            name: "bad1",
+            host: "lab9",
+            attachment: "bridged",
+            bridge: "br-bad",
+            mac: "02:00:00:2d:00:01",
+            ipv4: ["198.19.40.1/24"],
+          },
+          {
+            name: "bad2",
+            host: "lab1",
+            attachment: "bridged",
+            bridge: "br-nope",
+            mac: "02:00:00:2d:00:01",
+            ipv4: ["198.19.40.1/24"],
+          },
         ],
       }),
-    ).to.throw(/vms\[0\]\.host: no host named lab9[\s\S]*vms\[1\]\.bridge: no bridge named br-nope[\s\S]*vms\[1\]\.mac: 02:00:00:2d:00:01 is already used by vms\[0\][\s\S]*vms\[1\]\.ipv4\[0\]: 198\.19\.40\.1 is already used/);
+    ).to.throw(
+      /vms\[0\]\.host: no host named lab9[\s\S]*vms\[1\]\.bridge: no bridge named br-nope[\s\S]*vms\[1\]\.mac: 02:00:00:2d:00:01 is already used by vms\[0\][\s\S]*vms\[1\]\.ipv4\[0\]: 198\.19\.40\.1 is already used/,
+    );
     expect(hosts.map(independentSnapshot)).to.deep.equal(before);
   });
 
@@ -75,15 +129,49 @@ describe("stacks: config validation, fleet rollout, GitOps pipeline", function (
         inventory: "lab",
         bridges: [{ name: "br-g" }],
         vms: [
-          { name: "ga", host: "lab1", attachment: "bridged", bridge: "br-g", mac: "02:00:00:2e:00:01", ipv4: ["198.19.50.1/24"], filter: "none", simulate: true },
-          { name: "gb", host: "lab1", attachment: "bridged", bridge: "br-g", mac: "02:00:00:2e:00:02", ipv4: ["198.19.51.2/24"], filter: "none", simulate: true },
-          { name: "gc", host: "lab2", attachment: "bridged", bridge: "br-g", mac: "02:00:00:2e:00:03", ipv4: ["198.19.50.3/24"], filter: "none", simulate: true },
+          {
+            name: "ga",
+            host: "lab1",
+            attachment: "bridged",
+            bridge: "br-g",
+            mac: "02:00:00:2e:00:01",
+            ipv4: ["198.19.50.1/24"],
+            filter: "none",
+            simulate: true,
+          },
+          {
+            name: "gb",
+            host: "lab1",
+            attachment: "bridged",
+            bridge: "br-g",
+            mac: "02:00:00:2e:00:02",
+            ipv4: ["198.19.51.2/24"],
+            filter: "none",
+            simulate: true,
+          },
+          {
+            name: "gc",
+            host: "lab2",
+            attachment: "bridged",
+            bridge: "br-g",
+            mac: "02:00:00:2e:00:03",
+            ipv4: ["198.19.50.3/24"],
+            filter: "none",
+            simulate: true,
+          },
         ],
         rollout: { serial: [1, "100%"], maxFailures, healthCheck: true },
       });
-    const onlyLab12 = (c: ReturnType<typeof fleet>) => ({ ...c, hosts: c.hosts.filter((h) => h.name === "lab1" || h.name === "lab2") });
+    const onlyLab12 = (c: ReturnType<typeof fleet>) => ({
+      ...c,
+      hosts: c.hosts.filter((h) => h.name === "lab1" || h.name === "lab2"),
+    });
     // Config is built in before(): it reads the lab inventory, which exists only once the lab is up.
-    const stack = new TestStack("test-rollout", undefined as unknown as ReturnType<typeof fleet>, async (c) => deployFleet(c, key()));
+    const stack = new TestStack(
+      "test-rollout",
+      undefined as unknown as ReturnType<typeof fleet>,
+      async (c) => deployFleet(c, key()),
+    );
     before(() => {
       stack.config = onlyLab12(fleet(0));
     });
@@ -92,9 +180,14 @@ describe("stacks: config validation, fleet rollout, GitOps pipeline", function (
     it("stops after an unhealthy canary: later batches are not touched", async () => {
       let message = "";
       await stack.up().catch((e) => (message = String(e.message)));
-      expect(message).to.include("rollout stopped after batch 0").and.include("lab1").and.include("cannot reach 198.19.51.2");
+      expect(message)
+        .to.include("rollout stopped after batch 0")
+        .and.include("lab1")
+        .and.include("cannot reach 198.19.51.2");
       expect(sshRun(hosts[0], "ip -o link show br-g")).to.include("br-g"); // the canary was applied
-      expect(sshRun(hosts[1], "ip -o link show br-g 2>&1 || true")).to.include("does not exist"); // lab2 untouched
+      expect(sshRun(hosts[1], "ip -o link show br-g 2>&1 || true")).to.include(
+        "does not exist",
+      ); // lab2 untouched
     });
 
     it("goes on when the failure budget allows one unhealthy host", async () => {
@@ -102,7 +195,9 @@ describe("stacks: config validation, fleet rollout, GitOps pipeline", function (
       const up = await stack.up();
       expect(up.ops["rollout-batch-0"]).to.be.oneOf(["create", "update"]);
       expect(sshRun(hosts[1], "ip -o link show br-g")).to.include("br-g");
-      expect(sshRun(hosts[1], "ip netns exec guest-gc ip -o addr show eth0")).to.include("198.19.50.3/24");
+      expect(
+        sshRun(hosts[1], "ip netns exec guest-gc ip -o addr show eth0"),
+      ).to.include("198.19.50.3/24");
     });
   });
 
@@ -114,16 +209,27 @@ describe("stacks: config validation, fleet rollout, GitOps pipeline", function (
       expect(apply.out).to.include("no drift");
       const clean = await gitops("drift", "lab");
       expect(clean.code, clean.out).to.equal(0);
-      sshRun(lab1, "bridge fdb del 02:00:00:0a:01:01 dev hv-web1 master static; bridge link set dev hv-web1 learning on");
+      sshRun(
+        lab1,
+        "bridge fdb del 02:00:00:0a:01:01 dev hv-web1 master static; bridge link set dev hv-web1 learning on",
+      );
       const drift = await gitops("drift", "lab");
       expect(drift.code, drift.out).to.equal(3);
-      expect(drift.out).to.match(/DRIFT FdbEntry lab1-web1-fdb: missing on the host/);
-      expect(drift.out).to.match(/DRIFT VethLink lab1-web1-uplink: update: a\.portFlags/);
+      expect(drift.out).to.match(
+        /DRIFT FdbEntry lab1-web1-fdb: missing on the host/,
+      );
+      expect(drift.out).to.match(
+        /DRIFT VethLink lab1-web1-uplink: update: a\.portFlags/,
+      );
       const repair = await gitops("apply", "lab");
       expect(repair.code, repair.out).to.equal(0);
-      expect(sshRun(lab1, "bridge -j -d link show dev hv-web1")).to.include('"learning":false');
+      expect(sshRun(lab1, "bridge -j -d link show dev hv-web1")).to.include(
+        '"learning":false',
+      );
     } finally {
-      const stack = await (await import("../../scripts/stacks")).environmentStack("lab");
+      const stack = await (
+        await import("../../scripts/stacks")
+      ).environmentStack("lab");
       await stack.destroy({ color: "never", parallel: 64 });
     }
   });

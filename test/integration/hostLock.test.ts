@@ -8,7 +8,13 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { inlineStack } from "../../scripts/engine";
 import { VmNetns } from "../../providers/vmNetns";
 import { spawn } from "child_process";
-import { inventory, labConnection, LabHost, labUp, sshRun } from "../support/lab";
+import {
+  inventory,
+  labConnection,
+  LabHost,
+  labUp,
+  sshRun,
+} from "../support/lab";
 import { fullSnapshot, snapshotDiff } from "../support/harness";
 
 /**
@@ -18,11 +24,32 @@ import { fullSnapshot, snapshotDiff } from "../support/harness";
 async function holdLock(h: LabHost, seconds: number): Promise<void> {
   const inv = inventory();
   const script = `mkdir -p /run/hostnet; exec 9>>/run/hostnet/lock; flock 9; echo "stack test-lock-holder" > /run/hostnet/lock.owner; echo held; sleep ${seconds}`;
-  const ssh = spawn("ssh", ["-i", inv.privateKeyPath, "-o", `UserKnownHostsFile=${inv.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes",
-    "-o", "BatchMode=yes", "-p", String(h.port), `root@${h.address}`, script], { stdio: ["ignore", "pipe", "inherit"] });
+  const ssh = spawn(
+    "ssh",
+    [
+      "-i",
+      inv.privateKeyPath,
+      "-o",
+      `UserKnownHostsFile=${inv.knownHostsPath}`,
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      "BatchMode=yes",
+      "-p",
+      String(h.port),
+      `root@${h.address}`,
+      script,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
   await new Promise<void>((resolve, reject) => {
-    ssh.stdout.on("data", (d: Buffer) => d.toString().includes("held") && resolve());
-    ssh.on("exit", (code) => reject(new Error(`lock holder exited (${code}) before taking the lock`)));
+    ssh.stdout.on(
+      "data",
+      (d: Buffer) => d.toString().includes("held") && resolve(),
+    );
+    ssh.on("exit", (code) =>
+      reject(new Error(`lock holder exited (${code}) before taking the lock`)),
+    );
   });
 }
 
@@ -62,12 +89,31 @@ describe("concurrent runs serialize on the host lock", function () {
   it("runs the second stack's writes only after the first one's provider is done", async () => {
     const mk = async (tag: string) => {
       const trace = path.join(dir, `${tag}.jsonl`);
-      const stack = await inlineStack(`test-lock-${tag}`, async () => {
-        for (let i = 0; i < 15; i++) new VmNetns(`ns${i}`, { connection: labConnection(h), name: `lk${tag}-${i}` });
-      }, { env: { HOSTNET_TRACE_FILE: trace, HOSTNET_LOCK_OWNER: `stack test-lock-${tag}` } });
+      const stack = await inlineStack(
+        `test-lock-${tag}`,
+        async () => {
+          for (let i = 0; i < 15; i++)
+            new VmNetns(`ns${i}`, {
+              connection: labConnection(h),
+              name: `lk${tag}-${i}`,
+            });
+        },
+        {
+          env: {
+            HOSTNET_TRACE_FILE: trace,
+            HOSTNET_LOCK_OWNER: `stack test-lock-${tag}`,
+          },
+        },
+      );
       stacks.push(stack);
       let out = "";
-      return { trace, run: () => stack.up({ color: "never", parallel: 64, onOutput: (s) => (out += s) }).then(() => out) };
+      return {
+        trace,
+        run: () =>
+          stack
+            .up({ color: "never", parallel: 64, onOutput: (s) => (out += s) })
+            .then(() => out),
+      };
     };
     const a = await mk("a");
     const b = await mk("b");
@@ -88,11 +134,25 @@ describe("concurrent runs serialize on the host lock", function () {
     const tagA = wa[0].t < wb[0].t ? "a" : "b";
     const tagB = tagA === "a" ? "b" : "a";
     const outs: Record<string, string> = { a: outA, b: outB };
-    const waitedFor = (out: string): string[] => [...out.matchAll(/waiting for the hostnet lock, held by stack test-lock-(\w+)/g)].map((m) => m[1]);
-    expect(waitedFor(outs[tagB]), `the second writer (${tagB}) waited`).to.not.be.empty;
-    expect(waitedFor(outs[tagB]).every((who) => who === "holder" || who === tagA), `${tagB} waited for: ${waitedFor(outs[tagB])}`).to.equal(true);
-    expect(waitedFor(outs[tagA]).every((who) => who === "holder"), `${tagA} waited for: ${waitedFor(outs[tagA])}`).to.equal(true);
-    const made = sshRun(h, "ip netns list").split("\n").filter((l) => /^lk[ab]-/.test(l));
+    const waitedFor = (out: string): string[] =>
+      [
+        ...out.matchAll(
+          /waiting for the hostnet lock, held by stack test-lock-(\w+)/g,
+        ),
+      ].map((m) => m[1]);
+    expect(waitedFor(outs[tagB]), `the second writer (${tagB}) waited`).to.not
+      .be.empty;
+    expect(
+      waitedFor(outs[tagB]).every((who) => who === "holder" || who === tagA),
+      `${tagB} waited for: ${waitedFor(outs[tagB])}`,
+    ).to.equal(true);
+    expect(
+      waitedFor(outs[tagA]).every((who) => who === "holder"),
+      `${tagA} waited for: ${waitedFor(outs[tagA])}`,
+    ).to.equal(true);
+    const made = sshRun(h, "ip netns list")
+      .split("\n")
+      .filter((l) => /^lk[ab]-/.test(l));
     expect(made).to.have.length(30);
     // Destroy leaves the host exactly as before (full snapshot: links, addresses, routes, fdb, nft, sysctls, files, processes).
     for (const s of stacks) await s.destroy({ color: "never", parallel: 64 });

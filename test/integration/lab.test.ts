@@ -42,7 +42,12 @@ interface RunResult {
 
 function run(cmd: string, args: string[], timeoutMs = 60_000): RunResult {
   // cwd "/" on purpose: lab.sh must find the project from its own location.
-  const r = spawnSync(cmd, args, { cwd: "/", encoding: "utf8", timeout: timeoutMs, stdio: ["ignore", "pipe", "pipe"] });
+  const r = spawnSync(cmd, args, {
+    cwd: "/",
+    encoding: "utf8",
+    timeout: timeoutMs,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -50,7 +55,9 @@ function run(cmd: string, args: string[], timeoutMs = 60_000): RunResult {
 function lab(...args: string[]): string {
   const r = run("bash", [LAB_SH, ...args], 120_000);
   if (r.status !== 0) {
-    throw new Error(`lab.sh ${args.join(" ")} exited ${r.status}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+    throw new Error(
+      `lab.sh ${args.join(" ")} exited ${r.status}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`,
+    );
   }
   return r.stdout;
 }
@@ -61,34 +68,64 @@ function readInventory(): LabInventory {
 
 function hostByName(inv: LabInventory, name: string): LabHost {
   const h = inv.hosts.find((x) => x.name === name);
-  if (!h) throw new Error(`inventory has no host ${name}: ${JSON.stringify(inv.hosts.map((x) => x.name))}`);
+  if (!h)
+    throw new Error(
+      `inventory has no host ${name}: ${JSON.stringify(inv.hosts.map((x) => x.name))}`,
+    );
   return h;
 }
 
-function sshArgs(inv: LabInventory, host: LabHost, user: string, knownHosts = inv.knownHostsPath): string[] {
+function sshArgs(
+  inv: LabInventory,
+  host: LabHost,
+  user: string,
+  knownHosts = inv.knownHostsPath,
+): string[] {
   return [
-    "-F", "/dev/null",
-    "-i", inv.privateKeyPath,
-    "-o", "IdentitiesOnly=yes",
-    "-o", `UserKnownHostsFile=${knownHosts}`,
-    "-o", "GlobalKnownHostsFile=/dev/null",
-    "-o", "StrictHostKeyChecking=yes",
-    "-o", "BatchMode=yes",
-    "-o", "ConnectTimeout=5",
-    "-o", "LogLevel=ERROR",
-    "-p", String(host.port),
+    "-F",
+    "/dev/null",
+    "-i",
+    inv.privateKeyPath,
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    `UserKnownHostsFile=${knownHosts}`,
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=5",
+    "-o",
+    "LogLevel=ERROR",
+    "-p",
+    String(host.port),
     `${user}@${host.address}`,
   ];
 }
 
-function ssh(inv: LabInventory, host: LabHost, user: string, command: string): RunResult {
+function ssh(
+  inv: LabInventory,
+  host: LabHost,
+  user: string,
+  command: string,
+): RunResult {
   return run("ssh", [...sshArgs(inv, host, user), command], 30_000);
 }
 
-function sshOk(inv: LabInventory, host: LabHost, user: string, command: string): string {
+function sshOk(
+  inv: LabInventory,
+  host: LabHost,
+  user: string,
+  command: string,
+): string {
   const r = ssh(inv, host, user, command);
   if (r.status !== 0) {
-    throw new Error(`ssh ${user}@${host.name} '${command}' exited ${r.status}\n${r.stderr}`);
+    throw new Error(
+      `ssh ${user}@${host.name} '${command}' exited ${r.status}\n${r.stderr}`,
+    );
   }
   return r.stdout;
 }
@@ -109,7 +146,9 @@ function rootNetnsNames(): string[] {
 function rootLinkNames(): string[] {
   const r = run("ip", ["-j", "link", "show"]);
   expect(r.status, r.stderr).to.equal(0);
-  return (JSON.parse(r.stdout) as Array<{ ifname: string }>).map((l) => l.ifname);
+  return (JSON.parse(r.stdout) as Array<{ ifname: string }>).map(
+    (l) => l.ifname,
+  );
 }
 
 function pids(): string[] {
@@ -134,7 +173,9 @@ function tryReadlink(file: string): string | undefined {
 
 /** Every process whose mount table contains `needle` (any mount namespace, not just ours). */
 function processesWithMountMatching(needle: string): string[] {
-  return pids().filter((pid) => (tryRead(`/proc/${pid}/mountinfo`) ?? "").includes(needle));
+  return pids().filter((pid) =>
+    (tryRead(`/proc/${pid}/mountinfo`) ?? "").includes(needle),
+  );
 }
 
 describe("lab (scripts/lab.sh)", function () {
@@ -145,7 +186,9 @@ describe("lab (scripts/lab.sh)", function () {
 
   before(function () {
     if (process.getuid && process.getuid() !== 0) {
-      console.log(`      skipped: the lab needs root (network namespaces, veths, sshd), and this runs as uid ${process.getuid()}`);
+      console.log(
+        `      skipped: the lab needs root (network namespaces, veths, sshd), and this runs as uid ${process.getuid()}`,
+      );
       this.skip();
     }
     lab("down"); // start from a clean slate whatever a previous run left
@@ -187,7 +230,11 @@ describe("lab (scripts/lab.sh)", function () {
     expect(machineIds.size, "each host has its own machine-id").to.equal(2);
 
     expect(rootNetnsNames()).to.include.members(["hnlab-1", "hnlab-2"]);
-    expect(rootLinkNames()).to.include.members(["hnlab0", "hnl-lab1", "hnl-lab2"]);
+    expect(rootLinkNames()).to.include.members([
+      "hnlab0",
+      "hnl-lab1",
+      "hnl-lab2",
+    ]);
     const addr = run("ip", ["-o", "-4", "addr", "show", "dev", "hnlab0"]);
     expect(addr.stdout).to.contain("198.18.0.1/24");
   });
@@ -196,14 +243,20 @@ describe("lab (scripts/lab.sh)", function () {
     const rootMachineId = (tryRead("/etc/machine-id") ?? "").trim();
     for (const k of [1, 2]) {
       const h = hostByName(inv, `lab${k}`);
-      const out = sshOk(inv, h, "root", "hostname; cat /etc/machine-id").trim().split("\n");
+      const out = sshOk(inv, h, "root", "hostname; cat /etc/machine-id")
+        .trim()
+        .split("\n");
       expect(out[0]).to.equal(`lab${k}`);
       expect(out[1]).to.equal(h.machineId);
       expect(out[1]).to.not.equal(rootMachineId);
     }
     // The pin matters: with no known host key, StrictHostKeyChecking=yes refuses to connect.
     const h1 = hostByName(inv, "lab1");
-    const unpinned = run("ssh", [...sshArgs(inv, h1, "root", "/dev/null"), "true"], 30_000);
+    const unpinned = run(
+      "ssh",
+      [...sshArgs(inv, h1, "root", "/dev/null"), "true"],
+      30_000,
+    );
     expect(unpinned.status).to.not.equal(0);
   });
 
@@ -212,7 +265,9 @@ describe("lab (scripts/lab.sh)", function () {
     expect(sshOk(inv, h, inv.sudoUser, "id -un").trim()).to.equal("hnlab");
     const r = ssh(inv, h, inv.sudoUser, "sudo -n ip -j link show");
     expect(r.status, r.stderr).to.equal(0);
-    const links = (JSON.parse(r.stdout) as Array<{ ifname: string }>).map((l) => l.ifname);
+    const links = (JSON.parse(r.stdout) as Array<{ ifname: string }>).map(
+      (l) => l.ifname,
+    );
     expect(links).to.include.members(["lo", "mgmt0"]);
     expect(r.stderr, "no sudo warnings (host name resolves)").to.equal("");
     const denied = ssh(inv, h, inv.sudoUser, "sudo -n /usr/bin/id -u");
@@ -226,7 +281,14 @@ describe("lab (scripts/lab.sh)", function () {
       const line = out.split("\n").find((l) => l.startsWith(`lab${k} `));
       expect(line, out).to.be.a("string");
       const cols = (line ?? "").trim().split(/\s+/);
-      expect(cols).to.deep.equal([`lab${k}`, h.address, h.netns, String(h.sshdPid), "yes", "ok"]);
+      expect(cols).to.deep.equal([
+        `lab${k}`,
+        h.address,
+        h.netns,
+        String(h.sshdPid),
+        "yes",
+        "ok",
+      ]);
     }
   });
 
@@ -234,13 +296,24 @@ describe("lab (scripts/lab.sh)", function () {
     const lab1 = hostByName(inv, "lab1");
     const lab2 = hostByName(inv, "lab2");
     sshOk(inv, lab1, "root", "ip netns add t1");
-    t1NetnsInode = sshOk(inv, lab1, "root", "stat -L -c %i /run/netns/t1").trim();
+    t1NetnsInode = sshOk(
+      inv,
+      lab1,
+      "root",
+      "stat -L -c %i /run/netns/t1",
+    ).trim();
     expect(t1NetnsInode).to.match(/^\d+$/);
-    expect(netnsNames(sshOk(inv, lab1, "root", "ip netns list"))).to.include("t1");
-    expect(netnsNames(sshOk(inv, lab2, "root", "ip netns list"))).to.not.include("t1");
+    expect(netnsNames(sshOk(inv, lab1, "root", "ip netns list"))).to.include(
+      "t1",
+    );
+    expect(
+      netnsNames(sshOk(inv, lab2, "root", "ip netns list")),
+    ).to.not.include("t1");
     expect(rootNetnsNames()).to.not.include("t1");
     // and it can be entered on lab1, over ssh, as usual
-    expect(sshOk(inv, lab1, "root", "ip netns exec t1 ip -o link show lo")).to.contain("lo");
+    expect(
+      sshOk(inv, lab1, "root", "ip netns exec t1 ip -o link show lo"),
+    ).to.contain("lo");
   });
 
   it("up 2 again is idempotent (same sshd pids, same keys)", function () {
@@ -255,36 +328,58 @@ describe("lab (scripts/lab.sh)", function () {
       expect(a.machineId).to.equal(b.machineId);
     }
     // the lab1 namespace made over ssh survived (the host was not restarted)
-    expect(netnsNames(sshOk(inv, hostByName(inv, "lab1"), "root", "ip netns list"))).to.include("t1");
+    expect(
+      netnsNames(sshOk(inv, hostByName(inv, "lab1"), "root", "ip netns list")),
+    ).to.include("t1");
   });
 
   it("down removes namespaces, links, processes and mounts (including namespaces made on the hosts)", function () {
     const recorded = readInventory().hosts.map((h) => h.sshdPid);
     lab("down");
 
-    expect(rootNetnsNames().filter((n) => n.startsWith("hnlab-"))).to.deep.equal([]);
+    expect(
+      rootNetnsNames().filter((n) => n.startsWith("hnlab-")),
+    ).to.deep.equal([]);
     expect(rootNetnsNames()).to.not.include("t1");
-    expect(rootLinkNames().filter((n) => n === "hnlab0" || n.startsWith("hnl-lab"))).to.deep.equal([]);
+    expect(
+      rootLinkNames().filter((n) => n === "hnlab0" || n.startsWith("hnl-lab")),
+    ).to.deep.equal([]);
 
     for (const pid of recorded) {
       const cmdline = tryRead(`/proc/${pid}/cmdline`);
       // gone, or (pid reuse) some unrelated process
-      expect(cmdline === undefined || !cmdline.includes(`${LAB_DIR}/`), `sshd ${pid} still present`).to.equal(true);
+      expect(
+        cmdline === undefined || !cmdline.includes(`${LAB_DIR}/`),
+        `sshd ${pid} still present`,
+      ).to.equal(true);
     }
 
     // This checkout's lab only: other checkouts may run their own labs (HOSTNET_LAB_ID) meanwhile.
-    expect(fs.readFileSync("/proc/mounts", "utf8")).to.not.contain(`${LAB_DIR}/`);
-    expect(processesWithMountMatching(`${LAB_DIR}/`), "processes still holding lab mounts").to.deep.equal([]);
+    expect(fs.readFileSync("/proc/mounts", "utf8")).to.not.contain(
+      `${LAB_DIR}/`,
+    );
+    expect(
+      processesWithMountMatching(`${LAB_DIR}/`),
+      "processes still holding lab mounts",
+    ).to.deep.equal([]);
 
     // t1 lived only in lab1's private /run/netns: no process is in it and no mount table
     // anywhere still pins it, so the kernel has released it.
     const t1 = `net:[${t1NetnsInode}]`;
-    expect(pids().filter((pid) => tryReadlink(`/proc/${pid}/ns/net`) === t1)).to.deep.equal([]);
+    expect(
+      pids().filter((pid) => tryReadlink(`/proc/${pid}/ns/net`) === t1),
+    ).to.deep.equal([]);
     expect(processesWithMountMatching(t1)).to.deep.equal([]);
 
     expect(fs.existsSync(INVENTORY_PATH), "inventory removed").to.equal(false);
-    expect(fs.existsSync(path.join(LAB_DIR, "id_ed25519")), "client key kept").to.equal(true);
-    expect(fs.existsSync(path.join(LAB_DIR, "lab1", "ssh_host_ed25519_key")), "host key kept").to.equal(true);
+    expect(
+      fs.existsSync(path.join(LAB_DIR, "id_ed25519")),
+      "client key kept",
+    ).to.equal(true);
+    expect(
+      fs.existsSync(path.join(LAB_DIR, "lab1", "ssh_host_ed25519_key")),
+      "host key kept",
+    ).to.equal(true);
   });
 
   it("down when nothing is up is a no-op", function () {

@@ -35,21 +35,48 @@ function run(argv: string[], input?: string): Result {
     timeout: 60_000,
     maxBuffer: 256 * 1024 * 1024, // `nft -j list` of 300 ports is several MB
   });
-  return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? (r.error ? String(r.error) : "") };
+  return {
+    status: r.status,
+    stdout: r.stdout ?? "",
+    stderr: r.stderr ?? (r.error ? String(r.error) : ""),
+  };
 }
 
 function must(argv: string[], input?: string): string {
   const r = run(argv, input);
-  if (r.status !== 0) throw new Error(`${argv.join(" ")} failed (${r.status}): ${r.stderr.trim()}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${argv.join(" ")} failed (${r.status}): ${r.stderr.trim()}`,
+    );
   return r.stdout;
 }
 
-const inNs = (ns: string, argv: string[]): string[] => ["ip", "netns", "exec", ns, ...argv];
+const inNs = (ns: string, argv: string[]): string[] => [
+  "ip",
+  "netns",
+  "exec",
+  ns,
+  ...argv,
+];
 const nft = (ns: string, script: string, check = false): Result =>
   run(inNs(ns, ["nft", ...(check ? ["-c"] : []), "-f", "-"]), script);
 
 function ping(ns: string, dst: string, src?: string): boolean {
-  const r = run(inNs(ns, ["ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "1", ...(src ? ["-I", src] : []), dst]));
+  const r = run(
+    inNs(ns, [
+      "ping",
+      "-n",
+      "-q",
+      "-c",
+      "2",
+      "-i",
+      "0.2",
+      "-W",
+      "1",
+      ...(src ? ["-I", src] : []),
+      dst,
+    ]),
+  );
   return r.status === 0;
 }
 
@@ -60,7 +87,11 @@ function spec(n: number, table: string): FilterChainSpecInput {
     const lo = (i & 0xff).toString(16).padStart(2, "0");
     ports.push(
       i % 3 === 2
-        ? { port: `vnet${i}`, policy: (i % 2 === 0 ? "accept-all" : "drop-all") as "accept-all" | "drop-all" }
+        ? {
+            port: `vnet${i}`,
+            policy: (i % 2 === 0 ? "accept-all" : "drop-all") as
+              "accept-all" | "drop-all",
+          }
         : {
             port: i % 2 === 0 ? `vm${i}.0` : `tap-${i}@x`,
             policy: "clean-traffic" as const,
@@ -70,7 +101,15 @@ function spec(n: number, table: string): FilterChainSpecInput {
             allowIpv6: i % 2 === 0,
             rules:
               i % 5 === 0
-                ? [{ direction: "to-vm" as const, action: "accept" as const, proto: "tcp" as const, dport: 22, comment: "ssh" }]
+                ? [
+                    {
+                      direction: "to-vm" as const,
+                      action: "accept" as const,
+                      proto: "tcp" as const,
+                      dport: 22,
+                      comment: "ssh",
+                    },
+                  ]
                 : [],
           },
     );
@@ -83,7 +122,9 @@ interface NftJson {
 }
 
 function listTable(ns: string, table: string): NftJson {
-  return JSON.parse(must(inNs(ns, ["nft", "-j", "list", "table", "bridge", table]))) as NftJson;
+  return JSON.parse(
+    must(inNs(ns, ["nft", "-j", "list", "table", "bridge", table])),
+  ) as NftJson;
 }
 
 function mapElements(doc: NftJson, name: string): unknown[] {
@@ -96,13 +137,16 @@ function mapElements(doc: NftJson, name: string): unknown[] {
 
 /** Sum of packet counters of the `... counter drop` rules of one chain. */
 function droppedPackets(ns: string, table: string, chain: string): number {
-  const doc = JSON.parse(must(inNs(ns, ["nft", "-j", "list", "chain", "bridge", table, chain]))) as NftJson;
+  const doc = JSON.parse(
+    must(inNs(ns, ["nft", "-j", "list", "chain", "bridge", table, chain])),
+  ) as NftJson;
   let total = 0;
   for (const o of doc.nftables) {
     const rule = o["rule"] as { expr: Record<string, unknown>[] } | undefined;
     if (rule === undefined) continue;
     const isDrop = rule.expr.some((e) => "drop" in e);
-    const counter = rule.expr.find((e) => "counter" in e)?.["counter"] as { packets: number } | undefined;
+    const counter = rule.expr.find((e) => "counter" in e)?.["counter"] as
+      { packets: number } | undefined;
     if (isDrop && counter !== undefined) total += counter.packets;
   }
   return total;
@@ -151,12 +195,19 @@ describe("nftCompile with real nft (netns)", function () {
         "\tdelete @seen4 { ip saddr }",
         "}",
       ].join("\n");
-      const r = nft(NS, compileFilterChain({ ...spec(3, "hnt"), raw }).script, true);
+      const r = nft(
+        NS,
+        compileFilterChain({ ...spec(3, "hnt"), raw }).script,
+        true,
+      );
       expect(r.status, r.stderr).to.equal(0);
     });
 
     it("nft -c rejects a broken raw escape hatch (validated by nft, not by us)", () => {
-      const { script } = compileFilterChain({ ...spec(1, "hnt"), raw: "chain extra {\n\tcounter nonsense\n}" });
+      const { script } = compileFilterChain({
+        ...spec(1, "hnt"),
+        raw: "chain extra {\n\tcounter nonsense\n}",
+      });
       expect(nft(NS, script, true).status).to.not.equal(0);
     });
 
@@ -171,23 +222,37 @@ describe("nftCompile with real nft (netns)", function () {
         const chains = doc.nftables
           .map((o) => o["chain"] as { name: string; hook?: string } | undefined)
           .filter((c): c is { name: string; hook?: string } => c !== undefined);
-        expect(chains.map((c) => c.name).sort()).to.deep.equal([...out.chains].sort());
-        expect(chains.filter((c) => c.hook !== undefined).map((c) => c.hook).sort()).to.deep.equal(["forward", "input"]);
+        expect(chains.map((c) => c.name).sort()).to.deep.equal(
+          [...out.chains].sort(),
+        );
+        expect(
+          chains
+            .filter((c) => c.hook !== undefined)
+            .map((c) => c.hook)
+            .sort(),
+        ).to.deep.equal(["forward", "input"]);
         const baseRules = doc.nftables.filter((o) => {
           const rule = o["rule"] as { chain: string } | undefined;
-          return rule !== undefined && (rule.chain === "forward_hook" || rule.chain === "input_hook");
+          return (
+            rule !== undefined &&
+            (rule.chain === "forward_hook" || rule.chain === "input_hook")
+          );
         });
         expect(baseRules).to.have.length(3);
       }
       // replacing with a smaller spec leaves no stale elements or chains
-      expect(nft(NS, compileFilterChain(spec(3, "hnt300")).script).status).to.equal(0);
+      expect(
+        nft(NS, compileFilterChain(spec(3, "hnt300")).script).status,
+      ).to.equal(0);
       expect(mapElements(listTable(NS, "hnt300"), "to_vm")).to.have.length(3);
       // removal, twice: deleting an absent table is not an error
       for (let i = 0; i < 2; i++) {
         const r = nft(NS, removeScript("hnt300"));
         expect(r.status, r.stderr).to.equal(0);
       }
-      expect(must(inNs(NS, ["nft", "list", "tables"]))).to.not.contain("hnt300");
+      expect(must(inNs(NS, ["nft", "list", "tables"]))).to.not.contain(
+        "hnt300",
+      );
     });
   });
 
@@ -197,7 +262,9 @@ describe("nftCompile with real nft (netns)", function () {
 
     before(function () {
       if (run(["ping", "-V"]).status !== 0) {
-        console.log("    (skipped: ping not installed; Debian package iputils-ping)");
+        console.log(
+          "    (skipped: ping not installed; Debian package iputils-ping)",
+        );
         this.skip();
       }
       must(["ip", "netns", "add", NS_A]);
@@ -205,7 +272,9 @@ describe("nftCompile with real nft (netns)", function () {
       for (const ns of [NS, NS_A, NS_B]) {
         // keep IPv6 autoconfiguration noise out of the counters
         must(inNs(ns, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]));
-        must(inNs(ns, ["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]));
+        must(
+          inNs(ns, ["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]),
+        );
         must(["ip", "-n", ns, "link", "set", "lo", "up"]);
       }
       must(["ip", "-n", NS, "link", "add", "br0", "type", "bridge"]);
@@ -215,7 +284,21 @@ describe("nftCompile with real nft (netns)", function () {
         [PORT_A, NS_A, MAC_A, IP_A],
         [PORT_B, NS_B, MAC_B, IP_B],
       ] as const) {
-        must(["ip", "-n", NS, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", vmNs]);
+        must([
+          "ip",
+          "-n",
+          NS,
+          "link",
+          "add",
+          port,
+          "type",
+          "veth",
+          "peer",
+          "name",
+          "eth0",
+          "netns",
+          vmNs,
+        ]);
         must(["ip", "-n", NS, "link", "set", port, "master", "br0"]);
         must(["ip", "-n", NS, "link", "set", port, "up"]);
         must(["ip", "-n", vmNs, "link", "set", "eth0", "address", mac]);
@@ -236,7 +319,8 @@ describe("nftCompile with real nft (netns)", function () {
     });
 
     function flushNeigh(): void {
-      for (const ns of [NS, NS_A, NS_B]) must(["ip", "-n", ns, "neigh", "flush", "all"]);
+      for (const ns of [NS, NS_A, NS_B])
+        must(["ip", "-n", ns, "neigh", "flush", "all"]);
     }
 
     it("a (clean MAC and IP) reaches b through the bridge and the bridge host itself", () => {
@@ -247,14 +331,34 @@ describe("nftCompile with real nft (netns)", function () {
 
     it("a spoofed source MAC is dropped (and counted); restoring it restores traffic", () => {
       const before = droppedPackets(NS, table, chainA.in);
-      must(["ip", "-n", NS_A, "link", "set", "dev", "eth0", "address", "02:00:00:c8:00:99"]);
+      must([
+        "ip",
+        "-n",
+        NS_A,
+        "link",
+        "set",
+        "dev",
+        "eth0",
+        "address",
+        "02:00:00:c8:00:99",
+      ]);
       flushNeigh();
       try {
         expect(ping(NS_A, IP_B), "spoofed a → b").to.equal(false);
         expect(ping(NS_A, IP_BR), "spoofed a → bridge host").to.equal(false);
         expect(droppedPackets(NS, table, chainA.in)).to.be.greaterThan(before);
       } finally {
-        must(["ip", "-n", NS_A, "link", "set", "dev", "eth0", "address", MAC_A]);
+        must([
+          "ip",
+          "-n",
+          NS_A,
+          "link",
+          "set",
+          "dev",
+          "eth0",
+          "address",
+          MAC_A,
+        ]);
         flushNeigh();
       }
       expect(ping(NS_A, IP_B), "a → b after restoring the MAC").to.equal(true);
@@ -265,11 +369,23 @@ describe("nftCompile with real nft (netns)", function () {
       must(["ip", "-n", NS_A, "addr", "add", "198.18.200.3/24", "dev", "eth0"]);
       try {
         const before = droppedPackets(NS, table, chainA.in);
-        expect(ping(NS_A, IP_B, "198.18.200.3"), "a → b from 198.18.200.3").to.equal(false);
+        expect(
+          ping(NS_A, IP_B, "198.18.200.3"),
+          "a → b from 198.18.200.3",
+        ).to.equal(false);
         expect(droppedPackets(NS, table, chainA.in)).to.be.greaterThan(before);
         expect(ping(NS_A, IP_B, IP_A), "a → b from its own IP").to.equal(true);
       } finally {
-        must(["ip", "-n", NS_A, "addr", "del", "198.18.200.3/24", "dev", "eth0"]);
+        must([
+          "ip",
+          "-n",
+          NS_A,
+          "addr",
+          "del",
+          "198.18.200.3/24",
+          "dev",
+          "eth0",
+        ]);
       }
     });
 
@@ -278,7 +394,20 @@ describe("nftCompile with real nft (netns)", function () {
       // a's to-vm chain drops them.
       const chainOut = chainNamesForPort(PORT_A).out;
       const before = droppedPackets(NS, table, chainOut);
-      must(["ip", "-n", NS_B, "neigh", "replace", IP_A, "lladdr", "02:00:00:c8:00:77", "dev", "eth0", "nud", "permanent"]);
+      must([
+        "ip",
+        "-n",
+        NS_B,
+        "neigh",
+        "replace",
+        IP_A,
+        "lladdr",
+        "02:00:00:c8:00:77",
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+      ]);
       try {
         expect(ping(NS_B, IP_A), "b → a via wrong MAC").to.equal(false);
         expect(droppedPackets(NS, table, chainOut)).to.be.greaterThan(before);
@@ -290,12 +419,32 @@ describe("nftCompile with real nft (netns)", function () {
 
     it("removing the table lifts the filter (spoofed MAC passes again)", () => {
       expect(nft(NS, removeScript(table)).status).to.equal(0);
-      must(["ip", "-n", NS_A, "link", "set", "dev", "eth0", "address", "02:00:00:c8:00:99"]);
+      must([
+        "ip",
+        "-n",
+        NS_A,
+        "link",
+        "set",
+        "dev",
+        "eth0",
+        "address",
+        "02:00:00:c8:00:99",
+      ]);
       flushNeigh();
       try {
         expect(ping(NS_A, IP_B), "unfiltered spoofed a → b").to.equal(true);
       } finally {
-        must(["ip", "-n", NS_A, "link", "set", "dev", "eth0", "address", MAC_A]);
+        must([
+          "ip",
+          "-n",
+          NS_A,
+          "link",
+          "set",
+          "dev",
+          "eth0",
+          "address",
+          MAC_A,
+        ]);
       }
     });
   });

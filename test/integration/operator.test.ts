@@ -12,23 +12,39 @@ const BIN = path.join(ROOT, ".hostnet", "engine", "bin");
 
 /** The environment of a fresh operator shell: none of the PULUMI_* settings engineEnv would add. */
 function operatorEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${BIN}:${process.env.PATH}`, ...extra };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${BIN}:${process.env.PATH}`,
+    ...extra,
+  };
   for (const k of Object.keys(env)) if (k.startsWith("PULUMI_")) delete env[k];
   delete env.HOSTNET_HOME;
   return env;
 }
 
-function run(file: string, args: string[], extra: Record<string, string> = {}): Promise<{ code: number; out: string }> {
+function run(
+  file: string,
+  args: string[],
+  extra: Record<string, string> = {},
+): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    execFile(file, args, { cwd: ROOT, env: operatorEnv(extra), maxBuffer: 1 << 26 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, out: stdout + stderr }),
+    execFile(
+      file,
+      args,
+      { cwd: ROOT, env: operatorEnv(extra), maxBuffer: 1 << 26 },
+      (err, stdout, stderr) =>
+        resolve({
+          code: err ? (typeof err.code === "number" ? err.code : 1) : 0,
+          out: stdout + stderr,
+        }),
     );
   });
 }
 /** `pulumi ARGS` as typed after `export PATH="$PWD/.hostnet/engine/bin:$PATH"`. */
 const plain = (...args: string[]) => run("pulumi", args);
 /** `npm run pulumi -- ARGS` (the script npm runs). */
-const npmPulumi = (...args: string[]) => run("node", [path.join(ROOT, "dist", "scripts", "pulumi.js"), ...args]);
+const npmPulumi = (...args: string[]) =>
+  run("node", [path.join(ROOT, "dist", "scripts", "pulumi.js"), ...args]);
 
 function stackFile(stack: string): string {
   return path.join(ROOT, `Pulumi.${stack}.yaml`);
@@ -45,7 +61,8 @@ describe("operator: plain pulumi, npm run pulumi, lab passphrase, config errors"
   describe("a small lab stack through both paths", () => {
     const STACK = "test-plain";
     let lab1: LabHost;
-    const bridgeExists = () => sshRun(lab1, "ip -o link show br-pl 2>&1 || true").includes("br-pl:");
+    const bridgeExists = () =>
+      sshRun(lab1, "ip -o link show br-pl 2>&1 || true").includes("br-pl:");
 
     before(async () => {
       lab1 = labUp(1).hosts[0];
@@ -72,16 +89,31 @@ describe("operator: plain pulumi, npm run pulumi, lab passphrase, config errors"
       expect(init.code, init.out).to.equal(0);
       const preview = await plain("preview", "-s", STACK);
       expect(preview.code, preview.out).to.equal(0);
-      expect(preview.out).to.match(/\+ \d+ to create/).and.not.include("from $PATH");
+      expect(preview.out)
+        .to.match(/\+ \d+ to create/)
+        .and.not.include("from $PATH");
       expect(bridgeExists(), "preview changed nothing").to.equal(false);
       const up = await plain("up", "--yes", "--skip-preview", "-s", STACK);
       expect(up.code, up.out).to.equal(0);
       expect(up.out).to.match(/\+ \d+ created/);
       expect(bridgeExists()).to.equal(true);
-      expect(sshRun(lab1, "ip netns exec guest-pl1 ip -o addr show eth0")).to.include("198.19.60.1/24");
-      const again = await plain("preview", "--refresh", "--expect-no-changes", "-s", STACK);
+      expect(
+        sshRun(lab1, "ip netns exec guest-pl1 ip -o addr show eth0"),
+      ).to.include("198.19.60.1/24");
+      const again = await plain(
+        "preview",
+        "--refresh",
+        "--expect-no-changes",
+        "-s",
+        STACK,
+      );
       expect(again.code, again.out).to.equal(0);
-      const other = await npmPulumi("preview", "--expect-no-changes", "-s", STACK);
+      const other = await npmPulumi(
+        "preview",
+        "--expect-no-changes",
+        "-s",
+        STACK,
+      );
       expect(other.code, other.out).to.equal(0);
       const destroy = await npmPulumi("destroy", "--yes", "-s", STACK);
       expect(destroy.code, destroy.out).to.equal(0);
@@ -95,9 +127,21 @@ describe("operator: plain pulumi, npm run pulumi, lab passphrase, config errors"
       const up = await npmPulumi("up", "--yes", "--skip-preview", "-s", STACK);
       expect(up.code, up.out).to.equal(0);
       expect(bridgeExists()).to.equal(true);
-      const again = await npmPulumi("preview", "--refresh", "--expect-no-changes", "-s", STACK);
+      const again = await npmPulumi(
+        "preview",
+        "--refresh",
+        "--expect-no-changes",
+        "-s",
+        STACK,
+      );
       expect(again.code, again.out).to.equal(0);
-      const other = await plain("refresh", "--yes", "--expect-no-changes", "-s", STACK);
+      const other = await plain(
+        "refresh",
+        "--yes",
+        "--expect-no-changes",
+        "-s",
+        STACK,
+      );
       expect(other.code, other.out).to.equal(0);
       const destroy = await plain("destroy", "--yes", "-s", STACK);
       expect(destroy.code, destroy.out).to.equal(0);
@@ -117,7 +161,14 @@ describe("operator: plain pulumi, npm run pulumi, lab passphrase, config errors"
           const steps: string[][] = [
             ["stack", "init", stack],
             ["config", "set", "--secret", "hostnet:a", "one", "-s", stack],
-            ["config", "set", "--secret", "hostnet:b", "two", `--stack=${stack}`],
+            [
+              "config",
+              "set",
+              "--secret",
+              "hostnet:b",
+              "two",
+              `--stack=${stack}`,
+            ],
             ["config", "set", "--secret", "hostnet:c", "three", `-s${stack}`],
             ["stack", "select", stack],
             ["config", "set", "--secret", "hostnet:d", "four"],
@@ -129,7 +180,9 @@ describe("operator: plain pulumi, npm run pulumi, lab passphrase, config errors"
           const got = await pulumi("config", "--show-secrets", "--json");
           expect(got.code, got.out).to.equal(0);
           const values = JSON.parse(got.out);
-          expect(["a", "b", "c", "d"].map((k) => values[`hostnet:${k}`]?.value)).to.deep.equal(["one", "two", "three", "four"]);
+          expect(
+            ["a", "b", "c", "d"].map((k) => values[`hostnet:${k}`]?.value),
+          ).to.deep.equal(["one", "two", "three", "four"]);
         } finally {
           await removeStack(stack);
         }
@@ -164,7 +217,11 @@ describe("operator: plain pulumi, npm run pulumi, lab passphrase, config errors"
 
     const TRACE = /^\s+at .+\(.*\.js:\d+:\d+\)$/m;
     const gitops = (extra: Record<string, string> = {}) =>
-      run("node", [path.join(ROOT, "dist", "scripts", "gitops.js"), "preview", STACK], { HOSTNET_QUIET: "1", ...extra });
+      run(
+        "node",
+        [path.join(ROOT, "dist", "scripts", "gitops.js"), "preview", STACK],
+        { HOSTNET_QUIET: "1", ...extra },
+      );
 
     for (const [how, cmd] of [
       ["npm run gitops -- preview", () => gitops()],
@@ -174,12 +231,21 @@ describe("operator: plain pulumi, npm run pulumi, lab passphrase, config errors"
       it(how, async () => {
         const r = await cmd();
         expect(r.code, r.out).to.not.equal(0);
-        expect(r.out).to.include("stack config has 3 problem(s); nothing was applied");
-        for (const field of ["vms[0].name", "vms[0].mac", "vms[0].ipv4[0]"]) expect(r.out).to.include(`- ${field}:`);
+        expect(r.out).to.include(
+          "stack config has 3 problem(s); nothing was applied",
+        );
+        for (const field of ["vms[0].name", "vms[0].mac", "vms[0].ipv4[0]"])
+          expect(r.out).to.include(`- ${field}:`);
         expect(r.out).to.not.match(TRACE);
         // gitops prints them once; the engine shows them as the stack's error and in its Diagnostics.
-        if (how.includes("gitops")) expect(r.out.split("stack config has 3 problem(s)").length - 1).to.equal(1);
-        else expect(r.out).to.match(/Diagnostics:\s+pulumi:pulumi:Stack \(hostnet-test-badcfg\):\s+error: stack config has 3/);
+        if (how.includes("gitops"))
+          expect(
+            r.out.split("stack config has 3 problem(s)").length - 1,
+          ).to.equal(1);
+        else
+          expect(r.out).to.match(
+            /Diagnostics:\s+pulumi:pulumi:Stack \(hostnet-test-badcfg\):\s+error: stack config has 3/,
+          );
       });
     }
 

@@ -28,7 +28,11 @@ const CONFIG = `config:
 
 /** The <g> element Graphviz writes for the node or edge whose <title> is `title`. */
 function svgElement(svg: string, title: string): string {
-  const escaped = title.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/-/g, "&#45;");
+  const escaped = title
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/-/g, "&#45;");
   const at = svg.indexOf(`<title>${escaped}</title>`);
   expect(at, `no element titled ${title} in the SVG`).to.be.greaterThan(-1);
   return svg.slice(at, svg.indexOf("</g>", at));
@@ -59,34 +63,76 @@ describe("pictures: live topology and drift overlay, rendered by Graphviz", func
   });
 
   it("shows the macvlan's lower device, the routed VM's host route and the managed fdb entries (SVG and PNG)", async () => {
-    const snap = await hostFor({ host: lab1.address, port: lab1.port, user: "root", hostKey: lab1.hostKey, privateKey: privateKey() }).snapshot();
+    const snap = await hostFor({
+      host: lab1.address,
+      port: lab1.port,
+      user: "root",
+      hostKey: lab1.hostKey,
+      privateKey: privateKey(),
+    }).snapshot();
     const dot = topologyDot(snap, "lab1");
     renderSvg(dot, path.join(dir, "lab1.svg"));
     renderSvg(dot, path.join(dir, "lab1.png"));
-    expect(fs.readFileSync(path.join(dir, "lab1.png")).subarray(0, 8).toString("latin1")).to.equal("\x89PNG\r\n\x1a\n");
+    expect(
+      fs
+        .readFileSync(path.join(dir, "lab1.png"))
+        .subarray(0, 8)
+        .toString("latin1"),
+    ).to.equal("\x89PNG\r\n\x1a\n");
     const svg = fs.readFileSync(path.join(dir, "lab1.svg"), "utf8");
     expect(svgElement(svg, "guest-pc/mv-pc->root/nic0")).to.include(">lower<");
     expect(svgElement(svg, "root/hv-pd")).to.include(">route 198.19.63.4/32<");
-    expect(svgElement(svg, "root/hv-pa")).to.include(">fdb 02:00:00:3b:00:01 static<");
-    expect(svgElement(svg, "root/tap-pb")).to.include(">fdb 02:00:00:3b:00:02 static<");
-    for (const name of ["root/br-pc", "vm-pa/br0", "vm-pa/tap0", "guest-pc/mv-pc", "root/nft:hostnet", "vm-pa/nft:hostnet"]) svgElement(svg, name);
+    expect(svgElement(svg, "root/hv-pa")).to.include(
+      ">fdb 02:00:00:3b:00:01 static<",
+    );
+    expect(svgElement(svg, "root/tap-pb")).to.include(
+      ">fdb 02:00:00:3b:00:02 static<",
+    );
+    for (const name of [
+      "root/br-pc",
+      "vm-pa/br0",
+      "vm-pa/tap0",
+      "guest-pc/mv-pc",
+      "root/nft:hostnet",
+      "vm-pa/nft:hostnet",
+    ])
+      svgElement(svg, name);
     expect(svg).to.not.include("#cc0000");
   });
 
   it("npm run picture -- ENV --drift: drifted objects in red with what drifted; the rest unchanged", async () => {
-    sshRun(lab1, "bridge fdb del 02:00:00:3b:00:02 dev tap-pb master static; bridge link set dev hv-pa learning on");
+    sshRun(
+      lab1,
+      "bridge fdb del 02:00:00:3b:00:02 dev tap-pb master static; bridge link set dev hv-pa learning on",
+    );
     const r: { code: number; out: string } = await new Promise((resolve) =>
-      execFile("node", [path.join(ROOT, "dist", "scripts", "picture.js"), STACK, dir, "--drift"], { cwd: ROOT, maxBuffer: 1 << 26 }, (err, stdout, stderr) =>
-        resolve({ code: err ? 1 : 0, out: stdout + stderr }),
+      execFile(
+        "node",
+        [
+          path.join(ROOT, "dist", "scripts", "picture.js"),
+          STACK,
+          dir,
+          "--drift",
+        ],
+        { cwd: ROOT, maxBuffer: 1 << 26 },
+        (err, stdout, stderr) =>
+          resolve({ code: err ? 1 : 0, out: stdout + stderr }),
       ),
     );
     expect(r.code, r.out).to.equal(0);
-    expect(r.out).to.include("DRIFT VethLink lab1-pa-uplink: update: a.portFlags").and.include("DRIFT FdbEntry lab1-pb-fdb: missing");
+    expect(r.out)
+      .to.include("DRIFT VethLink lab1-pa-uplink: update: a.portFlags")
+      .and.include("DRIFT FdbEntry lab1-pb-fdb: missing");
     const svg = fs.readFileSync(path.join(dir, "lab1.svg"), "utf8");
     const hvPa = svgElement(svg, "root/hv-pa");
-    expect(hvPa).to.include('stroke="#cc0000"').and.include(">DRIFT VethLink update: a.portFlags<");
+    expect(hvPa)
+      .to.include('stroke="#cc0000"')
+      .and.include(">DRIFT VethLink update: a.portFlags<");
     const tapPb = svgElement(svg, "root/tap-pb");
-    expect(tapPb).to.include('stroke="#cc0000"').and.include(">DRIFT FdbEntry missing<").and.not.include("fdb 02:00:00:3b:00:02");
+    expect(tapPb)
+      .to.include('stroke="#cc0000"')
+      .and.include(">DRIFT FdbEntry missing<")
+      .and.not.include("fdb 02:00:00:3b:00:02");
     // Only end a of the uplink drifted; its other end and untouched objects stay as they were.
     expect(svgElement(svg, "vm-pa/up0")).to.not.include("#cc0000");
     expect(svgElement(svg, "root/hv-pd")).to.not.include("#cc0000");

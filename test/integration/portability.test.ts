@@ -7,7 +7,12 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as automation from "@pulumi/pulumi/automation";
-import { engineEnv, ENGINE_BIN, inlineStack, PROJECT_ROOT } from "../../scripts/engine";
+import {
+  engineEnv,
+  ENGINE_BIN,
+  inlineStack,
+  PROJECT_ROOT,
+} from "../../scripts/engine";
 import { VmNetns } from "../../providers/vmNetns";
 import { labConnection, LabHost, labUp, sshRun } from "../support/lab";
 
@@ -20,12 +25,20 @@ describe("state written by one checkout is refreshed and destroyed from another 
 
   before(() => {
     h = labUp(3).hosts[0];
-    fs.cpSync(path.join(PROJECT_ROOT, "dist"), path.join(other, "dist"), { recursive: true });
-    fs.symlinkSync(path.join(PROJECT_ROOT, "node_modules"), path.join(other, "node_modules"));
+    fs.cpSync(path.join(PROJECT_ROOT, "dist"), path.join(other, "dist"), {
+      recursive: true,
+    });
+    fs.symlinkSync(
+      path.join(PROJECT_ROOT, "node_modules"),
+      path.join(other, "node_modules"),
+    );
     const bin = path.join(other, ".hostnet", "engine", "bin");
     fs.mkdirSync(bin, { recursive: true });
     fs.symlinkSync(path.join(ENGINE_BIN, "pulumi"), path.join(bin, "pulumi"));
-    fs.copyFileSync(path.join(ENGINE_BIN, "pulumi-resource-pulumi-nodejs"), path.join(bin, "pulumi-resource-pulumi-nodejs"));
+    fs.copyFileSync(
+      path.join(ENGINE_BIN, "pulumi-resource-pulumi-nodejs"),
+      path.join(bin, "pulumi-resource-pulumi-nodejs"),
+    );
     fs.chmodSync(path.join(bin, "pulumi-resource-pulumi-nodejs"), 0o755);
   });
 
@@ -43,12 +56,23 @@ describe("state written by one checkout is refreshed and destroyed from another 
     expect(sshRun(h, "ip netns list")).to.include(nsName);
 
     // The other checkout: its own PATH/launcher and HOSTNET_HOME, same backend and stack.
-    const env: Record<string, string> = { ...engineEnv("test-portability"), HOSTNET_HOME: other, HOSTNET_TRACE_FILE: trace };
+    const env: Record<string, string> = {
+      ...engineEnv("test-portability"),
+      HOSTNET_HOME: other,
+      HOSTNET_TRACE_FILE: trace,
+    };
     env.PATH = `${path.join(other, ".hostnet", "engine", "bin")}:${process.env.PATH}`;
-    const cmd = await automation.PulumiCommand.get({ root: path.join(other, ".hostnet", "engine"), skipVersionCheck: true });
+    const cmd = await automation.PulumiCommand.get({
+      root: path.join(other, ".hostnet", "engine"),
+      skipVersionCheck: true,
+    });
     const there = await automation.LocalWorkspace.createOrSelectStack(
       { stackName: "test-portability", projectName: "hostnet", program },
-      { workDir: fs.mkdtempSync(path.join(other, "work-")), envVars: env, pulumiCommand: cmd },
+      {
+        workDir: fs.mkdtempSync(path.join(other, "work-")),
+        envVars: env,
+        pulumiCommand: cmd,
+      },
     );
     sshRun(h, `ip netns del ${nsName}`); // drift, so refresh has to talk to the host
     const refreshed = await there.refresh({ color: "never" });
@@ -57,9 +81,16 @@ describe("state written by one checkout is refreshed and destroyed from another 
     expect(sshRun(h, "ip netns list")).to.include(nsName);
     await there.destroy({ color: "never" });
     expect(sshRun(h, "ip netns list")).not.to.include(nsName);
-    const rows = fs.readFileSync(trace, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const rows = fs
+      .readFileSync(trace, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(rows.length).to.be.greaterThan(0);
-    expect(rows.every((r) => r.code.startsWith(other)), "every SSH exec came from the other checkout's code").to.equal(true);
+    expect(
+      rows.every((r) => r.code.startsWith(other)),
+      "every SSH exec came from the other checkout's code",
+    ).to.equal(true);
     await there.workspace.removeStack("test-portability");
   });
 });

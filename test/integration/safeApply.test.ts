@@ -34,13 +34,19 @@ function repairFromRoot(): void {
     `ip route del ${ROUTE} 2>/dev/null`,
     "true",
   ].join("; ");
-  execFileSync("ip", ["netns", "exec", LAB_NS, "sh", "-c", script], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync("ip", ["netns", "exec", LAB_NS, "sh", "-c", script], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
 }
 
 /** Stops commit-confirm timers this file may have left armed on lab4, and forgets their state. */
 function disarm(h: LabHost): void {
   const stop = `p=$(cat "$f"); tr '\\0' ' ' </proc/"$p"/cmdline 2>/dev/null | grep -q 'hostbridge-sabr.*/timer.sh' && kill -TERM "-$p"`;
-  sshRun(h, `for f in ${STATE}/hostbridge-sabr*/timer.pid; do [ -e "$f" ] && { ${stop}; }; done; rm -rf ${STATE}/hostbridge-sabr*; true`, { allowFail: true });
+  sshRun(
+    h,
+    `for f in ${STATE}/hostbridge-sabr*/timer.pid; do [ -e "$f" ] && { ${stop}; }; done; rm -rf ${STATE}/hostbridge-sabr*; true`,
+    { allowFail: true },
+  );
 }
 
 function ipJson(h: LabHost, args: string): any[] {
@@ -53,7 +59,9 @@ function linkOf(h: LabHost, name: string): any {
 }
 
 function inet(link: any): string[] {
-  return (link?.addr_info ?? []).filter((a: any) => a.family === "inet").map((a: any) => `${a.local}/${a.prefixlen}`);
+  return (link?.addr_info ?? [])
+    .filter((a: any) => a.family === "inet")
+    .map((a: any) => `${a.local}/${a.prefixlen}`);
 }
 
 function routeDev(h: LabHost): string | undefined {
@@ -61,24 +69,35 @@ function routeDev(h: LabHost): string | undefined {
 }
 
 function sabrLinks(h: LabHost): string[] {
-  return ipJson(h, "link show").map((l: any) => l.ifname).filter((n: string) => n.startsWith("sabr"));
+  return ipJson(h, "link show")
+    .map((l: any) => l.ifname)
+    .filter((n: string) => n.startsWith("sabr"));
 }
 
 /** The host-side commit-confirm directory of a bridge: who decided, and whether a revert ran. */
-function decision(h: LabHost, bridge: string): { by: string; revertLog: boolean; timers: number } {
+function decision(
+  h: LabHost,
+  bridge: string,
+): { by: string; revertLog: boolean; timers: number } {
   const out = sshRun(
     h,
     `d=$(ls -d ${STATE}/hostbridge-${bridge}-* 2>/dev/null | head -1); ` +
       `echo "by=$(cat "$d/decided/by" 2>/dev/null)"; [ -e "$d/revert.log" ] && echo revertlog; ` +
       // only `sh <dir>/timer.sh` processes: this command's own text mentions timer.sh too
-      `echo "timers=$(ps -eo args | awk '$1 == "sh" && $2 ~ /hostbridge-${bridge}-[^ ]*\/timer[.]sh$/' | wc -l)"`,
+      `echo "timers=$(ps -eo args | awk '$1 == "sh" && $2 ~ /hostbridge-${bridge}-[^ ]*/timer[.]sh$/' | wc -l)"`,
   );
-  return { by: /by=(\S*)/.exec(out)![1], revertLog: /revertlog/.test(out), timers: Number(/timers=(\d+)/.exec(out)![1]) };
+  return {
+    by: /by=(\S*)/.exec(out)![1],
+    revertLog: /revertlog/.test(out),
+    timers: Number(/timers=(\d+)/.exec(out)![1]),
+  };
 }
 
 /** mgmt0 as lab.sh made it: no master, its address, the route through it, no sabr* link, SSH fine. */
 function expectPristine(h: LabHost): void {
-  expect(sshRun(h, "hostname").trim(), "a new SSH session works").to.equal("lab4");
+  expect(sshRun(h, "hostname").trim(), "a new SSH session works").to.equal(
+    "lab4",
+  );
   const mgmt = linkOf(h, "mgmt0");
   expect(mgmt.master, "mgmt0 has no master").to.equal(undefined);
   expect(inet(mgmt)).to.deep.equal([ADDR]);
@@ -90,8 +109,13 @@ async function failureOf(run: Promise<unknown>): Promise<string> {
   try {
     await run;
   } catch (err) {
-    const e = err as { message?: string; commandResult?: { stdout?: string; stderr?: string } };
-    return [e.message, e.commandResult?.stdout, e.commandResult?.stderr].join("\n");
+    const e = err as {
+      message?: string;
+      commandResult?: { stdout?: string; stderr?: string };
+    };
+    return [e.message, e.commandResult?.stdout, e.commandResult?.stderr].join(
+      "\n",
+    );
   }
   throw new Error("expected the engine run to fail, but it succeeded");
 }
@@ -110,16 +134,31 @@ describe("safe apply (commit-confirm) of a HostBridge on lab4's management inter
     expect(h.name, "this file needs lab4 to itself").to.equal("lab4");
     repairFromRoot();
     disarm(h);
-    sshRun(h, `ip route replace ${ROUTE} via 198.18.0.1 dev mgmt0 proto static`);
+    sshRun(
+      h,
+      `ip route replace ${ROUTE} via 198.18.0.1 dev mgmt0 proto static`,
+    );
     mgmtMac = linkOf(h, "mgmt0").address;
-    stack = new TestStack<Cfg>("test-safeapply", { bridges: {} }, async (cfg) => {
-      const out: Record<string, unknown> = {};
-      for (const [key, spec] of Object.entries(cfg.bridges)) {
-        const b = new HostBridge(key, { connection: labConnection(h), ...spec });
-        out[key] = { id: b.id, managedUplink: b.managedUplink, up: b.up, mtu: b.mtu };
-      }
-      return out;
-    });
+    stack = new TestStack<Cfg>(
+      "test-safeapply",
+      { bridges: {} },
+      async (cfg) => {
+        const out: Record<string, unknown> = {};
+        for (const [key, spec] of Object.entries(cfg.bridges)) {
+          const b = new HostBridge(key, {
+            connection: labConnection(h),
+            ...spec,
+          });
+          out[key] = {
+            id: b.id,
+            managedUplink: b.managedUplink,
+            up: b.up,
+            mtu: b.mtu,
+          };
+        }
+        return out;
+      },
+    );
     await stack.destroy(); // state left by an interrupted run; its objects were repaired above
   });
 
@@ -128,34 +167,60 @@ describe("safe apply (commit-confirm) of a HostBridge on lab4's management inter
     if (!h) return;
     disarm(h);
     repairFromRoot();
-    const status = execFileSync("bash", [path.join(ROOT, "scripts", "lab.sh"), "status"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).toString();
-    expect(status, "lab4 is healthy at the end").to.match(/^lab4 .* yes\s+ok\s*$/m);
+    const status = execFileSync(
+      "bash",
+      [path.join(ROOT, "scripts", "lab.sh"), "status"],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+    ).toString();
+    expect(status, "lab4 is healthy at the end").to.match(
+      /^lab4 .* yes\s+ok\s*$/m,
+    );
   });
 
   it("refuses to enslave mgmt0 without safeApply, says how to do it, and changes nothing", async () => {
     stack.config.bridges = { plain: { name: "sabr2", uplink: "mgmt0" } };
     const err = await failureOf(stack.up());
     stack.config.bridges = {};
-    expect(err).to.match(/refusing to enslave mgmt0 to bridge sabr2: mgmt0 carries 198\.18\.0\.14/);
+    expect(err).to.match(
+      /refusing to enslave mgmt0 to bridge sabr2: mgmt0 carries 198\.18\.0\.14/,
+    );
     expect(err).to.match(/set safeApply: true to do this with commit-confirm/);
     expectPristine(h);
   });
 
   it("rejects a confirm timeout under 5 s at preview, naming the field", async () => {
-    stack.config.bridges = { bad: { name: "sabr2", uplink: "mgmt0", safeApply: true, confirmTimeoutSeconds: 2 } };
+    stack.config.bridges = {
+      bad: {
+        name: "sabr2",
+        uplink: "mgmt0",
+        safeApply: true,
+        confirmTimeoutSeconds: 2,
+      },
+    };
     const err = await failureOf(stack.preview());
     stack.config.bridges = {};
-    expect(err).to.match(/confirmTimeoutSeconds: confirmTimeoutSeconds must be at least 5/);
+    expect(err).to.match(
+      /confirmTimeoutSeconds: confirmTimeoutSeconds must be at least 5/,
+    );
   });
 
   it("enslaves mgmt0 into sabr0, moving its address, MAC and route, and confirms over a new session", async () => {
-    stack.config.bridges = { br: { name: "sabr0", uplink: "mgmt0", safeApply: true, confirmTimeoutSeconds: T } };
+    stack.config.bridges = {
+      br: {
+        name: "sabr0",
+        uplink: "mgmt0",
+        safeApply: true,
+        confirmTimeoutSeconds: T,
+      },
+    };
     const r = await stack.up();
     confirmedAt = Date.now();
     expect(r.ops.br).to.equal("create");
     expect((r.outputs.br as any).managedUplink).to.equal("mgmt0");
 
-    expect(sshRun(h, "hostname").trim(), "a new SSH session works").to.equal("lab4");
+    expect(sshRun(h, "hostname").trim(), "a new SSH session works").to.equal(
+      "lab4",
+    );
     const mgmt = linkOf(h, "mgmt0");
     const br = linkOf(h, "sabr0");
     expect(mgmt.master).to.equal("sabr0");
@@ -163,7 +228,9 @@ describe("safe apply (commit-confirm) of a HostBridge on lab4's management inter
     expect(inet(br), "the address is on sabr0").to.deep.equal([ADDR]);
     expect(br.address, "sabr0 took mgmt0's MAC").to.equal(mgmtMac);
     expect(br.ifalias).to.equal("hostnet");
-    expect(routeDev(h), "the static route follows the address").to.equal("sabr0");
+    expect(routeDev(h), "the static route follows the address").to.equal(
+      "sabr0",
+    );
     expect(decision(h, "sabr0").by).to.equal("confirmed");
   });
 
@@ -177,9 +244,15 @@ describe("safe apply (commit-confirm) of a HostBridge on lab4's management inter
 
   it("a refreshed preview reports no drift; a changed confirm timeout alone is an update (delete sees only what was recorded)", async () => {
     await stack.preview({ refresh: true, expectNoChanges: true });
-    stack.config.bridges.br = { ...stack.config.bridges.br, confirmTimeoutSeconds: T + 5 };
+    stack.config.bridges.br = {
+      ...stack.config.bridges.br,
+      confirmTimeoutSeconds: T + 5,
+    };
     const p = await stack.preview();
-    stack.config.bridges.br = { ...stack.config.bridges.br, confirmTimeoutSeconds: T };
+    stack.config.bridges.br = {
+      ...stack.config.bridges.br,
+      confirmTimeoutSeconds: T,
+    };
     expect(p.ops.br).to.equal("update");
   });
 
@@ -203,17 +276,25 @@ describe("safe apply (commit-confirm) of a HostBridge on lab4's management inter
     expect(err).to.match(/reverted update bridge sabr0.* by itself at about/);
     expect(err).to.match(/Nothing is recorded as applied/);
     // A lower bound only: it shows the revert waited for the timer; how much longer a loaded machine takes is not behaviour.
-    expect(took, "fails no earlier than T seconds after the apply").to.be.at.least(T);
+    expect(
+      took,
+      "fails no earlier than T seconds after the apply",
+    ).to.be.at.least(T);
 
     expect(sshRun(h, "hostname").trim()).to.equal("lab4");
     const br = linkOf(h, "sabr0");
     expect(br.flags, "sabr0 is up again").to.include("UP");
     expect(inet(br)).to.deep.equal([ADDR]);
-    expect(routeDev(h), "the route the kernel flushed with the bridge going down is back").to.equal("sabr0");
+    expect(
+      routeDev(h),
+      "the route the kernel flushed with the bridge going down is back",
+    ).to.equal("sabr0");
     expect(linkOf(h, "mgmt0").master).to.equal("sabr0");
     expect(decision(h, "sabr0")).to.include({ by: "timer", revertLog: true });
     const state = JSON.parse(await stack.exportState());
-    const rec = state.deployment.resources.find((x: any) => x.urn.endsWith("::br"));
+    const rec = state.deployment.resources.find((x: any) =>
+      x.urn.endsWith("::br"),
+    );
     expect(rec.outputs.up, "the state still says up").to.equal(true);
     await stack.preview({ refresh: true, expectNoChanges: true });
   });
@@ -253,22 +334,39 @@ describe("safe apply (commit-confirm) of a HostBridge on lab4's management inter
 
   it("a create that cuts SSH fails with the host reverting by itself, and nothing is recorded", async () => {
     // A bridge left down takes the address off the wire: a real operator mistake, not a test hook.
-    stack.config.bridges = { cut: { name: "sabr1", uplink: "mgmt0", safeApply: true, up: false, confirmTimeoutSeconds: T } };
+    stack.config.bridges = {
+      cut: {
+        name: "sabr1",
+        uplink: "mgmt0",
+        safeApply: true,
+        up: false,
+        confirmTimeoutSeconds: T,
+      },
+    };
     const began = Date.now();
     const err = await failureOf(stack.up());
     const took = (Date.now() - began) / 1000;
     stack.config.bridges = {};
 
-    expect(err).to.match(/the change cut SSH to 198\.18\.0\.14: no new SSH session could be made within 10 s/);
-    expect(err).to.match(/The host reverted create bridge sabr1, enslave mgmt0 and move 198\.18\.0\.14\/24 and 1 route\(s\) onto sabr1 .* by itself at about/);
+    expect(err).to.match(
+      /the change cut SSH to 198\.18\.0\.14: no new SSH session could be made within 10 s/,
+    );
+    expect(err).to.match(
+      /The host reverted create bridge sabr1, enslave mgmt0 and move 198\.18\.0\.14\/24 and 1 route\(s\) onto sabr1 .* by itself at about/,
+    );
     expect(err).to.match(/Nothing is recorded as applied/);
     // A lower bound only: it shows the revert waited for the timer; how much longer a loaded machine takes is not behaviour.
-    expect(took, "fails no earlier than T seconds after the apply").to.be.at.least(T);
+    expect(
+      took,
+      "fails no earlier than T seconds after the apply",
+    ).to.be.at.least(T);
 
     expectPristine(h);
     expect(decision(h, "sabr1")).to.include({ by: "timer", revertLog: true });
     const state = JSON.parse(await stack.exportState());
-    const bridges = (state.deployment.resources ?? []).filter((x: any) => /::(cut|br)$/.test(x.urn));
+    const bridges = (state.deployment.resources ?? []).filter((x: any) =>
+      /::(cut|br)$/.test(x.urn),
+    );
     expect(bridges, "no HostBridge is recorded").to.deep.equal([]);
   });
 });

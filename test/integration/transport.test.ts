@@ -11,7 +11,11 @@ import { LabHost, labConnection, labUp, sshRun } from "../support/lab";
 
 /** Our own established TCP connections to the host, as the kernel of this machine sees them. */
 function ourConnections(h: LabHost): Array<{ localPort: number }> {
-  const out = execFileSync("ss", ["-tnpH", "state", "established", "dst", `${h.address}:22`], { encoding: "utf8" });
+  const out = execFileSync(
+    "ss",
+    ["-tnpH", "state", "established", "dst", `${h.address}:22`],
+    { encoding: "utf8" },
+  );
   return out
     .split("\n")
     .filter((l) => l.includes(`pid=${process.pid},`))
@@ -20,9 +24,25 @@ function ourConnections(h: LabHost): Array<{ localPort: number }> {
 
 /** Kill the sshd process serving one of our connections, from inside the lab host. */
 function killServerSide(h: LabHost, localPort: number): void {
-  const out = execFileSync("ip", ["netns", "exec", h.netns, "ss", "-tnpH", "state", "established", "sport", "= :22", "dport", `= :${localPort}`], {
-    encoding: "utf8",
-  });
+  const out = execFileSync(
+    "ip",
+    [
+      "netns",
+      "exec",
+      h.netns,
+      "ss",
+      "-tnpH",
+      "state",
+      "established",
+      "sport",
+      "= :22",
+      "dport",
+      `= :${localPort}`,
+    ],
+    {
+      encoding: "utf8",
+    },
+  );
   const pids = [...out.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
   expect(pids, `sshd serving port ${localPort}`).to.not.be.empty;
   for (const pid of new Set(pids)) process.kill(pid, "SIGKILL");
@@ -41,16 +61,24 @@ describe("transport: pooled SSH, coalescing and snapshots on a lab host", functi
   });
 
   after(() => {
-    sshRun(h, "ip netns del trq 2>/dev/null; for n in $(ip netns list | cut -d' ' -f1 | grep '^trs-'); do ip netns del $n; done; rm -f /tmp/tr-marker", {
-      allowFail: true,
-    });
+    sshRun(
+      h,
+      "ip netns del trq 2>/dev/null; for n in $(ip netns list | cut -d' ' -f1 | grep '^trs-'); do ip netns del $n; done; rm -f /tmp/tr-marker",
+      {
+        allowFail: true,
+      },
+    );
     closeAllSessions();
   });
 
   it("reuses one connection for many concurrent commands", async () => {
     const before = host.session.stats.connections;
-    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => host.read(`echo ${i}\n`, "echo")));
-    expect(results.map((r) => Number(r.trim()))).to.deep.equal(Array.from({ length: 30 }, (_, i) => i));
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => host.read(`echo ${i}\n`, "echo")),
+    );
+    expect(results.map((r) => Number(r.trim()))).to.deep.equal(
+      Array.from({ length: 30 }, (_, i) => i),
+    );
     expect(host.session.stats.connections - before).to.be.at.most(1);
     expect(ourConnections(h)).to.have.length(1);
   });
@@ -71,59 +99,120 @@ describe("transport: pooled SSH, coalescing and snapshots on a lab host", functi
     const wrong = labUp(3).hosts[0];
     const impostor = hostFor({ ...labConnection(h), hostKey: wrong.hostKey });
     let err: Error | undefined;
-    await impostor.read("touch /tmp/tr-marker\n", "touch a marker").catch((e) => (err = e));
-    expect(err?.message).to.include("host key mismatch").and.include(wrong.hostKeyFingerprint).and.include(h.hostKeyFingerprint);
-    expect(sshRun(h, "test -e /tmp/tr-marker && echo present || echo absent").trim()).to.equal("absent");
+    await impostor
+      .read("touch /tmp/tr-marker\n", "touch a marker")
+      .catch((e) => (err = e));
+    expect(err?.message)
+      .to.include("host key mismatch")
+      .and.include(wrong.hostKeyFingerprint)
+      .and.include(h.hostKeyFingerprint);
+    expect(
+      sshRun(h, "test -e /tmp/tr-marker && echo present || echo absent").trim(),
+    ).to.equal("absent");
   });
 
   it("rejects hostile connection input before opening any connection", () => {
-    expect(() => hostFor({ ...labConnection(h), host: "198.18.0.13; touch /tmp/tr-marker" })).to.throw(/connection\.host/);
-    expect(() => hostFor({ ...labConnection(h), user: "root$(id)" })).to.throw(/connection\.user/);
+    expect(() =>
+      hostFor({
+        ...labConnection(h),
+        host: "198.18.0.13; touch /tmp/tr-marker",
+      }),
+    ).to.throw(/connection\.host/);
+    expect(() => hostFor({ ...labConnection(h), user: "root$(id)" })).to.throw(
+      /connection\.user/,
+    );
   });
 
   it("merges 500 concurrent operations into a handful of round trips and blames exactly the failing one", async () => {
     const execsBefore = host.session.stats.execs;
     const ops = Array.from({ length: 500 }, (_, i) => {
       const name = i === 250 ? "trb7" : `trb${i}`; // op 250 collides with op 7
-      return host.run({ kind: "batch", tool: "ip", netns: "trq", lines: [batchLine(["link", "add", name, "type", "bridge"])], what: `create bridge ${name} (#${i})` });
+      return host.run({
+        kind: "batch",
+        tool: "ip",
+        netns: "trq",
+        lines: [batchLine(["link", "add", name, "type", "bridge"])],
+        what: `create bridge ${name} (#${i})`,
+      });
     });
     const settled = await Promise.allSettled(ops);
-    const failed = settled.flatMap((s, i) => (s.status === "rejected" ? [i] : []));
+    const failed = settled.flatMap((s, i) =>
+      s.status === "rejected" ? [i] : [],
+    );
     expect(failed).to.deep.equal([250]);
     const err = (settled[250] as PromiseRejectedResult).reason as HostOpError;
     expect(err).to.be.instanceOf(HostOpError);
-    expect(err.message).to.include("netns trq").and.include("create bridge trb7 (#250)").and.include("File exists");
+    expect(err.message)
+      .to.include("netns trq")
+      .and.include("create bridge trb7 (#250)")
+      .and.include("File exists");
     expect(host.session.stats.execs - execsBefore).to.be.at.most(4);
-    expect(Number(sshRun(h, "ip -n trq -o link show type bridge | wc -l").trim())).to.equal(499);
+    expect(
+      Number(sshRun(h, "ip -n trq -o link show type bridge | wc -l").trim()),
+    ).to.equal(499);
   });
 
   it("reads the state of 300 namespaces in one round trip, shared by concurrent readers", async () => {
-    sshRun(h, "for i in $(seq 1 300); do echo netns add trs-$i; done | ip -batch -");
+    sshRun(
+      h,
+      "for i in $(seq 1 300); do echo netns add trs-$i; done | ip -batch -",
+    );
     host.invalidate();
     const execsBefore = host.session.stats.execs;
-    const snaps = await Promise.all([host.snapshot(), host.snapshot(), host.snapshot()]);
+    const snaps = await Promise.all([
+      host.snapshot(),
+      host.snapshot(),
+      host.snapshot(),
+    ]);
     expect(host.session.stats.execs - execsBefore).to.equal(1);
-    const names = Object.keys(snaps[0].namespaces).filter((n) => n.startsWith("trs-"));
+    const names = Object.keys(snaps[0].namespaces).filter((n) =>
+      n.startsWith("trs-"),
+    );
     expect(names).to.have.length(300);
     expect(snaps[0].machineId).to.equal(h.machineId);
-    expect(snaps[0].namespaces["trs-17"].links.map((l) => l.name)).to.deep.equal(["lo"]);
+    expect(
+      snaps[0].namespaces["trs-17"].links.map((l) => l.name),
+    ).to.deep.equal(["lo"]);
   });
 
   it("reads only the namespaces a resource asks for; concurrent scoped readers share one round trip; a write invalidates", async () => {
     host.invalidate();
     const execsBefore = host.session.stats.execs;
-    const [a, b, again] = await Promise.all([host.snapshot(["trs-1"]), host.snapshot(["trs-2", "trs-none"]), host.snapshot(["trs-1"])]);
-    expect(host.session.stats.execs - execsBefore, "one read for the union").to.equal(1);
+    const [a, b, again] = await Promise.all([
+      host.snapshot(["trs-1"]),
+      host.snapshot(["trs-2", "trs-none"]),
+      host.snapshot(["trs-1"]),
+    ]);
+    expect(
+      host.session.stats.execs - execsBefore,
+      "one read for the union",
+    ).to.equal(1);
     for (const snap of [a, b, again]) {
-      expect(Object.keys(snap.namespaces).sort()).to.deep.equal(["", "trs-1", "trs-2"]);
+      expect(Object.keys(snap.namespaces).sort()).to.deep.equal([
+        "",
+        "trs-1",
+        "trs-2",
+      ]);
       expect(snap.absent).to.deep.equal(["trs-none"]);
     }
     // Cached until a write: the same scope again costs nothing.
-    expect((await host.snapshot(["trs-2"])).namespaces["trs-2"].links.map((l) => l.name)).to.deep.equal(["lo"]);
+    expect(
+      (await host.snapshot(["trs-2"])).namespaces["trs-2"].links.map(
+        (l) => l.name,
+      ),
+    ).to.deep.equal(["lo"]);
     expect(host.session.stats.execs - execsBefore).to.equal(1);
-    await host.run({ kind: "batch", tool: "ip", netns: "trs-2", lines: [batchLine(["link", "add", "trscope", "type", "bridge"])], what: "create bridge trscope" });
+    await host.run({
+      kind: "batch",
+      tool: "ip",
+      netns: "trs-2",
+      lines: [batchLine(["link", "add", "trscope", "type", "bridge"])],
+      what: "create bridge trscope",
+    });
     const after = await host.snapshot(["trs-2"]);
-    expect(after.namespaces["trs-2"].links.map((l) => l.name).sort()).to.deep.equal(["lo", "trscope"]);
+    expect(
+      after.namespaces["trs-2"].links.map((l) => l.name).sort(),
+    ).to.deep.equal(["lo", "trscope"]);
   });
 
   // `host` took lab3's lock with its writes above: a second login to the same machine from this
@@ -131,7 +220,13 @@ describe("transport: pooled SSH, coalescing and snapshots on a lab host", functi
   it("works as a non-root user through sudo -n, sharing this process's lock on the host", async () => {
     const viaSudo = hostFor(labConnection(h, { sudo: true }));
     expect((await viaSudo.read("id -u\n", "who am I")).trim()).to.equal("0");
-    await viaSudo.run({ kind: "batch", tool: "ip", netns: "trq", lines: [batchLine(["link", "add", "trsudo", "type", "bridge"])], what: "create bridge via sudo" });
+    await viaSudo.run({
+      kind: "batch",
+      tool: "ip",
+      netns: "trq",
+      lines: [batchLine(["link", "add", "trsudo", "type", "bridge"])],
+      what: "create bridge via sudo",
+    });
     expect(sshRun(h, "ip -n trq -o link show trsudo")).to.include("trsudo");
     expect(viaSudo.session.label).to.match(/^hnlab@/);
   });

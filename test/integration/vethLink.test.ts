@@ -28,32 +28,56 @@ const ROOT_LINKS = ["vlh0", "vlr0", "vlm0", "vlbad0"];
 
 const bridged = (): Spec => ({
   a: { name: "vlh0", master: BR, portFlags: { learning: false, flood: false } },
-  b: { name: "vlv0", netns: NS1, addresses: ["198.19.5.2/24"], mac: "02:00:00:00:05:02" },
+  b: {
+    name: "vlv0",
+    netns: NS1,
+    addresses: ["198.19.5.2/24"],
+    mac: "02:00:00:00:05:02",
+  },
 });
 
 const routed = (): Spec => ({
   a: { name: "vlr0", routes: [{ to: "198.19.6.2/32" }], proxyArp: true },
-  b: { name: "vlr1", netns: NS1, addresses: ["198.19.6.2/32"], routes: [{ to: "0.0.0.0/0" }] },
+  b: {
+    name: "vlr1",
+    netns: NS1,
+    addresses: ["198.19.6.2/32"],
+    routes: [{ to: "0.0.0.0/0" }],
+  },
 });
 
 function cleanup(h: LabHost): void {
   const dels = ROOT_LINKS.map((l) => `ip link del ${l} 2>/dev/null;`).join(" ");
-  sshRun(h, `${dels} ip link del ${BR} 2>/dev/null; ip netns del ${NS1} 2>/dev/null; ip netns del ${NS2} 2>/dev/null; true`);
+  sshRun(
+    h,
+    `${dels} ip link del ${BR} 2>/dev/null; ip netns del ${NS1} 2>/dev/null; ip netns del ${NS2} 2>/dev/null; true`,
+  );
 }
 
 /** `ip -j -d addr show` of one interface (link details plus addresses), or undefined. */
 function linkOf(h: LabHost, name: string, netns?: string): any {
-  const out = sshRun(h, `ip ${netns ? `-n ${netns} ` : ""}-j -d addr show dev ${name} 2>/dev/null || true`).trim();
+  const out = sshRun(
+    h,
+    `ip ${netns ? `-n ${netns} ` : ""}-j -d addr show dev ${name} 2>/dev/null || true`,
+  ).trim();
   return out === "" ? undefined : JSON.parse(out)[0];
 }
 
 const addrsOf = (l: any): string[] =>
-  (l?.addr_info ?? []).filter((a: any) => a.family === "inet").map((a: any) => `${a.local}/${a.prefixlen}`).sort();
+  (l?.addr_info ?? [])
+    .filter((a: any) => a.family === "inet")
+    .map((a: any) => `${a.local}/${a.prefixlen}`)
+    .sort();
 
 /** Bridge port timers tick on their own; they are not state anyone set. */
 function withoutTimers(l: any): any {
   if (!l.port) return l;
-  return { ...l, port: Object.fromEntries(Object.entries(l.port).filter(([k]) => !k.endsWith("_timer"))) };
+  return {
+    ...l,
+    port: Object.fromEntries(
+      Object.entries(l.port).filter(([k]) => !k.endsWith("_timer")),
+    ),
+  };
 }
 
 /** The part of the host this test may touch: "vl" links and fdb rows in root, and the vlns namespaces. */
@@ -62,7 +86,9 @@ function mine(h: LabHost): unknown {
   const root = snap["(root)"];
   return {
     links: root.links.filter((l: any) => /^vl/.test(l.name)).map(withoutTimers),
-    fdb: root.fdb.filter((e: string) => e.split(" ").some((t) => /^vl/.test(t))),
+    fdb: root.fdb.filter((e: string) =>
+      e.split(" ").some((t) => /^vl/.test(t)),
+    ),
     [NS1]: snap[NS1] ?? null,
     [NS2]: snap[NS2] ?? null,
     routes: sshRun(h, "ip route show | grep -E '^198\\.19\\.[5-7]\\.' || true"),
@@ -74,8 +100,13 @@ async function failureOf(run: Promise<unknown>): Promise<string> {
   try {
     await run;
   } catch (err) {
-    const e = err as { message?: string; commandResult?: { stdout?: string; stderr?: string } };
-    return [e.message, e.commandResult?.stdout, e.commandResult?.stderr].join("\n");
+    const e = err as {
+      message?: string;
+      commandResult?: { stdout?: string; stderr?: string };
+    };
+    return [e.message, e.commandResult?.stdout, e.commandResult?.stderr].join(
+      "\n",
+    );
   }
   throw new Error("expected the engine run to fail, but it succeeded");
 }
@@ -87,9 +118,15 @@ async function failureOf(run: Promise<unknown>): Promise<string> {
  */
 function stepText(stdout: string, op: string, res: string): string {
   const lines = stdout.split("\n");
-  const start = lines.findIndex((l, i) => l.trimEnd().endsWith(`: (${op})`) && lines.slice(i + 1, i + 3).some((n) => n.includes(`::${res}]`)));
+  const start = lines.findIndex(
+    (l, i) =>
+      l.trimEnd().endsWith(`: (${op})`) &&
+      lines.slice(i + 1, i + 3).some((n) => n.includes(`::${res}]`)),
+  );
   if (start < 0) return "";
-  const end = lines.findIndex((l, i) => i > start + 1 && /: \([a-z-]+\)$/.test(l.trim()));
+  const end = lines.findIndex(
+    (l, i) => i > start + 1 && /: \([a-z-]+\)$/.test(l.trim()),
+  );
   return lines.slice(start, end < 0 ? undefined : end).join("\n");
 }
 
@@ -107,8 +144,11 @@ describe("VethLink lifecycle on a lab host", function () {
     h = labUp(3).hosts[1];
     cleanup(h);
     // A fixed MAC and MTU keep the bridge from following its ports, so before/after compare equal.
-    sshRun(h, `ip netns add ${NS1} && ip netns add ${NS2} && ip link add ${BR} type bridge && ` +
-      `ip link set ${BR} address 02:00:00:00:0b:01 mtu 1500 up`);
+    sshRun(
+      h,
+      `ip netns add ${NS1} && ip netns add ${NS2} && ip link add ${BR} type bridge && ` +
+        `ip link set ${BR} address 02:00:00:00:0b:01 mtu 1500 up`,
+    );
     baseline = mine(h);
     stack = new TestStack<Cfg>("test-vethlink", { links: {} }, async (cfg) => {
       const out: Record<string, unknown> = {};
@@ -135,7 +175,10 @@ describe("VethLink lifecycle on a lab host", function () {
     expect(host.master).to.equal(BR);
     expect(host.ifalias).to.match(/^hostnet:[0-9a-f]{8}-[0-9a-f]{10}$/);
     expect(host.flags).to.include("UP");
-    expect(host.linkinfo.info_slave_data).to.include({ learning: false, flood: false });
+    expect(host.linkinfo.info_slave_data).to.include({
+      learning: false,
+      flood: false,
+    });
     const vm = linkOf(h, "vlv0", NS1);
     expect(vm.ifalias).to.match(/^hostnet:[0-9a-f]{8}-[0-9a-f]{10}$/);
     expect(vm.address).to.equal("02:00:00:00:05:02");
@@ -151,8 +194,17 @@ describe("VethLink lifecycle on a lab host", function () {
 
   it("changes addresses, a port flag and the MTU in place (update, not replace)", async () => {
     const next = bridged();
-    next.a = { name: "vlh0", master: BR, portFlags: { learning: true, flood: false } };
-    next.b = { name: "vlv0", netns: NS1, addresses: ["198.19.5.2/24", "198.19.5.3/24"], mac: "02:00:00:00:05:02" };
+    next.a = {
+      name: "vlh0",
+      master: BR,
+      portFlags: { learning: true, flood: false },
+    };
+    next.b = {
+      name: "vlv0",
+      netns: NS1,
+      addresses: ["198.19.5.2/24", "198.19.5.3/24"],
+      mac: "02:00:00:00:05:02",
+    };
     next.mtu = 1400;
     stack.config = { links: { br: next } };
     const host0 = linkOf(h, "vlh0");
@@ -162,15 +214,32 @@ describe("VethLink lifecycle on a lab host", function () {
     expect(up.ops.br).to.equal("update");
     const host = linkOf(h, "vlh0");
     const vm = linkOf(h, "vlv0", NS1);
-    expect(host.ifindex, "same interface, not a new one").to.equal(host0.ifindex);
-    expect(host.linkinfo.info_slave_data).to.include({ learning: true, flood: false });
+    expect(host.ifindex, "same interface, not a new one").to.equal(
+      host0.ifindex,
+    );
+    expect(host.linkinfo.info_slave_data).to.include({
+      learning: true,
+      flood: false,
+    });
     expect([host.mtu, vm.mtu]).to.deep.equal([1400, 1400]);
     expect(addrsOf(vm)).to.deep.equal(["198.19.5.2/24", "198.19.5.3/24"]);
   });
 
   it("replaces the pair when an end moves to another namespace", async () => {
     const next = stack.config.links.br;
-    stack.config = { links: { br: { ...next, b: { name: "vlv0", netns: NS2, addresses: ["198.19.5.2/24", "198.19.5.3/24"], mac: "02:00:00:00:05:02" } } } };
+    stack.config = {
+      links: {
+        br: {
+          ...next,
+          b: {
+            name: "vlv0",
+            netns: NS2,
+            addresses: ["198.19.5.2/24", "198.19.5.3/24"],
+            mac: "02:00:00:00:05:02",
+          },
+        },
+      },
+    };
     const pre = await stack.preview();
     expect(pre.ops.br).to.equal("replace");
     const up = await stack.up();
@@ -181,7 +250,10 @@ describe("VethLink lifecycle on a lab host", function () {
     expect(vm.mtu).to.equal(1400);
     const host = linkOf(h, "vlh0");
     expect(host.master).to.equal(BR);
-    expect(host.linkinfo.info_slave_data).to.include({ learning: true, flood: false });
+    expect(host.linkinfo.info_slave_data).to.include({
+      learning: true,
+      flood: false,
+    });
     expect(vm.link_index).to.equal(host.ifindex);
   });
 
@@ -192,37 +264,68 @@ describe("VethLink lifecycle on a lab host", function () {
     const [route] = sshJson(h, "ip -j route show 198.19.6.2/32");
     expect(route).to.include({ dev: "vlr0", scope: "link" });
     expect(route.gateway).to.equal(undefined);
-    expect(sshRun(h, "cat /proc/sys/net/ipv4/conf/vlr0/proxy_arp").trim()).to.equal("1");
+    expect(
+      sshRun(h, "cat /proc/sys/net/ipv4/conf/vlr0/proxy_arp").trim(),
+    ).to.equal("1");
     expect(addrsOf(linkOf(h, "vlr0"))).to.deep.equal([]);
-    expect(sshJson(h, `ip -n ${NS1} -j route show default`)[0]).to.include({ dev: "vlr1", scope: "link" });
-    expect(ping(h, "198.19.6.2"), "ping 198.19.6.2 from the lab host's root namespace").to.equal(true);
+    expect(sshJson(h, `ip -n ${NS1} -j route show default`)[0]).to.include({
+      dev: "vlr1",
+      scope: "link",
+    });
+    expect(
+      ping(h, "198.19.6.2"),
+      "ping 198.19.6.2 from the lab host's root namespace",
+    ).to.equal(true);
   });
 
   it("sees drift (port unenslaved, addresses flushed, a pair deleted) and up repairs it", async () => {
-    sshRun(h, `ip link set vlh0 nomaster && ip -n ${NS2} addr flush dev vlv0 && ip link del vlr0`);
+    sshRun(
+      h,
+      `ip link set vlh0 nomaster && ip -n ${NS2} addr flush dev vlv0 && ip link del vlr0`,
+    );
     const pre = await stack.preview({ refresh: true });
     expect(pre.ops.br).to.equal("update");
     const drift = stepText(pre.stdout, "refresh", "br");
-    expect(drift, "refresh shows the lost master").to.match(/~ a\s*: \{[\s\S]*- master\s*: "vlbr0"/);
-    expect(drift, "refresh shows the flushed addresses").to.match(/~ b\s*: \{[\s\S]*- \[0\]: "198\.19\.5\.2\/24"/);
-    expect(stepText(pre.stdout, "refresh", "rt"), "refresh shows the deleted pair").to.match(/^\s*- a\s*: \{/m);
+    expect(drift, "refresh shows the lost master").to.match(
+      /~ a\s*: \{[\s\S]*- master\s*: "vlbr0"/,
+    );
+    expect(drift, "refresh shows the flushed addresses").to.match(
+      /~ b\s*: \{[\s\S]*- \[0\]: "198\.19\.5\.2\/24"/,
+    );
+    expect(
+      stepText(pre.stdout, "refresh", "rt"),
+      "refresh shows the deleted pair",
+    ).to.match(/^\s*- a\s*: \{/m);
     expect(pre.ops.rt).to.equal("create");
     await stack.refresh(); // pulumi up --refresh: the repair plans from the live state
     const up = await stack.up();
     expect(up.ops).to.include({ br: "update", rt: "create" });
     const host = linkOf(h, "vlh0");
     expect(host.master).to.equal(BR);
-    expect(host.linkinfo.info_slave_data).to.include({ learning: true, flood: false });
-    expect(addrsOf(linkOf(h, "vlv0", NS2))).to.deep.equal(["198.19.5.2/24", "198.19.5.3/24"]);
-    expect(sshRun(h, "cat /proc/sys/net/ipv4/conf/vlr0/proxy_arp").trim()).to.equal("1");
-    expect(ping(h, "198.19.6.2"), "routed namespace reachable again").to.equal(true);
+    expect(host.linkinfo.info_slave_data).to.include({
+      learning: true,
+      flood: false,
+    });
+    expect(addrsOf(linkOf(h, "vlv0", NS2))).to.deep.equal([
+      "198.19.5.2/24",
+      "198.19.5.3/24",
+    ]);
+    expect(
+      sshRun(h, "cat /proc/sys/net/ipv4/conf/vlr0/proxy_arp").trim(),
+    ).to.equal("1");
+    expect(ping(h, "198.19.6.2"), "routed namespace reachable again").to.equal(
+      true,
+    );
     const again = await stack.preview({ refresh: true, expectNoChanges: true });
     expect(again.ops).to.include({ br: "same", rt: "same" });
   });
 
   it("refuses to take over an existing pair without adopt, then adopts it untouched and releases it", async () => {
-    sshRun(h, `ip link add vlm0 type veth peer name vlm1 netns ${NS1} && ip link set vlm0 up && ` +
-      `ip -n ${NS1} link set vlm1 up && ip -n ${NS1} addr add 198.19.7.2/24 dev vlm1`);
+    sshRun(
+      h,
+      `ip link add vlm0 type veth peer name vlm1 netns ${NS1} && ip link set vlm0 up && ` +
+        `ip -n ${NS1} link set vlm1 up && ip -n ${NS1} addr add 198.19.7.2/24 dev vlm1`,
+    );
     try {
       await adoptAndRelease();
     } finally {
@@ -232,25 +335,40 @@ describe("VethLink lifecycle on a lab host", function () {
 
   async function adoptAndRelease(): Promise<void> {
     const before = mine(h);
-    const adopted: Spec = { a: { name: "vlm0" }, b: { name: "vlm1", netns: NS1, addresses: ["198.19.7.2/24"] } };
+    const adopted: Spec = {
+      a: { name: "vlm0" },
+      b: { name: "vlm1", netns: NS1, addresses: ["198.19.7.2/24"] },
+    };
     stack.config = { links: { ...stack.config.links, adopted } };
     const refused = await failureOf(stack.up());
-    expect(refused).to.match(/vlm0 in the root namespace and vlm1 in netns vlns1 already exist\b/);
+    expect(refused).to.match(
+      /vlm0 in the root namespace and vlm1 in netns vlns1 already exist\b/,
+    );
     expect(refused).to.match(/set adopt: true/);
     expect(mine(h), "a refused create changes nothing").to.deep.equal(before);
 
-    stack.config = { links: { ...stack.config.links, adopted: { ...adopted, adopt: true } } };
+    stack.config = {
+      links: { ...stack.config.links, adopted: { ...adopted, adopt: true } },
+    };
     const up = await stack.up();
     expect(up.ops.adopted).to.equal("create");
-    expect(up.outputs.adopted).to.deep.include({ id: "veth/-/vlm0", created: false });
-    expect(mine(h), "adoption changes nothing on the host").to.deep.equal(before);
+    expect(up.outputs.adopted).to.deep.include({
+      id: "veth/-/vlm0",
+      created: false,
+    });
+    expect(mine(h), "adoption changes nothing on the host").to.deep.equal(
+      before,
+    );
     await stack.preview({ refresh: true, expectNoChanges: true });
 
     const { adopted: _released, ...rest } = stack.config.links;
     stack.config = { links: rest };
     const rel = await stack.up();
     expect(rel.ops.adopted).to.equal("delete");
-    expect(mine(h), "releasing an adopted pair leaves it in place").to.deep.equal(before);
+    expect(
+      mine(h),
+      "releasing an adopted pair leaves it in place",
+    ).to.deep.equal(before);
   }
 
   it("destroy leaves the host as it was", async () => {
@@ -260,7 +378,14 @@ describe("VethLink lifecycle on a lab host", function () {
 
   it("undoes a create whose later step fails: nothing half-made is left", async () => {
     const before = mine(h);
-    stack.config = { links: { half: { a: { name: "vlbad0", master: "vlnobr0" }, b: { name: "vlbad1", netns: NS1, addresses: ["198.19.8.2/24"] } } } };
+    stack.config = {
+      links: {
+        half: {
+          a: { name: "vlbad0", master: "vlnobr0" },
+          b: { name: "vlbad1", netns: NS1, addresses: ["198.19.8.2/24"] },
+        },
+      },
+    };
     const failure = await failureOf(stack.up());
     expect(failure).to.match(/could not configure veth end vlbad0/);
     expect(failure).to.match(/vlnobr0/);
@@ -268,11 +393,40 @@ describe("VethLink lifecycle on a lab host", function () {
   });
 
   const invalid: Array<[string, Spec, RegExp]> = [
-    ["a 16-character interface name", { a: { name: "vlaaaaaaaaaaaaaa" }, b: { name: "vlbad1" } }, /a\.name: interface name must be 1–15 bytes, got 16/],
-    ["an impossible address", { a: { name: "vlbad0" }, b: { name: "vlbad1", addresses: ["300.1.1.1/24"] } }, /b\.addresses\[0\]: .*0–255/],
-    ["port flags without a master", { a: { name: "vlbad0", portFlags: { learning: false } }, b: { name: "vlbad1" } }, /a\.portFlags: .*set master/],
-    ["a route destination with host bits", { a: { name: "vlbad0", routes: [{ to: "198.19.6.5/24" }] }, b: { name: "vlbad1" } }, /a\.routes\[0\]\.to: .*here 198\.19\.6\.0\/24/],
-    ["both ends the same interface", { a: { name: "vlbad0", netns: NS1 }, b: { name: "vlbad0", netns: NS1 } }, /b\.name: both ends are vlbad0 in netns vlns1/],
+    [
+      "a 16-character interface name",
+      { a: { name: "vlaaaaaaaaaaaaaa" }, b: { name: "vlbad1" } },
+      /a\.name: interface name must be 1–15 bytes, got 16/,
+    ],
+    [
+      "an impossible address",
+      {
+        a: { name: "vlbad0" },
+        b: { name: "vlbad1", addresses: ["300.1.1.1/24"] },
+      },
+      /b\.addresses\[0\]: .*0–255/,
+    ],
+    [
+      "port flags without a master",
+      {
+        a: { name: "vlbad0", portFlags: { learning: false } },
+        b: { name: "vlbad1" },
+      },
+      /a\.portFlags: .*set master/,
+    ],
+    [
+      "a route destination with host bits",
+      {
+        a: { name: "vlbad0", routes: [{ to: "198.19.6.5/24" }] },
+        b: { name: "vlbad1" },
+      },
+      /a\.routes\[0\]\.to: .*here 198\.19\.6\.0\/24/,
+    ],
+    [
+      "both ends the same interface",
+      { a: { name: "vlbad0", netns: NS1 }, b: { name: "vlbad0", netns: NS1 } },
+      /b\.name: both ends are vlbad0 in netns vlns1/,
+    ],
   ];
   for (const [what, spec, message] of invalid) {
     it(`rejects ${what} at preview, naming the field, host unchanged`, async () => {

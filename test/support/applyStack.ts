@@ -12,19 +12,31 @@ import { privateKey } from "./lab";
 
 async function main(): Promise<void> {
   const [workDir, name, configFile, mode] = process.argv.slice(2);
-  const config = parseStackConfig(JSON.parse(fs.readFileSync(configFile, "utf8")));
-  const stack = await inlineStack(name, async () => deployFleet(config, pulumi.secret(privateKey())), { workDir });
+  const config = parseStackConfig(
+    JSON.parse(fs.readFileSync(configFile, "utf8")),
+  );
+  const stack = await inlineStack(
+    name,
+    async () => deployFleet(config, pulumi.secret(privateKey())),
+    { workDir },
+  );
   const onOutput = (s: string) => process.stdout.write(s);
   try {
-    if (mode === "check") await stack.preview({ expectNoChanges: true, color: "never", onOutput });
+    if (mode === "check")
+      await stack.preview({ expectNoChanges: true, color: "never", onOutput });
     else await stack.up({ color: "never", parallel: 64, onOutput });
     console.log(`RESULT ${JSON.stringify({ ok: true })}`);
   } catch (e) {
-    console.log(`RESULT ${JSON.stringify({ ok: false, error: String((e as Error).message ?? e) })}`);
+    console.log(
+      `RESULT ${JSON.stringify({ ok: false, error: String((e as Error).message ?? e) })}`,
+    );
   }
 }
 
-main().then(() => process.exit(0), (e) => {
-  console.log(`RESULT ${JSON.stringify({ ok: false, error: String(e) })}`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.log(`RESULT ${JSON.stringify({ ok: false, error: String(e) })}`);
+    process.exit(1);
+  },
+);

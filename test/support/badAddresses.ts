@@ -36,38 +36,250 @@ export const NOT_OWNABLE_V6: Case[] = [
 ];
 
 export const OWNABLE: string[] = [
-  "198.19.10.11/24", "10.0.0.1/8", "198.19.10.13/30", "198.19.10.0/31", "198.19.10.1/31",
-  "198.19.10.0/32", "198.19.10.255/32", "100.64.0.1/10", "fd00:1::1/64", "2001:db8::2/127",
-  "2001:db8::/128", "fd00::ffff:ffff/64",
+  "198.19.10.11/24",
+  "10.0.0.1/8",
+  "198.19.10.13/30",
+  "198.19.10.0/31",
+  "198.19.10.1/31",
+  "198.19.10.0/32",
+  "198.19.10.255/32",
+  "100.64.0.1/10",
+  "fd00:1::1/64",
+  "2001:db8::2/127",
+  "2001:db8::/128",
+  "fd00::ffff:ffff/64",
 ];
 
-export const veth = (bEnd: Record<string, unknown>): Record<string, unknown> => ({ a: { name: "hv-x" }, b: { name: "eth0", netns: "vm-x", ...bEnd } });
+export const veth = (
+  bEnd: Record<string, unknown>,
+): Record<string, unknown> => ({
+  a: { name: "hv-x" },
+  b: { name: "eth0", netns: "vm-x", ...bEnd },
+});
 /** [resource kind, field the refusal must name, props without connection, what the message must say] */
-export const RESOURCE_CASES: Array<[string, string, Record<string, unknown>, RegExp]> = [
-  ["VethLink", "b.addresses[0]", veth({ addresses: ["127.0.0.2/8"] }), /loopback/],
-  ["VethLink", "b.addresses[0]", veth({ addresses: ["198.19.5.0/24"] }), /network address/],
-  ["VethLink", "b.addresses[0]", veth({ addresses: ["ff02::1/64"] }), /multicast/],
-  ["VethLink", "b.addresses[0]", veth({ addresses: ["0.0.0.0/0"] }), /prefix length 0/],
-  ["VethLink", "b.addresses[1]", veth({ addresses: ["198.19.5.2/24", "169.254.3.3/16"] }), /link-local; set linkLocal: true on b/],
-  ["VethLink", "b.addresses[0]", veth({ addresses: ["fe80::2/64"] }), /link-local/],
-  ["VethLink", "b.routes[0].to", veth({ routes: [{ to: "127.0.0.0/8" }] }), /loopback/],
-  ["VethLink", "b.routes[0].to", veth({ routes: [{ to: "::1/128" }] }), /loopback/],
-  ["VethLink", "b.routes[0].via", veth({ routes: [{ to: "0.0.0.0/0", via: "224.0.0.1" }] }), /multicast/],
-  ["VethLink", "b.routes[0].via", veth({ routes: [{ to: "0.0.0.0/0", via: "0.0.0.0" }] }), /unspecified/],
-  ["MacvlanPort", "addresses[0]", { name: "mv-x", lower: "eth1", addresses: ["198.19.7.255/24"] }, /broadcast address/],
-  ["MacvlanPort", "addresses[0]", { name: "mv-x", lower: "eth1", addresses: ["::/128"] }, /unspecified/],
-  ["MacvlanPort", "addresses[0]", { name: "mv-x", lower: "eth1", addresses: ["169.254.9.9/16"] }, /link-local; set linkLocal: true/],
-  ["FdbEntry", "neighbours[0]", { bridge: "br0", port: "tap-x", mac: "52:54:00:00:00:01", neighbours: ["255.255.255.255"] }, /broadcast/],
-  ["FdbEntry", "neighbours[1]", { bridge: "br0", port: "tap-x", mac: "52:54:00:00:00:01", neighbours: ["198.19.1.2", "127.0.0.1"] }, /loopback/],
-  ["FilterChain", "ports[0].ipv4[0]", { table: "hostnet", ports: [{ port: "tap-x", policy: "clean-traffic", mac: "52:54:00:00:00:01", ipv4: ["224.1.1.1"] }] }, /multicast/],
-  ["FilterChain", "ports[0].ipv6[0]", { table: "hostnet", ports: [{ port: "tap-x", policy: "clean-traffic", mac: "52:54:00:00:00:01", ipv6: ["ff02::1"] }] }, /multicast/],
-  ["FilterChain", "ports[0].ipv4[0]", { table: "hostnet", ports: [{ port: "tap-x", policy: "clean-traffic", mac: "52:54:00:00:00:01", ipv4: ["127.0.0.1"] }] }, /loopback/],
-  ["FilterChain", "ports[0].ipv6[0]", { table: "hostnet", ports: [{ port: "tap-x", policy: "clean-traffic", mac: "52:54:00:00:00:01", ipv6: ["::"] }] }, /unspecified/],
-  ["FdbEntry", "neighbours[0]", { bridge: "br0", port: "tap-x", mac: "52:54:00:00:00:01", neighbours: ["0.0.0.0"] }, /unspecified/],
-  ["FdbEntry", "neighbours[0]", { bridge: "br0", port: "tap-x", mac: "52:54:00:00:00:01", neighbours: ["169.254.1.1"] }, /link-local/],
-  ["MacvlanPort", "addresses[0]", { name: "mv-x", lower: "eth1", addresses: ["239.1.2.3/32"] }, /multicast/],
-  ["VethLink", "a.routes[0].to", { a: { name: "hv-x", routes: [{ to: "0.0.0.0/8" }] }, b: { name: "eth0", netns: "vm-x" } }, /this network/],
-  ["VethLink", "a.routes[0].via", { a: { name: "hv-x", routes: [{ to: "198.19.6.0/24", via: "255.255.255.255" }] }, b: { name: "eth0", netns: "vm-x" } }, /broadcast/],
+export const RESOURCE_CASES: Array<
+  [string, string, Record<string, unknown>, RegExp]
+> = [
+  [
+    "VethLink",
+    "b.addresses[0]",
+    veth({ addresses: ["127.0.0.2/8"] }),
+    /loopback/,
+  ],
+  [
+    "VethLink",
+    "b.addresses[0]",
+    veth({ addresses: ["198.19.5.0/24"] }),
+    /network address/,
+  ],
+  [
+    "VethLink",
+    "b.addresses[0]",
+    veth({ addresses: ["ff02::1/64"] }),
+    /multicast/,
+  ],
+  [
+    "VethLink",
+    "b.addresses[0]",
+    veth({ addresses: ["0.0.0.0/0"] }),
+    /prefix length 0/,
+  ],
+  [
+    "VethLink",
+    "b.addresses[1]",
+    veth({ addresses: ["198.19.5.2/24", "169.254.3.3/16"] }),
+    /link-local; set linkLocal: true on b/,
+  ],
+  [
+    "VethLink",
+    "b.addresses[0]",
+    veth({ addresses: ["fe80::2/64"] }),
+    /link-local/,
+  ],
+  [
+    "VethLink",
+    "b.routes[0].to",
+    veth({ routes: [{ to: "127.0.0.0/8" }] }),
+    /loopback/,
+  ],
+  [
+    "VethLink",
+    "b.routes[0].to",
+    veth({ routes: [{ to: "::1/128" }] }),
+    /loopback/,
+  ],
+  [
+    "VethLink",
+    "b.routes[0].via",
+    veth({ routes: [{ to: "0.0.0.0/0", via: "224.0.0.1" }] }),
+    /multicast/,
+  ],
+  [
+    "VethLink",
+    "b.routes[0].via",
+    veth({ routes: [{ to: "0.0.0.0/0", via: "0.0.0.0" }] }),
+    /unspecified/,
+  ],
+  [
+    "MacvlanPort",
+    "addresses[0]",
+    { name: "mv-x", lower: "eth1", addresses: ["198.19.7.255/24"] },
+    /broadcast address/,
+  ],
+  [
+    "MacvlanPort",
+    "addresses[0]",
+    { name: "mv-x", lower: "eth1", addresses: ["::/128"] },
+    /unspecified/,
+  ],
+  [
+    "MacvlanPort",
+    "addresses[0]",
+    { name: "mv-x", lower: "eth1", addresses: ["169.254.9.9/16"] },
+    /link-local; set linkLocal: true/,
+  ],
+  [
+    "FdbEntry",
+    "neighbours[0]",
+    {
+      bridge: "br0",
+      port: "tap-x",
+      mac: "52:54:00:00:00:01",
+      neighbours: ["255.255.255.255"],
+    },
+    /broadcast/,
+  ],
+  [
+    "FdbEntry",
+    "neighbours[1]",
+    {
+      bridge: "br0",
+      port: "tap-x",
+      mac: "52:54:00:00:00:01",
+      neighbours: ["198.19.1.2", "127.0.0.1"],
+    },
+    /loopback/,
+  ],
+  [
+    "FilterChain",
+    "ports[0].ipv4[0]",
+    {
+      table: "hostnet",
+      ports: [
+        {
+          port: "tap-x",
+          policy: "clean-traffic",
+          mac: "52:54:00:00:00:01",
+          ipv4: ["224.1.1.1"],
+        },
+      ],
+    },
+    /multicast/,
+  ],
+  [
+    "FilterChain",
+    "ports[0].ipv6[0]",
+    {
+      table: "hostnet",
+      ports: [
+        {
+          port: "tap-x",
+          policy: "clean-traffic",
+          mac: "52:54:00:00:00:01",
+          ipv6: ["ff02::1"],
+        },
+      ],
+    },
+    /multicast/,
+  ],
+  [
+    "FilterChain",
+    "ports[0].ipv4[0]",
+    {
+      table: "hostnet",
+      ports: [
+        {
+          port: "tap-x",
+          policy: "clean-traffic",
+          mac: "52:54:00:00:00:01",
+          ipv4: ["127.0.0.1"],
+        },
+      ],
+    },
+    /loopback/,
+  ],
+  [
+    "FilterChain",
+    "ports[0].ipv6[0]",
+    {
+      table: "hostnet",
+      ports: [
+        {
+          port: "tap-x",
+          policy: "clean-traffic",
+          mac: "52:54:00:00:00:01",
+          ipv6: ["::"],
+        },
+      ],
+    },
+    /unspecified/,
+  ],
+  [
+    "FdbEntry",
+    "neighbours[0]",
+    {
+      bridge: "br0",
+      port: "tap-x",
+      mac: "52:54:00:00:00:01",
+      neighbours: ["0.0.0.0"],
+    },
+    /unspecified/,
+  ],
+  [
+    "FdbEntry",
+    "neighbours[0]",
+    {
+      bridge: "br0",
+      port: "tap-x",
+      mac: "52:54:00:00:00:01",
+      neighbours: ["169.254.1.1"],
+    },
+    /link-local/,
+  ],
+  [
+    "MacvlanPort",
+    "addresses[0]",
+    { name: "mv-x", lower: "eth1", addresses: ["239.1.2.3/32"] },
+    /multicast/,
+  ],
+  [
+    "VethLink",
+    "a.routes[0].to",
+    {
+      a: { name: "hv-x", routes: [{ to: "0.0.0.0/8" }] },
+      b: { name: "eth0", netns: "vm-x" },
+    },
+    /this network/,
+  ],
+  [
+    "VethLink",
+    "a.routes[0].via",
+    {
+      a: {
+        name: "hv-x",
+        routes: [{ to: "198.19.6.0/24", via: "255.255.255.255" }],
+      },
+      b: { name: "eth0", netns: "vm-x" },
+    },
+    /broadcast/,
+  ],
   // Every IPv6 address no guest can own, as the address of a veth end.
-  ...NOT_OWNABLE_V6.map(([cidr, why]): [string, string, Record<string, unknown>, RegExp] => ["VethLink", "b.addresses[0]", veth({ addresses: [cidr] }), why]),
+  ...NOT_OWNABLE_V6.map(
+    ([cidr, why]): [string, string, Record<string, unknown>, RegExp] => [
+      "VethLink",
+      "b.addresses[0]",
+      veth({ addresses: [cidr] }),
+      why,
+    ],
+  ),
 ];

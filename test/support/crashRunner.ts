@@ -22,7 +22,9 @@ export function crashVms(n: number, host: string): VmSpec[] {
       name: `c${String(i + 1).padStart(3, "0")}`,
       host,
       mac: `02:00:00:c1:${hex2((i + 1) >> 8)}:${hex2((i + 1) & 255)}`,
-      ipv4: [`198.19.${200 + Math.floor((i + 1) / 250)}.${((i + 1) % 250) + 1}/16`],
+      ipv4: [
+        `198.19.${200 + Math.floor((i + 1) / 250)}.${((i + 1) % 250) + 1}/16`,
+      ],
       attachment: "isolated-netns",
       bridge: CRASH_BRIDGE,
       managedFdb: true,
@@ -43,22 +45,31 @@ async function main(): Promise<void> {
     });
   });
   const ops: Record<string, number> = {};
-  const count = (r: { ops: Record<string, string> }) => Object.values(r.ops).forEach((o) => (ops[o] = (ops[o] ?? 0) + 1));
+  const count = (r: { ops: Record<string, string> }) =>
+    Object.values(r.ops).forEach((o) => (ops[o] = (ops[o] ?? 0) + 1));
   try {
-    if (op === "up" || op === "up-refresh") count(await stack.up({ refresh: op === "up-refresh" }));
-    else if (op === "preview-clean") count(await stack.preview({ refresh: true, expectNoChanges: true }));
+    if (op === "up" || op === "up-refresh")
+      count(await stack.up({ refresh: op === "up-refresh" }));
+    else if (op === "preview-clean")
+      count(await stack.preview({ refresh: true, expectNoChanges: true }));
     else if (op === "destroy") await stack.destroy();
-    else if (op === "cancel") await (await inlineStack(stackName, async () => undefined)).cancel();
+    else if (op === "cancel")
+      await (await inlineStack(stackName, async () => undefined)).cancel();
     else if (op === "rm") {
-      await (await inlineStack(stackName, async () => undefined)).cancel().catch(() => undefined);
+      await (
+        await inlineStack(stackName, async () => undefined)
+      )
+        .cancel()
+        .catch(() => undefined);
       await stack.destroy();
       await stack.dispose(); // removes the stack
-    }
-    else throw new Error(`unknown op ${op}`);
+    } else throw new Error(`unknown op ${op}`);
     console.log(`@@result ${JSON.stringify({ ok: true, ops })}`);
     process.exit(0);
   } catch (err) {
-    console.log(`@@result ${JSON.stringify({ ok: false, ops, error: String((err as Error).message ?? err).slice(-6000) })}`);
+    console.log(
+      `@@result ${JSON.stringify({ ok: false, ops, error: String((err as Error).message ?? err).slice(-6000) })}`,
+    );
     process.exit(1);
   }
 }

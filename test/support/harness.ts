@@ -27,9 +27,18 @@ function collector() {
     const n = nameOf(md.urn);
     // A replace is reported as several steps (delete-replaced, create-replacement, replace);
     // keep the most telling one.
-    if (report.ops[n] !== "replace") report.ops[n] = md.op === "create-replacement" || md.op === "delete-replaced" ? "replace" : md.op;
-    const diffs = md.diffs?.length ? md.diffs : md.op === "same" ? [] : changedProperties(md.old?.outputs, md.new?.inputs);
-    if (diffs.length) report.diffs[n] = [...new Set([...(report.diffs[n] ?? []), ...diffs])];
+    if (report.ops[n] !== "replace")
+      report.ops[n] =
+        md.op === "create-replacement" || md.op === "delete-replaced"
+          ? "replace"
+          : md.op;
+    const diffs = md.diffs?.length
+      ? md.diffs
+      : md.op === "same"
+        ? []
+        : changedProperties(md.old?.outputs, md.new?.inputs);
+    if (diffs.length)
+      report.diffs[n] = [...new Set([...(report.diffs[n] ?? []), ...diffs])];
   };
   const onOutput = (s: string) => (report.stdout += s);
   return { report, onEvent, onOutput };
@@ -42,30 +51,49 @@ export class TestStack<C> {
   constructor(
     readonly name: string,
     initial: C,
-    private readonly program: (config: C) => Promise<Record<string, unknown> | void>,
+    private readonly program: (
+      config: C,
+    ) => Promise<Record<string, unknown> | void>,
   ) {
     this.config = initial;
   }
 
   private async get(): Promise<Stack> {
     if (!this.stack) {
-      this.stack = await inlineStack(this.name, async () => this.program(this.config) as Promise<Record<string, any>>);
+      this.stack = await inlineStack(
+        this.name,
+        async () => this.program(this.config) as Promise<Record<string, any>>,
+      );
     }
     return this.stack;
   }
 
   /** refresh: read the live state first (`up --refresh`), so drift is repaired. */
-  async up(opts: { refresh?: boolean } = {}): Promise<StepReport & { outputs: Record<string, unknown> }> {
+  async up(
+    opts: { refresh?: boolean } = {},
+  ): Promise<StepReport & { outputs: Record<string, unknown> }> {
     const c = collector();
-    const res = await (await this.get()).up({ onEvent: c.onEvent, onOutput: c.onOutput, color: "never", parallel: 64, refresh: opts.refresh });
+    const res = await (
+      await this.get()
+    ).up({
+      onEvent: c.onEvent,
+      onOutput: c.onOutput,
+      color: "never",
+      parallel: 64,
+      refresh: opts.refresh,
+    });
     const outputs: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(res.outputs)) outputs[k] = v.value;
     return { ...c.report, outputs };
   }
 
-  async preview(opts: { refresh?: boolean; expectNoChanges?: boolean } = {}): Promise<StepReport> {
+  async preview(
+    opts: { refresh?: boolean; expectNoChanges?: boolean } = {},
+  ): Promise<StepReport> {
     const c = collector();
-    await (await this.get()).preview({
+    await (
+      await this.get()
+    ).preview({
       onEvent: c.onEvent,
       onOutput: c.onOutput,
       color: "never",
@@ -78,7 +106,9 @@ export class TestStack<C> {
 
   async refresh(): Promise<StepReport> {
     const c = collector();
-    await (await this.get()).refresh({ onEvent: c.onEvent, onOutput: c.onOutput, color: "never" });
+    await (
+      await this.get()
+    ).refresh({ onEvent: c.onEvent, onOutput: c.onOutput, color: "never" });
     return c.report;
   }
 
@@ -103,8 +133,13 @@ export async function failureOf(run: Promise<unknown>): Promise<string> {
   try {
     await run;
   } catch (err) {
-    const e = err as { message?: string; commandResult?: { stdout?: string; stderr?: string } };
-    return [e.message, e.commandResult?.stdout, e.commandResult?.stderr].join("\n");
+    const e = err as {
+      message?: string;
+      commandResult?: { stdout?: string; stderr?: string };
+    };
+    return [e.message, e.commandResult?.stdout, e.commandResult?.stderr].join(
+      "\n",
+    );
   }
   throw new Error("expected the engine run to fail, but it succeeded");
 }
@@ -112,7 +147,15 @@ export async function failureOf(run: Promise<unknown>): Promise<string> {
 /** The bridge port flags worth comparing (timers and STP bookkeeping change on their own). */
 function portFlagsOf(d: any): Record<string, unknown> | null {
   if (!d) return null;
-  const keys = ["learning", "flood", "mcast_flood", "bcast_flood", "neigh_suppress", "isolated", "hairpin"];
+  const keys = [
+    "learning",
+    "flood",
+    "mcast_flood",
+    "bcast_flood",
+    "neigh_suppress",
+    "isolated",
+    "hairpin",
+  ];
   return Object.fromEntries(keys.filter((k) => k in d).map((k) => [k, d[k]]));
 }
 
@@ -133,18 +176,31 @@ export function independentSnapshot(h: LabHost): Record<string, unknown> {
   const out = sshRun(h, `sh -c '${script.replace(/'/g, "'\\''")}'`);
   const result: Record<string, unknown> = {};
   for (const chunk of out.split("@@ns ").slice(1)) {
-    const [head, rest] = [chunk.slice(0, chunk.indexOf("\n")), chunk.slice(chunk.indexOf("\n") + 1)];
+    const [head, rest] = [
+      chunk.slice(0, chunk.indexOf("\n")),
+      chunk.slice(chunk.indexOf("\n") + 1),
+    ];
     const [links, afterLinks] = rest.split("@@fdb\n");
     const [fdb, nft] = afterLinks.split("@@nft\n");
     result[head || "(root)"] = {
       links: (JSON.parse(links || "[]") as any[])
         .map((l) => ({
-          name: l.ifname, kind: l.linkinfo?.info_kind ?? "", master: l.master ?? "", mtu: l.mtu, mac: l.address,
-          up: (l.flags ?? []).includes("UP"), alias: l.ifalias ?? "", port: portFlagsOf(l.linkinfo?.info_slave_data),
+          name: l.ifname,
+          kind: l.linkinfo?.info_kind ?? "",
+          master: l.master ?? "",
+          mtu: l.mtu,
+          mac: l.address,
+          up: (l.flags ?? []).includes("UP"),
+          alias: l.ifalias ?? "",
+          port: portFlagsOf(l.linkinfo?.info_slave_data),
         }))
         .sort((a, b) => a.name.localeCompare(b.name)),
       fdb: (JSON.parse(fdb || "[]") as any[])
-        .filter((e) => (e.state === "static" || e.state === "permanent") && !(e.flags ?? []).includes("self"))
+        .filter(
+          (e) =>
+            (e.state === "static" || e.state === "permanent") &&
+            !(e.flags ?? []).includes("self"),
+        )
         .map((e) => `${e.mac} ${e.ifname ?? ""} ${e.master ?? ""} ${e.state}`)
         .sort(),
       nft: nft.trim().split("\n").filter(Boolean),
@@ -171,17 +227,36 @@ function fullLink(l: any): Record<string, unknown> {
     promiscuity: l.promiscuity,
     alias: l.ifalias ?? "",
     port: portFlagsOf(l.linkinfo?.info_slave_data),
-    addresses: (l.addr_info ?? []).map((a: any) => `${a.local}/${a.prefixlen}`).sort(),
+    addresses: (l.addr_info ?? [])
+      .map((a: any) => `${a.local}/${a.prefixlen}`)
+      .sort(),
   };
 }
 
 const routeLine = (r: any): string =>
-  [r.type ?? "unicast", r.dst, r.gateway ? `via ${r.gateway}` : "", `dev ${r.dev ?? "-"}`, `table ${r.table ?? "main"}`, r.protocol ?? "", r.scope ?? "", r.prefsrc ? `src ${r.prefsrc}` : ""]
+  [
+    r.type ?? "unicast",
+    r.dst,
+    r.gateway ? `via ${r.gateway}` : "",
+    `dev ${r.dev ?? "-"}`,
+    `table ${r.table ?? "main"}`,
+    r.protocol ?? "",
+    r.scope ?? "",
+    r.prefsrc ? `src ${r.prefsrc}` : "",
+  ]
     .filter(Boolean)
     .join(" ");
 
 /** One namespace's sections, in the order the script prints them. */
-const NS_SECTIONS = ["links", "fdb", "nft", "routes", "routes6", "neigh", "sysctl"] as const;
+const NS_SECTIONS = [
+  "links",
+  "fdb",
+  "nft",
+  "routes",
+  "routes6",
+  "neigh",
+  "sysctl",
+] as const;
 
 /**
  * Everything hostnet can leave behind on `h`, read over a separate OpenSSH session: per namespace
@@ -220,20 +295,37 @@ export function fullSnapshot(h: LabHost): Record<string, any> {
     let rest = chunk.slice(chunk.indexOf("\n") + 1);
     NS_SECTIONS.forEach((section, i) => {
       const next = NS_SECTIONS[i + 1];
-      const cut = next === undefined ? rest.length : rest.indexOf(`@@${next}\n`);
+      const cut =
+        next === undefined ? rest.length : rest.indexOf(`@@${next}\n`);
       parts[section] = rest.slice(0, cut);
       rest = next === undefined ? "" : rest.slice(cut + next.length + 3);
     });
     const json = (s: string): any[] => JSON.parse(s.trim() || "[]");
     result[name] = {
-      links: json(parts.links).map(fullLink).sort((a, b) => String(a.name).localeCompare(String(b.name))),
+      links: json(parts.links)
+        .map(fullLink)
+        .sort((a, b) => String(a.name).localeCompare(String(b.name))),
       fdb: json(parts.fdb)
-        .filter((e) => (e.state === "static" || e.state === "permanent") && !(e.flags ?? []).includes("self"))
-        .map((e) => `${e.mac} ${e.ifname ?? ""} ${e.master ?? ""} ${e.vlan ?? ""} ${e.state}`)
+        .filter(
+          (e) =>
+            (e.state === "static" || e.state === "permanent") &&
+            !(e.flags ?? []).includes("self"),
+        )
+        .map(
+          (e) =>
+            `${e.mac} ${e.ifname ?? ""} ${e.master ?? ""} ${e.vlan ?? ""} ${e.state}`,
+        )
         .sort(),
       nft: parts.nft.split("\n").filter((l) => l.trim() !== ""),
-      routes: [...json(parts.routes), ...json(parts.routes6)].map(routeLine).sort(),
-      neigh: json(parts.neigh).map((n) => `${n.dst} dev ${n.dev} ${n.lladdr ?? ""} ${(n.state ?? []).join(",")}`).sort(),
+      routes: [...json(parts.routes), ...json(parts.routes6)]
+        .map(routeLine)
+        .sort(),
+      neigh: json(parts.neigh)
+        .map(
+          (n) =>
+            `${n.dst} dev ${n.dev} ${n.lladdr ?? ""} ${(n.state ?? []).join(",")}`,
+        )
+        .sort(),
       sysctl: parts.sysctl.split("\n").filter(Boolean).sort(),
     };
   }
@@ -241,8 +333,17 @@ export function fullSnapshot(h: LabHost): Record<string, any> {
   result["@host"] = {
     // The host lock (/run/hostnet/lock, lock.owner) stays on purpose once hostnet has written to the
     // host (it names its last holder): it is not an object hostnet leaves behind, so it is not listed.
-    files: hostLines.filter((l) => l.startsWith("file ") && !/^file \/run\/hostnet\/lock(\.owner)? /.test(l)).map((l) => l.slice(5)),
-    processes: hostLines.filter((l) => l.startsWith("proc ")).map((l) => l.slice(5).trim()).sort(),
+    files: hostLines
+      .filter(
+        (l) =>
+          l.startsWith("file ") &&
+          !/^file \/run\/hostnet\/lock(\.owner)? /.test(l),
+      )
+      .map((l) => l.slice(5)),
+    processes: hostLines
+      .filter((l) => l.startsWith("proc "))
+      .map((l) => l.slice(5).trim())
+      .sort(),
   };
   return result;
 }
@@ -252,17 +353,30 @@ export function fullSnapshot(h: LabHost): Record<string, any> {
  * when they are equal. Lists compare as sets of their JSON items, so a message names the very
  * link, route or sysctl that changed. `only` restricts it to some top-level keys (namespaces).
  */
-export function snapshotDiff(before: Record<string, any>, after: Record<string, any>, only?: (key: string) => boolean): string[] {
+export function snapshotDiff(
+  before: Record<string, any>,
+  after: Record<string, any>,
+  only?: (key: string) => boolean,
+): string[] {
   const out: string[] = [];
-  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((k) => !only || only(k)).sort();
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])]
+    .filter((k) => !only || only(k))
+    .sort();
   for (const key of keys) {
     if (!(key in before)) out.push(`${key}: + the whole namespace`);
     else if (!(key in after)) out.push(`${key}: - the whole namespace`);
     else {
       for (const section of Object.keys({ ...before[key], ...after[key] })) {
-        const [b, a] = [before[key][section] ?? [], after[key][section] ?? []].map((xs: unknown[]) => xs.map((x) => (typeof x === "string" ? x : JSON.stringify(x))));
-        for (const x of a) if (!b.includes(x)) out.push(`${key}/${section}: + ${x}`);
-        for (const x of b) if (!a.includes(x)) out.push(`${key}/${section}: - ${x}`);
+        const [b, a] = [
+          before[key][section] ?? [],
+          after[key][section] ?? [],
+        ].map((xs: unknown[]) =>
+          xs.map((x) => (typeof x === "string" ? x : JSON.stringify(x))),
+        );
+        for (const x of a)
+          if (!b.includes(x)) out.push(`${key}/${section}: + ${x}`);
+        for (const x of b)
+          if (!a.includes(x)) out.push(`${key}/${section}: - ${x}`);
       }
     }
   }

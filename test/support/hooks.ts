@@ -7,6 +7,8 @@ export const mochaHooks = {
   afterAll(this: Mocha.Context) {
     this.timeout(120000);
     if (process.env.HOSTNET_KEEP_LAB === "1") return;
-    execFileSync("bash", [path.join(ROOT, "scripts", "lab.sh"), "down"], { stdio: ["ignore", "ignore", "inherit"] });
+    execFileSync("bash", [path.join(ROOT, "scripts", "lab.sh"), "down"], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
   },
 };

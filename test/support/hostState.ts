@@ -8,7 +8,15 @@ import { execFileSync } from "child_process";
 import { NAMESPACE_SYSCTLS } from "../../providers/vmNetns";
 import { inventory, LabHost } from "./lab";
 
-const PORT_FLAGS = ["learning", "flood", "mcast_flood", "bcast_flood", "neigh_suppress", "isolated", "hairpin"];
+const PORT_FLAGS = [
+  "learning",
+  "flood",
+  "mcast_flood",
+  "bcast_flood",
+  "neigh_suppress",
+  "isolated",
+  "hairpin",
+];
 
 const SCRIPT = [
   'for ns in "" $(ip netns list | cut -d" " -f1); do',
@@ -18,12 +26,20 @@ const SCRIPT = [
   '  echo "@@route"; ip $N -j route show table main; ip $N -j -6 route show table main 2>/dev/null || echo "[]"',
   '  echo "@@neigh"; ip $N -j neigh show nud permanent',
   '  echo "@@fdb"; bridge $N -j fdb show 2>/dev/null || echo "[]"',
-  '  echo "@@sysctl"; $X sysctl ' + NAMESPACE_SYSCTLS.join(" ") + " 2>/dev/null",
+  '  echo "@@sysctl"; $X sysctl ' +
+    NAMESPACE_SYSCTLS.join(" ") +
+    " 2>/dev/null",
   '  echo "@@nft"; $X nft list ruleset 2>/dev/null',
   "done",
 ].join("\n");
 
-const json = (s: string | undefined): any[] => (s && s.trim() ? s.trim().split("\n").flatMap((l) => (l.startsWith("[") ? JSON.parse(l) : [])) : []);
+const json = (s: string | undefined): any[] =>
+  s && s.trim()
+    ? s
+        .trim()
+        .split("\n")
+        .flatMap((l) => (l.startsWith("[") ? JSON.parse(l) : []))
+    : [];
 
 function section(text: string, name: string, next: string): string {
   const start = text.indexOf(`@@${name}\n`);
@@ -34,7 +50,8 @@ function section(text: string, name: string, next: string): string {
 function links(raw: any[], root: boolean) {
   return raw
     .map((l) => {
-      const kind = l.linkinfo?.info_kind ?? (l.link_type === "loopback" ? "loopback" : "");
+      const kind =
+        l.linkinfo?.info_kind ?? (l.link_type === "loopback" ? "loopback" : "");
       const port = l.linkinfo?.info_slave_data;
       return {
         name: l.ifname,
@@ -46,7 +63,11 @@ function links(raw: any[], root: boolean) {
         // Host bridges get a fixed MAC from hostnet; VM-namespace bridges and other ends a random one.
         mac: kind === "bridge" && root ? l.address : "",
         peer: l.link ?? "",
-        port: port ? Object.fromEntries(PORT_FLAGS.filter((k) => k in port).map((k) => [k, port[k]])) : null,
+        port: port
+          ? Object.fromEntries(
+              PORT_FLAGS.filter((k) => k in port).map((k) => [k, port[k]]),
+            )
+          : null,
       };
     })
     .sort((a, b) => a.name.localeCompare(b.name));
@@ -55,33 +76,76 @@ function links(raw: any[], root: boolean) {
 /** Every namespace of the host (root as "(root)"), in a form two runs can be compared by. */
 export function fullHostState(h: LabHost): Record<string, unknown> {
   const inv = inventory();
-  const ssh = ["-i", inv.privateKeyPath, "-o", `UserKnownHostsFile=${inv.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", String(h.port), `root@${h.address}`];
+  const ssh = [
+    "-i",
+    inv.privateKeyPath,
+    "-o",
+    `UserKnownHostsFile=${inv.knownHostsPath}`,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "BatchMode=yes",
+    "-p",
+    String(h.port),
+    `root@${h.address}`,
+  ];
   // 100 namespaces print megabytes of JSON: more than sshRun's default buffer.
-  const out = execFileSync("ssh", [...ssh, "sh -s"], { input: SCRIPT, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+  const out = execFileSync("ssh", [...ssh, "sh -s"], {
+    input: SCRIPT,
+    encoding: "utf8",
+    maxBuffer: 256 * 1024 * 1024,
+  });
   const result: Record<string, unknown> = {};
   for (const chunk of out.split("@@ns ").slice(1)) {
     const name = chunk.slice(0, chunk.indexOf("\n")) || "(root)";
     const body = chunk.slice(chunk.indexOf("\n") + 1);
     const linkList = json(body.slice(0, body.indexOf("@@addr\n")));
     const addrs = json(section(body, "addr", "route"))
-      .flatMap((l) => (l.addr_info ?? []).map((a: any) => `${l.ifname} ${a.local}/${a.prefixlen}`))
+      .flatMap((l) =>
+        (l.addr_info ?? []).map(
+          (a: any) => `${l.ifname} ${a.local}/${a.prefixlen}`,
+        ),
+      )
       .filter((a: string) => !/ fe80:/.test(a))
       .sort();
     const routes = json(section(body, "route", "neigh"))
-      .filter((r) => !String(r.dst).startsWith("fe80:") && !String(r.dst).startsWith("ff00:"))
-      .map((r) => `${r.dst} ${r.gateway ? `via ${r.gateway} ` : ""}dev ${r.dev}${r.scope ? ` scope ${r.scope}` : ""}`)
+      .filter(
+        (r) =>
+          !String(r.dst).startsWith("fe80:") &&
+          !String(r.dst).startsWith("ff00:"),
+      )
+      .map(
+        (r) =>
+          `${r.dst} ${r.gateway ? `via ${r.gateway} ` : ""}dev ${r.dev}${r.scope ? ` scope ${r.scope}` : ""}`,
+      )
       .sort();
-    const neigh = json(section(body, "neigh", "fdb")).map((n) => `${n.dst} ${n.lladdr ?? ""} dev ${n.dev}`).sort();
+    const neigh = json(section(body, "neigh", "fdb"))
+      .map((n) => `${n.dst} ${n.lladdr ?? ""} dev ${n.dev}`)
+      .sort();
     const fdb = json(section(body, "fdb", "sysctl"))
       .filter((e) => e.state === "static" && !(e.flags ?? []).includes("self"))
-      .map((e) => `${e.mac} dev ${e.ifname} master ${e.master ?? ""}${e.vlan ? ` vlan ${e.vlan}` : ""}`)
+      .map(
+        (e) =>
+          `${e.mac} dev ${e.ifname} master ${e.master ?? ""}${e.vlan ? ` vlan ${e.vlan}` : ""}`,
+      )
       .sort();
-    const sysctl = section(body, "sysctl", "nft").trim().split("\n").filter(Boolean).sort();
+    const sysctl = section(body, "sysctl", "nft")
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .sort();
     const nft = section(body, "nft", "")
       .replace(/counter packets \d+ bytes \d+/g, "counter")
       .trim();
-    result[name] = { links: links(linkList, name === "(root)"), addrs, routes, neigh, fdb, sysctl, nft };
+    result[name] = {
+      links: links(linkList, name === "(root)"),
+      addrs,
+      routes,
+      neigh,
+      fdb,
+      sysctl,
+      nft,
+    };
   }
   return result;
 }
-

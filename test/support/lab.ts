@@ -27,12 +27,18 @@ export interface LabInventory {
 }
 
 export function labUp(n: number): LabInventory {
-  execFileSync("bash", [path.join(ROOT, "scripts", "lab.sh"), "up", String(n)], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync(
+    "bash",
+    [path.join(ROOT, "scripts", "lab.sh"), "up", String(n)],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
   return inventory();
 }
 
 export function inventory(): LabInventory {
-  return JSON.parse(fs.readFileSync(path.join(LAB_DIR, "inventory.json"), "utf8"));
+  return JSON.parse(
+    fs.readFileSync(path.join(LAB_DIR, "inventory.json"), "utf8"),
+  );
 }
 
 export function privateKey(): string {
@@ -53,20 +59,33 @@ export function labConnection(h: LabHost, opts: { sudo?: boolean } = {}) {
 }
 
 /** Run a command on a lab host through its own OpenSSH session. */
-export function sshRun(h: LabHost, command: string, opts: { allowFail?: boolean; user?: string } = {}): string {
+export function sshRun(
+  h: LabHost,
+  command: string,
+  opts: { allowFail?: boolean; user?: string } = {},
+): string {
   const inv = inventory();
   const args = [
-    "-i", inv.privateKeyPath,
-    "-o", `UserKnownHostsFile=${inv.knownHostsPath}`,
-    "-o", "StrictHostKeyChecking=yes",
-    "-o", "BatchMode=yes",
-    "-o", "ConnectTimeout=5",
-    "-p", String(h.port),
+    "-i",
+    inv.privateKeyPath,
+    "-o",
+    `UserKnownHostsFile=${inv.knownHostsPath}`,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=5",
+    "-p",
+    String(h.port),
     `${opts.user ?? "root"}@${h.address}`,
     command,
   ];
   try {
-    return execFileSync("ssh", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    return execFileSync("ssh", args, {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
   } catch (err) {
     if (opts.allowFail) return (err as { stdout?: string }).stdout ?? "";
     throw err;

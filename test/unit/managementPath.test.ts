@@ -2,7 +2,13 @@
 // the addresses and routes that equal or capture the SSH peer, its gateway or the host's own
 // management address. The integration test (safety.test.ts) runs it at preview on a lab host.
 import { expect } from "chai";
-import { AddressUse, covers, managementCollisions, ManagementPath, parseManagementPath } from "../../providers/managementPath";
+import {
+  AddressUse,
+  covers,
+  managementCollisions,
+  ManagementPath,
+  parseManagementPath,
+} from "../../providers/managementPath";
 
 const OUTPUT = [
   "@@peer 192.0.2.50",
@@ -24,11 +30,19 @@ describe("management path", () => {
   });
 
   it("reads the peer, its interface, the route in use, the gateways and the management addresses", () => {
-    expect(mp).to.deep.equal({ peer: "192.0.2.50", dev: "eth0", peerRoute: "0.0.0.0/0", gateways: ["10.1.0.1"], addresses: ["10.1.0.7", "fe80::1"] });
+    expect(mp).to.deep.equal({
+      peer: "192.0.2.50",
+      dev: "eth0",
+      peerRoute: "0.0.0.0/0",
+      gateways: ["10.1.0.1"],
+      addresses: ["10.1.0.7", "fe80::1"],
+    });
   });
 
   it("is undefined when the session shows no peer (then nothing is refused)", () => {
-    expect(parseManagementPath("@@peer \n@@get\n@@routes\n[]\n@@addr\n[]\n")).to.equal(undefined);
+    expect(
+      parseManagementPath("@@peer \n@@get\n@@routes\n[]\n@@addr\n[]\n"),
+    ).to.equal(undefined);
   });
 
   it("covers", () => {
@@ -39,15 +53,35 @@ describe("management path", () => {
     expect(covers("::/0", "192.0.2.50")).to.equal(false);
   });
 
-  const use = (path: string, value: string, kind: "address" | "route" = "address", rootNs = true): AddressUse => ({ path, value, kind, rootNs });
+  const use = (
+    path: string,
+    value: string,
+    kind: "address" | "route" = "address",
+    rootNs = true,
+  ): AddressUse => ({ path, value, kind, rootNs });
   const refused: Array<[AddressUse, RegExp]> = [
-    [use("b.addresses[0]", "192.0.2.50/32", "address", false), /SSH peer 192\.0\.2\.50/],
-    [use("addresses[0]", "10.1.0.1/24", "address", false), /gateway 10\.1\.0\.1/],
-    [use("neighbours[0]", "10.1.0.7"), /own management address 10\.1\.0\.7 on eth0/],
+    [
+      use("b.addresses[0]", "192.0.2.50/32", "address", false),
+      /SSH peer 192\.0\.2\.50/,
+    ],
+    [
+      use("addresses[0]", "10.1.0.1/24", "address", false),
+      /gateway 10\.1\.0\.1/,
+    ],
+    [
+      use("neighbours[0]", "10.1.0.7"),
+      /own management address 10\.1\.0\.7 on eth0/,
+    ],
     [use("ports[0].ipv4[0]", "192.0.2.50", "address", false), /SSH peer/],
-    [use("a.routes[0].to", "192.0.2.50/32", "route"), /take over the route to the address hostnet connects from/],
+    [
+      use("a.routes[0].to", "192.0.2.50/32", "route"),
+      /take over the route to the address hostnet connects from/,
+    ],
     [use("a.routes[0].to", "192.0.2.0/24", "route"), /take over the route/],
-    [use("a.routes[0].to", "10.1.0.1/32", "route"), /take over the route to h1's gateway/],
+    [
+      use("a.routes[0].to", "10.1.0.1/32", "route"),
+      /take over the route to h1's gateway/,
+    ],
     [use("a.routes[0].to", "0.0.0.0/0", "route"), /take over the route/],
     [use("a.addresses[0]", "192.0.2.9/24"), /take over the route/],
   ];
@@ -56,7 +90,9 @@ describe("management path", () => {
       const found = managementCollisions(mp, [u], "h1");
       expect(found).to.have.length(1);
       expect(found[0][0]).to.equal(u.path);
-      expect(found[0][1]).to.match(why).and.to.match(/refused it at preview and changed nothing on h1/);
+      expect(found[0][1])
+        .to.match(why)
+        .and.to.match(/refused it at preview and changed nothing on h1/);
     });
   }
 
@@ -68,12 +104,29 @@ describe("management path", () => {
     use("neighbours[0]", "10.1.0.8"),
   ];
   for (const u of accepted) {
-    it(`accepts ${u.path} = ${u.value}${u.rootNs ? "" : " (in a VM namespace)"}`, () => expect(managementCollisions(mp, [u], "h1")).to.deep.equal([]));
+    it(`accepts ${u.path} = ${u.value}${u.rootNs ? "" : " (in a VM namespace)"}`, () =>
+      expect(managementCollisions(mp, [u], "h1")).to.deep.equal([]));
   }
 
   it("a shorter prefix than the route in use does not capture the peer", () => {
-    const direct: ManagementPath = { ...mp, peerRoute: "192.0.2.0/24", gateways: [] };
-    expect(managementCollisions(direct, [use("a.routes[0].to", "192.0.0.0/16", "route")], "h1")).to.deep.equal([]);
-    expect(managementCollisions(direct, [use("a.routes[0].to", "192.0.2.0/25", "route")], "h1")).to.have.length(1);
+    const direct: ManagementPath = {
+      ...mp,
+      peerRoute: "192.0.2.0/24",
+      gateways: [],
+    };
+    expect(
+      managementCollisions(
+        direct,
+        [use("a.routes[0].to", "192.0.0.0/16", "route")],
+        "h1",
+      ),
+    ).to.deep.equal([]);
+    expect(
+      managementCollisions(
+        direct,
+        [use("a.routes[0].to", "192.0.2.0/25", "route")],
+        "h1",
+      ),
+    ).to.have.length(1);
   });
 });

@@ -15,7 +15,14 @@ const MAC_A = "02:00:00:c8:00:01";
 function onePort(): FilterChainSpecInput {
   return {
     table: "hostnet",
-    ports: [{ port: "vnet0", policy: "clean-traffic", mac: MAC_A, ipv4: ["198.18.200.1"] }],
+    ports: [
+      {
+        port: "vnet0",
+        policy: "clean-traffic",
+        mac: MAC_A,
+        ipv4: ["198.18.200.1"],
+      },
+    ],
   };
 }
 
@@ -60,16 +67,33 @@ function errorOf(fn: () => unknown): FilterSpecError {
 describe("nftCompile", () => {
   describe("schema defaults", () => {
     it("fills table, ipv4/ipv6 lists, allowDhcp, allowIpv6 and rules", () => {
-      const s = FilterChainSpec.parse({ ports: [{ port: "vnet0", policy: "accept-all" }] });
+      const s = FilterChainSpec.parse({
+        ports: [{ port: "vnet0", policy: "accept-all" }],
+      });
       expect(s.table).to.equal("hostnet");
-      expect(s.ports[0]).to.deep.include({ ipv4: [], ipv6: [], allowDhcp: true, allowIpv6: false, rules: [] });
+      expect(s.ports[0]).to.deep.include({
+        ipv4: [],
+        ipv6: [],
+        allowDhcp: true,
+        allowIpv6: false,
+        rules: [],
+      });
     });
 
     it("canonicalizes the MAC to lowercase", () => {
       const { script } = compileFilterChain({
-        ports: [{ port: "vnet0", policy: "clean-traffic", mac: "02:AB:00:00:00:01", ipv4: ["10.0.0.1"] }],
+        ports: [
+          {
+            port: "vnet0",
+            policy: "clean-traffic",
+            mac: "02:AB:00:00:00:01",
+            ipv4: ["10.0.0.1"],
+          },
+        ],
       });
-      expect(script).to.contain("ether saddr != 02:ab:00:00:00:01 counter drop");
+      expect(script).to.contain(
+        "ether saddr != 02:ab:00:00:00:01 counter drop",
+      );
       expect(script).not.to.match(/02:AB/);
     });
   });
@@ -87,7 +111,12 @@ describe("nftCompile", () => {
       ]);
       expect(out.script.endsWith("}\n")).to.equal(true);
       expect(out.table).to.equal("hostnet");
-      expect(out.chains).to.deep.equal([cin, cout, "forward_hook", "input_hook"]);
+      expect(out.chains).to.deep.equal([
+        cin,
+        cout,
+        "forward_hook",
+        "input_hook",
+      ]);
       expect(out.ports).to.deep.equal([{ port: "vnet0", in: cin, out: cout }]);
     });
 
@@ -139,7 +168,8 @@ describe("nftCompile", () => {
 
     it("never uses `accept` inside per-port chains (it would skip the peer port's to-vm chain)", () => {
       for (const c of [cin, cout]) {
-        for (const l of chainBody(out.script, c)) expect(l).not.to.match(/\baccept\b/);
+        for (const l of chainBody(out.script, c))
+          expect(l).not.to.match(/\baccept\b/);
       }
     });
 
@@ -149,16 +179,26 @@ describe("nftCompile", () => {
       spec.ports[0]!.ipv6 = ["2001:db8::1"];
       spec.ports[0]!.allowDhcp = false;
       const s = compileFilterChain(spec).script;
-      expect(s).to.contain("ether type ip6 ip6 saddr { 2001:db8::1, fe80::/10 } return");
-      expect(s).to.contain("ip6 saddr :: icmpv6 type { nd-neighbor-solicit, nd-router-solicit, mld2-listener-report } return");
-      expect(s).to.contain("ether type ip6 ether daddr & ff:ff:00:00:00:00 == 33:33:00:00:00:00 return");
+      expect(s).to.contain(
+        "ether type ip6 ip6 saddr { 2001:db8::1, fe80::/10 } return",
+      );
+      expect(s).to.contain(
+        "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, nd-router-solicit, mld2-listener-report } return",
+      );
+      expect(s).to.contain(
+        "ether type ip6 ether daddr & ff:ff:00:00:00:00 == 33:33:00:00:00:00 return",
+      );
       expect(s).to.contain(`ether type ip6 ether daddr ${MAC_A} return`);
       expect(s).not.to.contain("udp sport 68");
     });
 
     it("clean-traffic without IPv4 addresses still allows DHCP discovery but no other IPv4", () => {
-      const s = compileFilterChain({ ports: [{ port: "vnet0", policy: "clean-traffic", mac: MAC_A }] }).script;
-      expect(s).to.contain("ether type ip ip saddr 0.0.0.0 udp sport 68 udp dport 67 return");
+      const s = compileFilterChain({
+        ports: [{ port: "vnet0", policy: "clean-traffic", mac: MAC_A }],
+      }).script;
+      expect(s).to.contain(
+        "ether type ip ip saddr 0.0.0.0 udp sport 68 udp dport 67 return",
+      );
       expect(s).to.contain("arp saddr ip 0.0.0.0 return");
       const body = s.split("\n").slice(2).join("\n"); // past the `table bridge T {}` reset idiom
       expect(body).not.to.match(/\{\s*\}/); // never an empty anonymous set
@@ -176,36 +216,67 @@ describe("nftCompile", () => {
       const c = chainNamesForPort("open0");
       expect(out.script).to.contain(`"open0" : jump ${c.in}`);
       expect(out.script).to.contain(`"open0" : jump ${c.out}`);
-      expect(chainBody(out.script, c.in)).to.deep.equal(['comment "from-vm open0 accept-all"']);
-      expect(chainBody(out.script, c.out)).to.deep.equal(['comment "to-vm open0 accept-all"']);
+      expect(chainBody(out.script, c.in)).to.deep.equal([
+        'comment "from-vm open0 accept-all"',
+      ]);
+      expect(chainBody(out.script, c.out)).to.deep.equal([
+        'comment "to-vm open0 accept-all"',
+      ]);
     });
     it("drop-all drops both directions", () => {
       const c = chainNamesForPort("shut0");
-      expect(chainBody(out.script, c.in)).to.deep.equal(['comment "from-vm shut0 drop-all"', "counter drop"]);
-      expect(chainBody(out.script, c.out)).to.deep.equal(['comment "to-vm shut0 drop-all"', "counter drop"]);
+      expect(chainBody(out.script, c.in)).to.deep.equal([
+        'comment "from-vm shut0 drop-all"',
+        "counter drop",
+      ]);
+      expect(chainBody(out.script, c.out)).to.deep.equal([
+        'comment "to-vm shut0 drop-all"',
+        "counter drop",
+      ]);
     });
   });
 
   describe("determinism", () => {
     it("same spec → same text", () => {
-      expect(compileFilterChain(manyPorts(20)).script).to.equal(compileFilterChain(manyPorts(20)).script);
+      expect(compileFilterChain(manyPorts(20)).script).to.equal(
+        compileFilterChain(manyPorts(20)).script,
+      );
     });
     it("input port order and IP list order do not change the output", () => {
       const a = manyPorts(20);
       const b: FilterChainSpecInput = { ...a, ports: [...a.ports].reverse() };
-      expect(compileFilterChain(b).script).to.equal(compileFilterChain(a).script);
+      expect(compileFilterChain(b).script).to.equal(
+        compileFilterChain(a).script,
+      );
       const x = compileFilterChain({
-        ports: [{ port: "v", policy: "clean-traffic", mac: MAC_A, ipv4: ["10.0.0.2", "10.0.0.1", "10.0.0.2"] }],
+        ports: [
+          {
+            port: "v",
+            policy: "clean-traffic",
+            mac: MAC_A,
+            ipv4: ["10.0.0.2", "10.0.0.1", "10.0.0.2"],
+          },
+        ],
       }).script;
       const y = compileFilterChain({
-        ports: [{ port: "v", policy: "clean-traffic", mac: MAC_A, ipv4: ["10.0.0.1", "10.0.0.2"] }],
+        ports: [
+          {
+            port: "v",
+            policy: "clean-traffic",
+            mac: MAC_A,
+            ipv4: ["10.0.0.1", "10.0.0.2"],
+          },
+        ],
       }).script;
       expect(x).to.equal(y);
       expect(x).to.contain("ip saddr { 10.0.0.1, 10.0.0.2 } return");
     });
     it("map elements are sorted by port name", () => {
       const s = compileFilterChain(manyPorts(12)).script;
-      const body = s.slice(s.indexOf("map from_vm {"), s.indexOf("map to_vm {"));
+      const body = s.slice(
+        s.indexOf("map from_vm {"),
+        s.indexOf("map to_vm {"),
+      );
       const names = [...body.matchAll(/"([^"]+)" : jump/g)].map((m) => m[1]!);
       expect(names).to.have.length(12);
       expect(names).to.deep.equal([...names].sort());
@@ -215,7 +286,9 @@ describe("nftCompile", () => {
   describe("scale: 300 ports", () => {
     const out = compileFilterChain(manyPorts(300));
     it("has exactly two base chains, one vmap rule per direction, no per-port base-chain rule", () => {
-      const hooks = out.script.split("\n").filter((l) => /\btype filter hook\b/.test(l));
+      const hooks = out.script
+        .split("\n")
+        .filter((l) => /\btype filter hook\b/.test(l));
       expect(hooks).to.have.length(2);
       const fwd = chainBody(out.script, "forward_hook");
       const inp = chainBody(out.script, "input_hook");
@@ -245,7 +318,9 @@ describe("nftCompile", () => {
       expect(a.out.length).to.be.at.most(64);
     });
     it("no chain is called fwd", () => {
-      const out = compileFilterChain({ ports: [{ port: "fwd", policy: "accept-all" }] });
+      const out = compileFilterChain({
+        ports: [{ port: "fwd", policy: "accept-all" }],
+      });
       expect(out.chains).not.to.include("fwd");
       expect(out.script).not.to.match(/chain fwd\b/);
     });
@@ -268,14 +343,30 @@ describe("nftCompile", () => {
       expect(e.issues.join("\n")).to.contain("spec.ports[2].port");
     });
 
-    for (const bad of ["fwd", "table", "chain", "vmap", "1abc", "host-net", "a.b", ""]) {
+    for (const bad of [
+      "fwd",
+      "table",
+      "chain",
+      "vmap",
+      "1abc",
+      "host-net",
+      "a.b",
+      "",
+    ]) {
       it(`rejects table name ${JSON.stringify(bad)}`, () => {
-        const e = errorOf(() => compileFilterChain({ table: bad, ports: [{ port: "v", policy: "accept-all" }] }));
+        const e = errorOf(() =>
+          compileFilterChain({
+            table: bad,
+            ports: [{ port: "v", policy: "accept-all" }],
+          }),
+        );
         expect(e.message).to.contain("spec.table");
       });
     }
     it("removeScript validates and is create-then-delete", () => {
-      expect(removeScript("hostnet")).to.equal("table bridge hostnet {}\ndelete table bridge hostnet\n");
+      expect(removeScript("hostnet")).to.equal(
+        "table bridge hostnet {}\ndelete table bridge hostnet\n",
+      );
       expect(() => removeScript("fwd")).to.throw(/keyword/);
       expect(() => removeScript("x; flush ruleset")).to.throw(FilterSpecError);
     });
@@ -297,7 +388,9 @@ describe("nftCompile", () => {
     ];
     for (const name of hostile) {
       it(`rejects hostile port name ${JSON.stringify(name)}`, () => {
-        const e = errorOf(() => compileFilterChain({ ports: [{ port: name, policy: "accept-all" }] }));
+        const e = errorOf(() =>
+          compileFilterChain({ ports: [{ port: name, policy: "accept-all" }] }),
+        );
         expect(e.message).to.contain("spec.ports[0].port");
         expect(() => quoteIfName(name)).to.throw();
       });
@@ -307,25 +400,52 @@ describe("nftCompile", () => {
     });
 
     it("requires mac for clean-traffic, rejects multicast MACs and unknown keys", () => {
-      expect(errorOf(() => compileFilterChain({ ports: [{ port: "v", policy: "clean-traffic" }] })).message).to.contain(
-        "spec.ports[0].mac",
-      );
       expect(
-        errorOf(() => compileFilterChain({ ports: [{ port: "v", policy: "clean-traffic", mac: "01:00:5e:00:00:01" }] }))
-          .message,
+        errorOf(() =>
+          compileFilterChain({
+            ports: [{ port: "v", policy: "clean-traffic" }],
+          }),
+        ).message,
+      ).to.contain("spec.ports[0].mac");
+      expect(
+        errorOf(() =>
+          compileFilterChain({
+            ports: [
+              { port: "v", policy: "clean-traffic", mac: "01:00:5e:00:00:01" },
+            ],
+          }),
+        ).message,
       ).to.contain("multicast");
       expect(
         errorOf(() =>
-          compileFilterChain({ ports: [{ port: "v", policy: "accept-all", allowIPv6: true } as unknown as FilterChainSpecInput["ports"][0]] }),
+          compileFilterChain({
+            ports: [
+              {
+                port: "v",
+                policy: "accept-all",
+                allowIPv6: true,
+              } as unknown as FilterChainSpecInput["ports"][0],
+            ],
+          }),
         ).message,
       ).to.contain("allowIPv6");
-      expect(errorOf(() => compileFilterChain({ ports: [] })).message).to.contain("spec.ports");
+      expect(
+        errorOf(() => compileFilterChain({ ports: [] })).message,
+      ).to.contain("spec.ports");
     });
 
     it("rejects bad addresses", () => {
       const e = errorOf(() =>
         compileFilterChain({
-          ports: [{ port: "v", policy: "clean-traffic", mac: MAC_A, ipv4: ["10.0.0.1; drop"], ipv6: ["fe80::1%eth0"] }],
+          ports: [
+            {
+              port: "v",
+              policy: "clean-traffic",
+              mac: MAC_A,
+              ipv4: ["10.0.0.1; drop"],
+              ipv6: ["fe80::1%eth0"],
+            },
+          ],
         }),
       );
       expect(e.message).to.contain("spec.ports[0].ipv4[0]");
@@ -343,14 +463,47 @@ describe("nftCompile", () => {
             mac: MAC_A,
             ipv4: ["198.18.200.1"],
             rules: [
-              { direction: "to-vm", action: "accept", proto: "tcp", src: "198.18.0.0/15", dport: 22, comment: "ssh from lab" },
-              { direction: "from-vm", action: "drop", proto: "udp", dst: "198.18.200.0/24", dport: [1000, 2000] },
+              {
+                direction: "to-vm",
+                action: "accept",
+                proto: "tcp",
+                src: "198.18.0.0/15",
+                dport: 22,
+                comment: "ssh from lab",
+              },
+              {
+                direction: "from-vm",
+                action: "drop",
+                proto: "udp",
+                dst: "198.18.200.0/24",
+                dport: [1000, 2000],
+              },
               { direction: "to-vm", action: "drop", proto: "icmpv6" },
-              { direction: "from-vm", action: "drop", proto: "arp", dst: "198.18.200.254" },
-              { direction: "to-vm", action: "accept", proto: "ipv6", src: "2001:db8::/32" },
+              {
+                direction: "from-vm",
+                action: "drop",
+                proto: "arp",
+                dst: "198.18.200.254",
+              },
+              {
+                direction: "to-vm",
+                action: "accept",
+                proto: "ipv6",
+                src: "2001:db8::/32",
+              },
               { direction: "from-vm", action: "accept", proto: "icmp" },
-              { direction: "to-vm", action: "drop", src: "10.0.0.0/8", dst: "10.1.0.0/16" },
-              { direction: "to-vm", action: "accept", proto: "tcp", dport: [443, 443] },
+              {
+                direction: "to-vm",
+                action: "drop",
+                src: "10.0.0.0/8",
+                dst: "10.1.0.0/16",
+              },
+              {
+                direction: "to-vm",
+                action: "accept",
+                proto: "tcp",
+                dport: [443, 443],
+              },
             ],
           },
         ],
@@ -376,32 +529,107 @@ describe("nftCompile", () => {
 
     it("apply to accept-all and drop-all ports too", () => {
       const out = compileFilterChain({
-        ports: [{ port: "v", policy: "drop-all", rules: [{ direction: "from-vm", action: "accept", proto: "arp" }] }],
+        ports: [
+          {
+            port: "v",
+            policy: "drop-all",
+            rules: [{ direction: "from-vm", action: "accept", proto: "arp" }],
+          },
+        ],
       });
-      expect(chainBody(out.script, chainNamesForPort("v").in).slice(1)).to.deep.equal([
-        "ether type arp counter return",
-        "counter drop",
-      ]);
+      expect(
+        chainBody(out.script, chainNamesForPort("v").in).slice(1),
+      ).to.deep.equal(["ether type arp counter return", "counter drop"]);
     });
 
     const bad: [string, unknown, string][] = [
-      ["v6 src with proto ipv4", { direction: "from-vm", action: "drop", proto: "ipv4", src: "2001:db8::/32" }, "rules[0].src"],
-      ["v4 dst with icmpv6", { direction: "from-vm", action: "drop", proto: "icmpv6", dst: "10.0.0.0/8" }, "rules[0].dst"],
-      ["mixed families", { direction: "from-vm", action: "drop", src: "10.0.0.0/8", dst: "2001:db8::/32" }, "rules[0].dst"],
-      ["dport without tcp/udp", { direction: "to-vm", action: "drop", proto: "icmp", dport: 22 }, "rules[0].dport"],
-      ["reversed range", { direction: "to-vm", action: "drop", proto: "tcp", dport: [2000, 1000] }, "rules[0].dport"],
-      ["port 0", { direction: "to-vm", action: "drop", proto: "tcp", dport: 0 }, "rules[0].dport"],
-      ["port 65536", { direction: "to-vm", action: "drop", proto: "udp", dport: 65536 }, "rules[0].dport"],
-      ["bad comment", { direction: "to-vm", action: "drop", comment: 'x" ; flush ruleset' }, "rules[0].comment"],
-      ["long comment", { direction: "to-vm", action: "drop", comment: "x".repeat(65) }, "rules[0].comment"],
-      ["bad action", { direction: "to-vm", action: "continue" }, "rules[0].action"],
-      ["bad direction", { direction: "both", action: "drop" }, "rules[0].direction"],
-      ["bad cidr", { direction: "to-vm", action: "drop", src: "10.0.0.0/33" }, "rules[0].src"],
+      [
+        "v6 src with proto ipv4",
+        {
+          direction: "from-vm",
+          action: "drop",
+          proto: "ipv4",
+          src: "2001:db8::/32",
+        },
+        "rules[0].src",
+      ],
+      [
+        "v4 dst with icmpv6",
+        {
+          direction: "from-vm",
+          action: "drop",
+          proto: "icmpv6",
+          dst: "10.0.0.0/8",
+        },
+        "rules[0].dst",
+      ],
+      [
+        "mixed families",
+        {
+          direction: "from-vm",
+          action: "drop",
+          src: "10.0.0.0/8",
+          dst: "2001:db8::/32",
+        },
+        "rules[0].dst",
+      ],
+      [
+        "dport without tcp/udp",
+        { direction: "to-vm", action: "drop", proto: "icmp", dport: 22 },
+        "rules[0].dport",
+      ],
+      [
+        "reversed range",
+        {
+          direction: "to-vm",
+          action: "drop",
+          proto: "tcp",
+          dport: [2000, 1000],
+        },
+        "rules[0].dport",
+      ],
+      [
+        "port 0",
+        { direction: "to-vm", action: "drop", proto: "tcp", dport: 0 },
+        "rules[0].dport",
+      ],
+      [
+        "port 65536",
+        { direction: "to-vm", action: "drop", proto: "udp", dport: 65536 },
+        "rules[0].dport",
+      ],
+      [
+        "bad comment",
+        { direction: "to-vm", action: "drop", comment: 'x" ; flush ruleset' },
+        "rules[0].comment",
+      ],
+      [
+        "long comment",
+        { direction: "to-vm", action: "drop", comment: "x".repeat(65) },
+        "rules[0].comment",
+      ],
+      [
+        "bad action",
+        { direction: "to-vm", action: "continue" },
+        "rules[0].action",
+      ],
+      [
+        "bad direction",
+        { direction: "both", action: "drop" },
+        "rules[0].direction",
+      ],
+      [
+        "bad cidr",
+        { direction: "to-vm", action: "drop", src: "10.0.0.0/33" },
+        "rules[0].src",
+      ],
     ];
     for (const [what, rule, path] of bad) {
       it(`rejects ${what}`, () => {
         const e = errorOf(() =>
-          compileFilterChain({ ports: [{ port: "v", policy: "accept-all", rules: [rule] }] } as FilterChainSpecInput),
+          compileFilterChain({
+            ports: [{ port: "v", policy: "accept-all", rules: [rule] }],
+          } as FilterChainSpecInput),
         );
         expect(e.message).to.contain(`spec.ports[0].${path}`);
       });
@@ -410,9 +638,15 @@ describe("nftCompile", () => {
 
   describe("raw", () => {
     it("is appended inside the table block", () => {
-      const raw = 'chain extra {\n\tcomment "x { y"  # brace } in a comment\n\tcounter\n}';
-      const out = compileFilterChain({ ports: [{ port: "v", policy: "accept-all" }], raw });
-      expect(out.script).to.match(/\tchain extra \{\n\t\tcomment "x \{ y"  # brace \} in a comment\n\t\tcounter\n\t\}\n\}\n$/);
+      const raw =
+        'chain extra {\n\tcomment "x { y"  # brace } in a comment\n\tcounter\n}';
+      const out = compileFilterChain({
+        ports: [{ port: "v", policy: "accept-all" }],
+        raw,
+      });
+      expect(out.script).to.match(
+        /\tchain extra \{\n\t\tcomment "x \{ y" {2}# brace \} in a comment\n\t\tcounter\n\t\}\n\}\n$/,
+      );
     });
     for (const [what, raw] of [
       ["unclosed brace", "chain extra {\n counter\n"],
@@ -425,16 +659,29 @@ describe("nftCompile", () => {
       ["NUL", "chain x {\0}"],
     ] as const) {
       it(`rejects ${what}`, () => {
-        const e = errorOf(() => compileFilterChain({ ports: [{ port: "v", policy: "accept-all" }], raw }));
+        const e = errorOf(() =>
+          compileFilterChain({
+            ports: [{ port: "v", policy: "accept-all" }],
+            raw,
+          }),
+        );
         expect(e.message).to.contain("spec.raw");
       });
     }
     it("allows set statements such as `add @s { ... }` and `delete @s { ... }` in rules", () => {
-      expect(rawProblems("chain x {\n\tadd @seen { ip saddr }\n\tdelete @seen { ip saddr }\n}")).to.deep.equal([]);
+      expect(
+        rawProblems(
+          "chain x {\n\tadd @seen { ip saddr }\n\tdelete @seen { ip saddr }\n}",
+        ),
+      ).to.deep.equal([]);
     });
     it("rawProblems names brace imbalance", () => {
-      expect(rawProblems("chain a {")).to.deep.equal(["unbalanced braces: 1 '{' left open"]);
-      expect(rawProblems("}{")).to.deep.equal(["unbalanced braces: a '}' closes more than was opened"]);
+      expect(rawProblems("chain a {")).to.deep.equal([
+        "unbalanced braces: 1 '{' left open",
+      ]);
+      expect(rawProblems("}{")).to.deep.equal([
+        "unbalanced braces: a '}' closes more than was opened",
+      ]);
       expect(rawProblems('chain a { comment "}" }')).to.deep.equal([]);
     });
   });

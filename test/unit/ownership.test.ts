@@ -1,5 +1,12 @@
 import { expect } from "chai";
-import { isHostnetMark, isOwnerToken, judgeMark, ownerMark, ownerToken, OWNER_ALIAS } from "../../providers/ownership";
+import {
+  isHostnetMark,
+  isOwnerToken,
+  judgeMark,
+  ownerMark,
+  ownerToken,
+  OWNER_ALIAS,
+} from "../../providers/ownership";
 import { CommonProps } from "../../providers/kind";
 import { diff } from "../../providers/runtime";
 import { ownedScript } from "../../providers/filterChain";
@@ -9,7 +16,9 @@ describe("ownership marks", () => {
 
   it("an owner token is stable, 8+10 hex digits, and differs by stack, kind and name", () => {
     expect(mine).to.match(/^[0-9a-f]{8}-[0-9a-f]{10}$/);
-    expect(ownerToken("hostnet", "lab", "VethLink", "web1-veth")).to.equal(mine);
+    expect(ownerToken("hostnet", "lab", "VethLink", "web1-veth")).to.equal(
+      mine,
+    );
     const others = [
       ownerToken("hostnet", "prod", "VethLink", "web1-veth"),
       ownerToken("hostnet", "lab", "TapPort", "web1-veth"),
@@ -30,7 +39,15 @@ describe("ownership marks", () => {
   it("recognises new and legacy marks as hostnet's, and nothing else", () => {
     expect(isHostnetMark(ownerMark(mine))).to.equal(true);
     expect(isHostnetMark("hostnet")).to.equal(true);
-    for (const m of [undefined, "", "Hostnet", "hostnet:", "hostnet:xyz", `hostnet:${mine}x`, "uplink to rack 3"]) {
+    for (const m of [
+      undefined,
+      "",
+      "Hostnet",
+      "hostnet:",
+      "hostnet:xyz",
+      `hostnet:${mine}x`,
+      "uplink to rack 3",
+    ]) {
       expect(isHostnetMark(m), String(m)).to.equal(false);
     }
   });
@@ -51,19 +68,40 @@ describe("ownership marks", () => {
   it("the token input is validated, and a diff never compares it (existing stacks see no change)", async () => {
     expect(isOwnerToken(mine)).to.equal(true);
     const base = { connection: { host: "198.18.1.10" } };
-    expect(CommonProps.safeParse({ ...base, ownerToken: mine }).success).to.equal(true);
+    expect(
+      CommonProps.safeParse({ ...base, ownerToken: mine }).success,
+    ).to.equal(true);
     const bad = CommonProps.safeParse({ ...base, ownerToken: "x; rm -rf /" });
     expect(bad.success).to.equal(false);
-    expect(bad.success ? "" : String(bad.error.issues[0].path)).to.equal("ownerToken");
+    expect(bad.success ? "" : String(bad.error.issues[0].path)).to.equal(
+      "ownerToken",
+    );
     const olds = { ...base, name: "vm-a", sysctls: {}, loopbackUp: true };
-    const r = await diff("VmNetns", "netns/vm-a", olds, { ...olds, ownerToken: mine });
+    const r = await diff("VmNetns", "netns/vm-a", olds, {
+      ...olds,
+      ownerToken: mine,
+    });
     expect(r.changes).to.equal(false);
   });
 
   it("a filter table carries the resource's mark in its comment", () => {
-    const p = { table: "hostnet", ports: [{ port: "tap0", policy: "clean-traffic", mac: "52:54:00:00:00:01", ipv4: ["198.18.1.50"] }] };
+    const p = {
+      table: "hostnet",
+      ports: [
+        {
+          port: "tap0",
+          policy: "clean-traffic",
+          mac: "52:54:00:00:00:01",
+          ipv4: ["198.18.1.50"],
+        },
+      ],
+    };
     const { script } = ownedScript(p as never, ownerMark(mine));
-    expect(script).to.match(new RegExp(`table bridge hostnet \\{\\n\\tcomment "hostnet:${mine}"\\n`));
-    expect(ownedScript(p as never).script).to.match(/table bridge hostnet \{\n\tcomment "hostnet"\n/);
+    expect(script).to.match(
+      new RegExp(`table bridge hostnet \\{\\n\\tcomment "hostnet:${mine}"\\n`),
+    );
+    expect(ownedScript(p as never).script).to.match(
+      /table bridge hostnet \{\n\tcomment "hostnet"\n/,
+    );
   });
 });

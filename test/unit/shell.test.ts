@@ -1,7 +1,13 @@
 import { expect } from "chai";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { argvToShell, batchLine, heredoc, nftString, shellQuote } from "../../providers/shell";
+import {
+  argvToShell,
+  batchLine,
+  heredoc,
+  nftString,
+  shellQuote,
+} from "../../providers/shell";
 
 // Round trips run through real local shells: the only oracle that matters for quoting.
 const SHELLS = ["/bin/sh", "/bin/bash"].filter((sh) => existsSync(sh));
@@ -10,7 +16,9 @@ function runShell(sh: string, script: string): string {
   return execFileSync(sh, ["-c", script], { encoding: "utf8" });
 }
 
-const ALL_ASCII = Array.from({ length: 127 }, (_, i) => String.fromCharCode(i + 1)).join("");
+const ALL_ASCII = Array.from({ length: 127 }, (_, i) =>
+  String.fromCharCode(i + 1),
+).join("");
 
 const NASTY = [
   "",
@@ -70,7 +78,8 @@ describe("shell: shellQuote", () => {
     ["~", "'~'"],
   ];
   for (const [input, output] of table) {
-    it(`quotes ${JSON.stringify(input)} as ${output}`, () => expect(shellQuote(input)).to.equal(output));
+    it(`quotes ${JSON.stringify(input)} as ${output}`, () =>
+      expect(shellQuote(input)).to.equal(output));
   }
 
   it("throws on a NUL byte", () => {
@@ -78,13 +87,18 @@ describe("shell: shellQuote", () => {
   });
 
   it("throws on a non-string at runtime", () => {
-    expect(() => shellQuote(undefined as unknown as string)).to.throw(/expected a string, got undefined/);
+    expect(() => shellQuote(undefined as unknown as string)).to.throw(
+      /expected a string, got undefined/,
+    );
   });
 
   for (const sh of SHELLS) {
     it(`round-trips ${NASTY.length} nasty strings through ${sh} printf`, () => {
       for (const s of NASTY) {
-        expect(runShell(sh, "printf %s " + shellQuote(s)), JSON.stringify(s)).to.equal(s);
+        expect(
+          runShell(sh, "printf %s " + shellQuote(s)),
+          JSON.stringify(s),
+        ).to.equal(s);
       }
     });
   }
@@ -92,7 +106,9 @@ describe("shell: shellQuote", () => {
 
 describe("shell: argvToShell", () => {
   it("quotes each element and joins with a space", () => {
-    expect(argvToShell(["ip", "link", "set", "dev", "veth0", "up"])).to.equal("ip link set dev veth0 up");
+    expect(argvToShell(["ip", "link", "set", "dev", "veth0", "up"])).to.equal(
+      "ip link set dev veth0 up",
+    );
     expect(argvToShell(["echo", "a b", ""])).to.equal("echo 'a b' ''");
   });
 
@@ -118,10 +134,20 @@ describe("shell: argvToShell", () => {
 
 describe("shell: batchLine", () => {
   it("joins valid tokens with a single space", () => {
-    expect(batchLine(["link", "set", "dev", "veth0", "master", "br-vm1"])).to.equal("link set dev veth0 master br-vm1");
-    expect(batchLine(["fdb", "add", "52:54:00:12:34:56", "dev", "vx0", "dst", "fd00::1"])).to.equal(
-      "fdb add 52:54:00:12:34:56 dev vx0 dst fd00::1",
-    );
+    expect(
+      batchLine(["link", "set", "dev", "veth0", "master", "br-vm1"]),
+    ).to.equal("link set dev veth0 master br-vm1");
+    expect(
+      batchLine([
+        "fdb",
+        "add",
+        "52:54:00:12:34:56",
+        "dev",
+        "vx0",
+        "dst",
+        "fd00::1",
+      ]),
+    ).to.equal("fdb add 52:54:00:12:34:56 dev vx0 dst fd00::1");
   });
 
   const rejected: [string, RegExp][] = [
@@ -158,8 +184,12 @@ describe("shell: heredoc", () => {
   });
 
   it("picks a tag that does not appear as a line in the body", () => {
-    expect(heredoc("HN_EOF_0\nx")).to.equal("<<'HN_EOF_1'\nHN_EOF_0\nx\nHN_EOF_1");
-    expect(heredoc("HN_EOF_0\nHN_EOF_1 \n HN_EOF_2")).to.match(/^<<'HN_EOF_3'\n/);
+    expect(heredoc("HN_EOF_0\nx")).to.equal(
+      "<<'HN_EOF_1'\nHN_EOF_0\nx\nHN_EOF_1",
+    );
+    expect(heredoc("HN_EOF_0\nHN_EOF_1 \n HN_EOF_2")).to.match(
+      /^<<'HN_EOF_3'\n/,
+    );
     expect(heredoc("a HN_EOF_0 b")).to.match(/^<<'HN_EOF_0'\n/); // not a whole line
   });
 
@@ -184,7 +214,10 @@ describe("shell: heredoc", () => {
         ALL_ASCII.replace(/\n/g, ""),
       ];
       for (const body of bodies) {
-        expect(runShell(sh, "cat " + heredoc(body) + "\n"), JSON.stringify(body)).to.equal(body + "\n");
+        expect(
+          runShell(sh, "cat " + heredoc(body) + "\n"),
+          JSON.stringify(body),
+        ).to.equal(body + "\n");
       }
     });
   }
@@ -206,6 +239,7 @@ describe("shell: nftString", () => {
     ["", /must not be empty/],
   ];
   for (const [input, message] of rejected) {
-    it(`rejects ${JSON.stringify(input)}`, () => expect(() => nftString(input)).to.throw(message));
+    it(`rejects ${JSON.stringify(input)}`, () =>
+      expect(() => nftString(input)).to.throw(message));
   }
 });

@@ -7,14 +7,20 @@ type Schema = z.ZodType<string>;
 /** Parses and returns the joined issue messages; fails the test if parsing succeeded. */
 function messageOf(schema: Schema, input: unknown): string {
   const r = schema.safeParse(input);
-  expect(r.success, `expected ${JSON.stringify(input)} to be rejected`).to.equal(false);
+  expect(
+    r.success,
+    `expected ${JSON.stringify(input)} to be rejected`,
+  ).to.equal(false);
   return r.success ? "" : r.error.issues.map((i) => i.message).join("; ");
 }
 
 function expectAccepted(schema: Schema, input: string, output = input): void {
   const r = schema.safeParse(input);
   const why = r.success ? "" : r.error.issues.map((i) => i.message).join("; ");
-  expect(r.success, `expected ${JSON.stringify(input)} to be accepted: ${why}`).to.equal(true);
+  expect(
+    r.success,
+    `expected ${JSON.stringify(input)} to be accepted: ${why}`,
+  ).to.equal(true);
   if (r.success) expect(r.data).to.equal(output);
 }
 
@@ -28,10 +34,14 @@ function rejectTable(schema: Schema, cases: readonly Case[]): void {
   }
 }
 
-function acceptTable(schema: Schema, cases: readonly (string | [string, string])[]): void {
+function acceptTable(
+  schema: Schema,
+  cases: readonly (string | [string, string])[],
+): void {
   for (const c of cases) {
     const [input, output] = typeof c === "string" ? [c, c] : c;
-    it(`accepts ${JSON.stringify(input)}`, () => expectAccepted(schema, input, output));
+    it(`accepts ${JSON.stringify(input)}`, () =>
+      expectAccepted(schema, input, output));
   }
 }
 
@@ -79,11 +89,17 @@ const A_IS_ILLEGAL = new Set(["Ipv4Address", "Ipv4Cidr"]);
 describe("validate: hostile inputs are rejected by every schema", () => {
   for (const [name, schema] of Object.entries(ALL)) {
     describe(name, () => {
-      const a = (c: Case): Case => (A_IS_ILLEGAL.has(name) && /^a[^\n\0]/.test(String(c[0])) ? [c[0], /found 'a'/] : c);
+      const a = (c: Case): Case =>
+        A_IS_ILLEGAL.has(name) && /^a[^\n\0]/.test(String(c[0]))
+          ? [c[0], /found 'a'/]
+          : c;
       rejectTable(schema, HOSTILE.map(a));
       it("rejects a space (unless a sysctl value)", () => {
         if (name === "SysctlValue") expectAccepted(schema, "a b");
-        else expect(messageOf(schema, "a b")).to.match(A_IS_ILLEGAL.has(name) ? /found 'a'/ : /a space/);
+        else
+          expect(messageOf(schema, "a b")).to.match(
+            A_IS_ILLEGAL.has(name) ? /found 'a'/ : /a space/,
+          );
       });
       it("rejects '.' and '..'", () => {
         expect(messageOf(schema, ".")).to.not.equal("");
@@ -94,14 +110,24 @@ describe("validate: hostile inputs are rejected by every schema", () => {
         else expect(messageOf(schema, "-x")).to.not.equal("");
       });
       it("rejects 300 characters with a length message", () => {
-        expect(messageOf(schema, "1".repeat(300))).to.match(/at most \d+ characters, got 300|1–15 bytes, got 300/);
+        expect(messageOf(schema, "1".repeat(300))).to.match(
+          /at most \d+ characters, got 300|1–15 bytes, got 300/,
+        );
       });
     });
   }
 });
 
 describe("validate: IfName", () => {
-  acceptTable(v.IfName, ["eth0", "br-vm1", "veth_a@b", "eth0.100", "_x", "0abc", "x".repeat(15)]);
+  acceptTable(v.IfName, [
+    "eth0",
+    "br-vm1",
+    "veth_a@b",
+    "eth0.100",
+    "_x",
+    "0abc",
+    "x".repeat(15),
+  ]);
   rejectTable(v.IfName, [
     ["x".repeat(16), /^interface name must be 1–15 bytes, got 16$/],
     ["é".repeat(8), /1–15 bytes, got 16/], // bytes, not characters
@@ -109,7 +135,10 @@ describe("validate: IfName", () => {
     [".", /must not be "\." or "\.\."/],
     ["..", /must not be "\." or "\.\."/],
     ["a/b", /found '\/'/],
-    ["a:b", /may contain only letters, digits, '_', '\.', '@' and '-', found ':'/],
+    [
+      "a:b",
+      /may contain only letters, digits, '_', '\.', '@' and '-', found ':'/,
+    ],
     ["-x", /must start with a letter, digit or '_', got '-'/],
     [".x", /must start with/],
     ["@x", /must start with/],
@@ -130,7 +159,11 @@ describe("validate: NetnsName", () => {
 });
 
 describe("validate: MacAddress", () => {
-  acceptTable(v.MacAddress, [["52:54:00:AB:cd:EF", "52:54:00:ab:cd:ef"], "02:00:00:00:00:01", ["FE:FF:FF:FF:FF:FF", "fe:ff:ff:ff:ff:ff"]]);
+  acceptTable(v.MacAddress, [
+    ["52:54:00:AB:cd:EF", "52:54:00:ab:cd:ef"],
+    "02:00:00:00:00:01",
+    ["FE:FF:FF:FF:FF:FF", "fe:ff:ff:ff:ff:ff"],
+  ]);
   rejectTable(v.MacAddress, [
     ["01:00:5e:00:00:01", /MAC address 01:00:5e:00:00:01 is multicast/],
     ["FF:FF:FF:FF:FF:FF", /ff:ff:ff:ff:ff:ff is multicast/],
@@ -151,16 +184,29 @@ describe("validate: AnyMacAddress", () => {
     "00:00:00:00:00:00",
     ["52:54:00:AB:CD:EF", "52:54:00:ab:cd:ef"],
   ]);
-  rejectTable(v.AnyMacAddress, [["52:54:00:12:34", /six two-digit hex octets/]]);
+  rejectTable(v.AnyMacAddress, [
+    ["52:54:00:12:34", /six two-digit hex octets/],
+  ]);
 });
 
 describe("validate: IP addresses", () => {
   const v4 = ["10.0.0.1", "0.0.0.0", "255.255.255.255", "192.168.100.200"];
-  const v6 = ["::1", "::", "fe80::1", "2001:db8::1", "::ffff:10.0.0.1", "FE80::A", "1:2:3:4:5:6:7:8"];
+  const v6 = [
+    "::1",
+    "::",
+    "fe80::1",
+    "2001:db8::1",
+    "::ffff:10.0.0.1",
+    "FE80::A",
+    "1:2:3:4:5:6:7:8",
+  ];
   describe("IpAddress", () => {
     acceptTable(v.IpAddress, [...v4, ...v6]);
     rejectTable(v.IpAddress, [
-      ["01.2.3.4", /four decimal numbers 0–255 .* without leading zeros, got "01\.2\.3\.4"/],
+      [
+        "01.2.3.4",
+        /four decimal numbers 0–255 .* without leading zeros, got "01\.2\.3\.4"/,
+      ],
       ["1.2.3.04", /without leading zeros/],
       ["256.1.1.1", /four decimal numbers/],
       ["1.2.3", /four decimal numbers/],
@@ -173,17 +219,28 @@ describe("validate: IP addresses", () => {
   });
   describe("Ipv4Address", () => {
     acceptTable(v.Ipv4Address, v4);
-    rejectTable(v.Ipv4Address, [["::1", /IPv4 address may contain only digits and '\.', found ':'/]]);
+    rejectTable(v.Ipv4Address, [
+      ["::1", /IPv4 address may contain only digits and '\.', found ':'/],
+    ]);
   });
   describe("Ipv6Address", () => {
     acceptTable(v.Ipv6Address, v6);
-    rejectTable(v.Ipv6Address, [["10.0.0.1", /IPv6 address is not a valid IPv6 address/]]);
+    rejectTable(v.Ipv6Address, [
+      ["10.0.0.1", /IPv6 address is not a valid IPv6 address/],
+    ]);
   });
 });
 
 describe("validate: CIDR", () => {
   describe("Cidr", () => {
-    acceptTable(v.Cidr, ["10.0.0.0/8", "10.0.0.1/24", "0.0.0.0/0", "fd00::/64", "::/0", "2001:db8::1/128"]);
+    acceptTable(v.Cidr, [
+      "10.0.0.0/8",
+      "10.0.0.1/24",
+      "0.0.0.0/0",
+      "fd00::/64",
+      "::/0",
+      "2001:db8::1/128",
+    ]);
     rejectTable(v.Cidr, [
       ["10.0.0.0/33", /IPv4 prefix length must be a number 0–32, got "33"/],
       ["fd00::/129", /IPv6 prefix length must be a number 0–128, got "129"/],
@@ -198,13 +255,26 @@ describe("validate: CIDR", () => {
   describe("Ipv4Cidr / Ipv6Cidr", () => {
     acceptTable(v.Ipv4Cidr, ["192.168.0.0/16"]);
     acceptTable(v.Ipv6Cidr, ["fd00:1::/48"]);
-    rejectTable(v.Ipv4Cidr, [["fd00::/64", /IPv4 CIDR may contain only digits, '\.' and '\/', found 'f'/]]);
-    rejectTable(v.Ipv6Cidr, [["10.0.0.0/8", /IPv6 CIDR address part is not a valid IPv6 address/]]);
+    rejectTable(v.Ipv4Cidr, [
+      [
+        "fd00::/64",
+        /IPv4 CIDR may contain only digits, '\.' and '\/', found 'f'/,
+      ],
+    ]);
+    rejectTable(v.Ipv6Cidr, [
+      ["10.0.0.0/8", /IPv6 CIDR address part is not a valid IPv6 address/],
+    ]);
   });
 });
 
 describe("validate: NftIdentifier", () => {
-  acceptTable(v.NftIdentifier, ["hostnet", "vm_1_in", "_x", "filter", "A".repeat(64)]);
+  acceptTable(v.NftIdentifier, [
+    "hostnet",
+    "vm_1_in",
+    "_x",
+    "filter",
+    "A".repeat(64),
+  ]);
   rejectTable(v.NftIdentifier, [
     ["table", /must not be the nft keyword 'table'/],
     ["Drop", /nft keyword 'drop'/],
@@ -213,14 +283,56 @@ describe("validate: NftIdentifier", () => {
     ["a".repeat(65), /at most 64 characters/],
   ]);
   const keywords = [
-    "fwd", "map", "set", "table", "chain", "rule", "element", "flowtable", "counter", "accept",
-    "drop", "jump", "goto", "return", "continue", "queue", "ip", "ip6", "inet", "arp", "bridge",
-    "netdev", "ether", "vlan", "meta", "ct", "log", "limit", "reject", "policy", "type", "hook",
-    "priority", "define", "include", "flush", "add", "delete", "insert", "replace", "list",
-    "export", "monitor", "describe", "reset", "destroy",
+    "fwd",
+    "map",
+    "set",
+    "table",
+    "chain",
+    "rule",
+    "element",
+    "flowtable",
+    "counter",
+    "accept",
+    "drop",
+    "jump",
+    "goto",
+    "return",
+    "continue",
+    "queue",
+    "ip",
+    "ip6",
+    "inet",
+    "arp",
+    "bridge",
+    "netdev",
+    "ether",
+    "vlan",
+    "meta",
+    "ct",
+    "log",
+    "limit",
+    "reject",
+    "policy",
+    "type",
+    "hook",
+    "priority",
+    "define",
+    "include",
+    "flush",
+    "add",
+    "delete",
+    "insert",
+    "replace",
+    "list",
+    "export",
+    "monitor",
+    "describe",
+    "reset",
+    "destroy",
   ];
   it("rejects every required nft keyword, naming it", () => {
-    for (const kw of keywords) expect(messageOf(v.NftIdentifier, kw)).to.include(`nft keyword '${kw}'`);
+    for (const kw of keywords)
+      expect(messageOf(v.NftIdentifier, kw)).to.include(`nft keyword '${kw}'`);
   });
 });
 
@@ -233,10 +345,16 @@ describe("validate: SysctlKey", () => {
     ["net/ipv4/conf/all/forwarding", "net.ipv4.conf.all.forwarding"],
   ]);
   rejectTable(v.SysctlKey, [
-    ["kernel.panic", /must start with "net\." \(hostnet only writes network sysctls\)/],
+    [
+      "kernel.panic",
+      /must start with "net\." \(hostnet only writes network sysctls\)/,
+    ],
     ["vm.swappiness", /hostnet only writes network sysctls/],
     ["net", /must start with "net\."/],
-    ["net.ipv4.conf.eth0/100.proxy_arp", /either '\.' or '\/' .* not both .*not supported/],
+    [
+      "net.ipv4.conf.eth0/100.proxy_arp",
+      /either '\.' or '\/' .* not both .*not supported/,
+    ],
     ["net/../etc/passwd", /not both/],
     ["net..ipv4", /empty segments/],
     ["/net/ipv4/ip_forward", /empty segments/],
@@ -247,7 +365,15 @@ describe("validate: SysctlKey", () => {
 });
 
 describe("validate: SysctlValue", () => {
-  acceptTable(v.SysctlValue, ["1", "0", "-1", "32768 60999", "fq_codel", "1:2", "x".repeat(64)]);
+  acceptTable(v.SysctlValue, [
+    "1",
+    "0",
+    "-1",
+    "32768 60999",
+    "fq_codel",
+    "1:2",
+    "x".repeat(64),
+  ]);
   rejectTable(v.SysctlValue, [
     [" 1", /must not start or end with a space/],
     ["1 ", /must not start or end with a space/],
@@ -260,7 +386,14 @@ describe("validate: SysctlValue", () => {
 });
 
 describe("validate: HostName", () => {
-  acceptTable(v.HostName, ["host1", "host-1.example.com", "10.0.0.1", "::1", "fe80::1", `${"a".repeat(63)}.com`]);
+  acceptTable(v.HostName, [
+    "host1",
+    "host-1.example.com",
+    "10.0.0.1",
+    "::1",
+    "fe80::1",
+    `${"a".repeat(63)}.com`,
+  ]);
   rejectTable(v.HostName, [
     ["-oProxyCommand=x", /found '='/],
     ["-host", /label "-host" must be 1–63/],
@@ -297,7 +430,11 @@ describe("validate: formatIssues / parseOrThrow", () => {
   });
   const bad = {
     hosts: [
-      { name: "ok.example.com", user: "root", links: { "my-link": "x".repeat(16) } },
+      {
+        name: "ok.example.com",
+        user: "root",
+        links: { "my-link": "x".repeat(16) },
+      },
       { name: "$(reboot)", user: 7, links: {} },
     ],
   };
@@ -319,10 +456,16 @@ describe("validate: formatIssues / parseOrThrow", () => {
     if (r.success) return;
     expect(v.formatIssues(r.error)[1]).to.match(/^hosts\[1\]\.name: /);
     const top = v.IfName.safeParse("");
-    expect(top.success, "an empty interface name must be rejected").to.equal(false);
+    expect(top.success, "an empty interface name must be rejected").to.equal(
+      false,
+    );
     if (top.success) return;
-    expect(v.formatIssues(top.error)).to.deep.equal(["value: interface name must not be empty"]);
-    expect(v.formatIssues(top.error, "bridge")).to.deep.equal(["bridge: interface name must not be empty"]);
+    expect(v.formatIssues(top.error)).to.deep.equal([
+      "value: interface name must not be empty",
+    ]);
+    expect(v.formatIssues(top.error, "bridge")).to.deep.equal([
+      "bridge: interface name must not be empty",
+    ]);
   });
 
   it("parseOrThrow lists every issue, not just the first", () => {
@@ -337,16 +480,26 @@ describe("validate: formatIssues / parseOrThrow", () => {
     const msg = (caught as Error).message;
     expect(msg.split("\n")[0]).to.equal("invalid stack:");
     expect(msg.split("\n").slice(1)).to.have.length(3);
-    expect(msg).to.include('  - stack.hosts[0].links["my-link"]: interface name must be 1–15 bytes, got 16');
+    expect(msg).to.include(
+      '  - stack.hosts[0].links["my-link"]: interface name must be 1–15 bytes, got 16',
+    );
     expect(msg).to.include("  - stack.hosts[1].name: ");
     expect(msg).to.include("  - stack.hosts[1].user: ");
     expect((caught as v.ValidationError).issues).to.have.length(3);
   });
 
   it("parseOrThrow returns the parsed (canonicalized) value", () => {
-    const mac: string = v.parseOrThrow(v.MacAddress, "52:54:00:AA:BB:CC", "mac");
+    const mac: string = v.parseOrThrow(
+      v.MacAddress,
+      "52:54:00:AA:BB:CC",
+      "mac",
+    );
     expect(mac).to.equal("52:54:00:aa:bb:cc");
-    const key: string = v.parseOrThrow(v.SysctlKey, "net/ipv4/ip_forward", "sysctl");
+    const key: string = v.parseOrThrow(
+      v.SysctlKey,
+      "net/ipv4/ip_forward",
+      "sysctl",
+    );
     expect(key).to.equal("net.ipv4.ip_forward");
   });
 });

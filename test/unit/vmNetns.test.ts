@@ -9,7 +9,9 @@ describe("VmNetns sysctls are all read by the snapshot", () => {
   for (const key of NAMESPACE_SYSCTLS) {
     it(`reads ${key}`, () => {
       const path = key.replace(/^net\./, "").replace(/\./g, "/");
-      expect(script, `the snapshot's sysctl list lacks ${path}`).to.match(new RegExp(`for k in [^;]*\\b${path.replace(/\//g, "\\/")}\\b`));
+      expect(script, `the snapshot's sysctl list lacks ${path}`).to.match(
+        new RegExp(`for k in [^;]*\\b${path.replace(/\//g, "\\/")}\\b`),
+      );
     });
   }
 });
