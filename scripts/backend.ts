@@ -152,6 +152,28 @@ export function isRunning(info: BackendInfo | undefined): boolean {
   }
 }
 
+/**
+ * The server user must be able to walk down to the cluster directory. Inside the project, add
+ * search permission (x for group and others, nothing else) where it is missing; outside it, change
+ * nothing and say which directory is in the way.
+ */
+function searchableByServer(dir: string): void {
+  const project = path.resolve(PROJECT_ROOT);
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    const mode = fs.statSync(d).mode & 0o7777;
+    if ((mode & 0o011) !== 0o011) {
+      if (d !== project && !d.startsWith(project + path.sep)) {
+        throw new Error(
+          `the PostgreSQL server runs as another user and cannot enter ${d} (mode ${mode.toString(8)}); nothing was started. ` +
+            `Set HOSTNET_BACKEND_DIR to a directory it can reach (e.g. under /var/lib), or allow search on ${d} (chmod o+x).`,
+        );
+      }
+      fs.chmodSync(d, mode | 0o011);
+    }
+    if (path.dirname(d) === d) return;
+  }
+}
+
 /** Start the cluster (creating it on first use); returns its details. Idempotent. */
 export async function backendUp(dir = backendDir()): Promise<BackendInfo> {
   const bin = findPgBin() ?? installPostgres();
@@ -160,6 +182,10 @@ export async function backendUp(dir = backendDir()): Promise<BackendInfo> {
   const runAs = info?.runAs ?? serverUser();
   const data = path.join(dir, "data");
   const sock = path.join(dir, "run");
+  // The server runs as another user: every directory down to the cluster's must be searchable by
+  // it, so parents are made 0755 (a recursive mkdir with 0700 would lock it out of its own data).
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  searchableByServer(dir);
   fs.mkdirSync(sock, { recursive: true, mode: 0o700 });
   if (!info || !fs.existsSync(path.join(data, "PG_VERSION"))) {
     fs.rmSync(data, { recursive: true, force: true });
