@@ -2,6 +2,7 @@
 // suppression). They belong to the resource that attaches the port: VethLink ends, TapPort.
 // Unset flags are left as the kernel has them and are not compared for drift.
 import { z } from "zod";
+import type { Host } from "./host";
 import type { Link } from "./hoststate";
 import { batchLine } from "./shell";
 
@@ -69,4 +70,22 @@ export function changedPortFlags(
     if (v !== undefined && olds?.[k] !== v) out[k] = v;
   }
   return out;
+}
+
+/** Sets the flags of bridge port `name` in one `bridge -batch` (nothing to do: no round trip). */
+export async function setPortFlags(
+  host: Host,
+  port: { name: string; netns?: string },
+  flags: PortFlagsInput | undefined,
+  what: string,
+): Promise<void> {
+  const lines = portFlagLines(port.name, flags);
+  if (lines.length > 0)
+    await host.run({
+      kind: "batch",
+      tool: "bridge",
+      netns: port.netns,
+      lines,
+      what,
+    });
 }

@@ -12,7 +12,7 @@ import { ABSENT, found, isGone, isHostnetMark, ownerMark } from "./ownership";
 import {
   changedPortFlags,
   livePortFlags,
-  portFlagLines,
+  setPortFlags,
   PortFlagsInput,
 } from "./portFlags";
 import { argvToShell, batchLine } from "./shell";
@@ -126,20 +126,12 @@ function linkSetup(p: TapPortProps, mark: string): string {
   return batchLine(tokens);
 }
 
-async function setFlags(
+function setFlags(
   ctx: KindContext,
   p: TapPortProps,
   flags: PortFlagsInput | undefined,
 ): Promise<void> {
-  const lines = portFlagLines(p.name, flags);
-  if (lines.length > 0)
-    await ctx.host.run({
-      kind: "batch",
-      tool: "bridge",
-      netns: p.netns,
-      lines,
-      what: `set port flags of ${where(p)}`,
-    });
+  return setPortFlags(ctx.host, p, flags, `set port flags of ${where(p)}`);
 }
 
 async function removeLink(

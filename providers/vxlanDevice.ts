@@ -15,7 +15,7 @@ import { isGone, OWNER_ALIAS } from "./ownership";
 import {
   changedPortFlags,
   livePortFlags,
-  portFlagLines,
+  setPortFlags,
   PortFlagsInput,
 } from "./portFlags";
 import { batchLine } from "./shell";
@@ -101,20 +101,17 @@ async function linkOf(ctx: KindContext, p: P): Promise<Link | undefined> {
   );
 }
 
-async function setFlags(
+function setFlags(
   ctx: KindContext,
   p: P,
   flags: PortFlagsInput | undefined,
 ): Promise<void> {
-  const lines = portFlagLines(p.name, flags);
-  if (lines.length > 0)
-    await ctx.host.run({
-      kind: "batch",
-      tool: "bridge",
-      netns: p.netns,
-      lines,
-      what: `set port flags of ${where(p)} on ${p.bridge}`,
-    });
+  return setPortFlags(
+    ctx.host,
+    p,
+    flags,
+    `set port flags of ${where(p)} on ${p.bridge}`,
+  );
 }
 
 async function removeLink(ctx: KindContext, p: P, what: string): Promise<void> {
