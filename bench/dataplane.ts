@@ -20,9 +20,9 @@ import * as os from "os";
 import * as path from "path";
 import { derivedNames, VmSpec } from "../components/spec";
 import { hostPortFlags } from "../components/vmPort";
-import { compileFilterChain } from "../providers/nftCompile";
-import { portFlagLines } from "../providers/portFlags";
-import { batchLine } from "../providers/shell";
+import { compileFilterChain } from "../providers/kinds/filterChain";
+import { portFlagLines } from "../providers/kinds/portFlags";
+import { batchLine } from "../providers/transport";
 
 /**
  * Diagnostics, not run by default: c0 = (c)'s verdict-map dispatch with empty per-port chains;

@@ -15,8 +15,8 @@ import type { OpMap, Stack } from "@pulumi/pulumi/automation";
 import { inlineStack, LAB_PASSPHRASE, PROJECT_ROOT } from "../scripts/engine";
 import { deployFleet } from "../stacks/index";
 import { parseStackConfig, StackConfig } from "../stacks/config";
-import { FilterChainProps, ownedScript } from "../providers/filterChain";
-import { parseSnapshot, snapshotScript } from "../providers/hoststate";
+import { FilterChainProps, ownedScript } from "../providers/kinds/filterChain";
+import { parseSnapshot, snapshotScript } from "../providers/state";
 import { inventory, LabHost, labUp } from "../test/support/lab";
 
 export const LAB_HOST = "lab3";

@@ -1,7 +1,7 @@
 // bridged (seed 004, setup 1): the VM's tap directly on the host bridge. Its filter lives in the
 // host's per-bridge FilterChain (HostTopology), dispatched by one verdict-map lookup.
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionInput } from "../providers/ssh";
+import type { ConnectionInput } from "../providers/transport";
 import { managedFdbEntry } from "./managedFdb";
 import { derivedNames, VmSpec } from "./spec";
 import { hostPortFlags, vmPort } from "./vmPort";

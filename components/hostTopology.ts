@@ -3,16 +3,16 @@
 // that runs on every up and refresh of the host (and whenever its desired topology changes).
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { FilterChain } from "../providers/filterChain";
-import { HostBridge } from "../providers/hostBridge";
-import { HealthChecks, HostHealth } from "../providers/hostHealth";
+import { FilterChain } from "../providers/kinds/filterChain";
+import { HostBridge } from "../providers/kinds/hostBridge";
+import { HealthChecks, HostHealth } from "../providers/kinds/hostHealth";
 import {
   BootRestore,
   renderRestoreScript,
   RestoreSpecInput,
-} from "../providers/persistence";
-import { VethLink } from "../providers/vethLink";
-import type { ConnectionInput } from "../providers/ssh";
+} from "../providers/kinds/bootRestore";
+import { VethLink } from "../providers/kinds/vethLink";
+import type { ConnectionInput } from "../providers/transport";
 import { BridgedVm } from "./bridged";
 import { IsolatedNetnsVm } from "./isolatedNetns";
 import { MacvlanVm } from "./macvlan";

@@ -2,11 +2,11 @@
 // its own FilterChain, joined to the host bridge by a veth. A broadcast cloned to every port only
 // meets this VM's rules, and a firewall reload in the root namespace cannot wipe them.
 import * as pulumi from "@pulumi/pulumi";
-import { FilterChain } from "../providers/filterChain";
-import { HostBridge } from "../providers/hostBridge";
-import type { ConnectionInput } from "../providers/ssh";
-import { VethLink } from "../providers/vethLink";
-import { VmNetns } from "../providers/vmNetns";
+import { FilterChain } from "../providers/kinds/filterChain";
+import { HostBridge } from "../providers/kinds/hostBridge";
+import type { ConnectionInput } from "../providers/transport";
+import { VethLink } from "../providers/kinds/vethLink";
+import { VmNetns } from "../providers/kinds/vmNetns";
 import { managedFdbEntry } from "./managedFdb";
 import { derivedNames, VmSpec } from "./spec";
 import { hostPortFlags, vmPort } from "./vmPort";

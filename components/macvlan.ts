@@ -2,9 +2,9 @@
 // on a lower device, in bridge, vepa, private or passthru mode. No host bridge, no filters: the
 // mode is the access control.
 import * as pulumi from "@pulumi/pulumi";
-import { MacvlanPort } from "../providers/macvlanPort";
-import type { ConnectionInput } from "../providers/ssh";
-import { VmNetns } from "../providers/vmNetns";
+import { MacvlanPort } from "../providers/kinds/macvlanPort";
+import type { ConnectionInput } from "../providers/transport";
+import { VmNetns } from "../providers/kinds/vmNetns";
 import { derivedNames, VmSpec } from "./spec";
 
 export interface MacvlanVmArgs {

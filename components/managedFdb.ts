@@ -2,8 +2,8 @@
 // known, so its host-bridge port gets a static fdb entry, and learning/unicast flood go off on
 // that port (see hostPortFlags). Combinable with bridged and isolated-netns attachments.
 import * as pulumi from "@pulumi/pulumi";
-import { FdbEntry } from "../providers/fdbEntry";
-import type { ConnectionInput } from "../providers/ssh";
+import { FdbEntry } from "../providers/kinds/fdbEntry";
+import type { ConnectionInput } from "../providers/transport";
 import { VmSpec } from "./spec";
 
 export function managedFdbEntry(

@@ -1,9 +1,9 @@
 // routed (seed 003): no shared L2 at all. The VM's namespace gets a veth with a /32 host route
 // towards it and proxy ARP on the host end; the host forwards between its veths.
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionInput } from "../providers/ssh";
-import { VethLink } from "../providers/vethLink";
-import { VmNetns } from "../providers/vmNetns";
+import type { ConnectionInput } from "../providers/transport";
+import { VethLink } from "../providers/kinds/vethLink";
+import { VmNetns } from "../providers/kinds/vmNetns";
 import { derivedNames, VmSpec } from "./spec";
 
 export interface RoutedVmArgs {

@@ -3,9 +3,9 @@
 // same resource on every member host — pointing at its own port where it is local, at its host's
 // underlay address elsewhere — so moving a VM is an in-place update of that entry on every host.
 import * as pulumi from "@pulumi/pulumi";
-import { FdbEntry } from "../providers/fdbEntry";
-import type { ConnectionInput } from "../providers/ssh";
-import { VxlanDevice } from "../providers/vxlanDevice";
+import { FdbEntry } from "../providers/kinds/fdbEntry";
+import type { ConnectionInput } from "../providers/transport";
+import { VxlanDevice } from "../providers/kinds/vxlanDevice";
 import { derivedNames, SegmentSpec, VmSpec } from "./spec";
 
 export interface SegmentMember {

@@ -6,7 +6,7 @@ import {
   IfName,
   MacAddress,
   NftIdentifier,
-} from "../providers/validate";
+} from "../providers/schema";
 
 /**
  * Any VM name a fleet uses (`k8s-worker-prod-017`, a UUID): interface and namespace names are

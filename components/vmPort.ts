@@ -1,11 +1,11 @@
 // The VM's own port on a bridge: a persistent tap for a real VM (QEMU opens it with script=no),
 // or, for lab simulation, a veth whose far end sits in a guest namespace with the VM's MAC and IPs.
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionInput } from "../providers/ssh";
-import { PortFlagsInput } from "../providers/portFlags";
-import { TapPort } from "../providers/tapPort";
-import { VethLink } from "../providers/vethLink";
-import { VmNetns } from "../providers/vmNetns";
+import type { ConnectionInput } from "../providers/transport";
+import { PortFlagsInput } from "../providers/kinds/portFlags";
+import { TapPort } from "../providers/kinds/tapPort";
+import { VethLink } from "../providers/kinds/vethLink";
+import { VmNetns } from "../providers/kinds/vmNetns";
 import { derivedNames, VmSpec } from "./spec";
 
 export interface VmPortArgs {

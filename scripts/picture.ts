@@ -5,11 +5,7 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import type {
-  HostSnapshot,
-  Link,
-  NamespaceState,
-} from "../providers/hoststate";
+import type { HostSnapshot, Link, NamespaceState } from "../providers/state";
 import type { DriftItem } from "./stacks";
 
 const SKIP = new Set(["loopback"]);

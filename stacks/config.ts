@@ -13,7 +13,7 @@ import {
   IfName,
   Ipv4Address,
   UnixUser,
-} from "../providers/validate";
+} from "../providers/schema";
 
 export const HostEntry = z
   .object({

@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { inlineStack } from "../../scripts/engine";
-import { VmNetns } from "../../providers/vmNetns";
+import { VmNetns } from "../../providers/kinds/vmNetns";
 import { labConnection, LabHost, labUp, sshRun } from "../support/lab";
 
 /**

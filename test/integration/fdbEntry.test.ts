@@ -2,7 +2,7 @@
 // learning and flood off (seed 002), moved between ports, replaced, repaired after out-of-band
 // changes, adopted, destroyed; every step checked through a separate OpenSSH session.
 import { expect } from "chai";
-import { FdbEntry } from "../../providers/fdbEntry";
+import { FdbEntry } from "../../providers/kinds/fdbEntry";
 import { independentSnapshot, StepReport, TestStack } from "../support/harness";
 import { labConnection, LabHost, labUp, sshJson, sshRun } from "../support/lab";
 

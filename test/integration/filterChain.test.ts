@@ -2,8 +2,11 @@
 // in namespace fcns1, filtered by a FilterChain; every claim is checked through a separate OpenSSH
 // session, the anti-spoofing one functionally (pings that must pass or fail).
 import { expect } from "chai";
-import { FilterChain, FilterChainArgs } from "../../providers/filterChain";
-import type { FilterChainSpecInput } from "../../providers/nftCompile";
+import {
+  FilterChain,
+  FilterChainArgs,
+} from "../../providers/kinds/filterChain";
+import type { FilterChainSpecInput } from "../../providers/kinds/filterChain";
 import { independentSnapshot, TestStack } from "../support/harness";
 import { labConnection, LabHost, labUp, sshJson, sshRun } from "../support/lab";
 

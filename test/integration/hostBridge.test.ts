@@ -5,7 +5,7 @@
 // session. Objects are prefixed "hb"; other engineers share the host, so host comparisons only
 // look at "hb" objects (and mgmt0, which the refusal test must leave alone).
 import { expect } from "chai";
-import { HostBridge, HostBridgeArgs } from "../../providers/hostBridge";
+import { HostBridge, HostBridgeArgs } from "../../providers/kinds/hostBridge";
 import { independentSnapshot, TestStack } from "../support/harness";
 import { labConnection, LabHost, labUp, sshRun } from "../support/lab";
 

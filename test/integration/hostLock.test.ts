@@ -6,7 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { inlineStack } from "../../scripts/engine";
-import { VmNetns } from "../../providers/vmNetns";
+import { VmNetns } from "../../providers/kinds/vmNetns";
 import { spawn } from "child_process";
 import {
   inventory,

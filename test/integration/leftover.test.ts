@@ -8,9 +8,9 @@
 import { expect } from "chai";
 import { HostTopology } from "../../components/hostTopology";
 import { BridgeSpec, VmSpec } from "../../components/spec";
-import { ownerToken } from "../../providers/ownership";
+import { ownerToken } from "../../providers/state";
 import { create } from "../../providers/runtime";
-import { closeAllSessions } from "../../providers/sshPool";
+import { closeAllSessions } from "../../providers/transport";
 import { inlineStack, PROJECT_NAME } from "../../scripts/engine";
 import { TestStack } from "../support/harness";
 import { fullHostState } from "../support/hostState";

@@ -2,7 +2,7 @@
 // functionally (who can ping whom in each mode), in-place mode and source-list changes, passthru
 // (which the kernel can only get by replacement), macvtap's character device, drift, adopt, destroy.
 import { expect } from "chai";
-import { MacvlanPort } from "../../providers/macvlanPort";
+import { MacvlanPort } from "../../providers/kinds/macvlanPort";
 import { independentSnapshot, TestStack } from "../support/harness";
 import { labConnection, LabHost, labUp, sshJson, sshRun } from "../support/lab";
 

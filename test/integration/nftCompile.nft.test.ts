@@ -9,7 +9,7 @@ import {
   compileFilterChain,
   FilterChainSpecInput,
   removeScript,
-} from "../../providers/nftCompile";
+} from "../../providers/kinds/filterChain";
 
 const NS = `hnnft-${process.pid}`;
 const NS_A = `${NS}-a`;

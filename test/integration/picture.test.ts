@@ -9,7 +9,7 @@ import * as os from "os";
 import * as path from "path";
 import type * as automation from "@pulumi/pulumi/automation";
 import { hostFor } from "../../providers/host";
-import { closeAllSessions } from "../../providers/sshPool";
+import { closeAllSessions } from "../../providers/transport";
 import { renderSvg, topologyDot } from "../../scripts/picture";
 import { environmentStack } from "../../scripts/stacks";
 import { LabHost, labUp, privateKey, ROOT, sshRun } from "../support/lab";

@@ -13,7 +13,7 @@ import {
   inlineStack,
   PROJECT_ROOT,
 } from "../../scripts/engine";
-import { VmNetns } from "../../providers/vmNetns";
+import { VmNetns } from "../../providers/kinds/vmNetns";
 import { labConnection, LabHost, labUp, sshRun } from "../support/lab";
 
 describe("state written by one checkout is refreshed and destroyed from another path", function () {

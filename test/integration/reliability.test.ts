@@ -24,10 +24,10 @@ import {
   attributeResults,
   buildFlushScript,
   HostOp,
-} from "../../providers/hostQueue";
-import { renderRestoreScript } from "../../providers/persistence";
-import { VethLink } from "../../providers/vethLink";
-import { VmNetns } from "../../providers/vmNetns";
+} from "../../providers/host";
+import { renderRestoreScript } from "../../providers/kinds/bootRestore";
+import { VethLink } from "../../providers/kinds/vethLink";
+import { VmNetns } from "../../providers/kinds/vmNetns";
 import { StepReport, TestStack } from "../support/harness";
 import {
   inventory,

@@ -9,7 +9,7 @@
 import { expect } from "chai";
 import { execFileSync } from "child_process";
 import * as path from "path";
-import { HostBridge, HostBridgeArgs } from "../../providers/hostBridge";
+import { HostBridge, HostBridgeArgs } from "../../providers/kinds/hostBridge";
 import { TestStack } from "../support/harness";
 import { labConnection, LabHost, labUp, ROOT, sshRun } from "../support/lab";
 

@@ -5,11 +5,11 @@ import { expect } from "chai";
 import * as pulumi from "@pulumi/pulumi";
 import { deployFleet } from "../../stacks/index";
 import { parseStackConfig } from "../../stacks/config";
-import { FdbEntry } from "../../providers/fdbEntry";
-import { FilterChain } from "../../providers/filterChain";
-import { MacvlanPort } from "../../providers/macvlanPort";
-import { VethLink } from "../../providers/vethLink";
-import { VmNetns } from "../../providers/vmNetns";
+import { FdbEntry } from "../../providers/kinds/fdbEntry";
+import { FilterChain } from "../../providers/kinds/filterChain";
+import { MacvlanPort } from "../../providers/kinds/macvlanPort";
+import { VethLink } from "../../providers/kinds/vethLink";
+import { VmNetns } from "../../providers/kinds/vmNetns";
 import {
   failureOf,
   fullSnapshot,

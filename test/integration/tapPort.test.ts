@@ -2,8 +2,8 @@
 // a port of a bridge with learning off; changed in place, replaced, repaired after out-of-band
 // changes, adopted and destroyed; every step checked through a separate OpenSSH session.
 import { expect } from "chai";
-import { PortFlagsInput } from "../../providers/portFlags";
-import { TapPort } from "../../providers/tapPort";
+import { PortFlagsInput } from "../../providers/kinds/portFlags";
+import { TapPort } from "../../providers/kinds/tapPort";
 import { independentSnapshot, StepReport, TestStack } from "../support/harness";
 import { labConnection, LabHost, labUp, sshJson, sshRun } from "../support/lab";
 

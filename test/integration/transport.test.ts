@@ -4,9 +4,9 @@
 import { expect } from "chai";
 import { execFileSync } from "child_process";
 import { Host, hostFor } from "../../providers/host";
-import { HostOpError } from "../../providers/hostQueue";
-import { closeAllSessions } from "../../providers/sshPool";
-import { batchLine } from "../../providers/shell";
+import { HostOpError } from "../../providers/host";
+import { closeAllSessions } from "../../providers/transport";
+import { batchLine } from "../../providers/transport";
 import { LabHost, labConnection, labUp, sshRun } from "../support/lab";
 
 /** Our own established TCP connections to the host, as the kernel of this machine sees them. */

@@ -14,7 +14,7 @@
 //  - the host sources its packets from its primary address (here 198.18.0.12 on mgmt0), which the
 //    namespace reaches through its default route; no address on the host end is needed.
 import { expect } from "chai";
-import { VethLink, VethLinkArgs } from "../../providers/vethLink";
+import { VethLink, VethLinkArgs } from "../../providers/kinds/vethLink";
 import { independentSnapshot, TestStack } from "../support/harness";
 import { labConnection, LabHost, labUp, sshJson, sshRun } from "../support/lab";
 

@@ -2,9 +2,9 @@
 // update in place, replace on a new VNI (the remote entry comes back on the new device), drift seen
 // and repaired, bad input refused with the host unchanged, destroy leaves the host as it was, adopt.
 import { expect } from "chai";
-import { FdbEntry } from "../../providers/fdbEntry";
-import { HostBridge } from "../../providers/hostBridge";
-import { VxlanDevice } from "../../providers/vxlanDevice";
+import { FdbEntry } from "../../providers/kinds/fdbEntry";
+import { HostBridge } from "../../providers/kinds/hostBridge";
+import { VxlanDevice } from "../../providers/kinds/vxlanDevice";
 import { independentSnapshot, TestStack } from "../support/harness";
 import { labConnection, LabHost, labUp, sshJson, sshRun } from "../support/lab";
 

@@ -5,7 +5,7 @@
 // veth/tap ends, IPv6 link-local addresses and their routes, nft counters) is left out, so the
 // state of two runs that made the same objects compares equal.
 import { execFileSync } from "child_process";
-import { NAMESPACE_SYSCTLS } from "../../providers/vmNetns";
+import { NAMESPACE_SYSCTLS } from "../../providers/kinds/vmNetns";
 import { inventory, LabHost } from "./lab";
 
 const PORT_FLAGS = [

@@ -4,7 +4,7 @@
 // field; the accepted cases keep the validator from refusing what operators really use.
 import { expect } from "chai";
 import { check } from "../../providers/runtime";
-import * as v from "../../providers/validate";
+import * as v from "../../providers/schema";
 import { parseStackConfig, StackConfigError } from "../../stacks/config";
 import {
   Case,

@@ -4,7 +4,7 @@ import {
   attributeResults,
   buildFlushScript,
   HostOp,
-} from "../../providers/hostQueue";
+} from "../../providers/host";
 
 const ipOp = (lines: string[], netns?: string): HostOp => ({
   kind: "batch",

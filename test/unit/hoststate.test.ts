@@ -21,7 +21,7 @@ import {
   snapshotScript,
   type Link,
   type NamespaceState,
-} from "../../providers/hoststate";
+} from "../../providers/state";
 
 // Fixtures were captured from iproute2 6.1 / nftables 1.0.6 / kernel 6.18 in throwaway netns
 // hnfx-a (bridge br0, ports vethA/tapx/vethC, macvlans, nft table) and hnfx-b (veth peers).

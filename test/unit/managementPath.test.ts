@@ -8,7 +8,7 @@ import {
   managementCollisions,
   ManagementPath,
   parseManagementPath,
-} from "../../providers/managementPath";
+} from "../../providers/host";
 
 const OUTPUT = [
   "@@peer 192.0.2.50",

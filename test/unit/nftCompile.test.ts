@@ -8,7 +8,7 @@ import {
   quoteIfName,
   rawProblems,
   removeScript,
-} from "../../providers/nftCompile";
+} from "../../providers/kinds/filterChain";
 
 const MAC_A = "02:00:00:c8:00:01";
 

@@ -6,10 +6,10 @@ import {
   ownerMark,
   ownerToken,
   OWNER_ALIAS,
-} from "../../providers/ownership";
-import { CommonProps } from "../../providers/kind";
+} from "../../providers/state";
+import { CommonProps } from "../../providers/kinds/kind";
 import { diff } from "../../providers/runtime";
-import { ownedScript } from "../../providers/filterChain";
+import { ownedScript } from "../../providers/kinds/filterChain";
 
 describe("ownership marks", () => {
   const mine = ownerToken("hostnet", "lab", "VethLink", "web1-veth");

@@ -1,7 +1,7 @@
 // Which picture objects a drift item concerns (scripts/stacks.ts driftObjects, scripts/picture.ts
 // driftOfHost and the overlay of topologyDot): pure functions on hand-made inputs.
 import { expect } from "chai";
-import type { HostSnapshot } from "../../providers/hoststate";
+import type { HostSnapshot } from "../../providers/state";
 import { driftOfHost, topologyDot } from "../../scripts/picture";
 import { DriftItem, driftObjects } from "../../scripts/stacks";
 

@@ -7,7 +7,7 @@ import {
   heredoc,
   nftString,
   shellQuote,
-} from "../../providers/shell";
+} from "../../providers/transport";
 
 // Round trips run through real local shells: the only oracle that matters for quoting.
 const SHELLS = ["/bin/sh", "/bin/bash"].filter((sh) => existsSync(sh));

@@ -5,8 +5,8 @@ import {
   expectedFingerprints,
   fingerprintOf,
   knownHostsFingerprints,
-} from "../../providers/ssh";
-import { formatIssues } from "../../providers/validate";
+} from "../../providers/transport";
+import { formatIssues } from "../../providers/schema";
 
 const blob = Buffer.from(
   "AAAAC3NzaC1lZDI1NTE5AAAAIEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLE",

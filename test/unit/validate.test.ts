@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { z } from "zod";
-import * as v from "../../providers/validate";
+import * as v from "../../providers/schema";
 
 type Schema = z.ZodType<string>;
 

@@ -1,8 +1,8 @@
 // VmNetns manages only sysctls the host snapshot reads; one it did not read would show as drift on
 // every refresh (issue 11: rp_filter and default.disable_ipv6 were such keys).
 import { expect } from "chai";
-import { snapshotScript } from "../../providers/hoststate";
-import { NAMESPACE_SYSCTLS } from "../../providers/vmNetns";
+import { snapshotScript } from "../../providers/state";
+import { NAMESPACE_SYSCTLS } from "../../providers/kinds/vmNetns";
 
 describe("VmNetns sysctls are all read by the snapshot", () => {
   const script = snapshotScript();

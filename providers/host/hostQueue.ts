@@ -1,0 +1,272 @@
+// Coalescing: operations that many resources issue concurrently against one host are merged into
+// one round trip, one `ip -batch` / `bridge -batch` / `nft -f` per (namespace, tool), and every
+// result is attributed back to the operation that caused it. Pure planning (buildFlushScript,
+// attributeResults) is separate from the I/O (HostQueue) so it can be unit-tested.
+import { Argv, argvToShell, heredoc, shellQuote } from "../transport";
+
+export type HostOp =
+  | {
+      kind: "batch";
+      tool: "ip" | "bridge";
+      netns?: string;
+      lines: string[];
+      what: string;
+    }
+  /** checkOnly: `nft -c -f -` (validate against the live kernel, change nothing). */
+  | {
+      kind: "nft";
+      netns?: string;
+      script: string;
+      what: string;
+      checkOnly?: boolean;
+    }
+  | { kind: "sh"; netns?: string; commands: Argv[]; what: string }
+  /**
+   * Replace a text file atomically (temp file + rename; parent directories created). Files are not
+   * per namespace. `content` must end with a newline (it travels in a here-document, which adds one).
+   */
+  | {
+      kind: "writeFile";
+      netns?: undefined;
+      path: string;
+      content: string;
+      mode: string;
+      what: string;
+    };
+
+/** Absolute paths a writeFile op accepts: no shell or glob characters, no `.`/`..` segments. */
+const SAFE_ABSOLUTE_PATH = /^(\/[A-Za-z0-9_@+,.-]+)+$/;
+
+/** Why `path` is not an acceptable file path for a writeFile op, or undefined when it is. */
+export function filePathProblem(path: string): string | undefined {
+  if (typeof path !== "string" || !SAFE_ABSOLUTE_PATH.test(path)) {
+    return "must be an absolute path of letters, digits and _ @ + , . - between slashes (no trailing slash)";
+  }
+  if (path.split("/").some((seg) => seg === "." || seg === ".."))
+    return "must not contain . or .. segments";
+  if (path.length > 1024) return "must be at most 1024 characters";
+  return undefined;
+}
+
+export class HostOpError extends Error {
+  constructor(
+    readonly host: string,
+    readonly op: HostOp,
+    readonly command: string,
+    readonly output: string,
+  ) {
+    super(
+      `${host} (${op.netns ? `netns ${op.netns}` : "root namespace"}): could not ${op.what}\n` +
+        `  command: ${command}\n  error: ${output.trim() || "(no output)"}`,
+    );
+    this.name = "HostOpError";
+  }
+}
+
+/** One group of the flush script: ops run by one tool invocation, in order. */
+export interface FlushGroup {
+  ops: number[];
+  tool: "ip" | "bridge" | "nft" | "sh" | "writeFile";
+  netns?: string;
+  /** nft groups only: `nft -c` (check-only ops never share a transaction with real ones). */
+  checkOnly?: boolean;
+  /** Line ranges [first, last] (1-based) of each op inside a batch group. */
+  ranges?: Array<[number, number]>;
+}
+
+export interface FlushPlan {
+  script: string;
+  groups: FlushGroup[];
+}
+
+const MARK = "@@hn";
+
+function toolPrefix(tool: "ip" | "bridge", netns?: string): string {
+  return netns ? `${tool} -n ${shellQuote(netns)}` : tool;
+}
+
+function inNetns(netns: string | undefined, argv: Argv): Argv {
+  return netns ? ["ip", "netns", "exec", netns, ...argv] : argv;
+}
+
+/** Describe the command an op ran, for error messages. */
+export function describeCommand(op: HostOp): string {
+  switch (op.kind) {
+    case "batch":
+      return `${toolPrefix(op.tool, op.netns)} -batch - <<< ${JSON.stringify(op.lines.join("\n"))}`;
+    case "nft":
+      return `${op.netns ? `ip netns exec ${op.netns} ` : ""}nft${op.checkOnly ? " -c" : ""} -f - (${op.script.split("\n").length} lines)`;
+    case "sh":
+      return op.commands
+        .map((c) => argvToShell(inNetns(op.netns, c)))
+        .join(" && ");
+    case "writeFile":
+      return `write ${op.path} (${Buffer.byteLength(op.content)} bytes, mode ${op.mode})`;
+  }
+}
+
+/**
+ * Group ops by (tool, namespace) keeping first-seen order. `isolate` lists ops that must run
+ * alone (a previous merged attempt failed in a way that could not be attributed).
+ */
+export function buildFlushScript(
+  ops: HostOp[],
+  isolate: Set<number> = new Set(),
+): FlushPlan {
+  const groups: FlushGroup[] = [];
+  const byKey = new Map<string, FlushGroup>();
+  ops.forEach((op, i) => {
+    const tool = op.kind === "batch" ? op.tool : op.kind;
+    const mergeable = tool !== "sh" && tool !== "writeFile" && !isolate.has(i);
+    const checkOnly = op.kind === "nft" && op.checkOnly === true;
+    const key = `${tool}${checkOnly ? " -c" : ""}\u0000${op.netns ?? ""}`;
+    let g = mergeable ? byKey.get(key) : undefined;
+    if (!g) {
+      g = {
+        ops: [],
+        tool,
+        netns: op.netns,
+        ...(checkOnly ? { checkOnly } : {}),
+      };
+      groups.push(g);
+      if (mergeable) byKey.set(key, g);
+    }
+    g.ops.push(i);
+  });
+  const parts = ["set +e"];
+  groups.forEach((g, gi) => {
+    parts.push(`echo '${MARK} group ${gi}'`);
+    parts.push(groupCommand(g, ops));
+    parts.push(`echo "${MARK} rc ${gi} $?"`);
+  });
+  parts.push(`echo '${MARK} end'`);
+  return { script: parts.join("\n") + "\n", groups };
+}
+
+function groupCommand(g: FlushGroup, ops: HostOp[]): string {
+  if (g.tool === "ip" || g.tool === "bridge") {
+    const lines: string[] = [];
+    g.ranges = [];
+    for (const i of g.ops) {
+      const op = ops[i] as Extract<HostOp, { kind: "batch" }>;
+      g.ranges.push([lines.length + 1, lines.length + op.lines.length]);
+      lines.push(...op.lines);
+    }
+    return `${toolPrefix(g.tool, g.netns)} -batch - 2>&1 ${heredoc(lines.join("\n"))}`;
+  }
+  if (g.tool === "nft") {
+    const body = g.ops
+      .map((i) => (ops[i] as Extract<HostOp, { kind: "nft" }>).script)
+      .join("\n");
+    const nft = argvToShell(
+      inNetns(g.netns, ["nft", ...(g.checkOnly ? ["-c"] : []), "-f", "-"]),
+    );
+    return `${nft} 2>&1 ${heredoc(body)}`;
+  }
+  if (g.tool === "writeFile")
+    return writeFileCommand(
+      ops[g.ops[0]] as Extract<HostOp, { kind: "writeFile" }>,
+    );
+  const op = ops[g.ops[0]] as Extract<HostOp, { kind: "sh" }>;
+  return `( set -e\n${op.commands.map((c) => argvToShell(inNetns(op.netns, c))).join("\n")}\n) 2>&1 </dev/null`;
+}
+
+/**
+ * Checked here too (ops are built by code, but the path reaches a shell). A refused op fails on
+ * the host with the reason instead of throwing here, which would strand the whole flush.
+ */
+function writeFileCommand(op: Extract<HostOp, { kind: "writeFile" }>): string {
+  const problem = writeFileProblem(op);
+  if (problem)
+    return `( echo ${shellQuote(`hostnet refused to write ${JSON.stringify(op.path)}: ${problem}`)}; exit 1 )`;
+  const tmp = `${op.path}.hostnet-tmp`;
+  const dir = op.path.slice(0, op.path.lastIndexOf("/")) || "/";
+  return [
+    "( set -e",
+    "umask 077",
+    argvToShell(["mkdir", "-p", "--", dir]),
+    `cat > ${shellQuote(tmp)} ${heredoc(op.content.slice(0, -1))}`,
+    argvToShell(["chmod", op.mode, "--", tmp]),
+    argvToShell(["mv", "-f", "--", tmp, op.path]),
+    ") 2>&1 </dev/null",
+  ].join("\n");
+}
+
+function writeFileProblem(
+  op: Extract<HostOp, { kind: "writeFile" }>,
+): string | undefined {
+  const path = filePathProblem(op.path);
+  if (path) return `the path ${path}`;
+  if (!/^[0-7]{3,4}$/.test(op.mode))
+    return `mode ${JSON.stringify(op.mode)} must be octal like 0644`;
+  if (typeof op.content !== "string" || !op.content.endsWith("\n"))
+    return "the content must be text ending with a newline";
+  if (op.content.includes("\0")) return "the content contains a NUL byte";
+  return undefined;
+}
+
+export type OpOutcome =
+  | { status: "ok"; output: string }
+  | { status: "failed"; output: string }
+  | { status: "retry"; isolate: boolean };
+
+/** Split the flush output into groups and decide each op's fate. */
+export function attributeResults(plan: FlushPlan, stdout: string): OpOutcome[] {
+  const outcomes: OpOutcome[] = [];
+  const sections = parseSections(stdout);
+  plan.groups.forEach((g, gi) => {
+    const sec = sections.get(gi);
+    if (!sec) {
+      // The script died before this group ran: nothing of it was applied.
+      for (const i of g.ops) outcomes[i] = { status: "retry", isolate: false };
+      return;
+    }
+    if (sec.rc === 0) {
+      for (const i of g.ops) outcomes[i] = { status: "ok", output: sec.output };
+      return;
+    }
+    if (g.ops.length === 1) {
+      outcomes[g.ops[0]] = { status: "failed", output: sec.output };
+      return;
+    }
+    const failedLine = /Command failed -:(\d+)/.exec(sec.output);
+    if (!g.ranges || !failedLine) {
+      // A merged nft transaction is atomic (nothing applied), and an unattributed batch failure
+      // gets each op retried alone so exactly the guilty one fails.
+      for (const i of g.ops) outcomes[i] = { status: "retry", isolate: true };
+      return;
+    }
+    const line = Number(failedLine[1]);
+    const message = sec.output.replace(/^Command failed -:\d+\s*$/m, "").trim();
+    g.ops.forEach((i, k) => {
+      const [first, last] = g.ranges![k];
+      if (last < line) outcomes[i] = { status: "ok", output: "" };
+      else if (first <= line)
+        outcomes[i] = { status: "failed", output: message };
+      else outcomes[i] = { status: "retry", isolate: false }; // batch stopped before it
+    });
+  });
+  return outcomes;
+}
+
+function parseSections(
+  stdout: string,
+): Map<number, { rc: number; output: string }> {
+  const out = new Map<number, { rc: number; output: string }>();
+  let current: number | undefined;
+  let buf: string[] = [];
+  for (const line of stdout.split("\n")) {
+    const g = /^@@hn group (\d+)$/.exec(line);
+    const r = /^@@hn rc (\d+) (\d+)$/.exec(line);
+    if (g) {
+      current = Number(g[1]);
+      buf = [];
+    } else if (r && current === Number(r[1])) {
+      out.set(current, { rc: Number(r[2]), output: buf.join("\n") });
+      current = undefined;
+    } else if (current !== undefined) {
+      buf.push(line);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,198 @@
+// The management path (issue 12, class 1): how the machine running hostnet reaches the host. A
+// VM address or a route that equals or captures that path (the SSH peer as the host sees it, the
+// gateway towards it, the host's own management address) cuts the session that is applying it, and
+// the host then needs a console. Such inputs can never be right, so check() refuses them at
+// preview, naming the field and the collision, before anything is sent to the host.
+import { z } from "zod";
+import type { Host } from "./host";
+import { ipBits } from "../schema";
+
+/** The path as the host sees it; read once per host and provider process. */
+export interface ManagementPath {
+  /** The SSH client's address as the host sees it (first field of SSH_CONNECTION). */
+  peer: string;
+  /** Interface the host's replies to the peer leave through. */
+  dev: string;
+  /** The route the host uses for the peer now (a more specific route would capture the peer). */
+  peerRoute: string;
+  /** Gateways: the next hop towards the peer and the default gateways of the main table. */
+  gateways: string[];
+  /** The host's addresses on the management interface (without prefix). */
+  addresses: string[];
+}
+
+/** Where an address enters a resource, for the collision check. */
+export interface AddressUse {
+  /** Field path in the resource's inputs, e.g. "a.routes[0].to". */
+  path: string;
+  /** "ip/len" (an interface address), "ip" (an address a VM claims: neighbour, filter) or a route destination. */
+  value: string;
+  kind: "address" | "route";
+  /** In the host's root namespace, where its management path lives. */
+  rootNs: boolean;
+}
+
+/**
+ * One round trip: the peer from SSH_CONNECTION (found in an ancestor's environment when sudo reset
+ * ours), then the route to it, the default routes and the management interface's addresses.
+ */
+const SCRIPT = [
+  'c="$SSH_CONNECTION"; p=$$',
+  'while [ -z "$c" ] && [ "$p" -gt 1 ] 2>/dev/null; do',
+  "  c=$(tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p')",
+  "  p=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status 2>/dev/null)",
+  "done",
+  "peer=${c%% *}",
+  'echo "@@peer $peer"',
+  'echo "@@get"; [ -n "$peer" ] && ip -j route get "$peer"',
+  'echo "@@routes"; ip -j route show; ip -j -6 route show',
+  'echo "@@addr"; ip -j addr show',
+].join("\n");
+
+const RouteJson = z.array(
+  z
+    .object({
+      dst: z.string(),
+      gateway: z.string().optional(),
+      dev: z.string().optional(),
+    })
+    .loose(),
+);
+const AddrJson = z.array(
+  z
+    .object({
+      ifname: z.string(),
+      addr_info: z.array(z.object({ local: z.string() }).loose()).default([]),
+    })
+    .loose(),
+);
+
+/** Parses the script's output (pure, for tests). */
+export function parseManagementPath(out: string): ManagementPath | undefined {
+  const peer = /^@@peer (\S*)/m.exec(out)?.[1] ?? "";
+  if (peer === "") return undefined;
+  const section = (name: string, next?: string) =>
+    out.slice(
+      out.indexOf(`@@${name}\n`) + name.length + 3,
+      next ? out.indexOf(`@@${next}\n`) : undefined,
+    );
+  const get = JSON.parse(section("get", "routes").trim() || "[]")[0] ?? {};
+  // One JSON array per line, one line per family.
+  const lines = section("routes", "addr")
+    .split("\n")
+    .filter((l) => l.trim() !== "");
+  const table = RouteJson.parse(lines.flatMap((l) => JSON.parse(l)));
+  const dev: string = get.dev ?? "";
+  const addrs = AddrJson.parse(JSON.parse(section("addr").trim() || "[]"));
+  const holder = table
+    .filter((r) => r.dst !== "default" && covers(cidrOf(r.dst), peer))
+    .sort((a, b) => lenOf(cidrOf(b.dst)) - lenOf(cidrOf(a.dst)))[0];
+  const defaultRoute = peer.includes(":") ? "::/0" : "0.0.0.0/0";
+  return {
+    peer,
+    dev,
+    peerRoute: holder ? cidrOf(holder.dst) : defaultRoute,
+    gateways: [
+      ...new Set(
+        [
+          get.gateway,
+          ...table.filter((r) => r.dst === "default").map((r) => r.gateway),
+        ].filter((g): g is string => !!g),
+      ),
+    ],
+    addresses: (addrs.find((a) => a.ifname === dev)?.addr_info ?? []).map(
+      (a) => a.local,
+    ),
+  };
+}
+
+const cidrOf = (dst: string): string =>
+  dst.includes("/") ? dst : `${dst}/${dst.includes(":") ? 128 : 32}`;
+const lenOf = (cidr: string): number => Number(cidr.split("/")[1]);
+
+/** Whether CIDR `net` contains address `ip` (different families never do). */
+export function covers(net: string, ip: string): boolean {
+  const [addr, lenText] = net.split("/");
+  if (addr.includes(":") !== ip.includes(":")) return false;
+  const a = ipBits(addr);
+  const shift = BigInt(a.width - Number(lenText ?? a.width));
+  return a.value >> shift === ipBits(ip).value >> shift;
+}
+
+const cache = new WeakMap<Host, Promise<ManagementPath | undefined>>();
+
+/** The host's management path, or undefined when the session does not show its peer. */
+export function managementPathOf(
+  host: Host,
+): Promise<ManagementPath | undefined> {
+  let p = cache.get(host);
+  if (!p) {
+    p = host
+      .read(
+        SCRIPT,
+        "read the management path (SSH peer, its route, the management addresses)",
+      )
+      .then(parseManagementPath);
+    p.catch(() => cache.delete(host));
+    cache.set(host, p);
+  }
+  return p;
+}
+
+/**
+ * [path, message] for every use of an address that equals or captures the management path:
+ * any address equal to the peer, a gateway or a management address; in the root namespace also a
+ * route or an address prefix that contains the peer or its gateway at least as specifically as the
+ * route the host uses now (so it would win the lookup and take the replies away).
+ */
+export function managementCollisions(
+  mp: ManagementPath,
+  uses: readonly AddressUse[],
+  host: string,
+): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const named: Array<[string, string]> = [
+    [
+      mp.peer,
+      `the address hostnet connects from (the SSH peer ${mp.peer} as ${host} sees it)`,
+    ],
+    ...mp.gateways.map((g): [string, string] => [
+      g,
+      `${host}'s gateway ${g} (towards the SSH peer or its default route)`,
+    ]),
+    ...mp.addresses.map((a): [string, string] => [
+      a,
+      `${host}'s own management address ${a} on ${mp.dev}`,
+    ]),
+  ];
+  const tail = `; hostnet refused it at preview and changed nothing on ${host}. Applying it would cut the SSH session that manages the host. Use another address.`;
+  for (const u of uses) {
+    const ip = u.value.split("/")[0];
+    const equal =
+      u.kind !== "route"
+        ? named.find(
+            ([a]) =>
+              ipBits(a).width === ipBits(ip).width &&
+              ipBits(a).value === ipBits(ip).value,
+          )
+        : undefined;
+    if (equal) {
+      out.push([u.path, `${u.value} is ${equal[1]}${tail}`]);
+      continue;
+    }
+    // A route, or the prefix route the kernel adds for an interface address, in the root namespace.
+    const net = u.value.includes("/") ? u.value : undefined;
+    if (!u.rootNs || net === undefined || lenOf(net) < lenOf(mp.peerRoute))
+      continue;
+    const captured = named
+      .slice(0, 1 + mp.gateways.length)
+      .find(([a]) => covers(net, a));
+    if (captured) {
+      out.push([
+        u.path,
+        `${u.value} would take over the route to ${captured[1]} (the host reaches it through ${mp.peerRoute} on ${mp.dev} now)${tail}`,
+      ]);
+    }
+  }
+  return out;
+}

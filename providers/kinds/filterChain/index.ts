@@ -1,0 +1,2 @@
+export * from "./filterChain";
+export * from "./nftCompile";

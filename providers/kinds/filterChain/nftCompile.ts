@@ -1,0 +1,630 @@
+/**
+ * Pure compiler: typed per-port filter spec → one `nft -f` script (bridge family).
+ *
+ * Shape (see docs/ARCHITECTURE.md and ../shared/DESIGN.md): libvirt's nwfilter puts one jump per VM
+ * port into a shared ebtables chain, so every frame walks O(N) rules. Here a frame costs ONE
+ * verdict-map lookup keyed by the bridge port name plus the few rules of its own port:
+ *
+ *   table bridge T {
+ *     chain p_<port>_<hash>_in  { ... }      # frames entering the bridge from the VM (iifname)
+ *     chain p_<port>_<hash>_out { ... }      # frames leaving the bridge towards the VM (oifname)
+ *     map from_vm { type ifname : verdict; elements = { "<port>" : jump p_..._in, ... } }
+ *     map to_vm   { type ifname : verdict; elements = { "<port>" : jump p_..._out, ... } }
+ *     chain forward_hook { type filter hook forward priority filter; policy accept;
+ *                          iifname vmap @from_vm; oifname vmap @to_vm }
+ *     chain input_hook   { type filter hook input priority filter; policy accept;
+ *                          iifname vmap @from_vm }
+ *   }
+ *
+ * Verdicts inside per-port chains: "allow" is `return`, never `accept`. A frame from VM a to VM b
+ * must pass a's from-vm chain AND b's to-vm chain in the same forward hook; an `accept` in a's
+ * chain would end the hook and skip b's filter. `return` hands the frame back to the base chain,
+ * which then dispatches on the output port (and finally applies `policy accept`). `drop` is final.
+ *
+ * Nothing here touches a host: the script is text; the caller runs it with `nft -f -` in the
+ * right namespace. Every string that reaches the script has been validated by a zod schema and is
+ * additionally checked against a strict character class at emission time (defence in depth).
+ */
+import { createHash } from "crypto";
+import { z } from "zod";
+import {
+  GuestIpv4Address,
+  GuestIpv6Address,
+  IfName,
+  MacAddress,
+  Ipv4Address,
+  Ipv6Address,
+  Ipv4Cidr,
+  Ipv6Cidr,
+  NftIdentifier,
+  formatIssues,
+} from "../../schema";
+
+/* ------------------------------------------------------------------------------------------ */
+/* Schemas                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+export const PortPolicy = z.enum(["clean-traffic", "accept-all", "drop-all"]);
+export type PortPolicy = z.infer<typeof PortPolicy>;
+
+export const RuleProto = z.enum([
+  "arp",
+  "ipv4",
+  "ipv6",
+  "tcp",
+  "udp",
+  "icmp",
+  "icmpv6",
+]);
+export type RuleProto = z.infer<typeof RuleProto>;
+
+/** An address or prefix of either family (a bare address means a host route). */
+export const RuleCidr = z.union([Ipv4Cidr, Ipv6Cidr, Ipv4Address, Ipv6Address]);
+
+const L4Port = z.number().int().min(1).max(65535);
+
+export const RuleComment = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9 _.,:-]{0,64}$/,
+    "comment: at most 64 of [A-Za-z0-9 _.,:-]",
+  );
+
+type Family = "ipv4" | "ipv6";
+
+function familyOf(addr: string): Family {
+  return addr.includes(":") ? "ipv6" : "ipv4";
+}
+
+/** Which address family a protocol implies (undefined: either). */
+function protoFamily(proto: RuleProto | undefined): Family | undefined {
+  switch (proto) {
+    case "arp":
+    case "ipv4":
+    case "icmp":
+      return "ipv4";
+    case "ipv6":
+    case "icmpv6":
+      return "ipv6";
+    default:
+      return undefined;
+  }
+}
+
+export const CustomRule = z
+  .strictObject({
+    direction: z.enum(["from-vm", "to-vm"]),
+    action: z.enum(["accept", "drop"]),
+    proto: RuleProto.optional(),
+    src: RuleCidr.optional(),
+    dst: RuleCidr.optional(),
+    dport: z.union([L4Port, z.tuple([L4Port, L4Port])]).optional(),
+    comment: RuleComment.optional(),
+  })
+  .superRefine((r, ctx) => {
+    const want = protoFamily(r.proto);
+    for (const key of ["src", "dst"] as const) {
+      const a = r[key];
+      if (a === undefined) continue;
+      if (want !== undefined && familyOf(a) !== want) {
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `${familyOf(a)} prefix ${a} does not match proto ${r.proto}`,
+        });
+      }
+    }
+    if (
+      r.src !== undefined &&
+      r.dst !== undefined &&
+      familyOf(r.src) !== familyOf(r.dst)
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dst"],
+        message: "src and dst must be of the same address family",
+      });
+    }
+    if (r.dport !== undefined) {
+      if (r.proto !== "tcp" && r.proto !== "udp") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["dport"],
+          message: "dport needs proto tcp or udp",
+        });
+      }
+      if (Array.isArray(r.dport) && r.dport[0] > r.dport[1]) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["dport"],
+          message: `port range [${r.dport[0]}, ${r.dport[1]}] is reversed`,
+        });
+      }
+    }
+  });
+export type CustomRule = z.infer<typeof CustomRule>;
+
+export const PortFilter = z
+  .strictObject({
+    port: IfName,
+    policy: PortPolicy,
+    mac: MacAddress.optional(),
+    ipv4: z.array(GuestIpv4Address).default([]),
+    ipv6: z.array(GuestIpv6Address).default([]),
+    allowDhcp: z.boolean().default(true),
+    allowIpv6: z.boolean().default(false),
+    rules: z.array(CustomRule).default([]),
+  })
+  .superRefine((p, ctx) => {
+    if (p.policy === "clean-traffic" && p.mac === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["mac"],
+        message: "mac is required for policy clean-traffic",
+      });
+    }
+  });
+export type PortFilter = z.infer<typeof PortFilter>;
+
+/** Reasons raw text is refused (it is otherwise checked by `nft -c` when applied). */
+export function rawProblems(raw: string): string[] {
+  const problems: string[] = [];
+  if (raw.includes("\0")) problems.push("contains a NUL byte");
+  // Statements split on newlines and ';' outside strings and comments; track brace depth.
+  const forbidden = new Set([
+    "table",
+    "delete",
+    "destroy",
+    "flush",
+    "include",
+    "define",
+    "undefine",
+    "redefine",
+    "reset",
+    "list",
+    "add",
+    "create",
+    "insert",
+    "replace",
+    "rename",
+    "monitor",
+    "describe",
+    "import",
+    "export",
+  ]);
+  let depth = 0;
+  let inString = false;
+  let inComment = false;
+  let stmt = "";
+  let wentNegative = false;
+  const endStatement = (): void => {
+    const words = stmt.trim().split(/\s+/);
+    const first = words[0] ?? "";
+    // `add @set { ... }` / `delete @set { ... }` are rule statements (dynamic sets), not commands
+    const setStatement = (words[1] ?? "").startsWith("@");
+    if (first !== "" && forbidden.has(first.toLowerCase()) && !setStatement) {
+      problems.push(
+        `statement starting with "${first}" is not allowed inside the table block`,
+      );
+    }
+    stmt = "";
+  };
+  for (const ch of raw) {
+    if (inComment) {
+      if (ch === "\n") {
+        inComment = false;
+        endStatement();
+      }
+      continue;
+    }
+    if (inString) {
+      if (ch === '"') inString = false;
+      if (ch === "\n") {
+        problems.push("unterminated string");
+        inString = false;
+        endStatement();
+        continue;
+      }
+      stmt += ch;
+      continue;
+    }
+    switch (ch) {
+      case '"':
+        inString = true;
+        stmt += ch;
+        break;
+      case "#":
+        inComment = true;
+        break;
+      case "{":
+        depth++;
+        endStatement();
+        break;
+      case "}":
+        depth--;
+        if (depth < 0) wentNegative = true;
+        endStatement();
+        break;
+      case "\n":
+      case ";":
+        endStatement();
+        break;
+      default:
+        stmt += ch;
+    }
+  }
+  if (inString) problems.push("unterminated string");
+  endStatement();
+  if (wentNegative)
+    problems.push("unbalanced braces: a '}' closes more than was opened");
+  else if (depth !== 0)
+    problems.push(`unbalanced braces: ${depth} '{' left open`);
+  return [...new Set(problems)];
+}
+
+export const FilterChainSpec = z
+  .strictObject({
+    table: NftIdentifier.default("hostnet"),
+    ports: z.array(PortFilter).min(1, "at least one port is required"),
+    raw: z.string().optional(),
+  })
+  .superRefine((s, ctx) => {
+    const seen = new Map<string, number>();
+    s.ports.forEach((p, i) => {
+      const first = seen.get(p.port);
+      if (first === undefined) {
+        seen.set(p.port, i);
+      } else {
+        ctx.addIssue({
+          code: "custom",
+          path: ["ports", i, "port"],
+          message: `duplicate port "${p.port}" at ports[${i}].port (first at ports[${first}].port)`,
+        });
+      }
+    });
+    if (s.raw !== undefined) {
+      for (const problem of rawProblems(s.raw)) {
+        ctx.addIssue({ code: "custom", path: ["raw"], message: problem });
+      }
+    }
+  });
+export type FilterChainSpec = z.infer<typeof FilterChainSpec>;
+export type FilterChainSpecInput = z.input<typeof FilterChainSpec>;
+
+/** Thrown by compileFilterChain for an invalid spec; `issues` are `spec.path: message` lines. */
+export class FilterSpecError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`invalid filter spec:\n${issues.join("\n")}`);
+    this.name = "FilterSpecError";
+  }
+}
+
+function issuesText(error: z.ZodError, root: string): string[] {
+  return formatIssues(error, root);
+}
+
+/** Parse (with defaults) or throw FilterSpecError. */
+export function parseFilterChainSpec(input: unknown): FilterChainSpec {
+  const r = FilterChainSpec.safeParse(input);
+  if (!r.success) throw new FilterSpecError(issuesText(r.error, "spec"));
+  return r.data;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Emission helpers                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Last line of defence: every token we splice into the script must match its class. */
+function assertToken(kind: string, value: string, re: RegExp): string {
+  if (!re.test(value))
+    throw new Error(
+      `internal: refusing to emit ${kind} ${JSON.stringify(value)}`,
+    );
+  return value;
+}
+
+const IFNAME_RE = /^[A-Za-z0-9_.@][A-Za-z0-9_.@-]{0,14}$/;
+const IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]{0,255}$/;
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const ADDR_RE = /^[0-9A-Fa-f:.]+(\/[0-9]{1,3})?$/;
+
+/**
+ * An interface name as an nft string literal. The name is validated by IfName first; names that
+ * need escaping are rejected, never escaped.
+ */
+export function quoteIfName(name: string): string {
+  const r = IfName.safeParse(name);
+  if (!r.success) throw new FilterSpecError(issuesText(r.error, "ifname"));
+  if (name === "." || name === "..")
+    throw new Error(`refusing interface name ${JSON.stringify(name)}`);
+  return `"${assertToken("interface name", name, IFNAME_RE)}"`;
+}
+
+function ident(name: string): string {
+  return assertToken("identifier", name, IDENT_RE);
+}
+
+function mac(m: string): string {
+  return assertToken("MAC address", m.toLowerCase(), MAC_RE);
+}
+
+function addr(a: string): string {
+  return assertToken("address", a, ADDR_RE);
+}
+
+/** `x` for one element, `{ a, b }` (sorted, deduplicated) for several. */
+function setOf(items: string[]): string {
+  const uniq = [...new Set(items)].sort();
+  if (uniq.length === 0) throw new Error("internal: empty set");
+  return uniq.length === 1 ? uniq[0]! : `{ ${uniq.join(", ")} }`;
+}
+
+/** Code-unit order (not locale order): stable across machines. */
+function byString(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Per-port chain names: readable, safe for nft, unique per exact port name. */
+export function chainNamesForPort(port: string): { in: string; out: string } {
+  quoteIfName(port); // validates
+  const sanitized = port.replace(/[^A-Za-z0-9_]/g, "_");
+  const hash = createHash("sha256")
+    .update(port, "utf8")
+    .digest("hex")
+    .slice(0, 8);
+  const base = `p_${sanitized}_${hash}`;
+  return { in: ident(`${base}_in`), out: ident(`${base}_out`) };
+}
+
+export const BASE_CHAINS = {
+  forward: "forward_hook",
+  input: "input_hook",
+} as const;
+export const MAPS = { fromVm: "from_vm", toVm: "to_vm" } as const;
+
+const BROADCAST = "ff:ff:ff:ff:ff:ff";
+
+function customRule(r: CustomRule): string {
+  const parts: string[] = [];
+  const fam =
+    r.src !== undefined
+      ? familyOf(r.src)
+      : r.dst !== undefined
+        ? familyOf(r.dst)
+        : protoFamily(r.proto);
+  switch (r.proto) {
+    case "arp":
+      parts.push("ether type arp");
+      if (r.src !== undefined) parts.push(`arp saddr ip ${addr(r.src)}`);
+      if (r.dst !== undefined) parts.push(`arp daddr ip ${addr(r.dst)}`);
+      break;
+    default: {
+      if (r.proto === "ipv4" || r.proto === "icmp") parts.push("ether type ip");
+      if (r.proto === "ipv6" || r.proto === "icmpv6")
+        parts.push("ether type ip6");
+      const l3 = fam === "ipv6" ? "ip6" : "ip";
+      if (r.src !== undefined) parts.push(`${l3} saddr ${addr(r.src)}`);
+      if (r.dst !== undefined) parts.push(`${l3} daddr ${addr(r.dst)}`);
+      if (r.proto === "tcp" || r.proto === "udp") {
+        parts.push(`meta l4proto ${r.proto}`);
+        if (r.dport !== undefined) {
+          const d = Array.isArray(r.dport)
+            ? r.dport[0] === r.dport[1]
+              ? `${r.dport[0]}`
+              : `${r.dport[0]}-${r.dport[1]}`
+            : `${r.dport}`;
+          parts.push(`${r.proto} dport ${d}`);
+        }
+      }
+      if (r.proto === "icmp") parts.push("meta l4proto icmp");
+      if (r.proto === "icmpv6") parts.push("meta l4proto ipv6-icmp");
+    }
+  }
+  parts.push("counter");
+  parts.push(r.action === "accept" ? "return" : "drop");
+  if (r.comment !== undefined && r.comment !== "") {
+    parts.push(
+      `comment "${assertToken("comment", r.comment, /^[A-Za-z0-9 _.,:-]{0,64}$/)}"`,
+    );
+  }
+  return parts.join(" ");
+}
+
+/** Rules of the from-vm chain (frames the VM sends; `iifname` is its port). */
+function fromVmRules(p: PortFilter): string[] {
+  const out = p.rules.filter((r) => r.direction === "from-vm").map(customRule);
+  switch (p.policy) {
+    case "accept-all":
+      return out; // falls through to `return`: still dispatched, nothing refused
+    case "drop-all":
+      out.push("counter drop");
+      return out;
+    case "clean-traffic": {
+      const m = mac(p.mac!);
+      const v4 = p.ipv4.map(addr);
+      const v6 = p.ipv6.map(addr);
+      // no-mac-spoofing
+      out.push(`ether saddr != ${m} counter drop`);
+      // no-arp-spoofing (sender MAC and IP must be the VM's; 0.0.0.0 = RFC 5227 probe, as libvirt)
+      out.push(
+        `ether type arp arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation { request, reply } ` +
+          `arp saddr ether ${m} arp saddr ip ${setOf(["0.0.0.0", ...v4])} return`,
+      );
+      out.push("ether type arp counter drop");
+      // allow DHCP client; no-ip-spoofing
+      if (p.allowDhcp) {
+        out.push(
+          `ether type ip ip saddr ${setOf(["0.0.0.0", ...v4])} udp sport 68 udp dport 67 return`,
+        );
+      }
+      if (v4.length > 0) out.push(`ether type ip ip saddr ${setOf(v4)} return`);
+      out.push("ether type ip counter drop");
+      if (p.allowIpv6) {
+        out.push(
+          `ether type ip6 ip6 saddr ${setOf(["fe80::/10", ...v6])} return`,
+        );
+        // DAD and router solicitation from the unspecified address
+        out.push(
+          "ether type ip6 ip6 saddr :: icmpv6 type { nd-neighbor-solicit, nd-router-solicit, mld2-listener-report } return",
+        );
+      }
+      out.push("ether type ip6 counter drop");
+      // no-other-l2-traffic
+      out.push("counter drop");
+      return out;
+    }
+  }
+}
+
+/** Rules of the to-vm chain (frames the bridge sends to the VM; `oifname` is its port). */
+function toVmRules(p: PortFilter): string[] {
+  const out = p.rules.filter((r) => r.direction === "to-vm").map(customRule);
+  switch (p.policy) {
+    case "accept-all":
+      return out;
+    case "drop-all":
+      out.push("counter drop");
+      return out;
+    case "clean-traffic": {
+      const m = mac(p.mac!);
+      // unicast (group bit clear) that is not for this VM
+      out.push(
+        `ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 ether daddr != ${m} counter drop`,
+      );
+      out.push(
+        `ether type { arp, ip } ether daddr { ${m}, ${BROADCAST} } return`,
+      );
+      // IPv4 multicast (01:00:5e/25), as libvirt's allow-incoming-ipv4 does
+      out.push(
+        "ether type ip ether daddr & ff:ff:ff:80:00:00 == 01:00:5e:00:00:00 return",
+      );
+      if (p.allowIpv6) {
+        out.push(`ether type ip6 ether daddr ${m} return`);
+        out.push(
+          "ether type ip6 ether daddr & ff:ff:00:00:00:00 == 33:33:00:00:00:00 return",
+        );
+      }
+      // no other L2 traffic, no other multicast
+      out.push("counter drop");
+      return out;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Public API                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+export interface CompiledFilterChain {
+  /** A complete `nft -f` transaction that atomically creates or replaces `table bridge <table>`. */
+  script: string;
+  /** The table name (family bridge). */
+  table: string;
+  /** Every chain the compiler emitted: per-port chains (ports sorted; in, out), then base chains. */
+  chains: string[];
+  /** Per port (sorted): its chain names. */
+  ports: { port: string; in: string; out: string }[];
+}
+
+/** The idiom that makes create-or-replace (and delete-if-present) one atomic transaction. */
+function resetLines(table: string): string[] {
+  return [`table bridge ${table} {}`, `delete table bridge ${table}`];
+}
+
+/** Script that deletes `table bridge <table>`; deleting an absent table is not an error. */
+export function removeScript(table: string): string {
+  const r = NftIdentifier.safeParse(table);
+  if (!r.success) throw new FilterSpecError(issuesText(r.error, "table"));
+  return resetLines(ident(table)).join("\n") + "\n";
+}
+
+function chainBlock(name: string, rules: string[], comment?: string): string[] {
+  const lines = [`\tchain ${ident(name)} {`];
+  if (comment !== undefined)
+    lines.push(
+      `\t\tcomment "${assertToken("comment", comment, /^[A-Za-z0-9 _.,:@-]{0,64}$/)}"`,
+    );
+  for (const r of rules) lines.push(`\t\t${r}`);
+  lines.push("\t}");
+  return lines;
+}
+
+function mapBlock(name: string, elements: [string, string][]): string[] {
+  const lines = [`\tmap ${ident(name)} {`, "\t\ttype ifname : verdict"];
+  lines.push("\t\telements = {");
+  elements.forEach(([port, chain], i) => {
+    lines.push(
+      `\t\t\t${quoteIfName(port)} : jump ${ident(chain)}${i < elements.length - 1 ? "," : ""}`,
+    );
+  });
+  lines.push("\t\t}");
+  lines.push("\t}");
+  return lines;
+}
+
+/**
+ * Compile a filter spec (validated here; defaults applied) into one nft script. Throws
+ * FilterSpecError with `spec.path: message` lines when the spec is invalid.
+ */
+export function compileFilterChain(
+  input: FilterChainSpecInput | FilterChainSpec,
+): CompiledFilterChain {
+  const spec = parseFilterChainSpec(input);
+  const table = ident(spec.table);
+  const ports = [...spec.ports].sort((a, b) => byString(a.port, b.port));
+
+  const lines: string[] = [...resetLines(table), `table bridge ${table} {`];
+  const chains: string[] = [];
+  const portChains: { port: string; in: string; out: string }[] = [];
+
+  for (const p of ports) {
+    const names = chainNamesForPort(p.port);
+    portChains.push({ port: p.port, ...names });
+    chains.push(names.in, names.out);
+    lines.push(
+      ...chainBlock(names.in, fromVmRules(p), `from-vm ${p.port} ${p.policy}`),
+      "",
+    );
+    lines.push(
+      ...chainBlock(names.out, toVmRules(p), `to-vm ${p.port} ${p.policy}`),
+      "",
+    );
+  }
+
+  lines.push(
+    ...mapBlock(
+      MAPS.fromVm,
+      portChains.map((c) => [c.port, c.in] as [string, string]),
+    ),
+    "",
+  );
+  lines.push(
+    ...mapBlock(
+      MAPS.toVm,
+      portChains.map((c) => [c.port, c.out] as [string, string]),
+    ),
+    "",
+  );
+
+  lines.push(
+    ...chainBlock(BASE_CHAINS.forward, [
+      "type filter hook forward priority filter; policy accept;",
+      `iifname vmap @${MAPS.fromVm}`,
+      `oifname vmap @${MAPS.toVm}`,
+    ]),
+    "",
+    ...chainBlock(BASE_CHAINS.input, [
+      "type filter hook input priority filter; policy accept;",
+      `iifname vmap @${MAPS.fromVm}`,
+    ]),
+  );
+  chains.push(BASE_CHAINS.forward, BASE_CHAINS.input);
+
+  if (spec.raw !== undefined && spec.raw.trim() !== "") {
+    lines.push("", "\t# raw (spec.raw)");
+    for (const l of spec.raw.replace(/\r\n?/g, "\n").split("\n"))
+      lines.push(l === "" ? "" : `\t${l}`);
+  }
+  lines.push("}");
+  return { script: lines.join("\n") + "\n", table, chains, ports: portChains };
+}

@@ -1,0 +1,430 @@
+// The generic lifecycle every hostnet resource shares, loaded by the serialized provider stub
+// (dynamic.ts) inside the dynamic-provider process. Desired and live state are compared as data:
+// the same comparison drives diff, refresh and drift reports.
+import { z } from "zod";
+import { hostFor, Host } from "../host";
+import { CommonProps, KindContext, ResourceKind } from "../kinds/kind";
+import { formatIssues } from "../schema";
+import { KINDS } from "./registry";
+import { TransportError } from "../transport";
+import { engineWarn } from "../host";
+import { managementCollisions, managementPathOf } from "../host";
+
+/**
+ * A provider whose engine died without telling it (killed by SIGKILL, a cancelled CI job) would keep
+ * its SSH sessions, and with them the host locks it holds, until someone found and killed it; every
+ * later run on those hosts would wait 15 minutes and fail. It leaves when it is orphaned.
+ */
+function leaveWhenOrphaned(): void {
+  if (!process.argv.some((a) => a.includes("dynamic-provider"))) return; // imported by tests or tools
+  const engine = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== engine) process.exit(70);
+  }, 1000).unref();
+}
+leaveWhenOrphaned();
+
+/** The value the engine sends for properties not known yet during preview. */
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+const ENGINE_KEYS = new Set(["__provider", "machineId", "created", "hostname"]);
+
+type Props = Record<string, any>;
+
+function kindOf(name: string): ResourceKind {
+  const k = KINDS[name];
+  if (!k) throw new Error(`hostnet: unknown resource kind ${name}`);
+  return k;
+}
+
+function fullSchema(kind: ResourceKind): z.ZodObject {
+  return kind.hostless ? kind.schema : CommonProps.extend(kind.schema.shape);
+}
+
+function strip(props: Props): Props {
+  const out: Props = {};
+  for (const [k, v] of Object.entries(props ?? {}))
+    if (!ENGINE_KEYS.has(k)) out[k] = v;
+  return out;
+}
+
+function containsUnknown(v: unknown): boolean {
+  if (v === UNKNOWN) return true;
+  if (Array.isArray(v)) return v.some(containsUnknown);
+  if (v && typeof v === "object") return Object.values(v).some(containsUnknown);
+  return false;
+}
+
+function valueAt(obj: unknown, path: PropertyKey[]): unknown {
+  let cur: any = obj;
+  for (const p of path) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = cur[p as any];
+    if (cur === UNKNOWN) return UNKNOWN;
+  }
+  return cur;
+}
+
+export async function check(kindName: string, _olds: Props, news: Props) {
+  const kind = kindOf(kindName);
+  const input = strip(news);
+  const parsed = fullSchema(kind).safeParse(input);
+  if (!parsed.success) {
+    // Values computed by other resources are unknown during preview: judge them at apply time.
+    const real = parsed.error.issues.filter(
+      (i) => !containsUnknown(valueAt(input, i.path)),
+    );
+    if (real.length === 0) return { inputs: news };
+    const lines = formatIssues(new z.ZodError(real));
+    return {
+      inputs: news,
+      failures: real.map((issue, n) => ({
+        property: String(issue.path[0] ?? ""),
+        reason: lines[n],
+      })),
+    };
+  }
+  const crossField = kind.validate?.(parsed.data) ?? [];
+  const problems =
+    crossField.length > 0
+      ? crossField
+      : await managementPathProblems(kind, input, parsed.data);
+  if (problems.length > 0) {
+    return {
+      inputs: news,
+      failures: problems.map(([path, reason]) => ({
+        property: path.split(/[.[]/)[0],
+        reason: `${path}: ${reason}`,
+      })),
+    };
+  }
+  return { inputs: { ...news, ...parsed.data } };
+}
+
+/**
+ * Addresses and routes that would cut the management path, found with one read of the host (its
+ * SSH peer, the route to it, its gateways and management addresses). A host that cannot be read
+ * at preview is not refused here: the apply itself will say it is unreachable.
+ */
+async function managementPathProblems(
+  kind: ResourceKind,
+  input: Props,
+  p: any,
+): Promise<Array<[string, string]>> {
+  const uses = kind.addressUses?.(p) ?? [];
+  if (
+    uses.length === 0 ||
+    kind.hostless ||
+    containsUnknown(input.connection) ||
+    containsUnknown(input.credentials)
+  )
+    return [];
+  let host: Host;
+  try {
+    host = hostFor(connectionOf(p) as any);
+  } catch {
+    return []; // an unusable connection is reported by the step that needs it, with its own message
+  }
+  try {
+    const mp = await managementPathOf(host);
+    return mp ? managementCollisions(mp, uses, host.label) : [];
+  } catch (err) {
+    engineWarn(
+      `${host.label}: could not read the management path at preview, so addresses of ${kind.type} ${kind.id(p)} were not checked against it: ${(err as Error).message}`,
+    );
+    return [];
+  }
+}
+
+function parseProps(kind: ResourceKind, props: Props): any {
+  const r = fullSchema(kind).safeParse(strip(props));
+  if (!r.success)
+    throw new Error(
+      `invalid ${kind.type} properties:\n  - ${formatIssues(r.error).join("\n  - ")}`,
+    );
+  return r.data;
+}
+
+function connectionOf(props: Props) {
+  return { ...(props.connection ?? {}), ...(props.credentials ?? {}) };
+}
+
+/**
+ * The engine's Struct encoding throws "Unexpected struct type" on undefined values, and a live
+ * value of undefined (an optional prop that is no longer there) must remove the key anyway.
+ */
+function definedOnly(props: Props): Props {
+  return JSON.parse(
+    JSON.stringify(props, (_k, v) => (v === undefined ? undefined : v)),
+  );
+}
+
+function comparedKeys(kind: ResourceKind): string[] {
+  return [...(kind.compared ?? Object.keys(kind.schema.shape))];
+}
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === "object") {
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([, x]) => x !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, x]) => [k, canonical(x)]),
+    );
+  }
+  return v;
+}
+
+/** Which identity of the connection matters: a different machine means a new object. */
+function connectionIdentity(c: Props | undefined): unknown {
+  return c ? [c.host, c.port ?? 22] : undefined;
+}
+
+export async function diff(
+  kindName: string,
+  _id: string,
+  olds: Props,
+  news: Props,
+) {
+  const kind = kindOf(kindName);
+  const changes: string[] = [];
+  const replaces: string[] = [];
+  for (const key of comparedKeys(kind)) {
+    if (same(olds[key], news[key])) continue;
+    changes.push(key);
+    if ((kind.replaceOn as string[]).includes(key)) replaces.push(key);
+  }
+  for (const key of kind.replaces?.(olds, news) ?? []) {
+    if (!replaces.includes(key)) replaces.push(key);
+    if (!changes.includes(key)) changes.push(key);
+  }
+  if (
+    !same(
+      connectionIdentity(olds.connection),
+      connectionIdentity(news.connection),
+    )
+  )
+    replaces.push("connection");
+  if (
+    !same(olds.connection, news.connection) &&
+    !changes.includes("connection")
+  )
+    changes.push("connection");
+  if (!same(olds.credentials, news.credentials)) changes.push("credentials");
+  if (
+    kind.recheck &&
+    changes.length === 0 &&
+    replaces.length === 0 &&
+    !containsUnknown(news)
+  )
+    changes.push(...(await recheckLive(kind, olds, news)));
+  return {
+    changes: changes.length > 0 || replaces.length > 0,
+    replaces,
+    // Kernel names are unique per namespace: the old object must go before its replacement comes.
+    deleteBeforeReplace: replaces.length > 0,
+  };
+}
+
+/** The kind's live re-check; a host that cannot be asked counts as changed, so `update` reports why. */
+async function recheckLive(
+  kind: ResourceKind,
+  olds: Props,
+  news: Props,
+): Promise<string[]> {
+  try {
+    const n = parseProps(kind, news);
+    return await kind.recheck!(
+      await contextFor(n, olds.machineId, kind.hostless),
+      n,
+      olds,
+    );
+  } catch {
+    return ["(recheck failed)"];
+  }
+}
+
+async function contextFor(
+  props: Props,
+  expectMachineId?: string,
+  hostless = false,
+): Promise<KindContext> {
+  if (hostless) return { host: undefined as unknown as Host };
+  const owner =
+    typeof props.ownerToken === "string" ? props.ownerToken : undefined;
+  const host: Host = hostFor(connectionOf(props) as any);
+  const who = await host.identity();
+  if (expectMachineId && who.machineId !== expectMachineId) {
+    throw new Error(
+      `${host.label} now answers as machine ${who.machineId} (hostname ${who.hostname}), but this resource lives on machine ` +
+        `${expectMachineId}. Nothing was changed. If the address moved to another machine, fix the connection; if the ` +
+        `host was reinstalled, remove the resource from state (pulumi state delete) and adopt or recreate it.`,
+    );
+  }
+  return { host, owner };
+}
+
+export async function create(kindName: string, inputs: Props) {
+  const kind = kindOf(kindName);
+  const p = parseProps(kind, inputs);
+  const ctx = await contextFor(p, undefined, kind.hostless);
+  const machineId = kind.hostless
+    ? undefined
+    : (await ctx.host.identity()).machineId;
+  if (p.adopt) {
+    const live = await kind.read(ctx, p);
+    if (!live)
+      throw new Error(
+        `${ctx.host.label}: cannot adopt ${kind.type} ${kind.id(p)}: it does not exist on the host`,
+      );
+    return {
+      id: kind.id(p),
+      outs: definedOnly({ ...inputs, ...live, machineId, created: false }),
+    };
+  }
+  const leftover = await adoptOwnLeftover(kind, ctx, inputs, p);
+  if (leftover)
+    return {
+      id: kind.id(p),
+      outs: definedOnly({
+        ...inputs,
+        ...p,
+        ...leftover,
+        machineId,
+        created: true,
+      }),
+    };
+  try {
+    const extra = await kind.create(ctx, p);
+    return {
+      id: kind.id(p),
+      outs: definedOnly({
+        ...inputs,
+        ...p,
+        ...extra,
+        machineId,
+        created: true,
+      }),
+    };
+  } catch (err) {
+    if (!cutOff(err)) throw err;
+    throw interruptedCreate(
+      kind,
+      ctx,
+      p,
+      definedOnly({ ...inputs, ...p, machineId, created: true }),
+      err as Error,
+    );
+  }
+}
+
+/**
+ * Create = plan against what is there. With per-step checkpoints off, an engine killed mid-`up`
+ * forgets objects the host already holds. One that carries this resource's own mark was made by
+ * such a run: take it as it is and converge it to the inputs (it counts as created by hostnet).
+ * Anything else found there is left to the kind's create, which refuses it with the adopt message.
+ * Returns the extra outputs, or undefined when there is no own leftover.
+ */
+async function adoptOwnLeftover(
+  kind: ResourceKind,
+  ctx: KindContext,
+  inputs: Props,
+  p: any,
+): Promise<Record<string, unknown> | undefined> {
+  if (!kind.find || ctx.owner === undefined) return undefined;
+  const finding = await kind.find(ctx, p);
+  if (!finding.present || finding.verdict !== "mine") return undefined;
+  const live = await kind.read(ctx, p);
+  const olds = live
+    ? fullSchema(kind).safeParse(strip({ ...inputs, ...p, ...live }))
+    : undefined;
+  if (!olds?.success) return undefined; // not readable as this kind: create reports what is in the way
+  return kind.converge
+    ? kind.converge(ctx, olds.data, p)
+    : kind.update(ctx, olds.data, p);
+}
+
+/** The session broke while changes were in flight: the host may have applied some of them. */
+function cutOff(err: unknown): boolean {
+  if (
+    err instanceof TransportError ||
+    (err as Error)?.name === "TransportError"
+  )
+    return true;
+  // Kinds that wrap a failed undo keep the transport's words.
+  return /connection lost while trying to|: cannot connect: |timed out after \d+ ms while trying to/.test(
+    String((err as Error)?.message ?? err),
+  );
+}
+
+/**
+ * A create cut off mid-way may have left the object on the host, maybe half-made, and the undo
+ * could not run or could not be trusted. Throwing an initialization failure (error with `id` and
+ * `properties`) makes the engine record the resource anyway: the next refresh reads what is
+ * really there (dropping it if it is absent) and the next `up` repairs it, instead of a create
+ * tripping over an unmanaged leftover that nobody would clean up.
+ */
+function interruptedCreate(
+  kind: ResourceKind,
+  ctx: KindContext,
+  p: any,
+  outs: Props,
+  err: Error,
+): Error {
+  const id = kind.id(p);
+  const message =
+    `${err.message}\n  ${ctx.host.label}: the connection was lost while creating ${kind.type} ${id}; it may exist on the host, ` +
+    `complete or half-made. hostnet recorded it in the state as unfinished: run \`pulumi up --refresh\` when the host ` +
+    `answers again, which reads what is really there and finishes or recreates it.`;
+  return Object.assign(new Error(message), {
+    id,
+    properties: outs,
+    reasons: [message],
+  });
+}
+
+export async function read(kindName: string, id: string, props: Props) {
+  const kind = kindOf(kindName);
+  const p = parseProps(kind, props);
+  const ctx = await contextFor(p, props.machineId, kind.hostless);
+  // A refresh reads every resource at once: one read of the whole host serves them all (the
+  // kinds' scoped reads are answered from it), so round trips do not grow with the resource count.
+  if (!kind.hostless) await ctx.host.snapshot();
+  const live = await kind.read(ctx, p);
+  if (!live) return { id: "", props: {} }; // gone: refresh drops it, the next up recreates it
+  return { id, props: definedOnly({ ...props, ...live }) };
+}
+
+export async function update(
+  kindName: string,
+  _id: string,
+  olds: Props,
+  news: Props,
+) {
+  const kind = kindOf(kindName);
+  const o = parseProps(kind, olds);
+  const n = parseProps(kind, news);
+  const ctx = await contextFor(n, olds.machineId, kind.hostless);
+  const extra = await kind.update(ctx, o, n);
+  return {
+    outs: definedOnly({
+      ...news,
+      ...n,
+      ...extra,
+      machineId: olds.machineId,
+      created: olds.created,
+    }),
+  };
+}
+
+export async function remove(kindName: string, _id: string, props: Props) {
+  const kind = kindOf(kindName);
+  const p = parseProps(kind, props);
+  const ctx = await contextFor(p, props.machineId, kind.hostless);
+  if (props.created === false) await kind.release?.(ctx, p);
+  else await kind.delete(ctx, p);
+}

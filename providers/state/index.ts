@@ -1,0 +1,2 @@
+export * from "./hoststate";
+export * from "./ownership";

@@ -1,0 +1,3 @@
+export * from "./shell";
+export * from "./ssh";
+export * from "./sshPool";
