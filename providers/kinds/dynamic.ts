@@ -76,6 +76,14 @@ export function providerStub(kind: string): pulumi.dynamic.ResourceProvider {
 /** pulumi.Input on every top-level property. */
 export type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 
+/**
+ * The output properties of a resource class, from its kind's zod schema (never a second list).
+ * Declared by merging an interface into the class:
+ *   export interface VmNetns extends Outputs<VmNetnsProps> {}
+ *   export class VmNetns extends HostnetResource { ... }
+ */
+export type Outputs<T> = { readonly [K in keyof T]-?: pulumi.Output<T[K]> };
+
 /** Every hostnet resource takes a connection; its private key travels as a separate secret. */
 export interface CommonArgs {
   connection: pulumi.Input<ConnectionInput>;
