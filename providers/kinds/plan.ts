@@ -30,6 +30,8 @@ export interface PlanContext {
 }
 
 export interface Planner<P, O> {
+  /** The namespaces this resource's objects live in ("" is the root namespace), for a scoped read. */
+  scope(desired: P): string[];
   /** What the snapshot holds of this resource's objects, or undefined when nothing is there. */
   observe(snap: HostSnapshot, desired: P): O | undefined;
   /** The steps, in order, that make the host match desired; [] when it already does. */
