@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as automation from "@pulumi/pulumi/automation";
 import { isLabStack, LAB_PASSPHRASE } from "./stackName";
+import { clearDeadRunLocks } from "./staleLock";
 
 // Two defences for programs hosted in this process (docs/ARCHITECTURE.md, "In-process programs").
 //
@@ -161,6 +162,12 @@ export async function inlineStack(
   opts: { env?: Record<string, string>; workDir?: string } = {},
 ): Promise<automation.Stack> {
   const envVars = { ...engineEnv(stackName), ...(opts.env ?? {}) };
+  for (const line of clearDeadRunLocks(
+    envVars.PULUMI_BACKEND_URL,
+    PROJECT_NAME,
+    stackName,
+  ))
+    console.error(line);
   // Test stacks get their own work dir so their Pulumi.<stack>.yaml never lands in the checkout.
   const workDir =
     opts.workDir ?? path.join(PROJECT_ROOT, ".hostnet", "work", PROJECT_NAME);

@@ -8,7 +8,12 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as automation from "@pulumi/pulumi/automation";
-import { engineEnv, pulumiCommand, PROJECT_NAME, PROJECT_ROOT } from "./engine";
+import {
+  engineEnv,
+  ENGINE_PARALLEL,
+  inlineStack,
+  PROJECT_ROOT,
+} from "./engine";
 import { driftReport, DriftItem } from "./stacks";
 
 export interface HostResult {
@@ -36,18 +41,14 @@ async function run(
     .default as automation.PulumiFn;
   const stackName = hostStackName(env, host);
   // The environment's name decides the passphrase rule (lab/test environments use the lab one).
-  const stack = await automation.LocalWorkspace.createOrSelectStack(
-    { stackName, projectName: PROJECT_NAME, program },
-    {
-      workDir: fleetDir,
-      envVars: engineEnv(env),
-      pulumiCommand: await pulumiCommand(),
-    },
-  );
+  const stack = await inlineStack(stackName, program, {
+    workDir: fleetDir,
+    env: engineEnv(env),
+  });
   const common = { color: "never" as const, onOutput: log };
   switch (op) {
     case "up": {
-      const r = await stack.up({ ...common, parallel: 64 });
+      const r = await stack.up({ ...common, parallel: ENGINE_PARALLEL });
       const health = (
         r.outputs.health?.value as
           Record<string, HostResult["health"]> | undefined
@@ -61,7 +62,7 @@ async function run(
     case "drift":
       return { ok: true, drift: await driftReport(stack, log) };
     case "destroy": {
-      const r = await stack.destroy({ ...common, parallel: 64 });
+      const r = await stack.destroy({ ...common, parallel: ENGINE_PARALLEL });
       await stack.workspace.removeStack(stackName);
       return { ok: true, changes: r.summary.resourceChanges };
     }

@@ -4,9 +4,15 @@
 //                 object and property; same verdict as `pulumi preview --refresh --expect-no-changes`
 //   apply ENV     on merge: up, then a drift check that must come back clean
 // Writes a JSON report to .hostnet/reports/<env>-<mode>.json for the pipeline's artifacts.
+//
+// With --host-stacks the same three modes run over the environment's host stacks (one stack per
+// host, scripts/fleet.ts): preview and drift aggregate every host (exit 3 on any drift, each line
+// naming host, object and property), apply is a gated fleet rollout followed by a fleet drift check.
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { ENGINE_PARALLEL, PROJECT_ROOT } from "./engine";
+import { fleet } from "./fleet";
 import {
   driftReport,
   environmentStack,
@@ -76,9 +82,32 @@ async function run(mode: string, env: string): Promise<number> {
   }
 }
 
+/** The GitOps modes over host stacks: each is one or two fleet runs. */
+async function runHostStacks(mode: string, env: string): Promise<number> {
+  const opts = {
+    parallelHosts: Math.max(1, Math.min(8, os.cpus().length)),
+    configDir: process.env.HOSTNET_CONFIG_DIR ?? PROJECT_ROOT,
+    print: (s: string) => process.stdout.write(s),
+  };
+  switch (mode) {
+    case "preview":
+    case "drift":
+      return fleet(mode, env, opts);
+    case "apply": {
+      const up = await fleet("up", env, opts);
+      return up !== 0 ? up : fleet("drift", env, opts);
+    }
+    default:
+      console.error("usage: gitops preview|drift|apply ENV [--host-stacks]");
+      return 2;
+  }
+}
+
 if (require.main === module) {
-  const [mode, env = "lab"] = process.argv.slice(2);
-  run(mode ?? "", env).then(
+  const args = process.argv.slice(2);
+  const hostStacks = args.includes("--host-stacks");
+  const [mode, env = "lab"] = args.filter((a) => a !== "--host-stacks");
+  (hostStacks ? runHostStacks : run)(mode ?? "", env).then(
     (code) => process.exit(code),
     (err) => {
       // A config error is its list of problems; anything else is the engine's own report.

@@ -4,7 +4,14 @@
 // API uses for inline programs; everything else passes straight through to the CLI.
 import { spawn } from "child_process";
 import * as path from "path";
-import { ENGINE_BIN, ENGINE_PARALLEL, engineEnv, PROJECT_ROOT } from "./engine";
+import {
+  ENGINE_BIN,
+  ENGINE_PARALLEL,
+  engineEnv,
+  PROJECT_NAME,
+  PROJECT_ROOT,
+} from "./engine";
+import { clearDeadRunLocks } from "./staleLock";
 import {
   HostnetLanguageServer,
   programOf,
@@ -46,7 +53,15 @@ async function hostProgram(): Promise<{
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
-  const env = engineEnv(stackOf(args, PROJECT_ROOT, engineEnv()));
+  const stack = stackOf(args, PROJECT_ROOT, engineEnv());
+  const env = engineEnv(stack);
+  if (stack)
+    for (const line of clearDeadRunLocks(
+      env.PULUMI_BACKEND_URL,
+      PROJECT_NAME,
+      stack,
+    ))
+      console.error(line);
   for (const [k, v] of Object.entries(env)) process.env[k] = v;
   const needsProgram =
     args.length > 0 &&

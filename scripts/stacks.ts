@@ -3,7 +3,7 @@
 import * as path from "path";
 import * as automation from "@pulumi/pulumi/automation";
 import { StackConfigError } from "../stacks/config";
-import { engineEnv, pulumiCommand, PROJECT_NAME, PROJECT_ROOT } from "./engine";
+import { inlineStack, PROJECT_ROOT } from "./engine";
 
 let lastConfigError: StackConfigError | undefined;
 
@@ -27,14 +27,7 @@ export async function environmentStack(env: string): Promise<automation.Stack> {
       throw e;
     }
   };
-  return automation.LocalWorkspace.createOrSelectStack(
-    { stackName: env, projectName: PROJECT_NAME, program },
-    {
-      workDir: PROJECT_ROOT,
-      envVars: engineEnv(env),
-      pulumiCommand: await pulumiCommand(),
-    },
-  );
+  return inlineStack(env, program, { workDir: PROJECT_ROOT });
 }
 
 export interface DriftItem {

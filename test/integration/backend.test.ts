@@ -4,7 +4,8 @@
 // against it (apply, drift, drift caught and named, apply repairs), and two checkouts (separate
 // processes with separate work directories) apply the same stack at once: the later one fails with
 // Pulumi's concurrent-update error while the first holds the lock, nothing interleaves, and both
-// agree afterwards. The test stops and removes the cluster it started.
+// agree afterwards. A fleet rollout (`gitops apply --host-stacks`) keeps one row per host stack
+// there and its drift check names the host. The test stops and removes the cluster it started.
 import { expect } from "chai";
 import { execFile, spawn } from "child_process";
 import * as fs from "fs";
@@ -246,6 +247,66 @@ describe("PostgreSQL shared backend (npm run backend; GitOps and two checkouts a
     expect(sshRun(hosts[1], "ip -o link show br-pg 2>&1 || true")).to.include(
       "does not exist",
     );
+  });
+
+  it("a fleet rollout against Postgres: gitops apply --host-stacks rolls both host stacks (canary first), drift aggregates them and names the host; each host stack's state is a row", async () => {
+    const envName = "test-pg-fleet";
+    const configDir = path.join(DIR, "fleet-config");
+    fs.mkdirSync(configDir, { recursive: true });
+    fs.writeFileSync(
+      path.join(configDir, `Pulumi.${envName}.yaml`),
+      [
+        "config:",
+        "  hostnet:inventory: lab",
+        "  hostnet:bridges:",
+        "    - name: br-pgf",
+        "  hostnet:vms:",
+        ...hosts.map(
+          (h, i) =>
+            `    - {name: pgf${i + 1}, host: ${h.name}, attachment: bridged, bridge: br-pgf, filter: none, managedFdb: true, simulate: true, ` +
+            `mac: "02:00:00:3f:00:0${i + 1}", ipv4: [198.19.71.${i + 1}/24]}`,
+        ),
+        "  hostnet:rollout:",
+        "    serial: [1, 1]",
+        "    maxFailures: 0",
+        "    healthCheck: true",
+        "",
+      ].join("\n"),
+    );
+    const fleetEnv = { ...env, HOSTNET_CONFIG_DIR: configDir };
+    const gitops = (mode: string) =>
+      node("scripts/gitops.js", [mode, envName, "--host-stacks"], fleetEnv);
+    try {
+      const apply = await gitops("apply");
+      expect(apply.code, apply.out).to.equal(0);
+      expect(apply.out).to.match(
+        new RegExp(`^fleet up ${envName}: lab1\\s+healthy`, "m"),
+      );
+      expect(apply.out).to.include("no drift on any host");
+      sshRun(
+        hosts[1],
+        "bridge fdb del 02:00:00:3f:00:02 dev tap-pgf2 master static",
+      );
+      const drift = await gitops("drift");
+      expect(drift.code, drift.out).to.equal(3);
+      expect(drift.out).to.match(
+        /DRIFT lab2 FdbEntry lab2-pgf2-fdb: missing on the host/,
+      );
+      const keys = await sql(
+        `SELECT key FROM pulumi_state WHERE key LIKE '%/stacks/${PROJECT_NAME}/${envName}.%.json' ORDER BY key`,
+      );
+      expect(keys.map((k) => k.split("/").pop())).to.deep.equal(
+        hosts.map((h) => `${envName}.${h.name}.json`),
+      );
+    } finally {
+      const d = await node("scripts/fleet.js", ["destroy", envName], fleetEnv);
+      expect(d.code, d.out).to.equal(0);
+      fs.rmSync(configDir, { recursive: true, force: true });
+    }
+    for (const h of hosts)
+      expect(sshRun(h, "ip -o link show br-pgf 2>&1 || true")).to.include(
+        "does not exist",
+      );
   });
 
   /** A query against the cluster, through psql. */
