@@ -5,8 +5,8 @@ import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import { HostTopology } from "../components/hostTopology";
 import { vmKey } from "../components/spec";
-import { RolloutGate } from "../providers/kinds/hostHealth/hostHealth";
-import type { ConnectionInput } from "../providers/transport/ssh";
+import { RolloutGate } from "../providers/kinds/hostHealth";
+import type { ConnectionInput } from "../providers/transport";
 import { segmentsForHost } from "../components/segment";
 import {
   HostEntry,

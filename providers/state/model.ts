@@ -189,3 +189,21 @@ export function findFdb(
     ) ?? [];
   return rows.find((r) => r.master !== undefined) ?? rows[0];
 }
+
+/**
+ * Whether `row` is the managed fdb entry `want` describes: a static entry of the bridge's own
+ * table (iproute2 prints a static add as "static", older versions as "permanent") for this MAC
+ * and VLAN. "self" rows are the port device's own table, not the bridge's.
+ */
+export function isManagedFdbRow(
+  row: FdbRow,
+  want: { mac: string; bridge: string; vlan?: number },
+): boolean {
+  return (
+    row.mac === want.mac.toLowerCase() &&
+    row.master === want.bridge &&
+    row.vlan === want.vlan &&
+    (row.state === "static" || row.state === "permanent") &&
+    !row.flags.includes("self")
+  );
+}
