@@ -23,7 +23,7 @@ export class SnapshotParseError extends Error {
     readonly section: string | undefined,
     detail: string,
   ) {
-    super(`hoststate: ${where(ns, section)}: ${detail}`);
+    super(`host snapshot: ${where(ns, section)}: ${detail}`);
     this.name = "SnapshotParseError";
   }
 }
