@@ -8,7 +8,7 @@ import { z } from "zod";
 import { segmentHosts } from "../components/segment";
 import { BridgeSpec, SegmentSpec, VmSpec, vmKey } from "../components/spec";
 import { formatIssues, IfName, Ipv4Address } from "../providers/schema";
-import { ConnectionFields } from "../providers/transport";
+import { ConnectionFields, ConnectionInput } from "../providers/transport";
 
 /** A host of the fleet: its connection fields come from the transport's schema (one definition). */
 export const HostEntry = ConnectionFields.pick({
@@ -31,6 +31,22 @@ export const HostEntry = ConnectionFields.pick({
   })
   .strict();
 export type HostEntry = z.infer<typeof HostEntry>;
+
+/** The SSH connection to a configured host: one mapping, for the stack program and the tools. */
+export function hostConnection(
+  h: HostEntry,
+  privateKey: string,
+): ConnectionInput {
+  return {
+    host: h.address,
+    port: h.port,
+    user: h.user,
+    sudo: h.sudo,
+    hostKey: h.hostKey,
+    knownHostsFile: h.knownHostsFile,
+    privateKey,
+  };
+}
 
 const BatchSize = z.union([
   z.number().int().min(1),

@@ -10,6 +10,7 @@ import type { ConnectionInput } from "../providers/transport";
 import { segmentsForHost } from "../components/segment";
 import {
   HostEntry,
+  hostConnection,
   parseStackConfig,
   readLabInventory,
   StackConfig,
@@ -56,15 +57,7 @@ function connectionFor(
   h: HostEntry,
   key: pulumi.Output<string>,
 ): pulumi.Output<ConnectionInput> {
-  return key.apply((privateKey) => ({
-    host: h.address,
-    port: h.port,
-    user: h.user,
-    sudo: h.sudo,
-    hostKey: h.hostKey,
-    knownHostsFile: h.knownHostsFile,
-    privateKey,
-  }));
+  return key.apply((privateKey) => hostConnection(h, privateKey));
 }
 
 export async function program(): Promise<Record<string, unknown>> {
