@@ -4,6 +4,28 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import prettier from "eslint-config-prettier";
 
+/** Import patterns refused in a providers/ file whose path to providers/ is `up` ("../"). */
+function providerImports(up) {
+  const esc = up.replace(/\./g, "\\.");
+  return [
+    {
+      regex: `^${esc}(?!kinds/)[^./][^/]*/(?!index$).`,
+      message:
+        "import the other folder's index.ts (../host), not a file inside it (providers/README.md)",
+    },
+    {
+      regex: `^${esc}kinds/[^/]+/(?!index$).`,
+      message:
+        "import the kind's folder (../kinds/fdbEntry), not a file inside it",
+    },
+    {
+      regex: `^${esc}\\.\\./(components|stacks)(/|$)`,
+      message:
+        "providers/ must not import components/ or stacks/ (dependencies point one way)",
+    },
+  ];
+}
+
 export default tseslint.config(
   {
     ignores: ["dist/**", "node_modules/**", ".hostnet/**", "bench/results/**"],
@@ -30,6 +52,60 @@ export default tseslint.config(
         },
       ],
       "no-constant-condition": ["error", { checkLoops: false }],
+    },
+  },
+  // providers/ is in folders (providers/README.md): across folders, import a folder's index.ts,
+  // never a file inside it; and nothing in providers/ imports components/ or stacks/. The top
+  // files of kinds/ (kind.ts, plan.ts, dynamic.ts, portFlags.ts) are the kind contract: no index.
+  {
+    files: ["providers/*/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: providerImports("../") }],
+    },
+  },
+  {
+    files: ["providers/kinds/*/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            ...providerImports("../../"),
+            {
+              regex: "^\\.\\./[^./][^/]*/(?!index$).",
+              message:
+                "import the other kind's folder (../fdbEntry), not a file inside it",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: [
+      "components/**/*.ts",
+      "stacks/**/*.ts",
+      "scripts/**/*.ts",
+      "bench/**/*.ts",
+    ],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "^(\\.\\./)+providers/(?!kinds/)[^./][^/]*/(?!index$).",
+              message:
+                "import the providers/ folder's index (../providers/transport), not a file inside it",
+            },
+            {
+              regex: "^(\\.\\./)+providers/kinds/[^/]+/(?!index$).",
+              message:
+                "import the kind's folder (../providers/kinds/hostHealth), not a file inside it",
+            },
+          ],
+        },
+      ],
     },
   },
   {

@@ -7,6 +7,7 @@ import {
   MacAddress,
   NftIdentifier,
 } from "../providers/schema";
+import { MACVLAN_MODES } from "../providers/kinds/macvlanPort";
 
 /**
  * Any VM name a fleet uses (`k8s-worker-prod-017`, a UUID): interface and namespace names are
@@ -64,9 +65,8 @@ export const VmSpec = z
     filter: FilterPolicy.default("clean-traffic"),
     /** macvlan attachment: lower device and mode. */
     lower: IfName.optional(),
-    macvlanMode: z
-      .enum(["bridge", "vepa", "private", "passthru"])
-      .default("bridge"),
+    /** The MacvlanPort modes, less source (a VM attachment lists no source MACs). */
+    macvlanMode: z.enum(MACVLAN_MODES).exclude(["source"]).default("bridge"),
     /**
      * Lab/test only: stand the VM in with a "guest" namespace holding the VM's end (its MAC and
      * IPs), so traffic can be tested without QEMU. Real VMs leave this off and get a tap.
@@ -77,7 +77,6 @@ export const VmSpec = z
   })
   .strict();
 export type VmSpec = z.infer<typeof VmSpec>;
-export type VmSpecInput = z.input<typeof VmSpec>;
 
 export const BridgeSpec = z
   .object({

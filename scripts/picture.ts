@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import type { HostSnapshot, Link, NamespaceState } from "../providers/state";
 import type { DriftItem } from "./stacks";
+import type { HostEntry } from "../stacks/config";
 
 const SKIP = new Set(["loopback"]);
 
@@ -244,29 +245,23 @@ export function renderSvg(dot: string, file: string): void {
   );
 }
 
-interface PictureHost {
-  name: string;
-  address: string;
-  port: number;
-  user: string;
-  sudo: boolean;
-  hostKey?: string;
-}
-
 /** Hosts and key of an environment: the lab inventory, or the stack's own config. */
-function environmentHosts(env: string): { hosts: PictureHost[]; key: string } {
+function environmentHosts(env: string): { hosts: HostEntry[]; key: string } {
   const { engineEnv, ENGINE_BIN, PROJECT_ROOT } = require("./engine");
-  const { readLabInventory } = require("../stacks/config");
+  const {
+    HostEntry,
+    readLabInventory,
+  }: typeof import("../stacks/config") = require("../stacks/config");
   const labHosts = () => {
     const inv = readLabInventory();
-    const hosts = inv.hosts.map((h: any) => ({
-      name: h.name,
-      address: h.address,
-      port: h.port,
-      user: "root",
-      sudo: false,
-      hostKey: h.hostKey,
-    }));
+    const hosts = inv.hosts.map((h) =>
+      HostEntry.parse({
+        name: h.name,
+        address: h.address,
+        port: h.port,
+        hostKey: h.hostKey,
+      }),
+    );
     return { hosts, key: fs.readFileSync(inv.privateKeyPath, "utf8") };
   };
   if (env === "lab") return labHosts();
@@ -278,7 +273,7 @@ function environmentHosts(env: string): { hosts: PictureHost[]; key: string } {
   const cfg = JSON.parse(json);
   if (cfg["hostnet:inventory"]?.value === "lab") return labHosts();
   const hosts = JSON.parse(cfg["hostnet:hosts"]?.value ?? "[]").map(
-    (h: any) => ({ port: 22, user: "root", sudo: false, ...h }),
+    (h: unknown) => HostEntry.parse(h),
   );
   return { hosts, key: cfg["hostnet:privateKey"]?.value ?? "" };
 }
@@ -304,6 +299,7 @@ export function driftOfHost(
 
 async function main(): Promise<void> {
   const { hostFor } = await import("../providers/host");
+  const { hostConnection } = await import("../stacks/config");
   const args = process.argv.slice(2).filter((a) => a !== "--drift");
   const withDrift = args.length < process.argv.length - 2;
   const env = args[0] ?? "lab";
@@ -319,14 +315,7 @@ async function main(): Promise<void> {
     console.log(formatDrift(drift));
   }
   for (const h of hosts) {
-    const snap = await hostFor({
-      host: h.address,
-      port: h.port,
-      user: h.user,
-      sudo: h.sudo,
-      hostKey: h.hostKey,
-      privateKey: key,
-    }).snapshot();
+    const snap = await hostFor(hostConnection(h, key)).snapshot();
     const mine =
       drift &&
       driftOfHost(

@@ -7,33 +7,46 @@ import { RunError } from "@pulumi/pulumi";
 import { z } from "zod";
 import { segmentHosts } from "../components/segment";
 import { BridgeSpec, SegmentSpec, VmSpec, vmKey } from "../components/spec";
-import {
-  formatIssues,
-  HostName,
-  IfName,
-  Ipv4Address,
-  UnixUser,
-} from "../providers/schema";
+import { formatIssues, IfName, Ipv4Address } from "../providers/schema";
+import { ConnectionFields, ConnectionInput } from "../providers/transport";
 
-export const HostEntry = z
-  .object({
+/** A host of the fleet: its connection fields come from the transport's schema (one definition). */
+export const HostEntry = ConnectionFields.pick({
+  port: true,
+  user: true,
+  sudo: true,
+  hostKey: true,
+  knownHostsFile: true,
+})
+  .extend({
     name: z
       .string()
       .regex(
         /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
         "host name: letters, digits, '_', '.', '-' (it names resources)",
       ),
-    address: HostName,
-    port: z.number().int().min(1).max(65535).default(22),
-    user: UnixUser.default("root"),
-    sudo: z.boolean().default(false),
-    hostKey: z.string().optional(),
-    knownHostsFile: z.string().optional(),
+    address: ConnectionFields.shape.host,
     /** Source address of this host's VXLAN segments; default: address (which must then be IPv4). */
     underlay: Ipv4Address.optional(),
   })
   .strict();
 export type HostEntry = z.infer<typeof HostEntry>;
+
+/** The SSH connection to a configured host: one mapping, for the stack program and the tools. */
+export function hostConnection(
+  h: HostEntry,
+  privateKey: string,
+): ConnectionInput {
+  return {
+    host: h.address,
+    port: h.port,
+    user: h.user,
+    sudo: h.sudo,
+    hostKey: h.hostKey,
+    knownHostsFile: h.knownHostsFile,
+    privateKey,
+  };
+}
 
 const BatchSize = z.union([
   z.number().int().min(1),

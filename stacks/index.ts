@@ -5,11 +5,12 @@ import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import { HostTopology } from "../components/hostTopology";
 import { vmKey } from "../components/spec";
-import { RolloutGate } from "../providers/kinds/hostHealth/hostHealth";
-import type { ConnectionInput } from "../providers/transport/ssh";
+import { RolloutGate } from "../providers/kinds/hostHealth";
+import type { ConnectionInput } from "../providers/transport";
 import { segmentsForHost } from "../components/segment";
 import {
   HostEntry,
+  hostConnection,
   parseStackConfig,
   readLabInventory,
   StackConfig,
@@ -56,15 +57,7 @@ function connectionFor(
   h: HostEntry,
   key: pulumi.Output<string>,
 ): pulumi.Output<ConnectionInput> {
-  return key.apply((privateKey) => ({
-    host: h.address,
-    port: h.port,
-    user: h.user,
-    sudo: h.sudo,
-    hostKey: h.hostKey,
-    knownHostsFile: h.knownHostsFile,
-    privateKey,
-  }));
+  return key.apply((privateKey) => hostConnection(h, privateKey));
 }
 
 export async function program(): Promise<Record<string, unknown>> {

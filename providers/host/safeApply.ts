@@ -16,13 +16,7 @@
 //                hostnet reverted it). The timer and the confirmation can never both win.
 import { randomBytes } from "crypto";
 import type { Host } from "./host";
-import {
-  Argv,
-  argvToShell,
-  batchLine,
-  heredoc,
-  shellQuote,
-} from "../transport";
+import { argvToShell, batchLine, heredoc, shellQuote } from "../transport";
 import { TransportError } from "../transport";
 import { HostSession } from "../transport";
 
@@ -44,10 +38,6 @@ const REVERT_WATCH_MS = 8000;
 
 /** A command of a commit-confirm script. Only the builders below make one: no raw string reaches the host. */
 export type ScriptLine = string & { readonly __scriptLine: unique symbol };
-
-export function commandLine(argv: Argv): ScriptLine {
-  return argvToShell(argv) as ScriptLine;
-}
 
 /** One `ip -batch` run of token lines; force: run every line even after one fails (for reverts). */
 export function ipBatchLine(

@@ -1,14 +1,24 @@
 // The generic lifecycle every hostnet resource shares, loaded by the serialized provider stub
 // (dynamic.ts) inside the dynamic-provider process. Desired and live state are compared as data:
 // the same comparison drives diff, refresh and drift reports.
-import { z } from "zod";
 import { hostFor, Host } from "../host";
-import { CommonProps, KindContext, ResourceKind } from "../kinds/kind";
-import { formatIssues } from "../schema";
-import { KINDS } from "./registry";
+import { KindContext, ResourceKind } from "../kinds/kind";
 import { TransportError } from "../transport";
-import { engineWarn } from "../host";
-import { managementCollisions, managementPathOf } from "../host";
+import {
+  comparedKeys,
+  connectionIdentity,
+  connectionOf,
+  containsUnknown,
+  definedOnly,
+  fullSchema,
+  kindOf,
+  parseProps,
+  Props,
+  same,
+  strip,
+} from "./props";
+
+export { check } from "./check";
 
 /**
  * A provider whose engine died without telling it (killed by SIGKILL, a cancelled CI job) would keep
@@ -23,166 +33,6 @@ function leaveWhenOrphaned(): void {
   }, 1000).unref();
 }
 leaveWhenOrphaned();
-
-/** The value the engine sends for properties not known yet during preview. */
-const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-const ENGINE_KEYS = new Set(["__provider", "machineId", "created", "hostname"]);
-
-type Props = Record<string, any>;
-
-function kindOf(name: string): ResourceKind {
-  const k = KINDS[name];
-  if (!k) throw new Error(`hostnet: unknown resource kind ${name}`);
-  return k;
-}
-
-function fullSchema(kind: ResourceKind): z.ZodObject {
-  return kind.hostless ? kind.schema : CommonProps.extend(kind.schema.shape);
-}
-
-function strip(props: Props): Props {
-  const out: Props = {};
-  for (const [k, v] of Object.entries(props ?? {}))
-    if (!ENGINE_KEYS.has(k)) out[k] = v;
-  return out;
-}
-
-function containsUnknown(v: unknown): boolean {
-  if (v === UNKNOWN) return true;
-  if (Array.isArray(v)) return v.some(containsUnknown);
-  if (v && typeof v === "object") return Object.values(v).some(containsUnknown);
-  return false;
-}
-
-function valueAt(obj: unknown, path: PropertyKey[]): unknown {
-  let cur: any = obj;
-  for (const p of path) {
-    if (cur === null || typeof cur !== "object") return undefined;
-    cur = cur[p as any];
-    if (cur === UNKNOWN) return UNKNOWN;
-  }
-  return cur;
-}
-
-export async function check(kindName: string, _olds: Props, news: Props) {
-  const kind = kindOf(kindName);
-  const input = strip(news);
-  const parsed = fullSchema(kind).safeParse(input);
-  if (!parsed.success) {
-    // Values computed by other resources are unknown during preview: judge them at apply time.
-    const real = parsed.error.issues.filter(
-      (i) => !containsUnknown(valueAt(input, i.path)),
-    );
-    if (real.length === 0) return { inputs: news };
-    const lines = formatIssues(new z.ZodError(real));
-    return {
-      inputs: news,
-      failures: real.map((issue, n) => ({
-        property: String(issue.path[0] ?? ""),
-        reason: lines[n],
-      })),
-    };
-  }
-  const crossField = kind.validate?.(parsed.data) ?? [];
-  const problems =
-    crossField.length > 0
-      ? crossField
-      : await managementPathProblems(kind, input, parsed.data);
-  if (problems.length > 0) {
-    return {
-      inputs: news,
-      failures: problems.map(([path, reason]) => ({
-        property: path.split(/[.[]/)[0],
-        reason: `${path}: ${reason}`,
-      })),
-    };
-  }
-  return { inputs: { ...news, ...parsed.data } };
-}
-
-/**
- * Addresses and routes that would cut the management path, found with one read of the host (its
- * SSH peer, the route to it, its gateways and management addresses). A host that cannot be read
- * at preview is not refused here: the apply itself will say it is unreachable.
- */
-async function managementPathProblems(
-  kind: ResourceKind,
-  input: Props,
-  p: any,
-): Promise<Array<[string, string]>> {
-  const uses = kind.addressUses?.(p) ?? [];
-  if (
-    uses.length === 0 ||
-    kind.hostless ||
-    containsUnknown(input.connection) ||
-    containsUnknown(input.credentials)
-  )
-    return [];
-  let host: Host;
-  try {
-    host = hostFor(connectionOf(p) as any);
-  } catch {
-    return []; // an unusable connection is reported by the step that needs it, with its own message
-  }
-  try {
-    const mp = await managementPathOf(host);
-    return mp ? managementCollisions(mp, uses, host.label) : [];
-  } catch (err) {
-    engineWarn(
-      `${host.label}: could not read the management path at preview, so addresses of ${kind.type} ${kind.id(p)} were not checked against it: ${(err as Error).message}`,
-    );
-    return [];
-  }
-}
-
-function parseProps(kind: ResourceKind, props: Props): any {
-  const r = fullSchema(kind).safeParse(strip(props));
-  if (!r.success)
-    throw new Error(
-      `invalid ${kind.type} properties:\n  - ${formatIssues(r.error).join("\n  - ")}`,
-    );
-  return r.data;
-}
-
-function connectionOf(props: Props) {
-  return { ...(props.connection ?? {}), ...(props.credentials ?? {}) };
-}
-
-/**
- * The engine's Struct encoding throws "Unexpected struct type" on undefined values, and a live
- * value of undefined (an optional prop that is no longer there) must remove the key anyway.
- */
-function definedOnly(props: Props): Props {
-  return JSON.parse(
-    JSON.stringify(props, (_k, v) => (v === undefined ? undefined : v)),
-  );
-}
-
-function comparedKeys(kind: ResourceKind): string[] {
-  return [...(kind.compared ?? Object.keys(kind.schema.shape))];
-}
-
-function same(a: unknown, b: unknown): boolean {
-  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
-}
-
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
-  if (v && typeof v === "object") {
-    return Object.fromEntries(
-      Object.entries(v)
-        .filter(([, x]) => x !== undefined)
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([k, x]) => [k, canonical(x)]),
-    );
-  }
-  return v;
-}
-
-/** Which identity of the connection matters: a different machine means a new object. */
-function connectionIdentity(c: Props | undefined): unknown {
-  return c ? [c.host, c.port ?? 22] : undefined;
-}
 
 export async function diff(
   kindName: string,

@@ -1,1 +1,5 @@
-export * from "./validate";
+export * from "./names";
+export * from "./addresses";
+export * from "./sysctl";
+export * from "./issues";
+export * from "./ownable";

@@ -1,2 +1,9 @@
-export * from "./hoststate";
+export * from "./rawIp";
+export * from "./rawNft";
+export * from "./model";
+export * from "./normalize";
+export { SECTIONS, snapshotScript } from "./snapshotScript";
+export type { SnapshotOptions } from "./snapshotScript";
+export { parseSnapshot, SnapshotParseError } from "./parse";
+export * from "./nftCanonical";
 export * from "./ownership";

@@ -15,7 +15,8 @@ const HostKeyPin = z
     "host key must be an OpenSSH public key line ('ssh-ed25519 AAAA...') or a fingerprint ('SHA256:...')",
   );
 
-export const Connection = z
+/** A connection's fields, before the rules that tie them together (Connection); stack config's host entries are derived from it. */
+export const ConnectionFields = z
   .object({
     host: HostName,
     port: z.number().int().min(1).max(65535).default(22),
@@ -38,22 +39,25 @@ export const Connection = z
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(15_000),
     commandTimeoutMs: z.number().int().min(100).max(3_600_000).default(300_000),
   })
-  .strict()
-  .refine((c) => c.privateKey !== undefined || c.agent !== false, {
+  .strict();
+
+export const Connection = ConnectionFields.refine(
+  (c) => c.privateKey !== undefined || c.agent !== false,
+  {
     message: "give privateKey (as a secret) or agent: true",
     path: ["privateKey"],
-  })
-  .refine(
-    (c) =>
-      c.hostKey !== undefined ||
-      c.knownHostsFile !== undefined ||
-      c.trustOnFirstUse,
-    {
-      message:
-        "pin the host key (hostKey or knownHostsFile); trustOnFirstUse: true is the explicit opt-out",
-      path: ["hostKey"],
-    },
-  );
+  },
+).refine(
+  (c) =>
+    c.hostKey !== undefined ||
+    c.knownHostsFile !== undefined ||
+    c.trustOnFirstUse,
+  {
+    message:
+      "pin the host key (hostKey or knownHostsFile); trustOnFirstUse: true is the explicit opt-out",
+    path: ["hostKey"],
+  },
+);
 export type Connection = z.infer<typeof Connection>;
 export type ConnectionInput = z.input<typeof Connection>;
 

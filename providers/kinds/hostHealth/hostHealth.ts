@@ -11,7 +11,7 @@ import {
   HostlessResource,
   Inputs,
 } from "../dynamic";
-import { findLink, HostSnapshot } from "../../state";
+import { findLink, HostSnapshot, isManagedFdbRow } from "../../state";
 import { KindContext, ResourceKind } from "../kind";
 import { IfName, Ipv4Address, MacAddress, NetnsName } from "../../schema";
 
@@ -57,11 +57,8 @@ function linkProblems(snap: HostSnapshot, checks: HealthChecks): string[] {
 
 function fdbProblems(snap: HostSnapshot, checks: HealthChecks): string[] {
   return checks.fdb.flatMap(({ netns, bridge, mac }) => {
-    const row = snap.namespaces[netns ?? ""]?.fdb.find(
-      (f) =>
-        f.mac === mac &&
-        f.master === bridge &&
-        (f.state === "static" || f.state === "permanent"),
+    const row = snap.namespaces[netns ?? ""]?.fdb.find((f) =>
+      isManagedFdbRow(f, { mac, bridge }),
     );
     return row
       ? []
