@@ -1,5 +1,6 @@
 export * from "./schema";
-export { vethLinkPlanner, observeEnd, liveOf } from "./plan";
-export type { ObservedEnd, ObservedPair } from "./plan";
+export { vethLinkPlanner } from "./plan";
+export { observeEnd, liveOf } from "./observe";
+export type { ObservedEnd, ObservedPair } from "./observe";
 export { vethLinkKind } from "./kind";
 export * from "./resource";

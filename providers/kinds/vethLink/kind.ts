@@ -6,8 +6,9 @@
 import type { HostSnapshot } from "../../state";
 import { ABSENT, Finding, findLink, found, isGone, ROOT_NS } from "../../state";
 import { KindContext, ResourceKind } from "../kind";
-import { applySteps } from "../plan";
-import { anchorOf, deleteOp, liveOf, vethLinkPlanner as planner } from "./plan";
+import { applyGuarded } from "./guard";
+import { anchorOf, liveOf } from "./observe";
+import { deleteOp, vethLinkPlanner as planner } from "./plan";
 import {
   ENDS,
   pairLabel,
@@ -89,7 +90,7 @@ async function create(
     throw await explainCreateFailure(ctx, p, err);
   }
   try {
-    await applySteps(ctx.host, rest);
+    await applyGuarded(ctx, rest, anchorOf(p)[0].name);
   } catch (err) {
     await ctx.host.run(make.undo!).catch((undo: Error) => {
       if (isGone(undo)) return;
@@ -125,7 +126,8 @@ async function update(
       `${ctx.host.label}: ${pairLabel(news)} is gone from the host. Run pulumi up --refresh to recreate it.`,
     );
   }
-  await applySteps(ctx.host, planner.plan(news, o, { owner: ctx.owner }));
+  const steps = planner.plan(news, o, { owner: ctx.owner });
+  await applyGuarded(ctx, steps, anchorOf(news)[0].name);
   return {};
 }
 
