@@ -1,13 +1,14 @@
 // MacvlanPort's planner, pure: the whole creation against nothing, nothing against a matching
 // port, only the drifted property against a drifted one.
 import { expect } from "chai";
-import type { HostSnapshot, Link, NamespaceState } from "../../providers/state";
+import type { HostSnapshot, Link } from "../../providers/state";
 import { ownerMark } from "../../providers/state";
 import {
   MacvlanPortProps,
   macvlanPortPlanner as planner,
 } from "../../providers/kinds/macvlanPort";
 import type { Step } from "../../providers/kinds/plan";
+import { namespaceOf } from "../support/snapshot";
 
 const OWNER = "0123abcd-0123456789";
 const MARK = ownerMark(OWNER);
@@ -23,18 +24,6 @@ const desired = (over: Record<string, unknown> = {}): MacvlanPortProps =>
     addresses: ["10.0.0.2/24"],
     ...over,
   });
-
-function ns(links: Link[]): NamespaceState {
-  return {
-    links,
-    fdb: [],
-    neigh: [],
-    routes: [],
-    sysctls: {},
-    nft: null,
-    failedSections: [],
-  };
-}
 
 /** The host after a complete create of desired(). */
 function matching(): HostSnapshot {
@@ -69,7 +58,7 @@ function matching(): HostSnapshot {
     machineId: "m",
     hostname: "h",
     absent: [],
-    namespaces: { "": ns([eth1]), vm1: ns([port]) },
+    namespaces: { "": namespaceOf([eth1]), vm1: namespaceOf([port]) },
   };
 }
 

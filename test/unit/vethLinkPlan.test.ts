@@ -13,6 +13,9 @@ import {
   vethLinkPlanner as planner,
 } from "../../providers/kinds/vethLink";
 import type { Step } from "../../providers/kinds/plan";
+import { namespaceOf } from "../support/snapshot";
+import { mayCut } from "../../providers/kinds/vethLink/guard";
+import type { ManagementPath } from "../../providers/host";
 
 const OWNER = "0123abcd-0123456789";
 const MARK = ownerMark(OWNER);
@@ -48,21 +51,11 @@ function link(name: string, over: Partial<Link>): Link {
   };
 }
 
-function ns(
+const ns = (
   links: Link[],
   routes: RouteRow[],
   sysctls: Record<string, string>,
-): NamespaceState {
-  return {
-    links,
-    fdb: [],
-    neigh: [],
-    routes,
-    sysctls,
-    nft: null,
-    failedSections: [],
-  };
-}
+): NamespaceState => namespaceOf(links, { routes, sysctls });
 
 const route = (dst: string, over: Partial<RouteRow>): RouteRow => ({
   family: 4,
@@ -303,4 +296,93 @@ describe("VethLink planner", () => {
       planner.plan(plain, planner.observe(matching(), plain), { owner: OWNER }),
     ).to.deep.equal([]);
   });
+
+  it("each end's ip step carries its exact inverse, in reverse order", () => {
+    const snap = matching();
+    const v0 = snap.namespaces.ns1.links[0];
+    v0.mtu = 1500;
+    v0.addresses = ["10.9.9.9/32"];
+    snap.namespaces.ns1.routes.splice(1, 1);
+    const [step] = planAgainst(snap);
+    expect(linesOf([step])).to.deep.equal([
+      "ns1 ip link set dev v0 mtu 1400",
+      "ns1 ip addr del 10.9.9.9/32 dev v0",
+      "ns1 ip addr add 10.0.0.2/24 dev v0",
+      "ns1 ip route replace 10.1.0.0/16 via 10.0.0.1 dev v0",
+    ]);
+    expect(linesOf([{ op: step.undo! }])).to.deep.equal([
+      "ns1 ip route del 10.1.0.0/16 via 10.0.0.1 dev v0",
+      "ns1 ip addr del 10.0.0.2/24 dev v0",
+      "ns1 ip addr add 10.9.9.9/32 dev v0",
+      "ns1 ip link set dev v0 mtu 1500",
+    ]);
+  });
+});
+
+describe("VethLink guard: which steps may cut the management path", () => {
+  const mp: ManagementPath = {
+    peer: "198.18.2.1",
+    dev: "mgmt0",
+    peerRoute: "198.18.2.0/24",
+    gateways: ["198.18.2.254"],
+    addresses: ["198.18.2.11"],
+  };
+  const step = (netns: string | undefined, ...lines: string[]): Step => ({
+    op: { kind: "batch", tool: "ip", netns, lines, what: "x" },
+  });
+  const cases: Array<[string, Step, ManagementPath | undefined, boolean]> = [
+    [
+      "a route to the peer",
+      step(undefined, "route replace 198.18.2.1/32 dev h0"),
+      mp,
+      true,
+    ],
+    [
+      "a wide route over the gateway",
+      step(undefined, "route replace 198.18.0.0/16 dev h0"),
+      mp,
+      true,
+    ],
+    [
+      "removing an address in the management subnet",
+      step(undefined, "addr del 198.18.2.77/24 dev h0"),
+      mp,
+      true,
+    ],
+    [
+      "anything on the management interface",
+      step(undefined, "route del 10.0.0.0/8 dev mgmt0"),
+      mp,
+      true,
+    ],
+    [
+      "a VM's /32 route",
+      step(undefined, "route replace 10.0.0.5/32 dev h0"),
+      mp,
+      false,
+    ],
+    [
+      "link settings only",
+      step(undefined, "link set dev h0 mtu 1400"),
+      mp,
+      false,
+    ],
+    [
+      "a route in a VM namespace",
+      step("ns1", "route replace 198.18.2.1/32 dev v0"),
+      mp,
+      false,
+    ],
+    [
+      "any route when the path is unknown",
+      step(undefined, "route replace 10.0.0.5/32 dev h0"),
+      undefined,
+      true,
+    ],
+  ];
+  for (const [what, s, path, expected] of cases) {
+    it(`${what}: ${expected ? "commit-confirm" : "applied as usual"}`, () => {
+      expect(mayCut(s, path)).to.equal(expected);
+    });
+  }
 });
