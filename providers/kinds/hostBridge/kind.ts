@@ -140,8 +140,9 @@ async function safeRelease(
   o: HostBridgeObserved & { bridge: Link },
   uplinkName: string | undefined,
   del: boolean,
-  reason: string,
+  own: string,
 ): Promise<void> {
+  const reason = `${p.name} carries ${own}, the address this SSH connection uses`;
   const action = del
     ? `delete bridge ${p.name}`
     : `release ${uplinkName} from bridge ${p.name}`;
@@ -347,14 +348,7 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
     }
     const own = carries(o.bridge, await managementAddresses(ctx));
     if (own)
-      return safeRelease(
-        ctx,
-        p,
-        present(o, o.bridge),
-        p.uplink,
-        true,
-        `${p.name} carries ${own}, the address this SSH connection uses`,
-      );
+      return safeRelease(ctx, p, present(o, o.bridge), p.uplink, true, own);
     await detach(ctx, p, o, p.uplink, true);
   },
 
@@ -375,7 +369,7 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
         present(o, o.bridge),
         p.managedUplink,
         false,
-        `${p.name} carries ${own}, the address this SSH connection uses`,
+        own,
       );
     }
     await detach(ctx, p, o, p.managedUplink, false);
