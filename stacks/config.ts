@@ -6,6 +6,7 @@ import * as path from "path";
 import { RunError } from "@pulumi/pulumi";
 import { z } from "zod";
 import { segmentHosts } from "../components/segment";
+import { BootRestoreProps } from "../providers/kinds/bootRestore";
 import { BridgeSpec, SegmentSpec, VmSpec, vmKey } from "../components/spec";
 import {
   formatIssues,
@@ -14,6 +15,18 @@ import {
   Ipv4Address,
   UnixUser,
 } from "../providers/schema";
+
+/**
+ * Keep a boot restore script of the host's topology on the host (README: Persistence): true for
+ * the default places, or where to put the script and its systemd unit.
+ */
+export const PersistOption = z.union([
+  z.boolean(),
+  BootRestoreProps.pick({ path: true, unit: true, unitDir: true })
+    .partial()
+    .strict(),
+]);
+export type PersistOption = z.infer<typeof PersistOption>;
 
 export const HostEntry = z
   .object({
@@ -31,6 +44,7 @@ export const HostEntry = z
     knownHostsFile: z.string().optional(),
     /** Source address of this host's VXLAN segments; default: address (which must then be IPv4). */
     underlay: Ipv4Address.optional(),
+    persist: PersistOption.optional(),
   })
   .strict();
 export type HostEntry = z.infer<typeof HostEntry>;
