@@ -1,1 +1,4 @@
-export * from "./hostBridge";
+export * from "./schema";
+export * from "./plan";
+export * from "./kind";
+export * from "./resource";

@@ -1,1 +1,4 @@
-export * from "./tapPort";
+export * from "./schema";
+export * from "./plan";
+export * from "./kind";
+export * from "./resource";
