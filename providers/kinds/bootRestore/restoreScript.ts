@@ -7,7 +7,6 @@ import { HostOp, opCommand } from "../../host";
 import { formatIssues } from "../../schema";
 import { shellQuote } from "../../transport";
 import type { Planner, Step } from "../plan";
-import { LEGACY_RESTORE } from "./legacy";
 
 /** One resource of the host: its kind, its resource name and its desired (kind-specific) props. */
 export interface RestoreEntry {
@@ -57,14 +56,11 @@ export function restoreSteps(
       `boot restore: resource ${entry.name} (${entry.kind}) has invalid props, so no restore script was written:\n  - ` +
         formatIssues(parsed.error, entry.name).join("\n  - "),
     );
-  const ctx = { owner: entry.owner };
-  if (kind.planner) return kind.planner.plan(parsed.data, undefined, ctx);
-  const steps = LEGACY_RESTORE[entry.kind]?.(parsed.data, entry.owner);
-  if (!steps)
+  if (!kind.planner)
     throw new Error(
-      `boot restore: resource ${entry.name} (${entry.kind}) cannot be restored at boot yet (its kind has no planner); turn persist off for this host`,
+      `boot restore: resource ${entry.name} (${entry.kind}) cannot be restored at boot: its kind has no planner; turn persist off for this host`,
     );
-  return steps;
+  return kind.planner.plan(parsed.data, undefined, { owner: entry.owner });
 }
 
 /** A step as shell: `makes` steps may fail quietly (the object is there already), others report. */
