@@ -1,6 +1,6 @@
 // Boot restore for every attachment kind (issue 11): a host whose stack config says `persist` gets
 // a restore script rendered from the kinds' planners. Up with isolated-netns, bridged, managed-fdb,
-// macvlan and routed VMs (simulated guests and real taps), then a reboot as hostnet sees one: every
+// macvlan and routed VMs (simulated guests and real taps) and a VXLAN segment, then a reboot as hostnet sees one: every
 // object hostnet made on the host is removed. The script, run over SSH, brings back the very
 // snapshot taken before, and `preview --refresh --expect-no-changes` is clean.
 //
@@ -21,6 +21,8 @@ import { LabHost, labUp, privateKey, sshRun } from "../support/lab";
 
 const HOST = "pshost";
 const BRIDGE = "br-ps";
+/** The bridge of a VXLAN segment (its device is vx-psseg). */
+const SEG_BRIDGE = "br-pss";
 const TABLE = "psfilter";
 const NIC = "psnic0";
 const RESTORE = {
@@ -61,7 +63,11 @@ function config(h: LabHost): StackConfig {
         persist: RESTORE,
       },
     ],
-    bridges: [{ name: BRIDGE, filterTable: TABLE }],
+    bridges: [
+      { name: BRIDGE, filterTable: TABLE },
+      { name: SEG_BRIDGE, filterTable: TABLE },
+    ],
+    segments: [{ name: "psseg", vni: 7126, bridge: SEG_BRIDGE }],
     simulatedNics: [NIC],
     vms: [
       vm("psiso1", "isolated-netns", 11, {
@@ -84,6 +90,13 @@ function config(h: LabHost): StackConfig {
       }),
       vm("psrt1", "routed", 16, { simulate: true }),
       vm("psrt2", "routed", 17, {}),
+      vm("psseg1", "bridged", 18, {
+        bridge: SEG_BRIDGE,
+        segment: "psseg",
+        simulate: true,
+        managedFdb: true,
+        filter: "none",
+      }),
     ],
     rollout: { serial: [1], maxFailures: 0, healthCheck: false },
   });
@@ -92,7 +105,7 @@ function config(h: LabHost): StackConfig {
 /** What a reboot takes away: every object of this file (namespaces, root links, its nft table). */
 const WIPE = [
   "for ns in $(ip netns list | cut -d' ' -f1 | grep -E '^(vm|guest)-ps'); do ip netns del $ns; done",
-  `for l in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^(hv-ps|tap-ps|mv-ps|${BRIDGE}$|${NIC}p?$)'); do ip link del $l 2>/dev/null; done`,
+  `for l in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^(hv-ps|tap-ps|mv-ps|vx-ps|${BRIDGE}$|${SEG_BRIDGE}$|${NIC}p?$)'); do ip link del $l 2>/dev/null; done`,
   `nft delete table bridge ${TABLE} 2>/dev/null`,
   "true",
 ].join("; ");
@@ -104,8 +117,9 @@ const WIPE = [
  */
 function snapshot(h: LabHost): Record<string, any> {
   const known = new Set([
-    ...Array.from({ length: 7 }, (_, k) => mac(11 + k)),
+    ...Array.from({ length: 8 }, (_, k) => mac(11 + k)),
     stableBridgeMac(HOST, BRIDGE),
+    stableBridgeMac(HOST, SEG_BRIDGE),
   ]);
   const json = JSON.stringify(fullSnapshot(h))
     .replace(/\b(?:[0-9a-f]{2}:){5}[0-9a-f]{2}\b/g, (m) =>
@@ -151,7 +165,13 @@ describe("persist: boot restore for every attachment kind, rendered from the pla
     );
     const script = sshRun(h, `cat ${RESTORE.path}`);
     expect(script).to.equal(restore.outputs.script);
-    for (const name of ["vm-psiso1", "tap-psbr2", "mv-psmv1", "hv-psrt2"])
+    for (const name of [
+      "vm-psiso1",
+      "tap-psbr2",
+      "mv-psmv1",
+      "hv-psrt2",
+      "vx-psseg",
+    ])
       expect(script, name).to.include(name);
   });
 
