@@ -2,6 +2,7 @@
 // plain and commit-confirmed changes: each step carries the undo commit-confirm's revert is made of.
 import { expect } from "chai";
 import {
+  confirmable,
   HostBridgeProps,
   hostBridgePlanner as planner,
 } from "../../providers/kinds/hostBridge";
@@ -177,5 +178,63 @@ describe("HostBridge planner", () => {
         ],
       ]);
     });
+  });
+});
+
+describe("HostBridge plan under commit-confirm", () => {
+  it("applies the steps in order and reverts with their undos in reverse, the routes through the bridge last", () => {
+    const mgmt = ["192.0.2.10"];
+    const p = HostBridgeProps.parse({
+      name: "br0",
+      uplink: "eth0",
+      mtu: 9000,
+      safeApply: true,
+    });
+    const o = planner.observe(
+      snapshot({
+        "": ns(
+          [
+            link("br0", {
+              kind: "bridge",
+              mtu: 1500,
+              mac: "02:00:00:00:00:0b",
+              alias: MARK,
+            }),
+            link("eth0", {
+              mac: "52:54:00:aa:bb:cc",
+              addresses: ["192.0.2.10/24"],
+            }),
+          ],
+          {
+            routes: [
+              {
+                family: 4,
+                dst: "198.51.100.0/24",
+                type: "unicast",
+                gateway: "192.0.2.1",
+                dev: "br0",
+              },
+            ],
+          },
+        ),
+      }),
+      p,
+    );
+    const plan = confirmable(planner.plan(p, o, { management: mgmt }));
+    expect(plan.apply.map((t) => t.join(" "))).to.deep.equal([
+      "link set br0 mtu 9000",
+      "link set br0 address 52:54:00:aa:bb:cc",
+      "link set eth0 master br0",
+      "addr del 192.0.2.10/24 dev eth0",
+      "addr replace 192.0.2.10/24 brd + dev br0",
+    ]);
+    expect(plan.revert.map((t) => t.join(" "))).to.deep.equal([
+      "link set eth0 nomaster",
+      "addr del 192.0.2.10/24 dev br0",
+      "addr replace 192.0.2.10/24 brd + dev eth0",
+      "link set br0 address 02:00:00:00:00:0b",
+      "link set br0 mtu 1500",
+      "route replace 198.51.100.0/24 via 192.0.2.1 dev br0",
+    ]);
   });
 });

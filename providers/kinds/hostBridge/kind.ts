@@ -3,14 +3,15 @@
 // mid-change: that is refused unless safeApply is set, and then the same plan runs under
 // commit-confirm (host/safeApply.ts), its steps' undos forming the revert.
 import { createHash } from "node:crypto";
-import { commitConfirm, HostOp, ipBatchLine } from "../../host";
+import { commitConfirm, ipBatchLine } from "../../host";
 import { ABSENT, found, isGone, isHostnetMark, Link } from "../../state";
 import { batchLine } from "../../transport";
 import { applyCreating } from "../applyPlan";
-import { KindContext, ResourceKind } from "../kind";
 import type { Step } from "../plan";
+import { KindContext, ResourceKind } from "../kind";
 import { carries, pathOn, PathState, releasePlan, Tokens } from "./path";
 import {
+  confirmable,
   hostBridgePlanner as planner,
   HostBridgeObserved,
   liveProps,
@@ -58,21 +59,6 @@ function adoptHint(ctx: KindContext, p: P): Error {
   return new Error(
     `${ctx.host.label} (${where(p)}): bridge ${p.name} already exists. To manage it with hostnet, set adopt: true on this HostBridge.`,
   );
-}
-
-/** A batch line is its validated tokens joined by single spaces (transport batchLine). */
-const tokensOf = (op: HostOp | undefined): Tokens =>
-  op?.kind === "batch" ? op.lines.map((l) => l.split(" ")) : [];
-
-/** A plan as one commit-confirmed change: the steps in order, their undos in reverse. */
-function confirmable(steps: readonly Step[]): {
-  apply: Tokens;
-  revert: Tokens;
-} {
-  return {
-    apply: steps.flatMap((s) => tokensOf(s.op)),
-    revert: [...steps].reverse().flatMap((s) => tokensOf(s.undo)),
-  };
 }
 
 function moved(path: PathState): string {

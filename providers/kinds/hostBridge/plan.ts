@@ -276,6 +276,21 @@ function change(p: P, o: Present, ctx: HostBridgePlanContext): Part[] {
   return todo;
 }
 
+/** A batch line is its validated tokens joined by single spaces (transport batchLine). */
+const tokensOf = (op: HostOp | undefined): Tokens =>
+  op?.kind === "batch" ? op.lines.map((l) => l.split(" ")) : [];
+
+/** A plan as one commit-confirmed change: the steps in order, their undos in reverse. */
+export function confirmable(steps: readonly Step[]): {
+  apply: Tokens;
+  revert: Tokens;
+} {
+  return {
+    apply: steps.flatMap((s) => tokensOf(s.op)),
+    revert: [...steps].reverse().flatMap((s) => tokensOf(s.undo)),
+  };
+}
+
 export const hostBridgePlanner: Planner<P, HostBridgeObserved> & {
   plan(
     desired: P,
