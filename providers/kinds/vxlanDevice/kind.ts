@@ -77,14 +77,19 @@ async function removeLink(ctx: KindContext, p: P, what: string): Promise<void> {
   }
 }
 
-/** Create and update alike: plan against the fresh snapshot and apply; a failed make is undone. */
+/**
+ * Create and update alike: plan against the fresh snapshot and apply; a failed make is undone.
+ * A create refuses any device already there (the runtime converged this resource's own leftover
+ * before calling create); an update of a device that has gone makes it again.
+ */
 async function converge(
   ctx: KindContext,
   p: P,
+  creating: boolean,
 ): Promise<Record<string, unknown>> {
   const snap = await snapshotOf(ctx, p);
   const live = planner.observe(snap, p);
-  if (!live) preflight(ctx, snap, p);
+  if (creating || !live) preflight(ctx, snap, p);
   const steps = planner.plan(p, live, { owner: ctx.owner });
   try {
     await applySteps(ctx.host, steps);
@@ -116,8 +121,8 @@ export const vxlanDeviceKind: ResourceKind<typeof VxlanDeviceProps> = {
   id: (p) => `vxlan/${p.netns ?? "-"}/${p.name}`,
   planner,
 
-  create: (ctx, p) => converge(ctx, p),
-  update: (ctx, _olds, news) => converge(ctx, news),
+  create: (ctx, p) => converge(ctx, p, true),
+  update: (ctx, _olds, news) => converge(ctx, news, false),
 
   async find(ctx, p) {
     const link = findLink(await snapshotOf(ctx, p), p.netns ?? "", p.name);
