@@ -1,13 +1,13 @@
 // bridged (seed 004, setup 1): the VM's tap directly on the host bridge. Its filter lives in the
 // host's per-bridge FilterChain (HostTopology), dispatched by one verdict-map lookup.
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionInput } from "../providers/transport";
+import type { HostPlan } from "./hostPlan";
 import { managedFdbEntry } from "./managedFdb";
 import { derivedNames, VmSpec } from "./spec";
 import { hostPortFlags, vmPort } from "./vmPort";
 
 export interface BridgedVmArgs {
-  connection: pulumi.Input<ConnectionInput>;
+  plan: HostPlan;
   vm: VmSpec;
   bridge: string;
 }
@@ -24,11 +24,12 @@ export class BridgedVm extends pulumi.ComponentResource {
     super("hostnet:attachment:Bridged", name, {}, opts);
     const n = derivedNames(args.vm);
     this.port = n.tap;
+    args.plan.expectLink(n.tap);
     const port = vmPort(
       this,
       name,
       {
-        connection: args.connection,
+        plan: args.plan,
         vm: args.vm,
         port: n.tap,
         bridge: args.bridge,
@@ -39,7 +40,7 @@ export class BridgedVm extends pulumi.ComponentResource {
     const fdb = managedFdbEntry(
       this,
       name,
-      args.connection,
+      args.plan,
       args.vm,
       args.bridge,
       n.tap,

@@ -3,23 +3,21 @@
 // that runs on every up and refresh of the host (and whenever its desired topology changes).
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { FilterChain } from "../providers/kinds/filterChain";
-import { HostBridge } from "../providers/kinds/hostBridge";
 import { HealthChecks, HostHealth } from "../providers/kinds/hostHealth";
+import type { HostBridge } from "../providers/kinds/hostBridge";
 import {
   BootRestore,
   renderRestoreScript,
-  RestoreSpecInput,
 } from "../providers/kinds/bootRestore";
-import { VethLink } from "../providers/kinds/vethLink";
+import { KINDS } from "../providers/runtime/index";
 import type { ConnectionInput } from "../providers/transport";
+import { HostPlan } from "./hostPlan";
 import { BridgedVm } from "./bridged";
 import { IsolatedNetnsVm } from "./isolatedNetns";
 import { MacvlanVm } from "./macvlan";
 import { RoutedVm } from "./routed";
 import { HostSegment, SegmentEnd } from "./segment";
 import { BridgeSpec, derivedNames, stableBridgeMac, VmSpec } from "./spec";
-import { hostPortFlags } from "./vmPort";
 
 export interface HostTopologyArgs {
   hostName: string;
@@ -34,7 +32,7 @@ export interface HostTopologyArgs {
    * Keep a boot restore script (BootRestore) of this host's topology on the host, so a reboot does
    * not wait for the next `pulumi up`. true: the default places (/var/lib/hostnet/restore.sh,
    * /etc/systemd/system/hostnet-restore.service); an object overrides them (lab hosts share /etc).
-   * Covers host bridges, simulated NICs and isolated-netns VMs.
+   * Covers every resource the topology makes (rendered from the kinds' planners, see hostPlan.ts).
    */
   persist?: boolean | { path?: string; unit?: string; unitDir?: string };
   /** The multi-host L2 segments this host is a member of (see components/segment.ts). */
@@ -44,6 +42,8 @@ export interface HostTopologyArgs {
 export class HostTopology extends pulumi.ComponentResource {
   readonly health?: HostHealth;
   readonly children: pulumi.Resource[] = [];
+  /** Every resource this host's topology made, in order (restore script and health derive from it). */
+  readonly plan: HostPlan;
 
   constructor(
     name: string,
@@ -52,14 +52,16 @@ export class HostTopology extends pulumi.ComponentResource {
   ) {
     super("hostnet:topology:Host", name, {}, opts);
     const { connection } = args;
+    const plan = (this.plan = new HostPlan(connection));
     const bridges = new Map<string, HostBridge>();
     for (const b of args.bridges) {
+      plan.expectLink(b.name);
       bridges.set(
         b.name,
-        new HostBridge(
+        plan.make(
+          "HostBridge",
           `${name}-${b.name}`,
           {
-            connection,
             name: b.name,
             stp: b.stp,
             mtu: b.mtu,
@@ -73,10 +75,10 @@ export class HostTopology extends pulumi.ComponentResource {
     this.children.push(...bridges.values());
     for (const nic of args.simulatedNics ?? []) {
       this.children.push(
-        new VethLink(
+        plan.make(
+          "VethLink",
           `${name}-nic-${nic}`,
           {
-            connection,
             a: { name: nic, up: true },
             b: { name: `${nic}p`, up: true },
           },
@@ -101,7 +103,7 @@ export class HostTopology extends pulumi.ComponentResource {
         case "bridged": {
           const c = new BridgedVm(
             vmName,
-            { connection, vm, bridge: vm.bridge! },
+            { plan, vm, bridge: vm.bridge! },
             childOpts,
           );
           if (vm.filter === "clean-traffic")
@@ -113,33 +115,29 @@ export class HostTopology extends pulumi.ComponentResource {
           this.children.push(
             new IsolatedNetnsVm(
               vmName,
-              { connection, vm, bridge: vm.bridge! },
+              { plan, vm, bridge: vm.bridge! },
               childOpts,
             ),
           );
           break;
         case "macvlan":
-          this.children.push(
-            new MacvlanVm(vmName, { connection, vm }, childOpts),
-          );
+          this.children.push(new MacvlanVm(vmName, { plan, vm }, childOpts));
           break;
         case "routed":
-          this.children.push(
-            new RoutedVm(vmName, { connection, vm }, childOpts),
-          );
+          this.children.push(new RoutedVm(vmName, { plan, vm }, childOpts));
           break;
       }
       vmComponents.set(vm.name, this.children[this.children.length - 1]);
     }
-    for (const plan of args.segments ?? []) {
-      const bridge = bridges.get(plan.segment.bridge);
+    for (const segment of args.segments ?? []) {
+      const bridge = bridges.get(segment.segment.bridge);
       this.children.push(
         new SegmentEnd(
-          `${name}-seg-${plan.segment.name}`,
+          `${name}-seg-${segment.segment.name}`,
           {
             hostName: args.hostName,
-            connection,
-            plan,
+            hostPlan: plan,
+            plan: segment,
             bridge,
             localVms: vmComponents,
           },
@@ -157,10 +155,10 @@ export class HostTopology extends pulumi.ComponentResource {
     }
     for (const [table, ports] of byTable) {
       this.children.push(
-        new FilterChain(
+        plan.make(
+          "FilterChain",
           table === "hostnet" ? `${name}-filter` : `${name}-filter-${table}`,
           {
-            connection,
             table,
             ports: ports.map(({ port, vm }) => ({
               port,
@@ -180,7 +178,11 @@ export class HostTopology extends pulumi.ComponentResource {
           `${name}-restore`,
           {
             connection,
-            script: renderRestoreScript(restoreSpecFor(args)),
+            script: renderRestoreScript(
+              restoreEntries(plan),
+              KINDS,
+              args.hostName,
+            ),
             ...where,
           },
           { parent: this, dependsOn: [...this.children] },
@@ -188,7 +190,10 @@ export class HostTopology extends pulumi.ComponentResource {
       );
     }
     if (args.healthCheck) {
-      const checks = healthChecksFor(args);
+      const checks: HealthChecks = {
+        ...plan.health,
+        pings: simulatedPings(args.vms),
+      };
       const trigger = crypto
         .createHash("sha256")
         .update(JSON.stringify({ b: args.bridges, v: args.vms }))
@@ -204,30 +209,18 @@ export class HostTopology extends pulumi.ComponentResource {
   }
 }
 
-/** What "healthy" means for this host's desired topology. */
-export function healthChecksFor(
-  args: Pick<HostTopologyArgs, "bridges" | "vms">,
-): HealthChecks {
-  const links: HealthChecks["links"] = args.bridges.map((b) => ({
-    name: b.name,
+/** The restore script's input: the host's resources as planned (kind, name, props, owner). */
+export const restoreEntries = (plan: HostPlan) =>
+  plan.resources.map(({ kind, name, props, owner }) => ({
+    kind,
+    name,
+    props,
+    owner,
   }));
-  const fdb: HealthChecks["fdb"] = [];
-  for (const vm of args.vms) {
-    const n = derivedNames(vm);
-    if (vm.attachment === "bridged") links.push({ name: n.tap });
-    if (vm.attachment === "isolated-netns")
-      links.push({ name: n.hostPort }, { netns: n.netns, name: n.innerUplink });
-    if (vm.attachment === "routed") links.push({ name: n.hostPort });
-    if (
-      vm.managedFdb &&
-      vm.bridge &&
-      (vm.attachment === "bridged" || vm.attachment === "isolated-netns")
-    ) {
-      fdb.push({ bridge: vm.bridge, mac: vm.mac });
-    }
-  }
-  // Simulated VMs on the same L2 segment must reach each other: ping each from the previous one.
-  const sims = args.vms.filter(
+
+/** Simulated VMs on the same L2 segment must reach each other: ping each from the previous one. */
+export function simulatedPings(vms: readonly VmSpec[]): HealthChecks["pings"] {
+  const sims = vms.filter(
     (v) =>
       v.simulate &&
       (v.attachment === "bridged" || v.attachment === "isolated-netns"),
@@ -240,114 +233,5 @@ export function healthChecksFor(
       to: sims[i].ipv4[0].split("/")[0],
     });
   }
-  return { links, fdb, pings };
-}
-
-/** The objects this component makes for the host, as BootRestore renders them (mirrors IsolatedNetnsVm and vmPort). */
-export function restoreSpecFor(
-  args: Pick<
-    HostTopologyArgs,
-    "hostName" | "bridges" | "vms" | "simulatedNics"
-  >,
-): RestoreSpecInput {
-  const spec = {
-    host: args.hostName,
-    namespaces: [],
-    bridges: [],
-    veths: [],
-    taps: [],
-    fdb: [],
-    filters: [],
-  } as Required<RestoreSpecInput>;
-  spec.bridges.push(
-    ...args.bridges.map((b) => ({
-      name: b.name,
-      stp: b.stp,
-      mtu: b.mtu,
-      mac: b.mac ?? stableBridgeMac(args.hostName, b.name),
-      uplink: b.uplink,
-    })),
-  );
-  spec.veths.push(
-    ...(args.simulatedNics ?? []).map((nic) => ({
-      a: { name: nic, up: true },
-      b: { name: `${nic}p`, up: true },
-    })),
-  );
-  for (const vm of args.vms) {
-    if (vm.attachment !== "isolated-netns") {
-      throw new Error(
-        `host ${args.hostName}: persist covers isolated-netns VMs only, but VM ${vm.name} is ${vm.attachment}; turn persist off for this host`,
-      );
-    }
-    const n = derivedNames(vm);
-    const disableV6 = { "net.ipv6.conf.all.disable_ipv6": "1" };
-    spec.namespaces.push({ name: n.netns, sysctls: disableV6 });
-    spec.bridges.push({ name: n.innerBridge, netns: n.netns });
-    spec.veths.push({
-      a: {
-        name: n.hostPort,
-        master: vm.bridge,
-        portFlags: hostPortFlags(vm),
-        up: true,
-      },
-      b: {
-        name: n.innerUplink,
-        netns: n.netns,
-        master: n.innerBridge,
-        up: true,
-      },
-    });
-    if (vm.simulate) {
-      spec.namespaces.push({ name: n.guestNetns, sysctls: disableV6 });
-      spec.veths.push({
-        a: {
-          name: n.innerTap,
-          netns: n.netns,
-          master: n.innerBridge,
-          up: true,
-        },
-        b: {
-          name: n.guestIf,
-          netns: n.guestNetns,
-          mac: vm.mac,
-          addresses: vm.ipv4,
-          up: true,
-        },
-      });
-    } else {
-      spec.taps.push({
-        name: n.innerTap,
-        netns: n.netns,
-        master: n.innerBridge,
-        multiQueue: false,
-        vnetHdr: true,
-      });
-    }
-    if (vm.filter === "clean-traffic") {
-      spec.filters.push({
-        netns: n.netns,
-        table: "hostnet",
-        ports: [
-          {
-            port: n.innerTap,
-            policy: "clean-traffic",
-            mac: vm.mac,
-            ipv4: vm.ipv4.map((c) => c.split("/")[0]),
-          },
-        ],
-      });
-    }
-    const neighbours = vm.arpSuppress
-      ? vm.ipv4.map((c) => c.split("/")[0])
-      : [];
-    if (vm.managedFdb)
-      spec.fdb.push({
-        bridge: vm.bridge!,
-        port: n.hostPort,
-        mac: vm.mac,
-        neighbours,
-      });
-  }
-  return spec;
+  return pings;
 }

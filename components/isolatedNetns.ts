@@ -2,17 +2,13 @@
 // its own FilterChain, joined to the host bridge by a veth. A broadcast cloned to every port only
 // meets this VM's rules, and a firewall reload in the root namespace cannot wipe them.
 import * as pulumi from "@pulumi/pulumi";
-import { FilterChain } from "../providers/kinds/filterChain";
-import { HostBridge } from "../providers/kinds/hostBridge";
-import type { ConnectionInput } from "../providers/transport";
-import { VethLink } from "../providers/kinds/vethLink";
-import { VmNetns } from "../providers/kinds/vmNetns";
+import type { HostPlan } from "./hostPlan";
 import { managedFdbEntry } from "./managedFdb";
 import { derivedNames, VmSpec } from "./spec";
 import { hostPortFlags, vmPort } from "./vmPort";
 
 export interface IsolatedNetnsVmArgs {
-  connection: pulumi.Input<ConnectionInput>;
+  plan: HostPlan;
   vm: VmSpec;
   /** Host bridge the VM's namespace is joined to. */
   bridge: string;
@@ -26,26 +22,29 @@ export class IsolatedNetnsVm extends pulumi.ComponentResource {
     opts?: pulumi.ComponentResourceOptions,
   ) {
     super("hostnet:attachment:IsolatedNetns", name, {}, opts);
-    const { connection, vm } = args;
+    const { plan, vm } = args;
     const n = derivedNames(vm);
-    const ns = new VmNetns(
+    plan.expectLink(n.hostPort);
+    plan.expectLink(n.innerUplink, n.netns);
+    const ns = plan.make(
+      "VmNetns",
       `${name}-ns`,
       {
-        connection,
         name: n.netns,
         sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
       },
       { parent: this },
     );
-    const inner = new HostBridge(
+    const inner = plan.make(
+      "HostBridge",
       `${name}-br`,
-      { connection, name: n.innerBridge, netns: n.netns },
+      { name: n.innerBridge, netns: n.netns },
       { parent: this, dependsOn: [ns] },
     );
-    const uplink = new VethLink(
+    const uplink = plan.make(
+      "VethLink",
       `${name}-uplink`,
       {
-        connection,
         a: {
           name: n.hostPort,
           master: args.bridge,
@@ -65,7 +64,7 @@ export class IsolatedNetnsVm extends pulumi.ComponentResource {
       this,
       name,
       {
-        connection,
+        plan,
         vm,
         port: n.innerTap,
         netns: n.netns,
@@ -76,10 +75,10 @@ export class IsolatedNetnsVm extends pulumi.ComponentResource {
     const filters: pulumi.Resource[] = [];
     if (vm.filter === "clean-traffic") {
       filters.push(
-        new FilterChain(
+        plan.make(
+          "FilterChain",
           `${name}-filter`,
           {
-            connection,
             netns: n.netns,
             table: "hostnet",
             ports: [
@@ -95,15 +94,9 @@ export class IsolatedNetnsVm extends pulumi.ComponentResource {
         ),
       );
     }
-    const fdb = managedFdbEntry(
-      this,
-      name,
-      connection,
-      vm,
-      args.bridge,
-      n.hostPort,
-      [uplink],
-    );
+    const fdb = managedFdbEntry(this, name, plan, vm, args.bridge, n.hostPort, [
+      uplink,
+    ]);
     this.resources = [ns, inner, uplink, ...port, ...filters, ...fdb];
     this.registerOutputs({});
   }

@@ -2,13 +2,11 @@
 // on a lower device, in bridge, vepa, private or passthru mode. No host bridge, no filters: the
 // mode is the access control.
 import * as pulumi from "@pulumi/pulumi";
-import { MacvlanPort } from "../providers/kinds/macvlanPort";
-import type { ConnectionInput } from "../providers/transport";
-import { VmNetns } from "../providers/kinds/vmNetns";
+import type { HostPlan } from "./hostPlan";
 import { derivedNames, VmSpec } from "./spec";
 
 export interface MacvlanVmArgs {
-  connection: pulumi.Input<ConnectionInput>;
+  plan: HostPlan;
   vm: VmSpec;
 }
 
@@ -22,7 +20,7 @@ export class MacvlanVm extends pulumi.ComponentResource {
     opts?: pulumi.ComponentResourceOptions,
   ) {
     super("hostnet:attachment:Macvlan", name, {}, opts);
-    const { connection, vm } = args;
+    const { plan, vm } = args;
     if (!vm.lower)
       throw new Error(
         `VM ${vm.name}: a macvlan attachment needs 'lower' (the device the VM's macvlan sits on)`,
@@ -31,10 +29,10 @@ export class MacvlanVm extends pulumi.ComponentResource {
     const deps: pulumi.Resource[] = [];
     if (vm.simulate) {
       deps.push(
-        new VmNetns(
+        plan.make(
+          "VmNetns",
           `${name}-guest`,
           {
-            connection,
             name: n.guestNetns,
             sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
           },
@@ -42,10 +40,10 @@ export class MacvlanVm extends pulumi.ComponentResource {
         ),
       );
     }
-    const port = new MacvlanPort(
+    const port = plan.make(
+      "MacvlanPort",
       `${name}-mv`,
       {
-        connection,
         name: n.macvlan,
         type: vm.simulate ? "macvlan" : "macvtap",
         lower: vm.lower,

@@ -2,27 +2,30 @@
 // known, so its host-bridge port gets a static fdb entry, and learning/unicast flood go off on
 // that port (see hostPortFlags). Combinable with bridged and isolated-netns attachments.
 import * as pulumi from "@pulumi/pulumi";
-import { FdbEntry } from "../providers/kinds/fdbEntry";
-import type { ConnectionInput } from "../providers/transport";
+import type { FdbEntry } from "../providers/kinds/fdbEntry";
+import type { HostPlan } from "./hostPlan";
 import { VmSpec } from "./spec";
 
 export function managedFdbEntry(
   parent: pulumi.Resource,
   name: string,
-  connection: pulumi.Input<ConnectionInput>,
+  plan: HostPlan,
   vm: VmSpec,
   bridge: string,
   port: string,
   deps: pulumi.Input<pulumi.Resource>[],
 ): FdbEntry[] {
+  // The health check expects the VM's MAC on its bridge, a segment VM's entry included.
+  if (vm.managedFdb) plan.expectFdb(bridge, vm.mac);
   // A segment VM's entry belongs to its segment (components/segment.ts), on every member host.
   if (!vm.managedFdb || vm.segment) return [];
   // With ARP suppression the bridge also learns the VM's addresses as permanent neighbours.
   const neighbours = vm.arpSuppress ? vm.ipv4.map((c) => c.split("/")[0]) : [];
   return [
-    new FdbEntry(
+    plan.make(
+      "FdbEntry",
       `${name}-fdb`,
-      { connection, bridge, port, mac: vm.mac, neighbours, exclusive: true },
+      { bridge, port, mac: vm.mac, neighbours, exclusive: true },
       { parent, dependsOn: deps },
     ),
   ];

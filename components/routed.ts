@@ -1,13 +1,11 @@
 // routed (seed 003): no shared L2 at all. The VM's namespace gets a veth with a /32 host route
 // towards it and proxy ARP on the host end; the host forwards between its veths.
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionInput } from "../providers/transport";
-import { VethLink } from "../providers/kinds/vethLink";
-import { VmNetns } from "../providers/kinds/vmNetns";
+import type { HostPlan } from "./hostPlan";
 import { derivedNames, VmSpec } from "./spec";
 
 export interface RoutedVmArgs {
-  connection: pulumi.Input<ConnectionInput>;
+  plan: HostPlan;
   vm: VmSpec;
 }
 
@@ -19,23 +17,24 @@ export class RoutedVm extends pulumi.ComponentResource {
     opts?: pulumi.ComponentResourceOptions,
   ) {
     super("hostnet:attachment:Routed", name, {}, opts);
-    const { connection, vm } = args;
+    const { plan, vm } = args;
     const n = derivedNames(vm);
+    plan.expectLink(n.hostPort);
     const vmNetnsName = vm.simulate ? n.guestNetns : n.netns;
-    const ns = new VmNetns(
+    const ns = plan.make(
+      "VmNetns",
       `${name}-ns`,
       {
-        connection,
         name: vmNetnsName,
         sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
       },
       { parent: this },
     );
     const hosts = vm.ipv4.map((c) => `${c.split("/")[0]}/32`);
-    const link = new VethLink(
+    const link = plan.make(
+      "VethLink",
       `${name}-veth`,
       {
-        connection,
         a: {
           name: n.hostPort,
           routes: hosts.map((to) => ({ to })),

@@ -3,9 +3,7 @@
 // same resource on every member host — pointing at its own port where it is local, at its host's
 // underlay address elsewhere — so moving a VM is an in-place update of that entry on every host.
 import * as pulumi from "@pulumi/pulumi";
-import { FdbEntry } from "../providers/kinds/fdbEntry";
-import type { ConnectionInput } from "../providers/transport";
-import { VxlanDevice } from "../providers/kinds/vxlanDevice";
+import type { HostPlan } from "./hostPlan";
 import { derivedNames, SegmentSpec, VmSpec } from "./spec";
 
 export interface SegmentMember {
@@ -76,7 +74,7 @@ export function segmentsForHost(
 
 export interface SegmentArgs {
   hostName: string;
-  connection: pulumi.Input<ConnectionInput>;
+  hostPlan: HostPlan;
   plan: HostSegment;
   /** The segment bridge's resource (the vxlan device joins it). */
   bridge?: pulumi.Resource;
@@ -93,12 +91,12 @@ export class SegmentEnd extends pulumi.ComponentResource {
     opts?: pulumi.ComponentResourceOptions,
   ) {
     super("hostnet:topology:Segment", name, {}, opts);
-    const { connection, plan } = args;
+    const { hostPlan, plan } = args;
     const seg = plan.segment;
-    const vx = new VxlanDevice(
+    const vx = hostPlan.make(
+      "VxlanDevice",
       `${name}-vx`,
       {
-        connection,
         name: plan.device,
         vni: seg.vni,
         local: plan.local,
@@ -118,10 +116,10 @@ export class SegmentEnd extends pulumi.ComponentResource {
           ? [{ name: `${args.hostName}-${m.vm}-fdb`, parent: vmComponent }]
           : [];
       this.resources.push(
-        new FdbEntry(
+        hostPlan.make(
+          "FdbEntry",
           `${name}-${m.vm}`,
           {
-            connection,
             bridge: seg.bridge,
             mac: m.mac,
             neighbours: m.ipv4,

@@ -1,15 +1,12 @@
 // The VM's own port on a bridge: a persistent tap for a real VM (QEMU opens it with script=no),
 // or, for lab simulation, a veth whose far end sits in a guest namespace with the VM's MAC and IPs.
 import * as pulumi from "@pulumi/pulumi";
-import type { ConnectionInput } from "../providers/transport";
 import { PortFlagsInput } from "../providers/kinds/portFlags";
-import { TapPort } from "../providers/kinds/tapPort";
-import { VethLink } from "../providers/kinds/vethLink";
-import { VmNetns } from "../providers/kinds/vmNetns";
+import type { HostPlan } from "./hostPlan";
 import { derivedNames, VmSpec } from "./spec";
 
 export interface VmPortArgs {
-  connection: pulumi.Input<ConnectionInput>;
+  plan: HostPlan;
   vm: VmSpec;
   /** Interface name of the port on the bridge. */
   port: string;
@@ -26,13 +23,14 @@ export function vmPort(
   args: VmPortArgs,
   deps: pulumi.Input<pulumi.Resource>[],
 ): pulumi.Resource[] {
+  const { plan } = args;
   const opts = { parent, dependsOn: deps };
   if (!args.vm.simulate) {
     return [
-      new TapPort(
+      plan.make(
+        "TapPort",
         `${name}-tap`,
         {
-          connection: args.connection,
           name: args.port,
           netns: args.netns,
           master: args.bridge,
@@ -45,19 +43,19 @@ export function vmPort(
     ];
   }
   const n = derivedNames(args.vm);
-  const guest = new VmNetns(
+  const guest = plan.make(
+    "VmNetns",
     `${name}-guest`,
     {
-      connection: args.connection,
       name: n.guestNetns,
       sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
     },
     opts,
   );
-  const link = new VethLink(
+  const link = plan.make(
+    "VethLink",
     `${name}-port`,
     {
-      connection: args.connection,
       a: {
         name: args.port,
         netns: args.netns,

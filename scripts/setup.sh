@@ -17,7 +17,7 @@ declare -A PKG=(
   [bridge]=iproute2 [nft]=nftables [ebtables]=ebtables [dot]=graphviz [sudo]=sudo
   [unshare]=util-linux [pgrep]=procps [flock]=util-linux [visudo]=sudo
   [ping]=iputils-ping [tcpdump]=tcpdump
-  [ebtables-nft]=iptables [python3]=python3
+  [ebtables-nft]=iptables [python3]=python3 [systemd-analyze]=systemd
 )
 missing=()
 for bin in "${!PKG[@]}"; do

@@ -6,9 +6,22 @@ import * as path from "path";
 import { RunError } from "@pulumi/pulumi";
 import { z } from "zod";
 import { segmentHosts } from "../components/segment";
+import { BootRestoreProps } from "../providers/kinds/bootRestore";
 import { BridgeSpec, SegmentSpec, VmSpec, vmKey } from "../components/spec";
 import { formatIssues, IfName, Ipv4Address } from "../providers/schema";
 import { ConnectionFields, ConnectionInput } from "../providers/transport";
+
+/**
+ * Keep a boot restore script of the host's topology on the host (README: Persistence): true for
+ * the default places, or where to put the script and its systemd unit.
+ */
+export const PersistOption = z.union([
+  z.boolean(),
+  BootRestoreProps.pick({ path: true, unit: true, unitDir: true })
+    .partial()
+    .strict(),
+]);
+export type PersistOption = z.infer<typeof PersistOption>;
 
 /** A host of the fleet: its connection fields come from the transport's schema (one definition). */
 export const HostEntry = ConnectionFields.pick({
@@ -28,6 +41,7 @@ export const HostEntry = ConnectionFields.pick({
     address: ConnectionFields.shape.host,
     /** Source address of this host's VXLAN segments; default: address (which must then be IPv4). */
     underlay: Ipv4Address.optional(),
+    persist: PersistOption.optional(),
   })
   .strict();
 export type HostEntry = z.infer<typeof HostEntry>;

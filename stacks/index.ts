@@ -100,6 +100,7 @@ export function deployFleet(
           simulatedNics: config.simulatedNics,
           vms: config.vms.filter((v) => v.host === h.name),
           healthCheck: config.rollout.healthCheck,
+          persist: h.persist,
           segments: segmentsForHost(
             h.name,
             config.segments ?? [],

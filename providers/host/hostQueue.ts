@@ -143,6 +143,19 @@ export function buildFlushScript(
   return { script: parts.join("\n") + "\n", groups };
 }
 
+/**
+ * One op as a stand-alone shell command (what a flush runs for it alone): its output goes to
+ * stdout, its exit status is the op's. The boot restore script is made of these.
+ */
+export function opCommand(op: HostOp): string {
+  const tool = op.kind === "batch" ? op.tool : op.kind;
+  const checkOnly = op.kind === "nft" && op.checkOnly === true;
+  return groupCommand(
+    { ops: [0], tool, netns: op.netns, ...(checkOnly ? { checkOnly } : {}) },
+    [op],
+  );
+}
+
 function groupCommand(g: FlushGroup, ops: HostOp[]): string {
   if (g.tool === "ip" || g.tool === "bridge") {
     const lines: string[] = [];

@@ -81,7 +81,7 @@ describe("MacvlanPort planner", () => {
     ]);
   });
 
-  it("against nothing: make, mark and move in one undoable step, then configure", () => {
+  it("against nothing: make in the target namespace in one undoable step, then mark and configure there", () => {
     const steps = planner.plan(desired(), undefined, { owner: OWNER });
     expect(steps.map((s) => s.makes ?? false)).to.deep.equal([true, false]);
     expect(steps[0].undo).to.deep.include({
@@ -89,11 +89,10 @@ describe("MacvlanPort planner", () => {
       lines: ["link del mv0"],
     });
     expect(linesOf(steps)).to.deep.equal([
-      "- link add link eth1 name mv0 type macvlan mode source macaddr set 52:54:00:00:00:02 52:54:00:00:00:01",
-      `- link set mv0 alias ${MARK}`,
-      "- link set mv0 mtu 1400",
-      "- link set mv0 netns vm1",
-      "vm1 addr add 10.0.0.2/24 dev mv0",
+      "- link add link eth1 name mv0 netns vm1 type macvlan mode source macaddr set 52:54:00:00:00:02 52:54:00:00:00:01",
+      `vm1 link set mv0 alias ${MARK}`,
+      "vm1 link set mv0 mtu 1400",
+      "vm1 addr replace 10.0.0.2/24 dev mv0",
       "vm1 link set mv0 up",
     ]);
   });

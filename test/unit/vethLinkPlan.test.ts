@@ -158,7 +158,7 @@ describe("VethLink planner", () => {
       "- sh sysctl -q -w net/ipv4/conf/h0/proxy_arp=1",
       `ns1 ip link set dev v0 alias ${MARK}`,
       "ns1 ip link set dev v0 mtu 1400",
-      "ns1 ip addr add 10.0.0.2/24 dev v0",
+      "ns1 ip addr replace 10.0.0.2/24 dev v0",
       "ns1 ip link set dev v0 up",
       "ns1 ip route replace 10.1.0.0/16 via 10.0.0.1 dev v0",
       "ns1 sh sysctl -q -w net/ipv4/conf/v0/forwarding=0",

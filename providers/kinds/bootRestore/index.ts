@@ -1,1 +1,2 @@
 export * from "./bootRestore";
+export * from "./restoreScript";

@@ -132,9 +132,10 @@ function addressLines(p: P, o: ObservedPort | undefined): string[] {
     ...have
       .filter((a) => !p.addresses.includes(a))
       .map((a) => batchLine(["addr", "del", a, "dev", p.name])),
+    // From nothing (create, boot restore): `replace`, so a replay finds the address and goes on.
     ...p.addresses
       .filter((a) => !have.includes(a))
-      .map((a) => batchLine(["addr", "add", a, "dev", p.name])),
+      .map((a) => batchLine(["addr", o ? "add" : "replace", a, "dev", p.name])),
   ];
 }
 
@@ -149,8 +150,12 @@ export function deleteOp(p: P, ns: string | undefined, what: string): HostOp {
   };
 }
 
-/** Run where the lower lives: make, mark as ours, then move to the target, in one batch. */
-function createStep(p: P, mark: string): Step {
+/**
+ * Run where the lower lives: made straight in its target namespace, so a replay (boot restore) that
+ * finds it there fails here ("File exists") instead of making a second port beside the lower.
+ */
+function createStep(p: P): Step {
+  const into = moves(p) ? ["netns", targetOf(p)!] : [];
   const lines = [
     batchLine([
       "link",
@@ -159,15 +164,10 @@ function createStep(p: P, mark: string): Step {
       p.lower,
       "name",
       p.name,
+      ...into,
       ...modeTokens(p),
     ]),
-    batchLine(["link", "set", p.name, "alias", mark]),
   ];
-  const attrs = attrTokens(p, undefined);
-  if (attrs.length > 0)
-    lines.push(batchLine(["link", "set", p.name, ...attrs]));
-  if (moves(p))
-    lines.push(batchLine(["link", "set", p.name, "netns", targetOf(p)!]));
   return {
     op: {
       kind: "batch",
@@ -190,9 +190,20 @@ function changeLines(p: P, o: ObservedPort): string[] {
   ];
 }
 
+/** A new port, in its namespace: our mark, then MAC and MTU. */
+function markLines(p: P, mark: string): string[] {
+  const attrs = attrTokens(p, undefined);
+  return [
+    batchLine(["link", "set", p.name, "alias", mark]),
+    ...(attrs.length > 0 ? [batchLine(["link", "set", p.name, ...attrs])] : []),
+  ];
+}
+
 function plan(p: P, o: ObservedPort | undefined, ctx: PlanContext): Step[] {
   const lines = [
-    ...(o === undefined ? [] : changeLines(p, o)),
+    ...(o === undefined
+      ? markLines(p, ownerMark(ctx.owner))
+      : changeLines(p, o)),
     ...addressLines(p, o),
     ...(p.up !== (o?.link.adminUp ?? false)
       ? [batchLine(["link", "set", p.name, p.up ? "up" : "down"])]
@@ -212,9 +223,7 @@ function plan(p: P, o: ObservedPort | undefined, ctx: PlanContext): Step[] {
             },
           },
         ];
-  return o === undefined
-    ? [createStep(p, ownerMark(ctx.owner)), ...configure]
-    : configure;
+  return o === undefined ? [createStep(p), ...configure] : configure;
 }
 
 export const macvlanPortPlanner: Planner<P, ObservedPort> = {

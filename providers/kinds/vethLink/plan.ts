@@ -82,7 +82,11 @@ function addressLines(end: VethEnd, o: ObservedEnd | undefined): Line[] {
       .map((a) => ({ do: addr("del", a), undo: addr("add", a) })),
     ...end.addresses
       .filter((a) => !hasAddress(have, a))
-      .map((a) => ({ do: addr("add", a), undo: addr("del", a) })),
+      // From nothing (create, boot restore): `replace`, so a replay finds the address and goes on.
+      .map((a) => ({
+        do: addr(o ? "add" : "replace", a),
+        undo: addr("del", a),
+      })),
   ];
 }
 
