@@ -1,10 +1,12 @@
 // VxlanDevice lifecycle (plus a remote FdbEntry on it) on lab2, through the real engine: create,
 // update in place, replace on a new VNI (the remote entry comes back on the new device), drift seen
-// and repaired, bad input refused with the host unchanged, destroy leaves the host as it was, adopt.
+// and repaired, bad input refused with the host unchanged, destroy leaves the host as it was, adopt,
+// and its own device left by a run that died before the state was written taken over.
 import { expect } from "chai";
 import { FdbEntry } from "../../providers/kinds/fdbEntry";
 import { HostBridge } from "../../providers/kinds/hostBridge";
 import { VxlanDevice } from "../../providers/kinds/vxlanDevice";
+import { inlineStack } from "../../scripts/engine";
 import { independentSnapshot, TestStack } from "../support/harness";
 import { labConnection, LabHost, labUp, sshJson, sshRun } from "../support/lab";
 
@@ -24,49 +26,50 @@ describe("VxlanDevice lifecycle on lab2 (vx-lc on br-vxlc)", function () {
   this.timeout(600_000);
   let h: LabHost;
   let initial: Record<string, unknown>;
+  const program = async (c: Cfg): Promise<void> => {
+    const connection = labConnection(h);
+    if (c.deviceOnly) {
+      new VxlanDevice("vx", {
+        connection,
+        name: "vx-lc",
+        vni: c.vni,
+        local: "198.18.5.12",
+        bridge: "br-vxlc",
+        adopt: c.adopt,
+      });
+      return;
+    }
+    const br = new HostBridge("br", { connection, name: "br-vxlc" });
+    const vx = new VxlanDevice(
+      "vx",
+      {
+        connection,
+        name: "vx-lc",
+        vni: c.vni,
+        local: "198.18.5.12",
+        bridge: "br-vxlc",
+        mtu: c.mtu,
+        learning: c.learning,
+      },
+      { dependsOn: [br] },
+    );
+    new FdbEntry(
+      "remote",
+      {
+        connection,
+        bridge: "br-vxlc",
+        port: "vx-lc",
+        mac: MAC,
+        neighbours: ["198.19.71.1"],
+        remote: { dst: c.dst, vni: c.vni },
+      },
+      { dependsOn: [vx] },
+    );
+  };
   const stack = new TestStack<Cfg>(
     "test-vxlandevice",
     { vni: 7001, dst: "198.18.5.13" },
-    async (c) => {
-      const connection = labConnection(h);
-      if (c.deviceOnly) {
-        new VxlanDevice("vx", {
-          connection,
-          name: "vx-lc",
-          vni: c.vni,
-          local: "198.18.5.12",
-          bridge: "br-vxlc",
-          adopt: c.adopt,
-        });
-        return;
-      }
-      const br = new HostBridge("br", { connection, name: "br-vxlc" });
-      const vx = new VxlanDevice(
-        "vx",
-        {
-          connection,
-          name: "vx-lc",
-          vni: c.vni,
-          local: "198.18.5.12",
-          bridge: "br-vxlc",
-          mtu: c.mtu,
-          learning: c.learning,
-        },
-        { dependsOn: [br] },
-      );
-      new FdbEntry(
-        "remote",
-        {
-          connection,
-          bridge: "br-vxlc",
-          port: "vx-lc",
-          mac: MAC,
-          neighbours: ["198.19.71.1"],
-          remote: { dst: c.dst, vni: c.vni },
-        },
-        { dependsOn: [vx] },
-      );
-    },
+    program,
   );
   const link = () => sshJson(h, "ip -j -d link show vx-lc")[0];
   const rows = () =>
@@ -224,5 +227,42 @@ describe("VxlanDevice lifecycle on lab2 (vx-lc on br-vxlc)", function () {
       "an adopted device is released, not deleted",
     ).to.equal(7003);
     expect(independentSnapshot(h)).to.deep.equal(handMade);
+  });
+
+  it("takes over its own device left by a run that died before the state was written, and converges it", async () => {
+    sshRun(h, "ip link del vx-lc 2>/dev/null; ip link show br-vxlc >/dev/null");
+    const cfg: Cfg = { vni: 7004, dst: "198.18.5.11", deviceOnly: true };
+    stack.config = cfg;
+    await stack.up();
+    const made = link();
+    expect(made.ifalias).to.match(/^hostnet:/);
+    // What a run killed before its first checkpoint leaves: the device, and no state.
+    const forgotten = await inlineStack(
+      "test-vxlandevice",
+      async () => undefined,
+    );
+    await forgotten.workspace.removeStack("test-vxlandevice", { force: true });
+    sshRun(
+      h,
+      "ip link set vx-lc type vxlan learning && ip link set vx-lc down",
+    );
+    const again = new TestStack<Cfg>("test-vxlandevice", cfg, program);
+    try {
+      const up = await again.up();
+      expect(up.ops.vx).to.equal("create");
+      const now = link();
+      expect(now.ifindex, "the same device, not a new one").to.equal(
+        made.ifindex,
+      );
+      expect(now.linkinfo.info_data.learning).to.equal(false);
+      expect(now.flags).to.include("UP");
+      await again.preview({ refresh: true, expectNoChanges: true });
+      await again.destroy();
+      expect(sshRun(h, "ip link show vx-lc 2>&1 || true")).to.match(
+        /does not exist/,
+      );
+    } finally {
+      await again.dispose();
+    }
   });
 });
