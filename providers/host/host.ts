@@ -9,8 +9,12 @@ import {
   HostOpError,
 } from "./hostQueue";
 import { HostSnapshot, parseSnapshot, ROOT_NS, snapshotScript } from "../state";
-import { Connection, ConnectionInput } from "../transport";
-import { HostSession, sessionFor } from "../transport";
+import {
+  Connection,
+  ConnectionInput,
+  HostSession,
+  sessionFor,
+} from "../transport";
 import { parseOrThrow } from "../schema";
 import { engineWarn } from "./engineLog";
 import { hostLockScript, LOCK_READY } from "./hostLock";

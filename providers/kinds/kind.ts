@@ -1,8 +1,7 @@
 // What one resource kind supplies to the generic lifecycle in runtime.ts: its schema, which
 // properties force replacement, and how to create, read, update and delete it on a host.
 import { z } from "zod";
-import type { Host } from "../host";
-import type { AddressUse } from "../host";
+import type { Host, AddressUse } from "../host";
 import { NetnsName } from "../schema";
 import type { Finding } from "../state";
 import type { Planner } from "./plan";

@@ -2,8 +2,13 @@
 // preview are judged at apply time), then the kind's cross-field rules, then one read of the host
 // refuses addresses and routes that would cut the management path.
 import { z } from "zod";
-import { engineWarn, Host, hostFor } from "../host";
-import { managementCollisions, managementPathOf } from "../host";
+import {
+  engineWarn,
+  Host,
+  hostFor,
+  managementCollisions,
+  managementPathOf,
+} from "../host";
 import { ResourceKind } from "../kinds/kind";
 import { formatIssues } from "../schema";
 import {

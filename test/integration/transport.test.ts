@@ -3,10 +3,8 @@
 // attribution, one-round-trip snapshots of 300 namespaces, and a non-root sudo user.
 import { expect } from "chai";
 import { execFileSync } from "child_process";
-import { Host, hostFor } from "../../providers/host";
-import { HostOpError } from "../../providers/host";
-import { closeAllSessions } from "../../providers/transport";
-import { batchLine } from "../../providers/transport";
+import { Host, hostFor, HostOpError } from "../../providers/host";
+import { closeAllSessions, batchLine } from "../../providers/transport";
 import { LabHost, labConnection, labUp, sshRun } from "../support/lab";
 
 /** Our own established TCP connections to the host, as the kernel of this machine sees them. */

@@ -13,8 +13,13 @@
 // there. This resource's own table, or one of an older release (plain "hostnet"), is replaced;
 // another's needs `adopt: true`. The raw check needs the host, so it happens at `up`, not at preview.
 import type { HostSnapshot, NftRuleset } from "../../state";
-import { isGone, judgeMark, NftRuleset as NftRulesetSchema } from "../../state";
-import { OWNER_ALIAS, ROOT_NS } from "../../state";
+import {
+  isGone,
+  judgeMark,
+  NftRuleset as NftRulesetSchema,
+  OWNER_ALIAS,
+  ROOT_NS,
+} from "../../state";
 import { formatIssues } from "../../schema";
 import { applySteps } from "../plan";
 import { KindContext, ResourceKind } from "../kind";
