@@ -8,7 +8,7 @@ import {
 import { removal } from "../../providers/kinds/fdbEntry/plan";
 import type { FdbRow, NamespaceState } from "../../providers/state";
 import type { Step } from "../../providers/kinds/plan";
-import { link, snapshotWith } from "../support/snapshotFixture";
+import { linkOf as link, snapshotWith } from "../support/snapshotBuilder";
 
 const MAC = "02:00:00:00:00:01";
 const local = FdbEntryProps.parse({

@@ -9,7 +9,7 @@ import {
   tableDigest,
 } from "../../providers/kinds/filterChain";
 import { NftRuleset, ownerMark, ownerToken } from "../../providers/state";
-import { snapshotWith } from "../support/snapshotFixture";
+import { snapshotWith } from "../support/snapshotBuilder";
 
 const owner = ownerToken("hostnet", "unit", "FilterChain", "fc");
 // A ruleset captured from nftables 1.0.6 (test/fixtures): it holds `table bridge hostnet`.

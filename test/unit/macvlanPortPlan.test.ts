@@ -8,7 +8,7 @@ import {
   macvlanPortPlanner as planner,
 } from "../../providers/kinds/macvlanPort";
 import type { Step } from "../../providers/kinds/plan";
-import { namespaceOf } from "../support/snapshot";
+import { namespaceOf } from "../support/snapshotBuilder";
 
 const OWNER = "0123abcd-0123456789";
 const MARK = ownerMark(OWNER);

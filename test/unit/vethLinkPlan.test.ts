@@ -13,7 +13,7 @@ import {
   vethLinkPlanner as planner,
 } from "../../providers/kinds/vethLink";
 import type { Step } from "../../providers/kinds/plan";
-import { namespaceOf } from "../support/snapshot";
+import { namespaceOf } from "../support/snapshotBuilder";
 import { mayCut } from "../../providers/kinds/vethLink/guard";
 import type { ManagementPath } from "../../providers/host";
 

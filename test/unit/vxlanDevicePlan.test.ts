@@ -7,7 +7,7 @@ import {
 } from "../../providers/kinds/vxlanDevice";
 import { ownerMark, ownerToken } from "../../providers/state";
 import type { Link } from "../../providers/state";
-import { link, snapshotWith } from "../support/snapshotFixture";
+import { linkOf as link, snapshotWith } from "../support/snapshotBuilder";
 
 const owner = ownerToken("hostnet", "unit", "VxlanDevice", "vx");
 const desired = VxlanDeviceProps.parse({
