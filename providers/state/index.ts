@@ -2,7 +2,7 @@ export * from "./rawIp";
 export * from "./rawNft";
 export * from "./model";
 export * from "./normalize";
-export { SECTIONS, snapshotScript } from "./snapshotScript";
+export { NAMESPACE_SYSCTLS, SECTIONS, snapshotScript } from "./snapshotScript";
 export type { SnapshotOptions } from "./snapshotScript";
 export { parseSnapshot, SnapshotParseError } from "./parse";
 export * from "./nftCanonical";

@@ -25,6 +25,21 @@ export const SECTIONS = [
  * captured before it is printed, so a command that dies half-way leaves `[]` and an rc,
  * never truncated JSON. `ip -d addr show` is `ip -d link show` plus addresses: one process.
  */
+/**
+ * The namespace-wide sysctls every snapshot reads (VmNetns manages exactly these), so drift on them
+ * is visible without extra round trips. Constants: they reach the script as written.
+ */
+export const NAMESPACE_SYSCTLS = [
+  "net.ipv4.ip_forward",
+  "net.ipv4.conf.all.forwarding",
+  "net.ipv4.conf.all.proxy_arp",
+  "net.ipv4.conf.all.rp_filter",
+  "net.ipv4.conf.default.rp_filter",
+  "net.ipv6.conf.all.disable_ipv6",
+  "net.ipv6.conf.default.disable_ipv6",
+  "net.ipv6.conf.all.forwarding",
+] as const;
+
 const PER_NS_SCRIPT = `ns=$1
 mark() { printf '${MARK} ns=%s section=%s%s\\n' "$ns" "$1" "\${2:+ rc=$2}"; }
 sec() {
@@ -36,8 +51,7 @@ sec() {
 moot() { mark "$1"; printf '%s\\n' "\${2:-[]}"; }
 show() { { read -r v || [ -n "$v" ]; } 2>/dev/null <"$1" && printf '%s=%s\\n' "\${1#/proc/sys/}" "$v"; }
 sysctls() {
-  for k in ipv4/ip_forward ipv4/conf/all/proxy_arp ipv4/conf/all/forwarding ipv6/conf/all/disable_ipv6 ipv6/conf/all/forwarding \\
-    ipv4/conf/all/rp_filter ipv4/conf/default/rp_filter ipv6/conf/default/disable_ipv6; do
+  for k in ${NAMESPACE_SYSCTLS.map((k) => k.slice("net.".length).replace(/\./g, "/")).join(" ")}; do
     show "/proc/sys/net/$k"
   done
   for d in /proc/sys/net/ipv4/conf/*; do

@@ -1,18 +1,9 @@
 // VmNetns properties: a named network namespace for one VM, its loopback and namespace sysctls.
 import { z } from "zod";
 import { NetnsName, SysctlKey, SysctlValue } from "../../schema";
+import { NAMESPACE_SYSCTLS } from "../../state";
 
-/** The sysctls a namespace snapshot reads, so drift on them is visible without extra round trips. */
-export const NAMESPACE_SYSCTLS = [
-  "net.ipv4.ip_forward",
-  "net.ipv4.conf.all.forwarding",
-  "net.ipv4.conf.all.proxy_arp",
-  "net.ipv4.conf.all.rp_filter",
-  "net.ipv4.conf.default.rp_filter",
-  "net.ipv6.conf.all.disable_ipv6",
-  "net.ipv6.conf.default.disable_ipv6",
-  "net.ipv6.conf.all.forwarding",
-] as const;
+export { NAMESPACE_SYSCTLS };
 
 const ManagedSysctl = SysctlKey.refine(
   (k) => (NAMESPACE_SYSCTLS as readonly string[]).includes(k),
