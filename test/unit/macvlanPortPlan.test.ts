@@ -106,6 +106,20 @@ describe("MacvlanPort planner", () => {
     ]);
   });
 
+  it("the declared lower at the kernel's index wins over a link elsewhere whose indexes cross the port's", () => {
+    const snap = matching();
+    // What the snapshot's veth pairing makes of the lab stack: another namespace holds a link at
+    // the lower's index whose own peer index is the port's, so the port's peer was resolved to it.
+    const port = snap.namespaces.vm1.links[0];
+    port.peerNetns = "vm-other";
+    port.peerName = "tap0";
+    expect(planner.observe(snap, desired())?.lower).to.deep.equal({
+      lower: "eth1",
+      lowerNetns: undefined,
+    });
+    expect(planAgainst(snap)).to.deep.equal([]);
+  });
+
   it("against a matching port: no steps (source order and kernel fe80:: are not drift)", () => {
     expect(planAgainst(matching())).to.deep.equal([]);
   });

@@ -38,16 +38,22 @@ function lowerOf(
     return link.peerName !== undefined
       ? { lower: link.peerName, lowerNetns: targetOf(p) }
       : declared;
+  // The declared lower, at the index the kernel gives, settles it. The snapshot's own peer
+  // resolution pairs links by mutual indexes, which fits veths, not a macvlan: an unrelated link
+  // elsewhere whose indexes happen to cross this one's would otherwise be taken for the lower.
+  const declaredLower = snap.namespaces[nsKey(p.lowerNetns)]?.links.find(
+    (l) => l.index === link.peerIndex,
+  );
+  if (declaredLower?.name === p.lower) return declared;
   if (link.peerNetns !== undefined && link.peerName !== undefined) {
     return {
       lower: link.peerName,
       lowerNetns: link.peerNetns === ROOT_NS ? undefined : link.peerNetns,
     };
   }
-  const byIndex = snap.namespaces[nsKey(p.lowerNetns)]?.links.find(
-    (l) => l.index === link.peerIndex,
-  );
-  return byIndex ? { lower: byIndex.name, lowerNetns: p.lowerNetns } : declared;
+  return declaredLower
+    ? { lower: declaredLower.name, lowerNetns: p.lowerNetns }
+    : declared;
 }
 
 function observe(snap: HostSnapshot, p: P): ObservedPort | undefined {
