@@ -24,7 +24,12 @@ import {
   sshJson,
   sshRun,
 } from "../support/lab";
-import { NOT_OWNABLE_V4, RESOURCE_CASES } from "../support/badAddresses";
+import {
+  HOSTILE_VM_NAMES,
+  NOT_OWNABLE_V4,
+  RESOURCE_CASES,
+  UNUSABLE_MACS,
+} from "../support/badAddresses";
 
 const CLASSES: Record<
   string,
@@ -87,13 +92,19 @@ describe("safety: senseless addresses are refused at preview and change nothing"
     ),
   );
 
-  it("stack config: every VM address no guest can own is refused, each with its field named", async () => {
+  it("stack config: every VM address no guest can own, every unusable MAC and every hostile VM name is refused, each with its field named", async () => {
+    // One preview reports every problem of a config, so each VM carries a senseless address and,
+    // the first ones, an unusable MAC or a hostile name as well: every one must be named.
+    const names = HOSTILE_VM_NAMES.map(([n]) => n);
+    const firstNamed = NOT_OWNABLE_V4.length - names.length;
     const vms = NOT_OWNABLE_V4.map(([cidr], i) => ({
-      name: `b${i}`,
+      name: i >= firstNamed ? names[i - firstNamed] : `b${i}`,
       host: "lab1",
       attachment: "routed",
       ipv4: [cidr],
-      mac: `52:54:00:00:12:${i.toString(16).padStart(2, "0")}`,
+      mac:
+        UNUSABLE_MACS[i]?.[0] ??
+        `52:54:00:00:12:${i.toString(16).padStart(2, "0")}`,
     }));
     const raw = {
       hosts: [
@@ -116,8 +127,20 @@ describe("safety: senseless addresses are refused at preview and change nothing"
         ).to.be.a("string");
         expect(line).to.match(why).and.to.include(cidr);
       });
+      const named = (field: string, why: RegExp, what: string) =>
+        expect(
+          text.split("\n").find((l) => l.includes(`${field}: `) && why.test(l)),
+          `no problem reported for ${field} = ${JSON.stringify(what)}:\n${text}`,
+        ).to.be.a("string");
+      UNUSABLE_MACS.forEach(([mac, why], i) =>
+        named(`vms[${i}].mac`, why, mac),
+      );
+      HOSTILE_VM_NAMES.forEach(([name, why], k) =>
+        named(`vms[${firstNamed + k}].name`, why, name),
+      );
       expect(text).to.include("nothing was applied");
-      tried.stackConfig += NOT_OWNABLE_V4.length;
+      tried.stackConfig +=
+        NOT_OWNABLE_V4.length + UNUSABLE_MACS.length + HOSTILE_VM_NAMES.length;
     } finally {
       await stack.dispose();
     }

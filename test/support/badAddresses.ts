@@ -35,6 +35,30 @@ export const NOT_OWNABLE_V6: Case[] = [
   ["fd00::5/0", /prefix length 0/],
 ];
 
+/** MACs no VM interface can have, or that are not MACs at all: [input, what the message must say]. */
+export const UNUSABLE_MACS: Case[] = [
+  ["01:00:5e:00:00:01", /multicast/],
+  ["ff:ff:ff:ff:ff:ff", /multicast/],
+  ["33:33:00:00:00:01", /multicast/],
+  ["03:00:00:00:00:01", /multicast/],
+  ["00:00:00:00:00:00", /not a usable address/],
+  ["52:54:00:zz:00:01", /only hex digits/],
+  ["52:54:00:00:00", /six two-digit hex octets/],
+  ["52-54-00-00-00-01", /only hex digits/],
+  ["52:54:00:00:00:01; reboot", /at most 17 characters/],
+];
+
+/** VM names that would reach interface names, resource names or a shell. */
+export const HOSTILE_VM_NAMES: Case[] = [
+  ["web1; reboot", /VM name must be/],
+  ["../etc", /VM name must be/],
+  ["-rf", /VM name must be/],
+  ["a".repeat(64), /VM name must be/],
+  ["web\n1", /VM name must be/],
+  ["$(id)", /VM name must be/],
+  ["vm 1", /VM name must be/],
+];
+
 export const OWNABLE: string[] = [
   "198.19.10.11/24",
   "10.0.0.1/8",
