@@ -16,7 +16,11 @@ import { inlineStack, LAB_PASSPHRASE, PROJECT_ROOT } from "../scripts/engine";
 import { deployFleet } from "../stacks/index";
 import { parseStackConfig, StackConfig } from "../stacks/config";
 import { FilterChainProps, ownedScript } from "../providers/kinds/filterChain";
-import { parseSnapshot, snapshotScript } from "../providers/state";
+import {
+  isHostnetMark,
+  parseSnapshot,
+  snapshotScript,
+} from "../providers/state";
 import { inventory, LabHost, labUp } from "../test/support/lab";
 
 export const LAB_HOST = "lab3";
@@ -609,7 +613,9 @@ function linkView(links: any[]): unknown[] {
       master: l.master ?? "",
       mtu: l.mtu,
       up: (l.flags ?? []).includes("UP"),
-      alias: l.ifalias ?? "",
+      // Which resource made an object (hostnet:<owner token>) is hostnet's bookkeeping; the lower
+      // bound writes the plain mark. Both say "hostnet made this", which is what is compared.
+      alias: isHostnetMark(l.ifalias) ? "hostnet" : (l.ifalias ?? ""),
       port: pick(l.linkinfo?.info_slave_data, PORT_KEYS),
       tun:
         l.linkinfo?.info_kind === "tun"
