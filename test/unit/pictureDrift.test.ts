@@ -1,9 +1,10 @@
 // Which picture objects a drift item concerns (scripts/stacks.ts driftObjects, scripts/picture.ts
 // driftOfHost and the overlay of topologyDot): pure functions on hand-made inputs.
 import { expect } from "chai";
-import type { HostSnapshot } from "../../providers/state";
+import type { HostSnapshot, Link } from "../../providers/state";
 import { driftOfHost, topologyDot } from "../../scripts/picture";
 import { DriftItem, driftObjects } from "../../scripts/stacks";
+import { namespaceOf } from "../support/snapshotBuilder";
 
 describe("picture drift overlay: objects of a drifted resource", () => {
   it("names the kernel objects of each resource kind", () => {
@@ -71,15 +72,7 @@ describe("picture drift overlay: objects of a drifted resource", () => {
       addresses: [],
       ...extra,
     });
-    const ns = (links: object[]) => ({
-      links,
-      fdb: [],
-      neigh: [],
-      routes: [],
-      sysctls: {},
-      nft: null,
-      failedSections: [],
-    });
+    const ns = (links: object[]) => namespaceOf(links as Link[]);
     const snap = {
       machineId: "m1",
       hostname: "h1",
