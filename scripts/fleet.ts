@@ -302,13 +302,18 @@ export async function fleet(
   return op === "drift" && drift.length > 0 ? EXIT_DRIFT : 0;
 }
 
+/** Host stacks at once unless --parallel-hosts says otherwise: one per core, at most 8. */
+export function defaultParallelHosts(): number {
+  return Math.max(1, Math.min(8, os.cpus().length));
+}
+
 function parseArgs(argv: string[]): {
   op: Op;
   env: string;
   parallelHosts: number;
 } {
   const rest: string[] = [];
-  let parallelHosts = Math.max(1, Math.min(8, os.cpus().length));
+  let parallelHosts = defaultParallelHosts();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value =

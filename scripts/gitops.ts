@@ -9,10 +9,9 @@
 // host, scripts/fleet.ts): preview and drift aggregate every host (exit 3 on any drift, each line
 // naming host, object and property), apply is a gated fleet rollout followed by a fleet drift check.
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { ENGINE_PARALLEL, PROJECT_ROOT } from "./engine";
-import { fleet } from "./fleet";
+import { defaultParallelHosts, fleet } from "./fleet";
 import {
   driftReport,
   environmentStack,
@@ -85,7 +84,7 @@ async function run(mode: string, env: string): Promise<number> {
 /** The GitOps modes over host stacks: each is one or two fleet runs. */
 async function runHostStacks(mode: string, env: string): Promise<number> {
   const opts = {
-    parallelHosts: Math.max(1, Math.min(8, os.cpus().length)),
+    parallelHosts: defaultParallelHosts(),
     configDir: process.env.HOSTNET_CONFIG_DIR ?? PROJECT_ROOT,
     print: (s: string) => process.stdout.write(s),
   };
