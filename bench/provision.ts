@@ -577,7 +577,13 @@ export function endState(h: LabHost): Record<string, unknown> {
     const [nft, v6] = rest.split("@@v6\n");
     state[ns] = {
       links: linkView(JSON.parse(links)),
-      nft: nft.trim().replace(/counter packets \d+ bytes \d+/g, "counter"),
+      nft: nft
+        .trim()
+        .replace(/counter packets \d+ bytes \d+/g, "counter")
+        // The table's comment carries the owner token like a link's alias does (see linkView).
+        .replace(/comment "([^"]*)"/g, (all, mark: string) =>
+          isHostnetMark(mark) ? 'comment "hostnet"' : all,
+        ),
       disableIpv6: v6.trim(),
     };
   }
