@@ -4,6 +4,7 @@
 // after a full run, into the "Provisioning" section of bench/README.md (between its result markers;
 // the rest of the file, the "Data plane" section included, is left as it is).
 //
+//   node dist/bench/run.js --fleet [--hosts 20] [--vms 50] [--parallel-hosts N] [--readme]  (bench/fleet.ts)
 //   node dist/bench/run.js [--quick] [--sizes 30,100,300] [--reps 3,2,1] [--parallel N]
 //                          [--defaults-sizes 30,100] [--wide-sizes 100,300]
 //                          [--no-dataplane] [--no-provisioning] [--no-transport] [--readme|--no-readme] [--from FILE] [--resume FILE]
@@ -34,6 +35,7 @@ import {
   provisioningSection,
   runProvisioningBench,
 } from "./provision";
+import { parseFleetArgs, runFleetBench } from "./fleet";
 import { markdownTable, replaceResultBlock } from "./readme";
 import { runAndRecordTransport } from "./transport";
 
@@ -250,8 +252,15 @@ async function measureProvisioning(
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
   const log = (l: string) => console.log(l);
+  // `npm run bench -- --fleet [--hosts H] [--vms V] [--parallel-hosts N] [--readme]`: bench/fleet.ts.
+  if (process.argv.includes("--fleet")) {
+    const argv = process.argv.slice(2).filter((a) => a !== "--fleet");
+    const s = await runFleetBench(parseFleetArgs(argv), log);
+    console.log("\n" + markdownTable(s));
+    return;
+  }
+  const args = parseArgs(process.argv.slice(2));
   const sections: BenchSection[] = [];
   if (args.provisioning) {
     // --from FILE: render a saved report again (after a change to the table) without measuring.
