@@ -13,10 +13,11 @@
 // Every other step (a VM's /32 route, an address in a VM namespace) is applied as usual.
 import {
   commitConfirm,
-  covers,
   ipBatchLine,
   ManagementPath,
   managementPathOf,
+  managementTouch,
+  marksOf,
 } from "../../host";
 import type { HostOp } from "../../host";
 import type { KindContext } from "../kind";
@@ -42,14 +43,13 @@ export function mayCut(step: Step, mp: ManagementPath | undefined): boolean {
   const lines = routingLines(step);
   if (lines.length === 0) return false;
   if (mp === undefined) return true;
-  const near = [mp.peer, ...mp.gateways, ...mp.addresses];
-  return lines.some((t) => {
-    const prefix = t[2];
-    const net = prefix.includes("/")
-      ? prefix
-      : `${prefix}/${prefix.includes(":") ? 128 : 32}`;
-    return t.includes(mp.dev) || near.some((a) => covers(net, a));
-  });
+  const marks = marksOf(mp);
+  // Any token naming the management interface, or the line's prefix containing a mark.
+  return lines.some(
+    (t) =>
+      managementTouch(marks, { devs: t, prefixes: [t[2]] }, "prefix") !==
+      undefined,
+  );
 }
 
 /** A commit-confirm directory name from a pair's anchor: [A-Za-z0-9_.@-] only. */
