@@ -26,6 +26,13 @@ import type { Step } from "../plan";
 /** How long the host waits for hostnet's confirmation before it reverts the step by itself. */
 export const CONFIRM_TIMEOUT_SECONDS = 15;
 
+/** The host's own wait (its connection's confirmTimeoutSeconds, set per host in stack config), or the default. */
+export function confirmTimeoutOf(conn: {
+  confirmTimeoutSeconds?: number;
+}): number {
+  return conn.confirmTimeoutSeconds ?? CONFIRM_TIMEOUT_SECONDS;
+}
+
 type IpBatch = Extract<HostOp, { kind: "batch" }>;
 
 /** The route and address lines of a root-namespace `ip -batch` step, as tokens. */
@@ -80,7 +87,7 @@ export async function applyGuarded(
           what: `${op.what} (${op.lines.join("; ")})`,
           apply: [ipBatchLine(op.netns, tokensOf(op))],
           revert: [ipBatchLine(undo.netns, tokensOf(undo), { force: true })],
-          confirmTimeoutSeconds: CONFIRM_TIMEOUT_SECONDS,
+          confirmTimeoutSeconds: confirmTimeoutOf(ctx.host.session.conn),
         });
         continue;
       }
