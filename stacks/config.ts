@@ -30,6 +30,7 @@ export const HostEntry = ConnectionFields.pick({
   sudo: true,
   hostKey: true,
   knownHostsFile: true,
+  confirmTimeoutSeconds: true,
 })
   .extend({
     name: z
@@ -58,6 +59,7 @@ export function hostConnection(
     sudo: h.sudo,
     hostKey: h.hostKey,
     knownHostsFile: h.knownHostsFile,
+    confirmTimeoutSeconds: h.confirmTimeoutSeconds,
     privateKey,
   };
 }

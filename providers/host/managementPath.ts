@@ -196,3 +196,48 @@ export function managementCollisions(
   }
   return out;
 }
+
+// ------------------------------------------------------------------ what a change touches
+
+/**
+ * The management path reduced to what a change can touch: the interfaces it leaves through and
+ * the addresses it depends on. HostBridge's guard uses the addresses the SSH connection targets;
+ * VethLink's uses the whole path read from the host (`marksOf`).
+ */
+export interface ManagementMarks {
+  devs: readonly string[];
+  addresses: readonly string[];
+}
+
+/** The marks of a path read from the host: its interface; the peer, gateways and own addresses. */
+export function marksOf(mp: ManagementPath): ManagementMarks {
+  return {
+    devs: [mp.dev],
+    addresses: [mp.peer, ...mp.gateways, ...mp.addresses],
+  };
+}
+
+/**
+ * The first mark a change touches, or undefined when it touches none. `touched.devs` are names a
+ * change mentions (a management interface among them is touched); `touched.prefixes` are "ip" or
+ * "ip/len" values it adds, removes or moves. With `match: "address"` a prefix touches an address
+ * it equals (the length ignored: an interface that holds the address); with `match: "prefix"` one
+ * it contains (a route or an address whose prefix would decide how the address is reached).
+ */
+export function managementTouch(
+  marks: ManagementMarks,
+  touched: { devs?: readonly string[]; prefixes?: readonly string[] },
+  match: "address" | "prefix",
+): string | undefined {
+  const dev = (touched.devs ?? []).find((d) => marks.devs.includes(d));
+  if (dev !== undefined) return dev;
+  for (const prefix of touched.prefixes ?? []) {
+    const ip = prefix.split("/")[0];
+    const hit =
+      match === "address"
+        ? marks.addresses.find((a) => a === ip)
+        : marks.addresses.find((a) => covers(cidrOf(prefix), a));
+    if (hit !== undefined) return match === "address" ? ip : hit;
+  }
+  return undefined;
+}

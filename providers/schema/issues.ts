@@ -15,10 +15,23 @@ function formatPath(root: string, path: readonly PropertyKey[]): string {
   return out === "" ? "value" : out;
 }
 
+/**
+ * An issue's own words. For a record key (or a map/set element) that failed its schema, zod says
+ * only "Invalid key in record"; the reasons are in the nested issues, so those are what we print.
+ */
+function messageOf(issue: z.core.$ZodIssue): string {
+  if (
+    (issue.code === "invalid_key" || issue.code === "invalid_element") &&
+    issue.issues.length > 0
+  )
+    return issue.issues.map((i) => i.message).join("; ");
+  return issue.message;
+}
+
 /** One line per issue: "root.path.to[3].field: message". */
 export function formatIssues(error: z.ZodError, root = ""): string[] {
   return error.issues.map(
-    (issue) => `${formatPath(root, issue.path)}: ${issue.message}`,
+    (issue) => `${formatPath(root, issue.path)}: ${messageOf(issue)}`,
   );
 }
 

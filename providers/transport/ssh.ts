@@ -38,6 +38,23 @@ export const ConnectionFields = z
     sudo: z.boolean().default(false),
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(15_000),
     commandTimeoutMs: z.number().int().min(100).max(3_600_000).default(300_000),
+    /**
+     * How long this host waits for hostnet's confirmation of a commit-confirm change on a route
+     * near the management path (VethLink) before it reverts the change by itself; default 15 s.
+     * A slow link to the host needs more: hostnet must make a NEW SSH session within it.
+     */
+    confirmTimeoutSeconds: z
+      .number()
+      .int("confirmTimeoutSeconds must be a whole number of seconds")
+      .min(
+        5,
+        "confirmTimeoutSeconds must be at least 5 (hostnet needs time to reconnect and confirm)",
+      )
+      .max(
+        3600,
+        "confirmTimeoutSeconds must be at most 3600 (an hour without management access is long enough)",
+      )
+      .optional(),
   })
   .strict();
 

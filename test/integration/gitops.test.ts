@@ -8,7 +8,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { inlineStack } from "../../scripts/engine";
 import { program, deployFleet } from "../../stacks/index";
 import { parseStackConfig } from "../../stacks/config";
-import { independentSnapshot, TestStack } from "../support/harness";
+import {
+  fullSnapshot,
+  independentSnapshot,
+  snapshotDiff,
+  TestStack,
+} from "../support/harness";
 import { LabHost, labUp, privateKey, ROOT, sshRun } from "../support/lab";
 
 function gitops(
@@ -172,8 +177,10 @@ describe("stacks: config validation, fleet rollout, GitOps pipeline", function (
       undefined as unknown as ReturnType<typeof fleet>,
       async (c) => deployFleet(c, key()),
     );
+    let baseline: Array<Record<string, any>>;
     before(() => {
       stack.config = onlyLab12(fleet(0));
+      baseline = hosts.map(fullSnapshot);
     });
     after(() => stack.dispose());
 
@@ -199,10 +206,21 @@ describe("stacks: config validation, fleet rollout, GitOps pipeline", function (
         sshRun(hosts[1], "ip netns exec guest-gc ip -o addr show eth0"),
       ).to.include("198.19.50.3/24");
     });
+
+    it("destroy leaves every host exactly as the full snapshot before the rollout", async () => {
+      await stack.destroy();
+      hosts.forEach((h, i) =>
+        expect(
+          snapshotDiff(baseline[i], fullSnapshot(h)),
+          h.name,
+        ).to.deep.equal([]),
+      );
+    });
   });
 
   it("the GitOps pipeline against the lab: apply, scheduled drift check, drift caught and named, apply repairs", async () => {
     const lab1 = hosts[0];
+    const baseline = hosts.map(fullSnapshot);
     try {
       const apply = await gitops("apply", "lab");
       expect(apply.code, apply.out).to.equal(0);
@@ -232,5 +250,11 @@ describe("stacks: config validation, fleet rollout, GitOps pipeline", function (
       ).environmentStack("lab");
       await stack.destroy({ color: "never", parallel: 64 });
     }
+    // Destroy leaves every host exactly as the full snapshot before the pipeline's first apply.
+    hosts.forEach((h, i) =>
+      expect(snapshotDiff(baseline[i], fullSnapshot(h)), h.name).to.deep.equal(
+        [],
+      ),
+    );
   });
 });

@@ -158,4 +158,64 @@ describe("concurrent runs serialize on the host lock", function () {
     for (const s of stacks) await s.destroy({ color: "never", parallel: 64 });
     expect(snapshotDiff(before, fullSnapshot(h))).to.deep.equal([]);
   });
+
+  it("a provider killed while it holds the lock releases it: the next run does not wait", async () => {
+    // A child process takes the lock through hostnet's own host layer, as a provider does on its
+    // first write, and is then killed with SIGKILL (no cleanup of any kind runs).
+    const root = path.resolve(__dirname, "..", "..", "..");
+    const child = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const { hostFor } = require(${JSON.stringify(path.join(root, "dist", "providers", "host"))});
+         hostFor(JSON.parse(process.env.CONN)).ensureLocked().then(
+           () => console.log("LOCKED"),
+           (e) => { console.error(e); process.exit(2); });
+         setInterval(() => undefined, 1000);`,
+      ],
+      {
+        env: {
+          ...process.env,
+          CONN: JSON.stringify(labConnection(h)),
+          HOSTNET_LOCK_OWNER: "stack test-lock-crashed",
+        },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on(
+        "data",
+        (d: Buffer) => d.toString().includes("LOCKED") && resolve(),
+      );
+      child.on("exit", (code) =>
+        reject(new Error(`the lock taker exited (${code}) before locking`)),
+      );
+    });
+    const held = sshRun(
+      h,
+      "flock -n /run/hostnet/lock true && echo free || echo held; cat /run/hostnet/lock.owner",
+    );
+    expect(held).to.match(/^held\nstack test-lock-crashed \(pid \d+/);
+    const gone = new Promise((resolve) => child.on("exit", resolve));
+    child.kill("SIGKILL");
+    await gone;
+    // The next deployment takes the lock without meeting the dead holder.
+    const stack = await inlineStack(
+      "test-lock-after",
+      async () => {
+        new VmNetns("ns", { connection: labConnection(h), name: "lkafter" });
+      },
+      { env: { HOSTNET_LOCK_OWNER: "stack test-lock-after" } },
+    );
+    stacks.push(stack);
+    const before = fullSnapshot(h);
+    let out = "";
+    await stack.up({ color: "never", onOutput: (s) => (out += s) });
+    expect(out).to.not.match(/waiting for the hostnet lock/);
+    expect(sshRun(h, "cat /run/hostnet/lock.owner")).to.match(
+      /^stack test-lock-after /,
+    );
+    await stack.destroy({ color: "never" });
+    expect(snapshotDiff(before, fullSnapshot(h))).to.deep.equal([]);
+  });
 });

@@ -7,6 +7,8 @@ import {
   covers,
   managementCollisions,
   ManagementPath,
+  managementTouch,
+  marksOf,
   parseManagementPath,
 } from "../../providers/host";
 
@@ -129,4 +131,76 @@ describe("management path", () => {
       ),
     ).to.have.length(1);
   });
+});
+
+// The one helper both guards ask (HostBridge: does an interface hold the address SSH targets;
+// VethLink: does a root-namespace route or address step touch the path read from the host).
+describe("managementTouch", () => {
+  const mp: ManagementPath = {
+    peer: "192.0.2.50",
+    dev: "eth0",
+    peerRoute: "0.0.0.0/0",
+    gateways: ["10.1.0.1"],
+    addresses: ["10.1.0.7"],
+  };
+  const marks = marksOf(mp);
+
+  it("marksOf: the interface; the peer, the gateways and the own addresses", () =>
+    expect(marks).to.deep.equal({
+      devs: ["eth0"],
+      addresses: ["192.0.2.50", "10.1.0.1", "10.1.0.7"],
+    }));
+
+  const cases: Array<
+    [
+      string,
+      { devs?: string[]; prefixes?: string[] },
+      "address" | "prefix",
+      string | undefined,
+    ]
+  > = [
+    [
+      "a token naming the management interface",
+      { devs: ["route", "add", "eth0"] },
+      "prefix",
+      "eth0",
+    ],
+    [
+      "a prefix containing the peer",
+      { prefixes: ["192.0.2.0/24"] },
+      "prefix",
+      "192.0.2.50",
+    ],
+    ["a /32 on the gateway", { prefixes: ["10.1.0.1"] }, "prefix", "10.1.0.1"],
+    ["a default route", { prefixes: ["0.0.0.0/0"] }, "prefix", "192.0.2.50"],
+    [
+      "a VM's /32 elsewhere",
+      { devs: ["veth0"], prefixes: ["198.19.10.11/32"] },
+      "prefix",
+      undefined,
+    ],
+    [
+      "an IPv6 prefix (another family)",
+      { prefixes: ["::/0"] },
+      "prefix",
+      undefined,
+    ],
+    [
+      "an interface holding the own address",
+      { prefixes: ["fe80::1/64", "10.1.0.7/24"] },
+      "address",
+      "10.1.0.7",
+    ],
+    [
+      "an interface whose prefix merely contains the address",
+      { prefixes: ["10.1.0.9/24"] },
+      "address",
+      undefined,
+    ],
+    ["nothing touched", {}, "address", undefined],
+  ];
+  for (const [what, touched, match, expected] of cases) {
+    it(`${what} (${match}): ${expected ?? "untouched"}`, () =>
+      expect(managementTouch(marks, touched, match)).to.equal(expected));
+  }
 });

@@ -503,3 +503,20 @@ describe("validate: formatIssues / parseOrThrow", () => {
     expect(key).to.equal("net.ipv4.ip_forward");
   });
 });
+
+describe("formatIssues: a record key that fails its own schema", () => {
+  it("prints the key's reason, not zod's bare 'Invalid key in record'", () => {
+    const Sysctls = z.record(
+      v.SysctlKey.refine((k) => k.startsWith("net.ipv4."), {
+        message: "only net.ipv4.* here",
+      }),
+      z.string(),
+    );
+    const r = Sysctls.safeParse({ "net.core.somaxconn": "1" });
+    expect(r.success, "the foreign key must be rejected").to.equal(false);
+    if (r.success) return;
+    expect(v.formatIssues(r.error, "sysctls")).to.deep.equal([
+      'sysctls["net.core.somaxconn"]: only net.ipv4.* here',
+    ]);
+  });
+});

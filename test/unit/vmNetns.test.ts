@@ -3,6 +3,7 @@
 import { expect } from "chai";
 import { snapshotScript } from "../../providers/state";
 import { NAMESPACE_SYSCTLS } from "../../providers/kinds/vmNetns";
+import { diff } from "../../providers/runtime";
 
 describe("VmNetns sysctls are all read by the snapshot", () => {
   const script = snapshotScript();
@@ -14,4 +15,28 @@ describe("VmNetns sysctls are all read by the snapshot", () => {
       );
     });
   }
+});
+
+// Delete sees the recorded outputs only: setting force on an existing VmNetns must be a change
+// (an update records it), or the refusal to delete could never be overridden.
+describe("VmNetns force is recorded", () => {
+  const olds = {
+    connection: { host: "198.18.1.10" },
+    name: "vm-a",
+    sysctls: {},
+    loopbackUp: true,
+    force: false,
+  };
+  it("force false → true is a change, in place", async () => {
+    const r = await diff("VmNetns", "netns/vm-a", olds, {
+      ...olds,
+      force: true,
+    });
+    expect(r.changes).to.equal(true);
+    expect(r.replaces).to.deep.equal([]);
+  });
+  it("an unchanged VmNetns (force recorded as before) is no change", async () =>
+    expect(
+      (await diff("VmNetns", "netns/vm-a", olds, { ...olds })).changes,
+    ).to.equal(false));
 });

@@ -1,6 +1,7 @@
 // HostBridge's ip-batch token lines: creating the bridge, its properties, and moving the
 // management path (IPv4 addresses and routes) between the uplink and the bridge. Pure.
 import { isIP } from "node:net";
+import { managementTouch } from "../../host";
 import type { Link, RouteRow } from "../../state";
 import { OWNER_ALIAS } from "../../state";
 import { HostBridgeProps } from "./schema";
@@ -48,9 +49,11 @@ export function carries(
   link: Link | undefined,
   addrs: readonly string[],
 ): string | undefined {
-  return link?.addresses
-    .map((c) => c.split("/")[0])
-    .find((a) => addrs.includes(a));
+  return managementTouch(
+    { devs: [], addresses: addrs },
+    { prefixes: link?.addresses },
+    "address",
+  );
 }
 
 // ------------------------------------------------------------------ the management path

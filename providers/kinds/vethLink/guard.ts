@@ -13,10 +13,11 @@
 // Every other step (a VM's /32 route, an address in a VM namespace) is applied as usual.
 import {
   commitConfirm,
-  covers,
   ipBatchLine,
   ManagementPath,
   managementPathOf,
+  managementTouch,
+  marksOf,
 } from "../../host";
 import type { HostOp } from "../../host";
 import type { KindContext } from "../kind";
@@ -24,6 +25,13 @@ import type { Step } from "../plan";
 
 /** How long the host waits for hostnet's confirmation before it reverts the step by itself. */
 export const CONFIRM_TIMEOUT_SECONDS = 15;
+
+/** The host's own wait (its connection's confirmTimeoutSeconds, set per host in stack config), or the default. */
+export function confirmTimeoutOf(conn: {
+  confirmTimeoutSeconds?: number;
+}): number {
+  return conn.confirmTimeoutSeconds ?? CONFIRM_TIMEOUT_SECONDS;
+}
 
 type IpBatch = Extract<HostOp, { kind: "batch" }>;
 
@@ -42,14 +50,13 @@ export function mayCut(step: Step, mp: ManagementPath | undefined): boolean {
   const lines = routingLines(step);
   if (lines.length === 0) return false;
   if (mp === undefined) return true;
-  const near = [mp.peer, ...mp.gateways, ...mp.addresses];
-  return lines.some((t) => {
-    const prefix = t[2];
-    const net = prefix.includes("/")
-      ? prefix
-      : `${prefix}/${prefix.includes(":") ? 128 : 32}`;
-    return t.includes(mp.dev) || near.some((a) => covers(net, a));
-  });
+  const marks = marksOf(mp);
+  // Any token naming the management interface, or the line's prefix containing a mark.
+  return lines.some(
+    (t) =>
+      managementTouch(marks, { devs: t, prefixes: [t[2]] }, "prefix") !==
+      undefined,
+  );
 }
 
 /** A commit-confirm directory name from a pair's anchor: [A-Za-z0-9_.@-] only. */
@@ -80,7 +87,7 @@ export async function applyGuarded(
           what: `${op.what} (${op.lines.join("; ")})`,
           apply: [ipBatchLine(op.netns, tokensOf(op))],
           revert: [ipBatchLine(undo.netns, tokensOf(undo), { force: true })],
-          confirmTimeoutSeconds: CONFIRM_TIMEOUT_SECONDS,
+          confirmTimeoutSeconds: confirmTimeoutOf(ctx.host.session.conn),
         });
         continue;
       }

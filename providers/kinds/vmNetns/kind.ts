@@ -21,7 +21,8 @@ export const vmNetnsKind: ResourceKind<typeof VmNetnsProps> = {
   type: "VmNetns",
   schema: VmNetnsProps,
   replaceOn: ["name"],
-  compared: ["name", "sysctls", "loopbackUp"],
+  // force is compared so that setting it is recorded: delete sees the recorded outputs only.
+  compared: ["name", "sysctls", "loopbackUp", "force"],
   id: (p) => `netns/${p.name}`,
   planner,
 
@@ -66,7 +67,9 @@ export const vmNetnsKind: ResourceKind<typeof VmNetnsProps> = {
     if (foreign.length > 0 && !p.force) {
       throw new Error(
         `${ctx.host.label}: netns ${p.name} still holds interfaces hostnet does not own (${foreign.join(", ")}); ` +
-          `not deleting it. Move them out, or set force: true on this VmNetns.`,
+          `not deleting it, because that would destroy them. Nothing was changed. Move them out (ip -n ${p.name} link ` +
+          `set <dev> netns 1) or delete them, or set force: true on this VmNetns and run pulumi up (that records the ` +
+          `flag) before deleting it.`,
       );
     }
     try {
