@@ -177,6 +177,25 @@ function hex128(a: string): string {
   return `0x${ipBits(addr(a)).value.toString(16).padStart(32, "0")}`;
 }
 
+/** RFC 5952 text of an IPv6 address (nft's parser does not take the dotted-IPv4 tail). */
+function canonicalV6(a: string): string {
+  const v = ipBits(addr(a)).value;
+  const groups = [...Array(8).keys()].map((i) =>
+    ((v >> BigInt(112 - 16 * i)) & 0xffffn).toString(16),
+  );
+  // the longest run (first of equals) of two or more zero groups becomes "::"
+  let best = { at: -1, len: 1 };
+  for (let i = 0; i < 8; i++) {
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > best.len) best = { at: i, len: j - i };
+  }
+  if (best.at < 0) return groups.join(":");
+  const head = groups.slice(0, best.at).join(":");
+  const tail = groups.slice(best.at + best.len).join(":");
+  return `${head}::${tail}`;
+}
+
 /** Whether a listed address is already covered by fe80::/64 (nft refuses overlapping elements). */
 function inLinkLocal64(a: string): boolean {
   return ipBits(a).value >> 64n === LINK_LOCAL_V6_HI;
@@ -184,12 +203,9 @@ function inLinkLocal64(a: string): boolean {
 
 function ipv6FromVmRules(m: string, v6: string[], dhcp: boolean): string[] {
   // one element per address, whatever its spelling (2001:db8::1 = 2001:DB8:0::1)
-  const own = new Map<string, string>();
-  for (const a of v6) {
-    if (!inLinkLocal64(a) && !own.has(hex128(a))) own.set(hex128(a), a);
-  }
-  const ownHex = [...own.keys()];
-  const sources = setOf([LINK_LOCAL_V6, ...own.values()]);
+  const own = v6.filter((a) => !inLinkLocal64(a));
+  const ownHex = [...new Set(own.map(hex128))];
+  const sources = setOf([LINK_LOCAL_V6, ...own.map(canonicalV6)]);
   const macHex = `0x${m.replace(/:/g, "")}`;
   const c = (text: string): string =>
     `comment "${assertToken("comment", text, /^[A-Za-z0-9 _.,:@-]{0,64}$/)}"`;
