@@ -109,6 +109,10 @@ elif mode == "ra":  # smac src: router lifetime 1800 s, to all nodes
     smac, src = a[:2]
     body = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0) + b"\x01\x01" + mac(smac)
     send(iface, frame(smac, "33:33:00:00:00:01", src, "ff02::1", 58, body, 2))
+elif mode == "rs":  # smac src slla: a router solicitation to all routers
+    smac, src, slla = a[:3]
+    body = struct.pack("!BBHI", 133, 0, 0, 0) + b"\x01\x01" + mac(slla)
+    send(iface, frame(smac, "33:33:00:00:00:02", src, "ff02::2", 58, body, 2))
 elif mode == "udp":  # smac dmac src dst sport dport: a DHCPv6 Solicit payload
     smac, dmac, src, dst, sport, dport = a[:6]
     payload = b"\x01\x5a\x5a\x5a"
@@ -209,6 +213,8 @@ describe("FilterChain IPv6 clean-traffic: spoofing, forged ND, rogue RA, DHCPv6 
     foreignLla: () =>
       frames(NS_A, ["na", "eth0", MAC_A, MAC_B, IP_A, IP_B, IP_A, FOREIGN_MAC]),
     rogueRa: () => frames(NS_A, ["ra", "eth0", MAC_A, LL_A]),
+    /** A router solicitation whose source link-layer option names a foreign MAC. */
+    foreignRsLla: () => frames(NS_A, ["rs", "eth0", MAC_A, LL_A, FOREIGN_MAC]),
   };
 
   before(async () => {
@@ -322,6 +328,11 @@ describe("FilterChain IPv6 clean-traffic: spoofing, forged ND, rogue RA, DHCPv6 
       countedBy("ipv6 router advert redirect renumbering", forgeries.rogueRa),
     ).to.equal(2);
     expect(defaultRoutes(NS_B)).to.have.length(0);
+  });
+
+  it("a router solicitation with a foreign source link-layer address is dropped", () => {
+    // to ff02::2: multicast, so counted in the forward and the input hook (see above)
+    expect(countedBy("ipv6 rs lladdr", forgeries.foreignRsLla)).to.equal(2);
   });
 
   /** B sniffs for a UDP datagram to `dport` while A sends one. */

@@ -215,16 +215,20 @@ describe("nftCompile", () => {
       expect(v6Rules(v6Port())).to.deep.equal([
         'ether type ip6 icmpv6 type { nd-router-advert, nd-redirect, router-renumbering } counter drop comment "ipv6 router advert redirect renumbering"',
         'ether type ip6 udp sport 547 counter drop comment "ipv6 dhcpv6 server"',
-        'ether type ip6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 nexthdr != ipv6-icmp counter drop comment "ipv6 nd extension header"',
+        'ether type ip6 icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 nexthdr != ipv6-icmp counter drop comment "ipv6 nd extension header"',
         'ether type ip6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 length != { 24, 32 } counter drop comment "ipv6 nd options unverifiable"',
         'ether type ip6 icmpv6 type nd-neighbor-advert @th,64,64 != 0xfe80000000000000 @th,64,128 != 0x20010db8000000000000000000000001 counter drop comment "ipv6 na target"',
         'ether type ip6 icmpv6 type nd-neighbor-advert ip6 length 32 @th,192,16 != 0x0201 counter drop comment "ipv6 na option"',
         'ether type ip6 icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 != 0x0101 counter drop comment "ipv6 ns option"',
         `ether type ip6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 length 32 @th,208,48 != ${MAC_HEX} counter drop comment "ipv6 nd lladdr"`,
+        'ether type ip6 icmpv6 type nd-router-solicit ip6 length != { 8, 16 } counter drop comment "ipv6 rs options unverifiable"',
+        'ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,64,16 != 0x0101 counter drop comment "ipv6 rs option"',
+        `ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,80,48 != ${MAC_HEX} counter drop comment "ipv6 rs lladdr"`,
         "ether type ip6 ip6 saddr { 2001:db8::1, fe80::/64 } ip6 daddr ff02::1:2 udp sport 546 udp dport 547 return",
         "ether type ip6 ip6 saddr { 2001:db8::1, fe80::/64 } return",
         "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 24 return",
-        "ether type ip6 ip6 saddr :: icmpv6 type { nd-router-solicit, mld2-listener-report } return",
+        "ether type ip6 ip6 saddr :: icmpv6 type nd-router-solicit ip6 length 8 return",
+        "ether type ip6 ip6 saddr :: icmpv6 type mld2-listener-report return",
       ]);
     });
 

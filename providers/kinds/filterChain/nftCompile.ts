@@ -160,16 +160,19 @@ function customRule(r: CustomRule): string {
 
 /* IPv6 clean-traffic (from-vm). ICMPv6 neighbour discovery layout (RFC 4861), offsets from the
  * start of the ICMPv6 header, which nft addresses as `@th,<bit offset>,<bits>`:
- *   0 type, 1 code, 2 checksum, 4 flags/reserved, 8 target address (16 bytes), 24 options.
+ *   NS/NA: 0 type, 1 code, 2 checksum, 4 flags/reserved, 8 target address (16 bytes), 24 options.
+ *   RS:    0 type, 1 code, 2 checksum, 4 reserved, 8 options.
  * An option is type (1 = source, 2 = target link-layer address), length in 8-byte units, data.
  * Only the shapes a guest's stack sends are let through: no extension headers before the ICMPv6
- * header, no option or exactly one 8-byte link-layer option at offset 24 (ICMPv6 length 24 or 32).
+ * header, no option or exactly one 8-byte link-layer option right after the fixed part (ICMPv6
+ * length 24 or 32 for NS/NA, 8 or 16 for RS).
  * Anything else (another option, two options, an option elsewhere) cannot be checked by offset
  * and is dropped rather than passed. */
 
 /** Link-local addresses a VM uses: fe80::/64 (RFC 4291 2.5.6), not the whole fe80::/10. */
 const LINK_LOCAL_V6 = "fe80::/64";
 const LINK_LOCAL_V6_HI = 0xfe80000000000000n;
+const LINK_LOCAL_V6_HEX = `0x${LINK_LOCAL_V6_HI.toString(16)}`;
 const ND = "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }";
 
 /** A 128-bit address as an nft raw-payload constant. */
@@ -212,14 +215,17 @@ function ipv6FromVmRules(m: string, v6: string[], dhcp: boolean): string[] {
   const lines = [
     `ether type ip6 icmpv6 type { nd-router-advert, nd-redirect, router-renumbering } counter drop ${c("ipv6 router advert redirect renumbering")}`,
     `ether type ip6 udp sport 547 counter drop ${c("ipv6 dhcpv6 server")}`,
-    `ether type ip6 ${ND} ip6 nexthdr != ipv6-icmp counter drop ${c("ipv6 nd extension header")}`,
+    `ether type ip6 icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 nexthdr != ipv6-icmp counter drop ${c("ipv6 nd extension header")}`,
     `ether type ip6 ${ND} ip6 length != { 24, 32 } counter drop ${c("ipv6 nd options unverifiable")}`,
-    `ether type ip6 icmpv6 type nd-neighbor-advert @th,64,64 != ${`0x${LINK_LOCAL_V6_HI.toString(16)}`}` +
+    `ether type ip6 icmpv6 type nd-neighbor-advert @th,64,64 != ${LINK_LOCAL_V6_HEX}` +
       (ownHex.length > 0 ? ` @th,64,128 != ${setOf(ownHex)}` : "") +
       ` counter drop ${c("ipv6 na target")}`,
     `ether type ip6 icmpv6 type nd-neighbor-advert ip6 length 32 @th,192,16 != 0x0201 counter drop ${c("ipv6 na option")}`,
     `ether type ip6 icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 != 0x0101 counter drop ${c("ipv6 ns option")}`,
     `ether type ip6 ${ND} ip6 length 32 @th,208,48 != ${macHex} counter drop ${c("ipv6 nd lladdr")}`,
+    `ether type ip6 icmpv6 type nd-router-solicit ip6 length != { 8, 16 } counter drop ${c("ipv6 rs options unverifiable")}`,
+    `ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,64,16 != 0x0101 counter drop ${c("ipv6 rs option")}`,
+    `ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,80,48 != ${macHex} counter drop ${c("ipv6 rs lladdr")}`,
   ];
   if (dhcp) {
     lines.push(
@@ -227,10 +233,12 @@ function ipv6FromVmRules(m: string, v6: string[], dhcp: boolean): string[] {
     );
   }
   lines.push(`ether type ip6 ip6 saddr ${sources} return`);
-  // duplicate address detection (no source link-layer option), router solicitation, MLDv2 report
+  // duplicate address detection, router solicitation (neither with a source link-layer option:
+  // RFC 4861 7.2.2 and 6.3.7), MLDv2 report
   lines.push(
     "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 24 return",
-    "ether type ip6 ip6 saddr :: icmpv6 type { nd-router-solicit, mld2-listener-report } return",
+    "ether type ip6 ip6 saddr :: icmpv6 type nd-router-solicit ip6 length 8 return",
+    "ether type ip6 ip6 saddr :: icmpv6 type mld2-listener-report return",
   );
   return lines;
 }
