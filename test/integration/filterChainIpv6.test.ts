@@ -295,6 +295,10 @@ describe("FilterChain IPv6 clean-traffic: spoofing, forged ND, rogue RA, DHCPv6 
     );
   });
 
+  it("a refreshing preview right after up sees no drift (nft's rewrite of the raw matches is stable)", async () => {
+    await stack.preview({ refresh: true, expectNoChanges: true });
+  });
+
   it("a spoofed IPv6 source is dropped", () => {
     sshRun(h, `ip -n ${NS_A} addr add 2001:db8:6::99/64 dev eth0 nodad`);
     try {
