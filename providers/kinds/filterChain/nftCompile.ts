@@ -162,7 +162,8 @@ function customRule(r: CustomRule): string {
  * start of the ICMPv6 header, which nft addresses as `@th,<bit offset>,<bits>`:
  *   NS/NA: 0 type, 1 code, 2 checksum, 4 flags/reserved, 8 target address (16 bytes), 24 options.
  *   RS:    0 type, 1 code, 2 checksum, 4 reserved, 8 options.
- * An option is type (1 = source, 2 = target link-layer address), length in 8-byte units, data.
+ * An option is type (1 = source, 2 = target link-layer address, 14 = nonce of RFC 7527 enhanced
+ * DAD, which Linux guests send by default), length in 8-byte units, data.
  * Only the shapes a guest's stack sends are let through: no extension headers before the ICMPv6
  * header, no option or exactly one 8-byte link-layer option right after the fixed part (ICMPv6
  * length 24 or 32 for NS/NA, 8 or 16 for RS).
@@ -174,6 +175,8 @@ const LINK_LOCAL_V6 = "fe80::/64";
 const LINK_LOCAL_V6_HI = 0xfe80000000000000n;
 const LINK_LOCAL_V6_HEX = `0x${LINK_LOCAL_V6_HI.toString(16)}`;
 const ND = "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }";
+/** Option type 14, length 1: the nonce of RFC 7527 enhanced DAD. */
+const NONCE_OPT = "0x0e01";
 
 /** A 128-bit address as an nft raw-payload constant. */
 function hex128(a: string): string {
@@ -221,8 +224,9 @@ function ipv6FromVmRules(m: string, v6: string[], dhcp: boolean): string[] {
       (ownHex.length > 0 ? ` @th,64,128 != ${setOf(ownHex)}` : "") +
       ` counter drop ${c("ipv6 na target")}`,
     `ether type ip6 icmpv6 type nd-neighbor-advert ip6 length 32 @th,192,16 != 0x0201 counter drop ${c("ipv6 na option")}`,
-    `ether type ip6 icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 != 0x0101 counter drop ${c("ipv6 ns option")}`,
-    `ether type ip6 ${ND} ip6 length 32 @th,208,48 != ${macHex} counter drop ${c("ipv6 nd lladdr")}`,
+    `ether type ip6 icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 != { ${NONCE_OPT}, 0x0101 } counter drop ${c("ipv6 ns option")}`,
+    // a link-layer option (the NA's is known to be one by now) must carry the VM's MAC
+    `ether type ip6 ${ND} ip6 length 32 @th,192,16 != ${NONCE_OPT} @th,208,48 != ${macHex} counter drop ${c("ipv6 nd lladdr")}`,
     `ether type ip6 icmpv6 type nd-router-solicit ip6 length != { 8, 16 } counter drop ${c("ipv6 rs options unverifiable")}`,
     `ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,64,16 != 0x0101 counter drop ${c("ipv6 rs option")}`,
     `ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,80,48 != ${macHex} counter drop ${c("ipv6 rs lladdr")}`,
@@ -233,10 +237,11 @@ function ipv6FromVmRules(m: string, v6: string[], dhcp: boolean): string[] {
     );
   }
   lines.push(`ether type ip6 ip6 saddr ${sources} return`);
-  // duplicate address detection, router solicitation (neither with a source link-layer option:
-  // RFC 4861 7.2.2 and 6.3.7), MLDv2 report
+  // duplicate address detection (optionally with a nonce), router solicitation (neither with a
+  // source link-layer option: RFC 4861 7.2.2 and 6.3.7), MLDv2 report
   lines.push(
     "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 24 return",
+    `ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 ${NONCE_OPT} return`,
     "ether type ip6 ip6 saddr :: icmpv6 type nd-router-solicit ip6 length 8 return",
     "ether type ip6 ip6 saddr :: icmpv6 type mld2-listener-report return",
   );
