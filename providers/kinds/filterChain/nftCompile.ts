@@ -26,7 +26,7 @@
  * additionally checked against a strict character class at emission time (defence in depth).
  */
 import { createHash } from "crypto";
-import { formatIssues, IfName, NftIdentifier } from "../../schema";
+import { formatIssues, IfName, ipBits, NftIdentifier } from "../../schema";
 import {
   CustomRule,
   familyOf,
@@ -158,6 +158,96 @@ function customRule(r: CustomRule): string {
   return parts.join(" ");
 }
 
+/* IPv6 clean-traffic (from-vm). ICMPv6 neighbour discovery layout (RFC 4861), offsets from the
+ * start of the ICMPv6 header, which nft addresses as `@th,<bit offset>,<bits>`:
+ *   NS/NA: 0 type, 1 code, 2 checksum, 4 flags/reserved, 8 target address (16 bytes), 24 options.
+ *   RS:    0 type, 1 code, 2 checksum, 4 reserved, 8 options.
+ * An option is type (1 = source, 2 = target link-layer address, 14 = nonce of RFC 7527 enhanced
+ * DAD, which Linux guests send by default), length in 8-byte units, data.
+ * Only the shapes a guest's stack sends are let through: no extension headers before the ICMPv6
+ * header, no option or exactly one 8-byte link-layer option right after the fixed part (ICMPv6
+ * length 24 or 32 for NS/NA, 8 or 16 for RS).
+ * Anything else (another option, two options, an option elsewhere) cannot be checked by offset
+ * and is dropped rather than passed. */
+
+/** Link-local addresses a VM uses: fe80::/64 (RFC 4291 2.5.6), not the whole fe80::/10. */
+const LINK_LOCAL_V6 = "fe80::/64";
+const LINK_LOCAL_V6_HI = 0xfe80000000000000n;
+const LINK_LOCAL_V6_HEX = `0x${LINK_LOCAL_V6_HI.toString(16)}`;
+const ND = "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }";
+/** Option type 14, length 1: the nonce of RFC 7527 enhanced DAD. */
+const NONCE_OPT = "0x0e01";
+
+/** A 128-bit address as an nft raw-payload constant. */
+function hex128(a: string): string {
+  return `0x${ipBits(addr(a)).value.toString(16).padStart(32, "0")}`;
+}
+
+/** RFC 5952 text of an IPv6 address (nft's parser does not take the dotted-IPv4 tail). */
+function canonicalV6(a: string): string {
+  const v = ipBits(addr(a)).value;
+  const groups = [...Array(8).keys()].map((i) =>
+    ((v >> BigInt(112 - 16 * i)) & 0xffffn).toString(16),
+  );
+  // the longest run (first of equals) of two or more zero groups becomes "::"
+  let best = { at: -1, len: 1 };
+  for (let i = 0; i < 8; i++) {
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > best.len) best = { at: i, len: j - i };
+  }
+  if (best.at < 0) return groups.join(":");
+  const head = groups.slice(0, best.at).join(":");
+  const tail = groups.slice(best.at + best.len).join(":");
+  return `${head}::${tail}`;
+}
+
+/** Whether a listed address is already covered by fe80::/64 (nft refuses overlapping elements). */
+function inLinkLocal64(a: string): boolean {
+  return ipBits(a).value >> 64n === LINK_LOCAL_V6_HI;
+}
+
+function ipv6FromVmRules(m: string, v6: string[], dhcp: boolean): string[] {
+  // one element per address, whatever its spelling (2001:db8::1 = 2001:DB8:0::1)
+  const own = v6.filter((a) => !inLinkLocal64(a));
+  const ownHex = [...new Set(own.map(hex128))];
+  const sources = setOf([LINK_LOCAL_V6, ...own.map(canonicalV6)]);
+  const macHex = `0x${m.replace(/:/g, "")}`;
+  const c = (text: string): string =>
+    `comment "${assertToken("comment", text, /^[A-Za-z0-9 _.,:@-]{0,64}$/)}"`;
+  const lines = [
+    `ether type ip6 icmpv6 type { nd-router-advert, nd-redirect, router-renumbering } counter drop ${c("ipv6 router advert redirect renumbering")}`,
+    `ether type ip6 udp sport 547 counter drop ${c("ipv6 dhcpv6 server")}`,
+    `ether type ip6 icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 nexthdr != ipv6-icmp counter drop ${c("ipv6 nd extension header")}`,
+    `ether type ip6 ${ND} ip6 length != { 24, 32 } counter drop ${c("ipv6 nd options unverifiable")}`,
+    `ether type ip6 icmpv6 type nd-neighbor-advert @th,64,64 != ${LINK_LOCAL_V6_HEX}` +
+      (ownHex.length > 0 ? ` @th,64,128 != ${setOf(ownHex)}` : "") +
+      ` counter drop ${c("ipv6 na target")}`,
+    `ether type ip6 icmpv6 type nd-neighbor-advert ip6 length 32 @th,192,16 != 0x0201 counter drop ${c("ipv6 na option")}`,
+    `ether type ip6 icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 != { ${NONCE_OPT}, 0x0101 } counter drop ${c("ipv6 ns option")}`,
+    // a link-layer option (the NA's is known to be one by now) must carry the VM's MAC
+    `ether type ip6 ${ND} ip6 length 32 @th,192,16 != ${NONCE_OPT} @th,208,48 != ${macHex} counter drop ${c("ipv6 nd lladdr")}`,
+    `ether type ip6 icmpv6 type nd-router-solicit ip6 length != { 8, 16 } counter drop ${c("ipv6 rs options unverifiable")}`,
+    `ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,64,16 != 0x0101 counter drop ${c("ipv6 rs option")}`,
+    `ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,80,48 != ${macHex} counter drop ${c("ipv6 rs lladdr")}`,
+  ];
+  if (dhcp) {
+    lines.push(
+      `ether type ip6 ip6 saddr ${sources} ip6 daddr ff02::1:2 udp sport 546 udp dport 547 return`,
+    );
+  }
+  lines.push(`ether type ip6 ip6 saddr ${sources} return`);
+  // duplicate address detection (optionally with a nonce), router solicitation (neither with a
+  // source link-layer option: RFC 4861 7.2.2 and 6.3.7), MLDv2 report
+  lines.push(
+    "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 24 return",
+    `ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 ${NONCE_OPT} return`,
+    "ether type ip6 ip6 saddr :: icmpv6 type nd-router-solicit ip6 length 8 return",
+    "ether type ip6 ip6 saddr :: icmpv6 type mld2-listener-report return",
+  );
+  return lines;
+}
+
 /** Rules of the from-vm chain (frames the VM sends; `iifname` is its port). */
 function fromVmRules(p: PortFilter): string[] {
   const out = p.rules.filter((r) => r.direction === "from-vm").map(customRule);
@@ -187,15 +277,7 @@ function fromVmRules(p: PortFilter): string[] {
       }
       if (v4.length > 0) out.push(`ether type ip ip saddr ${setOf(v4)} return`);
       out.push("ether type ip counter drop");
-      if (p.allowIpv6) {
-        out.push(
-          `ether type ip6 ip6 saddr ${setOf(["fe80::/10", ...v6])} return`,
-        );
-        // DAD and router solicitation from the unspecified address
-        out.push(
-          "ether type ip6 ip6 saddr :: icmpv6 type { nd-neighbor-solicit, nd-router-solicit, mld2-listener-report } return",
-        );
-      }
+      if (p.allowIpv6) out.push(...ipv6FromVmRules(m, v6, p.allowDhcp));
       out.push("ether type ip6 counter drop");
       // no-other-l2-traffic
       out.push("counter drop");
