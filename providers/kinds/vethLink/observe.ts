@@ -127,6 +127,7 @@ function liveEnd(end: VethEnd, o: ObservedEnd): Record<string, unknown> {
     name: end.name,
     netns: end.netns,
     linkLocal: end.linkLocal,
+    nodad: end.nodad, // an add-time flag: not observable once the address is there
     addresses: liveAddresses(end.addresses, o.addresses),
     routes: [
       ...end.routes.filter((r) => hasRoute(o, r)),

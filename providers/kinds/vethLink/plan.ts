@@ -84,7 +84,11 @@ function addressLines(end: VethEnd, o: ObservedEnd | undefined): Line[] {
       .filter((a) => !hasAddress(have, a))
       // From nothing (create, boot restore): `replace`, so a replay finds the address and goes on.
       .map((a) => ({
-        do: addr(o ? "add" : "replace", a),
+        do: [
+          ...addr(o ? "add" : "replace", a),
+          // nodad: an IPv6 address usable at once, without duplicate address detection.
+          ...(end.nodad && a.includes(":") ? ["nodad"] : []),
+        ],
         undo: addr("del", a),
       })),
   ];

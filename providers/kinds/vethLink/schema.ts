@@ -29,6 +29,8 @@ export const VethEnd = z
     addresses: z.array(OwnableCidr).default([]),
     /** Admit link-local addresses (169.254.0.0/16, fe80::/10) in addresses; refused unless set. */
     linkLocal: z.boolean().optional(),
+    /** Add IPv6 addresses with `nodad`: usable at once, no duplicate address detection. */
+    nodad: z.boolean().optional(),
     /** The complete list too: other routes through this end (but the kernel's own) are drift and removed. */
     routes: z.array(VethRoute).default([]),
     /**
