@@ -174,10 +174,6 @@ export function crossCheck(c: StackConfig): string[] {
     vm.ipv4.forEach((ip, k) => dup("ip", ip.split("/")[0], i, `ipv4[${k}]`));
     // Canonical already (GuestIpv6Cidr), so 2001:DB8::1 and 2001:db8:0::1 collide.
     vm.ipv6.forEach((ip, k) => dup("ip", ip.split("/")[0], i, `ipv6[${k}]`));
-    if (vm.attachment === "routed" && vm.ipv6.length > 0)
-      problems.push(
-        `vms[${i}].ipv6: routed VMs carry IPv4 only in this release (routed IPv6 needs IPv6 forwarding in the host's root namespace, which hostnet does not manage yet); drop ipv6 or attach the VM another way`,
-      );
   });
   problems.push(...segmentProblems(c));
   return problems;

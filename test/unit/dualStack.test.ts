@@ -9,7 +9,11 @@ import {
   l3NamespaceSysctls,
   VmSpec,
 } from "../../components/spec";
-import { VethLinkProps, vethLinkPlanner } from "../../providers/kinds/vethLink";
+import {
+  validate as validateVeth,
+  VethLinkProps,
+  vethLinkPlanner,
+} from "../../providers/kinds/vethLink";
 import {
   MacvlanPortProps,
   macvlanPortPlanner,
@@ -94,12 +98,12 @@ describe("dual-stack VMs: VmSpec.ipv6", () => {
     ]);
   });
 
-  it("refuses IPv6 on a routed VM, naming the field", () => {
-    const got = problems([
-      vm("r", "52:54:00:00:00:03", ["2001:db8:10::13/64"], "routed"),
-    ]);
-    expect(got).to.have.length(1);
-    expect(got[0]).to.match(/^vms\[0\]\.ipv6: routed VMs carry IPv4 only/);
+  it("accepts IPv6 on a routed VM", () => {
+    expect(
+      problems([
+        vm("r", "52:54:00:00:00:03", ["2001:db8:10::13/64"], "routed"),
+      ]),
+    ).to.deep.equal([]);
   });
 });
 
@@ -165,5 +169,50 @@ describe("dual-stack VMs: nodad in the planners", () => {
     const lines = batchLines(macvlanPortPlanner.plan(p, undefined, {}));
     expect(lines).to.include("addr replace 2001:db8:10::12/64 dev mv-b nodad");
     expect(lines).to.include("addr replace 198.19.10.2/24 dev mv-b");
+  });
+
+  it("VethLink turns IPv6 on before an end's addresses, and forwards per interface (routed host end)", () => {
+    const p = VethLinkProps.parse({
+      a: {
+        name: "hv-r",
+        addresses: ["fe80::1/64"],
+        linkLocal: true,
+        nodad: true,
+        ipv6: true,
+        ipv6Forwarding: true,
+        routes: [{ to: "2001:db8:10::13/128" }],
+      },
+      b: { name: "eth0", netns: "g1" },
+    });
+    const steps = vethLinkPlanner
+      .plan(p, undefined, {})
+      .filter((s) => s.op.netns === undefined);
+    const ops = steps.map((s) =>
+      s.op.kind === "sh" ? s.op.commands.map((c) => c.join(" ")) : s.op.kind,
+    );
+    const enable = ops.findIndex((o) =>
+      String(o).includes("net/ipv6/conf/hv-r/disable_ipv6=0"),
+    );
+    const addrs = batchLines(steps).indexOf(
+      "addr replace fe80::1/64 dev hv-r nodad",
+    );
+    expect(enable, JSON.stringify(ops)).to.be.at.least(0);
+    expect(addrs).to.be.at.least(0);
+    // the create batch, then IPv6 on, then the end's batch (addresses, up, routes)
+    expect(ops.slice(enable)[1]).to.equal("batch");
+    expect(ops.flat()).to.include(
+      "sysctl -q -w net/ipv6/conf/hv-r/force_forwarding=1",
+    );
+    expect(batchLines(steps)).to.include(
+      "route replace 2001:db8:10::13/128 dev hv-r",
+    );
+  });
+
+  it("VethLink refuses IPv6 addresses on an end with ipv6: false, naming the field", () => {
+    const r = VethLinkProps.parse({
+      a: { name: "h0", addresses: ["2001:db8::1/64"], ipv6: false },
+      b: { name: "v0", netns: "n" },
+    });
+    expect(validateVeth(r).map(([f]) => f)).to.deep.equal(["a.ipv6"]);
   });
 });

@@ -6,8 +6,9 @@ import { livePortFlags } from "../portFlags";
 import {
   canonCidr,
   canonIp,
-  END_SYSCTLS,
   EndSysctl,
+  endSysctlKey,
+  endSysctlValue,
   SYSCTL_PROPS,
   VethEnd,
   VethLinkProps,
@@ -78,8 +79,8 @@ export function observeEnd(
   if (!ns || !link || link.kind !== "veth") return undefined;
   const sysctls: ObservedEnd["sysctls"] = {};
   for (const prop of SYSCTL_PROPS) {
-    const v = ns.sysctls[`net.ipv4.conf.${end.name}.${END_SYSCTLS[prop]}`];
-    if (v !== undefined) sysctls[prop] = v !== "0";
+    const v = ns.sysctls[endSysctlKey(end, prop)];
+    if (v !== undefined) sysctls[prop] = v === endSysctlValue(prop, true);
   }
   return {
     link,
