@@ -226,7 +226,7 @@ describe("ipv6: dual-stack VMs of every attachment kind on lab2 (deployFleet)", 
     }
   });
 
-  it("3. VMs reach each other over IPv6: isolated-netns <-> isolated-netns, isolated-netns <-> bridged, macvlan <-> macvlan", () => {
+  it("3. VMs reach each other over IPv6: isolated-netns <-> isolated-netns, isolated-netns <-> bridged, macvlan <-> macvlan, routed <-> routed", () => {
     const pairs: Array<[keyof typeof V6, keyof typeof V6]> = [
       ["isoA", "isoB"],
       ["isoB", "isoA"],

@@ -19,6 +19,9 @@ import {
   macvlanPortPlanner,
 } from "../../providers/kinds/macvlanPort";
 import type { Step } from "../../providers/kinds/plan";
+import { forceForwardingKnown } from "../../providers/kinds/vethLink/observe";
+import { ROOT_NS } from "../../providers/state";
+import { namespaceOf } from "../support/snapshotBuilder";
 
 const host = { name: "h1", address: "198.18.1.10" };
 const vm = (
@@ -214,5 +217,16 @@ describe("dual-stack VMs: nodad in the planners", () => {
       b: { name: "v0", netns: "n" },
     });
     expect(validateVeth(r).map(([f]) => f)).to.deep.equal(["a.ipv6"]);
+  });
+
+  it("tells whether the kernel has per-interface force_forwarding, from the snapshot's other interfaces", () => {
+    const snap = (sysctls: Record<string, string>) =>
+      ({ namespaces: { [ROOT_NS]: namespaceOf([], { sysctls }) } }) as any;
+    const all = { "net.ipv6.conf.all.disable_ipv6": "0" };
+    const old = { ...all, "net.ipv6.conf.mgmt0.disable_ipv6": "0" };
+    const fresh = { ...old, "net.ipv6.conf.mgmt0.force_forwarding": "0" };
+    expect(forceForwardingKnown(snap(fresh), undefined)).to.equal(true);
+    expect(forceForwardingKnown(snap(old), undefined)).to.equal(false);
+    expect(forceForwardingKnown(snap(all), undefined)).to.equal(undefined);
   });
 });

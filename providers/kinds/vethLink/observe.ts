@@ -92,6 +92,22 @@ export function observeEnd(
   };
 }
 
+/**
+ * Whether the kernel has net.ipv6.conf.<if>.force_forwarding (Linux 6.17+), judged by the other
+ * interfaces of the namespace (the snapshot reads it for each); undefined when there is none.
+ */
+export function forceForwardingKnown(
+  snap: HostSnapshot,
+  netns: string | undefined,
+): boolean | undefined {
+  const keys = Object.keys(snap.namespaces[netns ?? ROOT_NS]?.sysctls ?? {});
+  const perIf = (suffix: string) =>
+    keys.some(
+      (k) => k.endsWith(suffix) && !/^net\.ipv6\.conf\.(all|default)\./.test(k),
+    );
+  return perIf(".disable_ipv6") ? perIf(".force_forwarding") : undefined;
+}
+
 /** When the snapshot could name the peer, it must be the other end; otherwise presence is enough. */
 export function pointsAt(o: ObservedEnd, other: VethEnd): boolean {
   const { peerName, peerNetns } = o.link;
