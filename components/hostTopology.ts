@@ -17,7 +17,13 @@ import { IsolatedNetnsVm } from "./isolatedNetns";
 import { MacvlanVm } from "./macvlan";
 import { RoutedVm } from "./routed";
 import { HostSegment, SegmentEnd } from "./segment";
-import { BridgeSpec, derivedNames, stableBridgeMac, VmSpec } from "./spec";
+import {
+  BridgeSpec,
+  derivedNames,
+  filterAddresses,
+  stableBridgeMac,
+  VmSpec,
+} from "./spec";
 
 export interface HostTopologyArgs {
   hostName: string;
@@ -164,7 +170,7 @@ export class HostTopology extends pulumi.ComponentResource {
               port,
               policy: "clean-traffic" as const,
               mac: vm.mac,
-              ipv4: vm.ipv4.map((c) => c.split("/")[0]),
+              ...filterAddresses(vm),
             })),
           },
           { parent: this, dependsOn: [...bridges.values()] },

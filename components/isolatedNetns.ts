@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "./hostPlan";
 import { managedFdbEntry } from "./managedFdb";
-import { derivedNames, VmSpec } from "./spec";
+import { derivedNames, filterAddresses, VmSpec } from "./spec";
 import { hostPortFlags, vmPort } from "./vmPort";
 
 export interface IsolatedNetnsVmArgs {
@@ -86,7 +86,7 @@ export class IsolatedNetnsVm extends pulumi.ComponentResource {
                 port: n.innerTap,
                 policy: "clean-traffic",
                 mac: vm.mac,
-                ipv4: vm.ipv4.map((c) => c.split("/")[0]),
+                ...filterAddresses(vm),
               },
             ],
           },

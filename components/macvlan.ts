@@ -3,7 +3,12 @@
 // mode is the access control.
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "./hostPlan";
-import { derivedNames, VmSpec } from "./spec";
+import {
+  derivedNames,
+  guestAddressing,
+  l3NamespaceSysctls,
+  VmSpec,
+} from "./spec";
 
 export interface MacvlanVmArgs {
   plan: HostPlan;
@@ -34,7 +39,7 @@ export class MacvlanVm extends pulumi.ComponentResource {
           `${name}-guest`,
           {
             name: n.guestNetns,
-            sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
+            sysctls: l3NamespaceSysctls(vm),
           },
           { parent: this },
         ),
@@ -50,7 +55,7 @@ export class MacvlanVm extends pulumi.ComponentResource {
         netns: vm.simulate ? n.guestNetns : undefined,
         mode: vm.macvlanMode,
         mac: vm.mac,
-        addresses: vm.simulate ? vm.ipv4 : [],
+        ...(vm.simulate ? guestAddressing(vm) : { addresses: [] }),
       },
       { parent: this, dependsOn: deps },
     );

@@ -3,6 +3,7 @@
 import { z } from "zod";
 import {
   GuestIpv4Cidr,
+  GuestIpv6Cidr,
   IfName,
   MacAddress,
   NftIdentifier,
@@ -55,6 +56,8 @@ export const VmSpec = z
     mac: MacAddress,
     /** Addresses with prefix, e.g. 198.19.10.11/24 (routed VMs use /32 semantics regardless). */
     ipv4: z.array(GuestIpv4Cidr).min(1),
+    /** IPv6 addresses with prefix, e.g. 2001:db8:10::11/64 (not link-local: the kernel makes fe80::). */
+    ipv6: z.array(GuestIpv6Cidr).default([]),
     attachment: AttachmentKind,
     /** Host bridge the VM joins (bridged, isolated-netns); the lower device's bridge is not used by macvlan/routed. */
     bridge: IfName.optional(),
@@ -169,4 +172,46 @@ export function derivedNames(
     guestIf: "eth0", // simulated VM's interface inside its guest namespace
     macvlan: `mv-${vm}`,
   };
+}
+
+/** The VM's addresses without prefix. */
+export const bareAddresses = (cidrs: readonly string[]): string[] =>
+  cidrs.map((c) => c.split("/")[0]);
+
+/**
+ * Namespace sysctls where the VM's L3 lives (a simulated guest, a routed VM's namespace): IPv6 on
+ * only when the VM has IPv6 addresses. A VM without IPv6 gets exactly the props it always had.
+ */
+export function l3NamespaceSysctls(vm: VmSpec): Record<string, string> {
+  return vm.ipv6.length === 0
+    ? { "net.ipv6.conf.all.disable_ipv6": "1" }
+    : {
+        "net.ipv6.conf.all.disable_ipv6": "0",
+        "net.ipv6.conf.default.disable_ipv6": "0",
+      };
+}
+
+/**
+ * The VM's interface addresses in a simulated guest: IPv4, then IPv6 added with `nodad` (usable at
+ * once, so tests need not wait out duplicate address detection). No IPv6: the props of old.
+ */
+export function guestAddressing(vm: VmSpec): {
+  addresses: string[];
+  nodad?: true;
+} {
+  return vm.ipv6.length === 0
+    ? { addresses: vm.ipv4 }
+    : { addresses: [...vm.ipv4, ...vm.ipv6], nodad: true };
+}
+
+/** A clean-traffic FilterChain port's address fields: IPv6 passed (and allowed) only when the VM has it. */
+export function filterAddresses(vm: VmSpec): {
+  ipv4: string[];
+  ipv6?: string[];
+  allowIpv6?: true;
+} {
+  const ipv4 = bareAddresses(vm.ipv4);
+  return vm.ipv6.length === 0
+    ? { ipv4 }
+    : { ipv4, ipv6: bareAddresses(vm.ipv6), allowIpv6: true };
 }

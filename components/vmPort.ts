@@ -3,7 +3,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import { PortFlagsInput } from "../providers/kinds/portFlags";
 import type { HostPlan } from "./hostPlan";
-import { derivedNames, VmSpec } from "./spec";
+import {
+  derivedNames,
+  guestAddressing,
+  l3NamespaceSysctls,
+  VmSpec,
+} from "./spec";
 
 export interface VmPortArgs {
   plan: HostPlan;
@@ -48,7 +53,7 @@ export function vmPort(
     `${name}-guest`,
     {
       name: n.guestNetns,
-      sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
+      sysctls: l3NamespaceSysctls(args.vm),
     },
     opts,
   );
@@ -67,7 +72,7 @@ export function vmPort(
         name: n.guestIf,
         netns: n.guestNetns,
         mac: args.vm.mac,
-        addresses: args.vm.ipv4,
+        ...guestAddressing(args.vm),
         up: true,
       },
     },

@@ -174,6 +174,8 @@ export function crossCheck(c: StackConfig): string[] {
     dup("name", vm.name, i, "name");
     dup("mac", vm.mac, i, "mac");
     vm.ipv4.forEach((ip, k) => dup("ip", ip.split("/")[0], i, `ipv4[${k}]`));
+    // Canonical already (GuestIpv6Cidr), so 2001:DB8::1 and 2001:db8:0::1 collide.
+    vm.ipv6.forEach((ip, k) => dup("ip", ip.split("/")[0], i, `ipv6[${k}]`));
   });
   problems.push(...segmentProblems(c));
   return problems;

@@ -7,6 +7,7 @@ import {
   Ipv4Address,
   Ipv4Cidr,
   Ipv6Address,
+  Ipv6Cidr,
 } from "./addresses";
 
 /** Numeric value of a well-formed IPv4 or IPv6 address (IPv6 may end in dotted IPv4). */
@@ -166,6 +167,20 @@ const refined = <T extends z.ZodType<string>>(
 export const GuestIpv4Cidr = refined(Ipv4Cidr, (s) =>
   ownableProblem(s, "VM address"),
 );
+/**
+ * IPv6 address/prefix a VM can own (stack config): not ::, ::1, multicast, IPv4-mapped, /0, the
+ * subnet-router anycast of its prefix, nor link-local (the kernel makes the fe80:: address itself).
+ */
+export const GuestIpv6Cidr = refined(Ipv6Cidr, (s) =>
+  ownableProblem(s, "VM address"),
+).transform(canonicalIpv6Cidr);
+
+/** The form the kernel prints (lowercase, longest zero run as ::), so live and desired compare as text. */
+export function canonicalIpv6Cidr(cidr: string): string {
+  const [addr, len] = cidr.split("/");
+  const bare = new URL(`http://[${addr}]/`).hostname.slice(1, -1);
+  return len === undefined ? bare : `${bare}/${len}`;
+}
 /** Address/prefix for an interface hostnet configures; link-local is admitted here and refused by the kind unless asked. */
 export const OwnableCidr = refined(Cidr, (s) =>
   ownableProblem(s, "address", { linkLocal: true }),

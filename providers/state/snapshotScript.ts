@@ -58,6 +58,7 @@ sysctls() {
     i=\${d##*/}
     case $i in all|default|lo) continue ;; esac
     show "$d/proxy_arp"; show "$d/forwarding"; show "/proc/sys/net/ipv6/conf/$i/forwarding"
+    show "/proc/sys/net/ipv6/conf/$i/disable_ipv6"; show "/proc/sys/net/ipv6/conf/$i/force_forwarding"
   done
 }
 sec links ip -j -d addr show

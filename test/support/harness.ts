@@ -382,3 +382,18 @@ export function snapshotDiff(
   }
   return out;
 }
+
+/** An independent snapshot's entries for just these namespaces, and its root namespace apart. */
+export function namespacesOf(
+  h: LabHost,
+  namespaces: readonly string[],
+): {
+  own: Record<string, unknown>;
+  root: { links: Array<{ name: string }>; fdb: string[]; nft: string[] };
+} {
+  const snap = independentSnapshot(h) as Record<string, any>;
+  const own: Record<string, unknown> = {};
+  for (const [ns, state] of Object.entries(snap))
+    if (namespaces.includes(ns)) own[ns] = state;
+  return { own, root: snap["(root)"] };
+}

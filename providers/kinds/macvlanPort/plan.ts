@@ -141,7 +141,17 @@ function addressLines(p: P, o: ObservedPort | undefined): string[] {
     // From nothing (create, boot restore): `replace`, so a replay finds the address and goes on.
     ...p.addresses
       .filter((a) => !have.includes(a))
-      .map((a) => batchLine(["addr", o ? "add" : "replace", a, "dev", p.name])),
+      .map((a) =>
+        batchLine([
+          "addr",
+          o ? "add" : "replace",
+          a,
+          "dev",
+          p.name,
+          // nodad: an IPv6 address usable at once (the kernel ignores nothing else here).
+          ...(p.nodad && a.includes(":") ? ["nodad"] : []),
+        ]),
+      ),
   ];
 }
 

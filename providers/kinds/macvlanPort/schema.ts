@@ -35,6 +35,8 @@ export const MacvlanPortProps = z.object({
   addresses: z.array(OwnableCidr).default([]),
   /** Admit link-local addresses (169.254.0.0/16, fe80::/10) in addresses; refused unless set. */
   linkLocal: z.boolean().optional(),
+  /** Add IPv6 addresses with `nodad`: usable at once, no duplicate address detection. */
+  nodad: z.boolean().optional(),
   up: z.boolean().default(true),
 });
 export type MacvlanPortProps = z.infer<typeof MacvlanPortProps>;

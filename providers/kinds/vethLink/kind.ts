@@ -7,7 +7,7 @@ import type { HostSnapshot } from "../../state";
 import { ABSENT, Finding, findLink, found, isGone, ROOT_NS } from "../../state";
 import { KindContext, ResourceKind } from "../kind";
 import { applyGuarded } from "./guard";
-import { anchorOf, liveOf } from "./observe";
+import { anchorOf, forceForwardingKnown, liveOf } from "./observe";
 import { deleteOp, vethLinkPlanner as planner } from "./plan";
 import {
   ENDS,
@@ -83,6 +83,11 @@ async function create(
   const snap = await snapshotOf(ctx, p);
   const taken = present(snap, p);
   if (taken.length > 0) throw takenError(ctx, p, taken);
+  for (const k of ENDS)
+    if (p[k].ipv6Forwarding && forceForwardingKnown(snap, p[k].netns) === false)
+      throw new Error(
+        `${ctx.host.label}: ${pairLabel(p)}: ${k}.ipv6Forwarding needs net.ipv6.conf.<interface>.force_forwarding, which this kernel does not have (Linux 6.17 or newer has it). Nothing was changed. Upgrade the host's kernel, or give the VM no IPv6 (routed IPv6 needs it: hostnet does not turn on net.ipv6.conf.all.forwarding, which would make interfaces with accept_ra=1 ignore router advertisements).`,
+      );
   const [make, ...rest] = planner.plan(p, undefined, { owner: ctx.owner });
   try {
     await ctx.host.run(make.op);

@@ -6,8 +6,9 @@ import { livePortFlags } from "../portFlags";
 import {
   canonCidr,
   canonIp,
-  END_SYSCTLS,
   EndSysctl,
+  endSysctlKey,
+  endSysctlValue,
   SYSCTL_PROPS,
   VethEnd,
   VethLinkProps,
@@ -78,8 +79,8 @@ export function observeEnd(
   if (!ns || !link || link.kind !== "veth") return undefined;
   const sysctls: ObservedEnd["sysctls"] = {};
   for (const prop of SYSCTL_PROPS) {
-    const v = ns.sysctls[`net.ipv4.conf.${end.name}.${END_SYSCTLS[prop]}`];
-    if (v !== undefined) sysctls[prop] = v !== "0";
+    const v = ns.sysctls[endSysctlKey(end, prop)];
+    if (v !== undefined) sysctls[prop] = v === endSysctlValue(prop, true);
   }
   return {
     link,
@@ -89,6 +90,22 @@ export function observeEnd(
     routes: ns.routes.filter((r) => r.dev === end.name),
     sysctls,
   };
+}
+
+/**
+ * Whether the kernel has net.ipv6.conf.<if>.force_forwarding (Linux 6.17+), judged by the other
+ * interfaces of the namespace (the snapshot reads it for each); undefined when there is none.
+ */
+export function forceForwardingKnown(
+  snap: HostSnapshot,
+  netns: string | undefined,
+): boolean | undefined {
+  const keys = Object.keys(snap.namespaces[netns ?? ROOT_NS]?.sysctls ?? {});
+  const perIf = (suffix: string) =>
+    keys.some(
+      (k) => k.endsWith(suffix) && !/^net\.ipv6\.conf\.(all|default)\./.test(k),
+    );
+  return perIf(".disable_ipv6") ? perIf(".force_forwarding") : undefined;
 }
 
 /** When the snapshot could name the peer, it must be the other end; otherwise presence is enough. */
@@ -127,6 +144,7 @@ function liveEnd(end: VethEnd, o: ObservedEnd): Record<string, unknown> {
     name: end.name,
     netns: end.netns,
     linkLocal: end.linkLocal,
+    nodad: end.nodad, // an add-time flag: not observable once the address is there
     addresses: liveAddresses(end.addresses, o.addresses),
     routes: [
       ...end.routes.filter((r) => hasRoute(o, r)),

@@ -23,6 +23,7 @@ import {
 import {
   END_SYSCTLS,
   ENDS,
+  endSysctlValue,
   pairLabel,
   SYSCTL_PROPS,
   VethEnd,
@@ -84,7 +85,11 @@ function addressLines(end: VethEnd, o: ObservedEnd | undefined): Line[] {
       .filter((a) => !hasAddress(have, a))
       // From nothing (create, boot restore): `replace`, so a replay finds the address and goes on.
       .map((a) => ({
-        do: addr(o ? "add" : "replace", a),
+        do: [
+          ...addr(o ? "add" : "replace", a),
+          // nodad: an IPv6 address usable at once, without duplicate address detection.
+          ...(end.nodad && a.includes(":") ? ["nodad"] : []),
+        ],
         undo: addr("del", a),
       })),
   ];
@@ -159,16 +164,24 @@ function flagLines(end: VethEnd, o: ObservedEnd | undefined): string[] {
   );
 }
 
-function sysctlCommands(end: VethEnd, o: ObservedEnd | undefined): string[][] {
+/** `early`: only the sysctl that must precede the end's addresses (IPv6 on), else all the others. */
+function sysctlCommands(
+  end: VethEnd,
+  o: ObservedEnd | undefined,
+  early: boolean,
+): string[][] {
   const wanted = SYSCTL_PROPS.filter(
-    (prop) => end[prop] !== undefined && o?.sysctls[prop] !== end[prop],
+    (prop) =>
+      (prop === "ipv6") === early &&
+      end[prop] !== undefined &&
+      o?.sysctls[prop] !== end[prop],
   );
   // The '/' form keeps interface names that contain '.' intact.
   return wanted.map((prop) => [
     "sysctl",
     "-q",
     "-w",
-    `net/ipv4/conf/${end.name}/${END_SYSCTLS[prop]}=${end[prop] ? 1 : 0}`,
+    `net/${END_SYSCTLS[prop].family}/conf/${end.name}/${END_SYSCTLS[prop].key}=${endSysctlValue(prop, end[prop] as boolean)}`,
   ]);
 }
 
@@ -180,6 +193,15 @@ function endSteps(
   mark: string | undefined,
 ): Step[] {
   const steps: Step[] = [];
+  const sysctlStep = (commands: string[][], what: string): void => {
+    if (commands.length > 0)
+      steps.push({ op: { kind: "sh", netns: end.netns, commands, what } });
+  };
+  // The kernel refuses IPv6 addresses (and routes) on an interface with IPv6 disabled.
+  sysctlStep(
+    sysctlCommands(end, o, true),
+    `set IPv6 on ${end.name} before its addresses`,
+  );
   const { lines, undo } = ipLines(end, o, mtu, mark);
   const what = `configure veth end ${end.name}`;
   if (lines.length > 0)
@@ -207,16 +229,7 @@ function endSteps(
         what: `set bridge port flags of ${end.name}`,
       },
     });
-  const sysctls = sysctlCommands(end, o);
-  if (sysctls.length > 0)
-    steps.push({
-      op: {
-        kind: "sh",
-        netns: end.netns,
-        commands: sysctls,
-        what: `set sysctls of ${end.name}`,
-      },
-    });
+  sysctlStep(sysctlCommands(end, o, false), `set sysctls of ${end.name}`);
   return steps;
 }
 

@@ -29,6 +29,8 @@ export const VethEnd = z
     addresses: z.array(OwnableCidr).default([]),
     /** Admit link-local addresses (169.254.0.0/16, fe80::/10) in addresses; refused unless set. */
     linkLocal: z.boolean().optional(),
+    /** Add IPv6 addresses with `nodad`: usable at once, no duplicate address detection. */
+    nodad: z.boolean().optional(),
     /** The complete list too: other routes through this end (but the kernel's own) are drift and removed. */
     routes: z.array(VethRoute).default([]),
     /**
@@ -43,6 +45,14 @@ export const VethEnd = z
     proxyArp: z.boolean().optional(),
     /** net.ipv4.conf.<end>.forwarding */
     forwarding: z.boolean().optional(),
+    /** IPv6 on this end: net.ipv6.conf.<end>.disable_ipv6 = 0 (true) or 1 (false); set before its addresses. */
+    ipv6: z.boolean().optional(),
+    /**
+     * net.ipv6.conf.<end>.force_forwarding (Linux 6.17+): IPv6 arriving here is forwarded without
+     * net.ipv6.conf.all.forwarding, which would put every interface in router mode (and make those
+     * with accept_ra=1 ignore router advertisements, a management default route learned by RA too).
+     */
+    ipv6Forwarding: z.boolean().optional(),
   })
   .strict();
 export type VethEnd = z.infer<typeof VethEnd>;
@@ -58,13 +68,29 @@ export type VethLinkProps = z.infer<typeof VethLinkProps>;
 export type EndKey = "a" | "b";
 export const ENDS: readonly EndKey[] = ["a", "b"];
 
-/** Per-interface IPv4 sysctls an end manages, by prop. */
+/** Per-interface sysctls an end manages, by prop: net.<family>.conf.<end>.<key>; `inverted`: 1 means false. */
 export const END_SYSCTLS = {
-  proxyArp: "proxy_arp",
-  forwarding: "forwarding",
-} as const;
+  proxyArp: { family: "ipv4", key: "proxy_arp" },
+  forwarding: { family: "ipv4", key: "forwarding" },
+  ipv6: { family: "ipv6", key: "disable_ipv6", inverted: true },
+  ipv6Forwarding: { family: "ipv6", key: "force_forwarding" },
+} as const satisfies Record<
+  string,
+  { family: "ipv4" | "ipv6"; key: string; inverted?: boolean }
+>;
 export type EndSysctl = keyof typeof END_SYSCTLS;
 export const SYSCTL_PROPS = Object.keys(END_SYSCTLS) as EndSysctl[];
+
+/** The sysctl's dotted key for an end, as snapshots name it. */
+export function endSysctlKey(end: { name: string }, prop: EndSysctl): string {
+  const { family, key } = END_SYSCTLS[prop];
+  return `net.${family}.conf.${end.name}.${key}`;
+}
+
+/** The kernel's value for a prop's boolean. */
+export function endSysctlValue(prop: EndSysctl, on: boolean): "0" | "1" {
+  return on !== "inverted" in END_SYSCTLS[prop] ? "1" : "0";
+}
 
 export function where(end: VethEnd): string {
   return end.netns ? `netns ${end.netns}` : "the root namespace";
@@ -179,6 +205,11 @@ function endIssues(
         `${a} is link-local; set linkLocal: true on ${key} if you mean it`,
       ]);
   });
+  if (end.ipv6 === false && end.addresses.some(isV6))
+    out.push([
+      `${key}.ipv6`,
+      `${end.name} carries IPv6 addresses, which the kernel refuses with IPv6 disabled: set ipv6: true or drop them`,
+    ]);
   const v6 = end.addresses.find(isV6);
   if (mtu !== undefined && mtu < 1280 && v6 !== undefined) {
     out.push([

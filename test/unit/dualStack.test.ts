@@ -1,0 +1,232 @@
+// Dual-stack VMs (issue 14 item 2), pure: which IPv6 addresses a VM may have (each refusal names
+// its field), duplicates across VMs, the props a VM's resources get with and without IPv6 (without:
+// exactly those of old, so an upgrade shows no diff), and `nodad` in the VethLink/MacvlanPort plans.
+import { expect } from "chai";
+import { parseStackConfig, StackConfigError } from "../../stacks/config";
+import {
+  filterAddresses,
+  guestAddressing,
+  l3NamespaceSysctls,
+  VmSpec,
+} from "../../components/spec";
+import {
+  validate as validateVeth,
+  VethLinkProps,
+  vethLinkPlanner,
+} from "../../providers/kinds/vethLink";
+import {
+  MacvlanPortProps,
+  macvlanPortPlanner,
+} from "../../providers/kinds/macvlanPort";
+import type { Step } from "../../providers/kinds/plan";
+import { forceForwardingKnown } from "../../providers/kinds/vethLink/observe";
+import { ROOT_NS } from "../../providers/state";
+import { namespaceOf } from "../support/snapshotBuilder";
+
+const host = { name: "h1", address: "198.18.1.10" };
+const vm = (
+  name: string,
+  mac: string,
+  ipv6: string[],
+  attachment = "bridged",
+) => ({
+  name,
+  host: "h1",
+  mac,
+  ipv4: [`198.19.10.${mac.slice(-1)}/24`],
+  ipv6,
+  attachment,
+  bridge: "br0",
+});
+
+function problems(vms: Record<string, unknown>[]): string[] {
+  try {
+    parseStackConfig({ hosts: [host], bridges: [{ name: "br0" }], vms });
+  } catch (err) {
+    expect(err).to.be.instanceOf(StackConfigError);
+    return (err as StackConfigError).problems;
+  }
+  return [];
+}
+
+const REFUSED: Array<[string, RegExp]> = [
+  ["::/64", /unspecified/],
+  ["::1/128", /loopback/],
+  ["ff02::1/64", /multicast/],
+  ["fe80::11/64", /link-local/],
+  ["2001:db8:10::/64", /subnet-router anycast/],
+  ["2001:db8:10::11/0", /prefix length 0/],
+  ["::ffff:198.19.10.1/120", /IPv4-mapped/],
+  ["2001:db8:10::11", /address\/prefix/],
+  ["2001:db8:10::11/129", /prefix length/],
+  ["fe80::1%eth0/64", /zone id/],
+  ["198.19.10.11/24", /IPv6/],
+];
+
+describe("dual-stack VMs: VmSpec.ipv6", () => {
+  for (const [bad, why] of REFUSED) {
+    it(`refuses ${bad}, naming vms[0].ipv6[1]`, () => {
+      const got = problems([
+        vm("a", "52:54:00:00:00:01", ["2001:db8:10::11/64", bad]),
+      ]);
+      expect(got, got.join("\n")).to.have.length(1);
+      expect(got[0])
+        .to.match(/^vms\[0\]\.ipv6\[1\]: /)
+        .and.to.match(why);
+    });
+  }
+
+  for (const ok of ["2001:db8:10::11/64", "fd00::1/128", "2001:db8::/127"]) {
+    it(`accepts ${ok}`, () => {
+      expect(problems([vm("a", "52:54:00:00:00:01", [ok])])).to.deep.equal([]);
+    });
+  }
+
+  it("defaults to no IPv6 and canonicalizes what it gets", () => {
+    const base = vm("a", "52:54:00:00:00:01", []);
+    const { ipv6: _, ...noV6 } = base;
+    expect(VmSpec.parse(noV6).ipv6).to.deep.equal([]);
+    expect(
+      VmSpec.parse({ ...base, ipv6: ["2001:DB8:10:0:0:0:0:11/64"] }).ipv6,
+    ).to.deep.equal(["2001:db8:10::11/64"]);
+  });
+
+  it("refuses an IPv6 address two VMs share, however it is spelled", () => {
+    const got = problems([
+      vm("a", "52:54:00:00:00:01", ["2001:db8:10::11/64"]),
+      vm("b", "52:54:00:00:00:02", ["2001:DB8:10:0::11/64"]),
+    ]);
+    expect(got).to.deep.equal([
+      "vms[1].ipv6[0]: 2001:db8:10::11 is already used by vms[0]",
+    ]);
+  });
+
+  it("accepts IPv6 on a routed VM", () => {
+    expect(
+      problems([
+        vm("r", "52:54:00:00:00:03", ["2001:db8:10::13/64"], "routed"),
+      ]),
+    ).to.deep.equal([]);
+  });
+});
+
+describe("dual-stack VMs: the props a VM's resources get", () => {
+  const v4 = VmSpec.parse(vm("a", "52:54:00:00:00:01", []));
+  const v6 = VmSpec.parse(vm("b", "52:54:00:00:00:02", ["2001:db8:10::12/64"]));
+
+  it("a VM without IPv6 gets exactly the props of old (no diff on upgrade)", () => {
+    expect(l3NamespaceSysctls(v4)).to.deep.equal({
+      "net.ipv6.conf.all.disable_ipv6": "1",
+    });
+    expect(guestAddressing(v4)).to.deep.equal({
+      addresses: ["198.19.10.1/24"],
+    });
+    expect(filterAddresses(v4)).to.deep.equal({ ipv4: ["198.19.10.1"] });
+  });
+
+  it("a dual-stack VM gets IPv6 enabled, its addresses with nodad, and its filter told", () => {
+    expect(l3NamespaceSysctls(v6)).to.deep.equal({
+      "net.ipv6.conf.all.disable_ipv6": "0",
+      "net.ipv6.conf.default.disable_ipv6": "0",
+    });
+    expect(guestAddressing(v6)).to.deep.equal({
+      addresses: ["198.19.10.2/24", "2001:db8:10::12/64"],
+      nodad: true,
+    });
+    expect(filterAddresses(v6)).to.deep.equal({
+      ipv4: ["198.19.10.2"],
+      ipv6: ["2001:db8:10::12"],
+      allowIpv6: true,
+    });
+  });
+});
+
+const batchLines = (steps: Step[]): string[] =>
+  steps.flatMap((s) => (s.op.kind === "batch" ? s.op.lines : []));
+
+describe("dual-stack VMs: nodad in the planners", () => {
+  const addrs = ["198.19.10.2/24", "2001:db8:10::12/64"];
+
+  it("VethLink adds an end's IPv6 addresses with nodad when asked, IPv4 as ever", () => {
+    const p = (nodad?: boolean) =>
+      VethLinkProps.parse({
+        a: { name: "h0" },
+        b: { name: "eth0", netns: "g1", addresses: addrs, nodad },
+      });
+    const lines = batchLines(vethLinkPlanner.plan(p(true), undefined, {}));
+    expect(lines).to.include("addr replace 2001:db8:10::12/64 dev eth0 nodad");
+    expect(lines).to.include("addr replace 198.19.10.2/24 dev eth0");
+    const plain = batchLines(vethLinkPlanner.plan(p(), undefined, {}));
+    expect(plain).to.include("addr replace 2001:db8:10::12/64 dev eth0");
+  });
+
+  it("MacvlanPort adds its IPv6 addresses with nodad when asked", () => {
+    const p = MacvlanPortProps.parse({
+      name: "mv-b",
+      type: "macvlan",
+      lower: "nic0",
+      netns: "g1",
+      addresses: addrs,
+      nodad: true,
+    });
+    const lines = batchLines(macvlanPortPlanner.plan(p, undefined, {}));
+    expect(lines).to.include("addr replace 2001:db8:10::12/64 dev mv-b nodad");
+    expect(lines).to.include("addr replace 198.19.10.2/24 dev mv-b");
+  });
+
+  it("VethLink turns IPv6 on before an end's addresses, and forwards per interface (routed host end)", () => {
+    const p = VethLinkProps.parse({
+      a: {
+        name: "hv-r",
+        addresses: ["fe80::1/64"],
+        linkLocal: true,
+        nodad: true,
+        ipv6: true,
+        ipv6Forwarding: true,
+        routes: [{ to: "2001:db8:10::13/128" }],
+      },
+      b: { name: "eth0", netns: "g1" },
+    });
+    const steps = vethLinkPlanner
+      .plan(p, undefined, {})
+      .filter((s) => s.op.netns === undefined);
+    const ops = steps.map((s) =>
+      s.op.kind === "sh" ? s.op.commands.map((c) => c.join(" ")) : s.op.kind,
+    );
+    const enable = ops.findIndex((o) =>
+      String(o).includes("net/ipv6/conf/hv-r/disable_ipv6=0"),
+    );
+    const addrs = batchLines(steps).indexOf(
+      "addr replace fe80::1/64 dev hv-r nodad",
+    );
+    expect(enable, JSON.stringify(ops)).to.be.at.least(0);
+    expect(addrs).to.be.at.least(0);
+    // the create batch, then IPv6 on, then the end's batch (addresses, up, routes)
+    expect(ops.slice(enable)[1]).to.equal("batch");
+    expect(ops.flat()).to.include(
+      "sysctl -q -w net/ipv6/conf/hv-r/force_forwarding=1",
+    );
+    expect(batchLines(steps)).to.include(
+      "route replace 2001:db8:10::13/128 dev hv-r",
+    );
+  });
+
+  it("VethLink refuses IPv6 addresses on an end with ipv6: false, naming the field", () => {
+    const r = VethLinkProps.parse({
+      a: { name: "h0", addresses: ["2001:db8::1/64"], ipv6: false },
+      b: { name: "v0", netns: "n" },
+    });
+    expect(validateVeth(r).map(([f]) => f)).to.deep.equal(["a.ipv6"]);
+  });
+
+  it("tells whether the kernel has per-interface force_forwarding, from the snapshot's other interfaces", () => {
+    const snap = (sysctls: Record<string, string>) =>
+      ({ namespaces: { [ROOT_NS]: namespaceOf([], { sysctls }) } }) as any;
+    const all = { "net.ipv6.conf.all.disable_ipv6": "0" };
+    const old = { ...all, "net.ipv6.conf.mgmt0.disable_ipv6": "0" };
+    const fresh = { ...old, "net.ipv6.conf.mgmt0.force_forwarding": "0" };
+    expect(forceForwardingKnown(snap(fresh), undefined)).to.equal(true);
+    expect(forceForwardingKnown(snap(old), undefined)).to.equal(false);
+    expect(forceForwardingKnown(snap(all), undefined)).to.equal(undefined);
+  });
+});
