@@ -21,6 +21,13 @@ import { hostLockScript, LOCK_READY } from "./hostLock";
 
 const MAX_ATTEMPTS = 4;
 const COALESCE_WINDOW_MS = Number(process.env.HOSTNET_COALESCE_MS ?? 3);
+/**
+ * Flushes in flight per host at once. A flush only carries ops whose resources the engine runs
+ * concurrently (independent ones), and a resource awaits each op before queuing the next, so a
+ * second flush never holds an op that depends on one still running in the first: resources whose
+ * ops arrive while one flush runs need not wait for it to end.
+ */
+const MAX_FLUSHES_IN_FLIGHT = 2;
 
 interface Pending {
   op: HostOp;
@@ -47,7 +54,7 @@ export function scopeOf(...netns: Array<string | undefined>): string[] {
 export class Host {
   private pending: Pending[] = [];
   private timer?: NodeJS.Timeout;
-  private flushing = false;
+  private flushesInFlight = 0;
   private snapshotCache?: Promise<HostSnapshot>;
   private scopedCache?: HostSnapshot;
   private scopedWanted = new Set<string>();
@@ -238,7 +245,7 @@ export class Host {
   }
 
   private schedule(): void {
-    if (this.timer || this.flushing) return;
+    if (this.timer || this.flushesInFlight >= MAX_FLUSHES_IN_FLIGHT) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush();
@@ -249,11 +256,11 @@ export class Host {
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
-    this.flushing = true;
+    this.flushesInFlight++;
     try {
       await this.flushBatch(batch);
     } finally {
-      this.flushing = false;
+      this.flushesInFlight--;
       this.invalidate();
       if (this.pending.length > 0) this.schedule();
     }
