@@ -21,6 +21,19 @@ import { hostLockScript, LOCK_READY } from "./hostLock";
 
 const MAX_ATTEMPTS = 4;
 const COALESCE_WINDOW_MS = Number(process.env.HOSTNET_COALESCE_MS ?? 3);
+/**
+ * Flushes in flight per host at once. A flush only carries ops whose resources the engine runs
+ * concurrently (independent ones), and a resource awaits each op before queuing the next, so a
+ * second flush never holds an op that depends on one still running in the first: resources whose
+ * ops arrive while one flush runs need not wait for it to end.
+ */
+const MAX_FLUSHES_IN_FLIGHT = 2;
+/**
+ * Scoped reads in flight per host at once. Readers that arrive while these run wait and share the
+ * next read; with one only, a resource waited for a whole read it had no part in before its own
+ * began, twice per create (find, then plan), and the reads, not the writes, set the pace of `up`.
+ */
+const MAX_SCOPED_READS_IN_FLIGHT = 2;
 
 interface Pending {
   op: HostOp;
@@ -47,7 +60,7 @@ export function scopeOf(...netns: Array<string | undefined>): string[] {
 export class Host {
   private pending: Pending[] = [];
   private timer?: NodeJS.Timeout;
-  private flushing = false;
+  private flushesInFlight = 0;
   private snapshotCache?: Promise<HostSnapshot>;
   private scopedCache?: HostSnapshot;
   private scopedWanted = new Set<string>();
@@ -56,7 +69,7 @@ export class Host {
     reject: (e: Error) => void;
   }> = [];
   private scopedTimer?: NodeJS.Timeout;
-  private scopedInFlight = false;
+  private scopedInFlight = 0;
   private writeEpoch = 0;
   private identityCache?: Promise<HostIdentity>;
   private lock?: Promise<void>;
@@ -96,14 +109,15 @@ export class Host {
   }
 
   /**
-   * One scoped read in flight per host at a time: readers that arrive meanwhile wait for it to end
-   * and then share the next read. Each read forks a dozen tools per namespace on the host, so the
-   * number of reads, not their latency, is what a busy host pays for.
+   * At most MAX_SCOPED_READS_IN_FLIGHT scoped reads per host at a time: readers that arrive
+   * meanwhile wait and share the next read (which starts after they asked, so it sees every write
+   * they heard back from). Each read forks a dozen tools per namespace on the host, so reads are
+   * shared, not multiplied per reader.
    */
   private scheduleScoped(): void {
     if (
       this.scopedTimer ||
-      this.scopedInFlight ||
+      this.scopedInFlight >= MAX_SCOPED_READS_IN_FLIGHT ||
       this.scopedWaiters.length === 0
     )
       return;
@@ -169,7 +183,7 @@ export class Host {
     this.scopedWaiters = [];
     this.scopedWanted = new Set();
     this.scopedTimer = undefined;
-    this.scopedInFlight = true;
+    this.scopedInFlight++;
     const epoch = this.writeEpoch;
     try {
       const snap = await this.readSnapshot(namespaces);
@@ -179,7 +193,7 @@ export class Host {
     } catch (err) {
       for (const w of waiters) w.reject(err as Error);
     } finally {
-      this.scopedInFlight = false;
+      this.scopedInFlight--;
       this.scheduleScoped();
     }
   }
@@ -238,7 +252,7 @@ export class Host {
   }
 
   private schedule(): void {
-    if (this.timer || this.flushing) return;
+    if (this.timer || this.flushesInFlight >= MAX_FLUSHES_IN_FLIGHT) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush();
@@ -249,11 +263,11 @@ export class Host {
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
-    this.flushing = true;
+    this.flushesInFlight++;
     try {
       await this.flushBatch(batch);
     } finally {
-      this.flushing = false;
+      this.flushesInFlight--;
       this.invalidate();
       if (this.pending.length > 0) this.schedule();
     }

@@ -105,14 +105,30 @@ export function describeCommand(op: HostOp): string {
   }
 }
 
+/** Namespaces whose groups a flush runs at once on the host, unless the caller says otherwise. */
+export const DEFAULT_FLUSH_LANES = 4;
+
 /**
  * Group ops by (tool, namespace) keeping first-seen order. `isolate` lists ops that must run
  * alone (a previous merged attempt failed in a way that could not be attributed).
+ *
+ * Groups of different namespaces run concurrently on the host, in up to `lanes` background
+ * workers: the ops of one flush come from resources the engine runs at the same time, which it
+ * only does for resources that do not depend on each other, and the kernel objects of different
+ * namespaces are distinct. Each namespace's groups stay in one worker, in order (root ops and
+ * file writes form the root's chain). Each worker writes its own temp file, concatenated at the
+ * end, so every group's section stays whole and results are attributed exactly as when run one
+ * by one; without mktemp the workers' chains run one after the other.
  */
 export function buildFlushScript(
   ops: HostOp[],
   isolate: Set<number> = new Set(),
+  lanes: number = DEFAULT_FLUSH_LANES,
 ): FlushPlan {
+  if (!Number.isInteger(lanes) || lanes < 1 || lanes > 64)
+    throw new RangeError(
+      `buildFlushScript: lanes must be an integer 1–64, got ${String(lanes)}`,
+    );
   const groups: FlushGroup[] = [];
   const byKey = new Map<string, FlushGroup>();
   ops.forEach((op, i) => {
@@ -133,14 +149,59 @@ export function buildFlushScript(
     }
     g.ops.push(i);
   });
-  const parts = ["set +e"];
-  groups.forEach((g, gi) => {
-    parts.push(`echo '${MARK} group ${gi}'`);
-    parts.push(groupCommand(g, ops));
-    parts.push(`echo "${MARK} rc ${gi} $?"`);
-  });
-  parts.push(`echo '${MARK} end'`);
+  const sections = groups.map((g, gi) =>
+    [
+      `echo '${MARK} group ${gi}'`,
+      groupCommand(g, ops),
+      `echo "${MARK} rc ${gi} $?"`,
+    ].join("\n"),
+  );
+  const workers = laneSections(groups, lanes);
+  const body =
+    workers.length <= 1
+      ? sections
+      : concurrentLanes(workers.map((w) => w.map((gi) => sections[gi])));
+  const parts = ["set +e", ...body, `echo '${MARK} end'`];
   return { script: parts.join("\n") + "\n", groups };
+}
+
+/** Group indices per worker: each namespace's chain, in order, dealt round-robin to `lanes` workers. */
+function laneSections(groups: FlushGroup[], lanes: number): number[][] {
+  const chains = new Map<string, number[]>();
+  groups.forEach((g, gi) => {
+    const key = g.netns ?? "";
+    const chain = chains.get(key) ?? [];
+    chain.push(gi);
+    chains.set(key, chain);
+  });
+  const workers: number[][] = [];
+  [...chains.values()].forEach((chain, k) => {
+    const w = k % lanes;
+    workers[w] = [...(workers[w] ?? []), ...chain];
+  });
+  return workers;
+}
+
+/**
+ * Workers as shell functions, so the shell has read the whole script (it arrives on stdin) before
+ * any of them starts; each writes to its own file in a temp directory, removed on every exit.
+ */
+function concurrentLanes(workers: string[][]): string[] {
+  const call = (w: number) => `hn_lane${w}`;
+  return [
+    ...workers.map((w, i) => `${call(i)}() {\n${w.join("\n")}\n}`),
+    "hn_flush() {",
+    "  hn_d=$(mktemp -d 2>/dev/null) || hn_d=",
+    `  if [ -z "$hn_d" ]; then ${workers.map((_, i) => `${call(i)} </dev/null;`).join(" ")} return; fi`,
+    `  trap 'rm -rf "$hn_d"' EXIT`,
+    "  trap 'exit 1' HUP INT TERM",
+    ...workers.map((_, i) => `  ${call(i)} >"$hn_d/${i}" 2>&1 </dev/null &`),
+    "  wait",
+    `  cat ${workers.map((_, i) => `"$hn_d/${i}"`).join(" ")}`,
+    `  rm -rf "$hn_d"; trap - EXIT HUP INT TERM`,
+    "}",
+    "hn_flush",
+  ];
 }
 
 /**
