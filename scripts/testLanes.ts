@@ -3,9 +3,9 @@
 // against its own lab (HOSTNET_LAB_ID = HOSTNET_TEST_LAB_BASE + lane), so lanes never share lab
 // hosts, a bridge, an inventory or a key. Files go longest-first to the least-loaded lane by the
 // checked-in times in test/lanes.json. Each lane's output is buffered and printed whole when the
-// lane ends (a progress line every minute meanwhile); the run ends with the time per file of all
-// lanes and ONE closing line "N passed, N failed, N skipped" summed over the unit run and every
-// lane. Exit status 1 when any run failed or did not print its closing line.
+// lane ends (a progress line every minute meanwhile, and .hostnet/reports/test-lane-N.log as it
+// comes); the run ends with the time per file of all lanes and ONE closing line "N passed,
+// N failed, N skipped" summed over the unit run and every lane. Exit status 1 when any run failed or did not print its closing line.
 //
 //   node dist/scripts/testLanes.js [mocha args...]        run (scripts/test.sh passes "$@")
 //   node dist/scripts/testLanes.js --times-from LOG...     rewrite test/lanes.json from the
@@ -142,7 +142,7 @@ interface RunResult {
 function mocha(
   args: string[],
   env: NodeJS.ProcessEnv,
-  opts: { stream: boolean; onLine?: (line: string) => void },
+  opts: { stream: boolean; log?: string; onLine?: (line: string) => void },
 ): Promise<RunResult> {
   const bin = require.resolve("mocha/bin/mocha.js", { paths: [ROOT] });
   return new Promise((resolve) => {
@@ -154,9 +154,11 @@ function mocha(
     children.add(child.pid!);
     let out = "";
     let partial = "";
+    const log = opts.log ? fs.openSync(opts.log, "w") : undefined;
     const take = (chunk: Buffer) => {
       const s = chunk.toString();
       if (opts.stream) process.stdout.write(s);
+      if (log !== undefined) fs.writeSync(log, s);
       out += s;
       partial += s;
       const lines = partial.split("\n");
@@ -167,6 +169,7 @@ function mocha(
     child.stderr.on("data", take);
     child.on("close", (code) => {
       children.delete(child.pid!);
+      if (log !== undefined) fs.closeSync(log);
       resolve({ code, out });
     });
   });
@@ -235,6 +238,13 @@ async function main(argv: string[]): Promise<number> {
       `== lane ${i} (lab ${base + i}, ~${l.seconds} s by test/lanes.json): ${l.files.map((f) => path.basename(f)).join(" ")}`,
     ),
   );
+  // Each lane's output as it comes, for watching a run; the log itself shows it when the lane ends.
+  const logDir = path.join(ROOT, ".hostnet", "reports");
+  fs.mkdirSync(logDir, { recursive: true });
+  const logOf = (i: number) => path.join(logDir, `test-lane-${i}.log`);
+  console.log(
+    `== live output of each lane: ${logOf(0).replace(/0\.log$/, "N.log")}`,
+  );
   const progress = plan.map(() => ({ passed: 0, failed: 0, done: false }));
   const timer = setInterval(() => {
     const mins = ((Date.now() - started) / 60000).toFixed(0);
@@ -263,6 +273,7 @@ async function main(argv: string[]): Promise<number> {
         env,
         {
           stream: false,
+          log: logOf(i),
           onLine: (line) => {
             if (/^\s+✔ /.test(line)) progress[i].passed++;
             else if (/^\s+\d+\) /.test(line)) progress[i].failed++;
