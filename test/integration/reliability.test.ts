@@ -487,10 +487,12 @@ describe("reliability (lab2)", function () {
 
   describe("[pure] writeFile op and restore rendering (no host)", () => {
     let dir = "";
-    before(
-      () =>
-        (dir = fs.mkdtempSync(path.join(ROOT, ".hostnet", "work", "rl-wf-"))),
-    );
+    before(() => {
+      // .hostnet/work may not exist yet: in a lane, this file can run before any stack made it.
+      const work = path.join(ROOT, ".hostnet", "work");
+      fs.mkdirSync(work, { recursive: true });
+      dir = fs.mkdtempSync(path.join(work, "rl-wf-"));
+    });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     it("a writeFile op writes its content verbatim and atomically; an unsafe path fails that op alone, with the reason", () => {
