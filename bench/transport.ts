@@ -13,6 +13,7 @@ import { hostFor } from "../providers/host";
 import { snapshotScript } from "../providers/state";
 import { batchLine, closeAllSessions } from "../providers/transport";
 import { PROJECT_ROOT } from "../scripts/engine";
+import { readLabInventory } from "../stacks/config";
 import type { BenchSection } from "./provision";
 import { markdownTable, writeResultBlock } from "./readme";
 
@@ -24,12 +25,7 @@ function labHost3() {
     [path.join(PROJECT_ROOT, "scripts", "lab.sh"), "up", "3"],
     { stdio: "ignore" },
   );
-  const inv = JSON.parse(
-    fs.readFileSync(
-      path.join(PROJECT_ROOT, ".hostnet", "lab", "inventory.json"),
-      "utf8",
-    ),
-  );
+  const inv = readLabInventory();
   const h = inv.hosts[2];
   return {
     host: h.address,

@@ -13,7 +13,7 @@
 #     /etc/machine-id and /etc/hosts (naming labK) bind-mounted over the real ones;
 #   - an sshd (no system config) on 198.18.0.(10+K):22 accepting the lab client key for root and
 #     for the non-root user hnlab (which has NOPASSWD sudo for a fixed list of tools).
-# Everything the lab writes lives in <project>/.hostnet/lab/ (plus /etc/sudoers.d/hostnet-lab,
+# Everything the lab writes lives in <project>/.hostnet/lab/ (lab J>0: .hostnet/lab-J/; plus /etc/sudoers.d/hostnet-lab,
 # the hnlab user, and the empty directories /run/sshd and /run/hostnet on the real filesystem).
 set -euo pipefail
 
@@ -22,17 +22,20 @@ export LC_ALL=C
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
-LAB="$ROOT/.hostnet/lab"
+
+# HOSTNET_LAB_ID=J (0-9, default 0) gives a second, independent lab on the same machine (bridge
+# hnlabJ, 198.18.J.0/24, namespaces hnlabJ-K, files in .hostnet/lab-J), so two checkouts, or the
+# test lanes of one checkout (scripts/test.sh), can run their tests side by side.
+LAB_ID=${HOSTNET_LAB_ID:-0}
+[[ $LAB_ID =~ ^[0-9]$ ]] || { printf 'lab: error: HOSTNET_LAB_ID must be one digit, got %s\n' "$LAB_ID" >&2; exit 2; }
+if ((LAB_ID == 0)); then LAB="$ROOT/.hostnet/lab"; else LAB="$ROOT/.hostnet/lab-$LAB_ID"; fi
 KEY="$LAB/id_ed25519"
 AUTH="$LAB/authorized_keys"
 KNOWN="$LAB/known_hosts"
 INV="$LAB/inventory.json"
 LOCKFILE="$LAB/.lock"
-
-# HOSTNET_LAB_ID=J (0-9, default 0) gives a second, independent lab on the same machine (bridge
-# hnlabJ, 198.18.J.0/24, namespaces hnlabJ-K), so two checkouts can run their tests side by side.
-LAB_ID=${HOSTNET_LAB_ID:-0}
-[[ $LAB_ID =~ ^[0-9]$ ]] || { printf 'lab: error: HOSTNET_LAB_ID must be one digit, got %s\n' "$LAB_ID" >&2; exit 2; }
+# The hnlab user and the sudoers drop-in are shared by every lab on the machine: changed under this lock.
+MACHINE_LOCK=/run/lock/hostnet-lab-user.lock
 if ((LAB_ID == 0)); then NSP=hnlab-; VETHP=hnl-lab; else NSP="hnlab$LAB_ID-"; VETHP="hnl$LAB_ID-lab"; fi
 BRIDGE="hnlab$LAB_ID"
 NET_PREFIX="198.18.$LAB_ID"
@@ -551,8 +554,11 @@ cmd_up() {
   ensure_packages
   take_lock
   ensure_client_key
+  exec 8>"$MACHINE_LOCK"
+  flock -w 120 8 || die "another lab.sh holds $MACHINE_LOCK for more than 120 s"
   ensure_lab_user
   ensure_sudoers
+  exec 8>&-
   ensure_bridge
 
   local k pid

@@ -283,8 +283,21 @@ export interface LabInventory {
   }>;
 }
 
+/**
+ * The directory of this checkout's lab number HOSTNET_LAB_ID (scripts/lab.sh): .hostnet/lab for
+ * lab 0 (the default), .hostnet/lab-J for lab J, so several labs (test lanes) share one checkout.
+ */
+export function labDir(env: NodeJS.ProcessEnv = process.env): string {
+  const id = env.HOSTNET_LAB_ID ?? "0";
+  if (!/^[0-9]$/.test(id))
+    throw new StackConfigError([
+      `HOSTNET_LAB_ID: must be one digit 0-9 (the lab number of scripts/lab.sh), got '${id}'`,
+    ]);
+  return path.join(PROJECT_ROOT, ".hostnet", id === "0" ? "lab" : `lab-${id}`);
+}
+
 export function readLabInventory(): LabInventory {
-  const file = path.join(PROJECT_ROOT, ".hostnet", "lab", "inventory.json");
+  const file = path.join(labDir(), "inventory.json");
   if (!fs.existsSync(file))
     throw new StackConfigError([
       `inventory: the lab is not up (${file} missing): run 'npm run lab -- up 2'`,

@@ -8,7 +8,17 @@ import * as path from "path";
 // dist/test/integration/lab.test.js -> project root
 const PROJECT_ROOT = path.resolve(__dirname, "..", "..", "..");
 const LAB_SH = path.join(PROJECT_ROOT, "scripts", "lab.sh");
-const LAB_DIR = path.join(PROJECT_ROOT, ".hostnet", "lab");
+// lab.sh's naming for lab J (HOSTNET_LAB_ID, default 0; lab 0 keeps the original names).
+const LAB_ID = Number(process.env.HOSTNET_LAB_ID ?? "0");
+const LAB_DIR = path.join(
+  PROJECT_ROOT,
+  ".hostnet",
+  LAB_ID === 0 ? "lab" : `lab-${LAB_ID}`,
+);
+const BRIDGE = `hnlab${LAB_ID}`;
+const NET = `198.18.${LAB_ID}`;
+const NS_PREFIX = LAB_ID === 0 ? "hnlab-" : `hnlab${LAB_ID}-`;
+const VETH_PREFIX = LAB_ID === 0 ? "hnl-lab" : `hnl${LAB_ID}-lab`;
 const INVENTORY_PATH = path.join(LAB_DIR, "inventory.json");
 
 interface LabHost {
@@ -203,8 +213,8 @@ describe("lab (scripts/lab.sh)", function () {
     lab("up", "2");
     inv = readInventory();
     expect(inv.version).to.equal(1);
-    expect(inv.bridge).to.equal("hnlab0");
-    expect(inv.gateway).to.equal("198.18.0.1");
+    expect(inv.bridge).to.equal(BRIDGE);
+    expect(inv.gateway).to.equal(`${NET}.1`);
     expect(inv.sudoUser).to.equal("hnlab");
     expect(path.isAbsolute(inv.privateKeyPath)).to.equal(true);
     expect(fs.existsSync(inv.privateKeyPath)).to.equal(true);
@@ -214,11 +224,11 @@ describe("lab (scripts/lab.sh)", function () {
     const machineIds = new Set<string>();
     for (const k of [1, 2]) {
       const h = hostByName(inv, `lab${k}`);
-      expect(h.address).to.equal(`198.18.0.${10 + k}`);
+      expect(h.address).to.equal(`${NET}.${10 + k}`);
       expect(h.port).to.equal(22);
       expect(h.user).to.equal("root");
-      expect(h.netns).to.equal(`hnlab-${k}`);
-      expect(h.rootVeth).to.equal(`hnl-lab${k}`);
+      expect(h.netns).to.equal(`${NS_PREFIX}${k}`);
+      expect(h.rootVeth).to.equal(`${VETH_PREFIX}${k}`);
       expect(h.hostKey).to.match(/^ssh-ed25519 AAAA[A-Za-z0-9+/=]+$/);
       expect(h.hostKeyFingerprint).to.match(/^SHA256:[A-Za-z0-9+/]+$/);
       expect(h.machineId).to.match(/^[0-9a-f]{32}$/);
@@ -229,14 +239,17 @@ describe("lab (scripts/lab.sh)", function () {
     }
     expect(machineIds.size, "each host has its own machine-id").to.equal(2);
 
-    expect(rootNetnsNames()).to.include.members(["hnlab-1", "hnlab-2"]);
-    expect(rootLinkNames()).to.include.members([
-      "hnlab0",
-      "hnl-lab1",
-      "hnl-lab2",
+    expect(rootNetnsNames()).to.include.members([
+      `${NS_PREFIX}1`,
+      `${NS_PREFIX}2`,
     ]);
-    const addr = run("ip", ["-o", "-4", "addr", "show", "dev", "hnlab0"]);
-    expect(addr.stdout).to.contain("198.18.0.1/24");
+    expect(rootLinkNames()).to.include.members([
+      BRIDGE,
+      `${VETH_PREFIX}1`,
+      `${VETH_PREFIX}2`,
+    ]);
+    const addr = run("ip", ["-o", "-4", "addr", "show", "dev", BRIDGE]);
+    expect(addr.stdout).to.contain(`${NET}.1/24`);
   });
 
   it("root can ssh to each host with a pinned host key; hostname and machine-id are the host's own", function () {
@@ -338,11 +351,11 @@ describe("lab (scripts/lab.sh)", function () {
     lab("down");
 
     expect(
-      rootNetnsNames().filter((n) => n.startsWith("hnlab-")),
+      rootNetnsNames().filter((n) => n.startsWith(NS_PREFIX)),
     ).to.deep.equal([]);
     expect(rootNetnsNames()).to.not.include("t1");
     expect(
-      rootLinkNames().filter((n) => n === "hnlab0" || n.startsWith("hnl-lab")),
+      rootLinkNames().filter((n) => n === BRIDGE || n.startsWith(VETH_PREFIX)),
     ).to.deep.equal([]);
 
     for (const pid of recorded) {

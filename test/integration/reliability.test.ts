@@ -487,10 +487,12 @@ describe("reliability (lab2)", function () {
 
   describe("[pure] writeFile op and restore rendering (no host)", () => {
     let dir = "";
-    before(
-      () =>
-        (dir = fs.mkdtempSync(path.join(ROOT, ".hostnet", "work", "rl-wf-"))),
-    );
+    before(() => {
+      // .hostnet/work may not exist yet: in a lane, this file can run before any stack made it.
+      const work = path.join(ROOT, ".hostnet", "work");
+      fs.mkdirSync(work, { recursive: true });
+      dir = fs.mkdtempSync(path.join(work, "rl-wf-"));
+    });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     it("a writeFile op writes its content verbatim and atomically; an unsafe path fails that op alone, with the reason", () => {
@@ -811,6 +813,8 @@ describe("reliability (lab2)", function () {
       `rl-known_hosts-${process.pid}`,
     );
     let stack: TestStack<{ forward: string }>;
+    /** The proxy listens on the lab bridge's address (198.18.J.1 in lab J), which the lab hosts reach. */
+    const gateway = () => inventory().gateway;
     const lab3 = () =>
       sshRun(
         other,
@@ -820,7 +824,7 @@ describe("reliability (lab2)", function () {
     /** The address moves: the TCP forwarder now reaches `to`, and known_hosts pins its real key (SSH succeeds). */
     const pointAt = (to: LabHost) => {
       target = to;
-      fs.writeFileSync(knownHosts, `[198.18.0.1]:${port} ${to.hostKey}\n`);
+      fs.writeFileSync(knownHosts, `[${gateway()}]:${port} ${to.hostKey}\n`);
     };
 
     before(async () => {
@@ -832,11 +836,11 @@ describe("reliability (lab2)", function () {
         c.on("error", () => s.destroy());
         s.on("error", () => c.destroy());
       });
-      await new Promise<void>((r) => proxy.listen(0, "198.18.0.1", r));
+      await new Promise<void>((r) => proxy.listen(0, gateway(), r));
       port = (proxy.address() as net.AddressInfo).port;
       pointAt(h);
       const connection = {
-        host: "198.18.0.1",
+        host: gateway(),
         port,
         user: "root",
         knownHostsFile: knownHosts,

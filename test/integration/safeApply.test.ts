@@ -1,5 +1,5 @@
 // Safe apply (commit-confirm) with the real engine on a lab host whose SSH address sits on the
-// interface being enslaved: lab4's mgmt0 (198.18.0.14/24), used by this file alone, because a
+// interface being enslaved: lab4's mgmt0 (198.18.J.14/24 in lab J), used by this file alone, because a
 // change here can cut SSH to the whole host. Covers: enslaving mgmt0 into a bridge (address, MAC
 // and a route move with it) confirmed over a new session and NOT reverted afterwards; an update of
 // that bridge, confirmed; an update that really cuts SSH (bridge set down), reverted by the host
@@ -11,7 +11,14 @@ import { execFileSync } from "child_process";
 import * as path from "path";
 import { HostBridge, HostBridgeArgs } from "../../providers/kinds/hostBridge";
 import { TestStack } from "../support/harness";
-import { labConnection, LabHost, labUp, ROOT, sshRun } from "../support/lab";
+import {
+  escapeRegExp,
+  labConnection,
+  LabHost,
+  labUp,
+  ROOT,
+  sshRun,
+} from "../support/lab";
 
 type Spec = Omit<HostBridgeArgs, "connection">;
 interface Cfg {
@@ -19,9 +26,12 @@ interface Cfg {
 }
 
 const T = 10; // confirmTimeoutSeconds used throughout
-const ADDR = "198.18.0.14/24";
 const ROUTE = "198.19.44.0/24"; // a static route via mgmt0 that must follow the address
-const LAB_NS = "hnlab-4";
+// Taken from the lab inventory in before(), so the file runs in any lab (HOSTNET_LAB_ID):
+let ADDR = ""; // lab4's mgmt0 address with its prefix, e.g. 198.18.0.14/24
+let IP_RE = ""; // that address (without prefix) as a regular expression
+let GATEWAY = ""; // the lab bridge's address in the root namespace, e.g. 198.18.0.1
+let LAB_NS = ""; // lab4's network namespace, e.g. hnlab-4
 const STATE = "/run/hostnet/safe-apply";
 
 /** Puts lab4 back as lab.sh made it, from the root namespace (works even when SSH is cut). */
@@ -130,13 +140,18 @@ describe("safe apply (commit-confirm) of a HostBridge on lab4's management inter
   let confirmedAt = 0;
 
   before(async () => {
-    h = labUp(4).hosts[3];
+    const inv = labUp(4);
+    h = inv.hosts[3];
     expect(h.name, "this file needs lab4 to itself").to.equal("lab4");
+    ADDR = `${h.address}/24`;
+    IP_RE = escapeRegExp(h.address);
+    GATEWAY = inv.gateway;
+    LAB_NS = h.netns;
     repairFromRoot();
     disarm(h);
     sshRun(
       h,
-      `ip route replace ${ROUTE} via 198.18.0.1 dev mgmt0 proto static`,
+      `ip route replace ${ROUTE} via ${GATEWAY} dev mgmt0 proto static`,
     );
     mgmtMac = linkOf(h, "mgmt0").address;
     stack = new TestStack<Cfg>(
@@ -182,7 +197,9 @@ describe("safe apply (commit-confirm) of a HostBridge on lab4's management inter
     const err = await failureOf(stack.up());
     stack.config.bridges = {};
     expect(err).to.match(
-      /refusing to enslave mgmt0 to bridge sabr2: mgmt0 carries 198\.18\.0\.14/,
+      new RegExp(
+        `refusing to enslave mgmt0 to bridge sabr2: mgmt0 carries ${IP_RE}`,
+      ),
     );
     expect(err).to.match(/set safeApply: true to do this with commit-confirm/);
     expectPristine(h);
@@ -273,7 +290,7 @@ describe("safe apply (commit-confirm) of a HostBridge on lab4's management inter
     const took = (Date.now() - began) / 1000;
     stack.config.bridges.br = { ...stack.config.bridges.br, up: true };
 
-    expect(err).to.match(/the change cut SSH to 198\.18\.0\.14/);
+    expect(err).to.match(new RegExp(`the change cut SSH to ${IP_RE}`));
     expect(err).to.match(/reverted update bridge sabr0.* by itself at about/);
     expect(err).to.match(/Nothing is recorded as applied/);
     // A lower bound only: it shows the revert waited for the timer; how much longer a loaded machine takes is not behaviour.
@@ -350,10 +367,14 @@ describe("safe apply (commit-confirm) of a HostBridge on lab4's management inter
     stack.config.bridges = {};
 
     expect(err).to.match(
-      /the change cut SSH to 198\.18\.0\.14: no new SSH session could be made within 10 s/,
+      new RegExp(
+        `the change cut SSH to ${IP_RE}: no new SSH session could be made within 10 s`,
+      ),
     );
     expect(err).to.match(
-      /The host reverted create bridge sabr1, enslave mgmt0 and move 198\.18\.0\.14\/24 and 1 route\(s\) onto sabr1 .* by itself at about/,
+      new RegExp(
+        `The host reverted create bridge sabr1, enslave mgmt0 and move ${IP_RE}/24 and 1 route\\(s\\) onto sabr1 .* by itself at about`,
+      ),
     );
     expect(err).to.match(/Nothing is recorded as applied/);
     // A lower bound only: it shows the revert waited for the timer; how much longer a loaded machine takes is not behaviour.

@@ -4,9 +4,11 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { labDir } from "../../stacks/config";
 
 export const ROOT = path.resolve(__dirname, "..", "..", "..");
-export const LAB_DIR = path.join(ROOT, ".hostnet", "lab");
+/** This lab's directory: .hostnet/lab, or .hostnet/lab-J for HOSTNET_LAB_ID=J (scripts/lab.sh). */
+export const LAB_DIR = labDir();
 
 export interface LabHost {
   name: string;
@@ -16,10 +18,14 @@ export interface LabHost {
   hostKey: string;
   hostKeyFingerprint: string;
   netns: string;
+  rootVeth: string;
   machineId: string;
 }
 
 export interface LabInventory {
+  /** The lab's bridge in the root namespace (hnlabJ) and its address there (198.18.J.1). */
+  bridge: string;
+  gateway: string;
   privateKeyPath: string;
   knownHostsPath: string;
   sudoUser: string;
@@ -95,4 +101,9 @@ export function sshRun(
 export function sshJson<T = any>(h: LabHost, command: string): T {
   const out = sshRun(h, command).trim();
   return JSON.parse(out === "" ? "[]" : out) as T;
+}
+
+/** `s` matched literally inside a RegExp (for messages that name a lab address). */
+export function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
