@@ -220,7 +220,7 @@ describe("nftCompile", () => {
         'ether type ip6 icmpv6 type nd-neighbor-advert @th,64,64 != 0xfe80000000000000 @th,64,128 != 0x20010db8000000000000000000000001 counter drop comment "ipv6 na target"',
         'ether type ip6 icmpv6 type nd-neighbor-advert ip6 length 32 @th,192,16 != 0x0201 counter drop comment "ipv6 na option"',
         'ether type ip6 icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 != { 0x0e01, 0x0101 } counter drop comment "ipv6 ns option"',
-        `ether type ip6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 length 32 @th,192,16 != 0x0e01 @th,208,48 != ${MAC_HEX} counter drop comment "ipv6 nd lladdr"`,
+        `ether type ip6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 length 32 @th,192,8 != 14 @th,208,48 != ${MAC_HEX} counter drop comment "ipv6 nd lladdr"`,
         'ether type ip6 icmpv6 type nd-router-solicit ip6 length != { 8, 16 } counter drop comment "ipv6 rs options unverifiable"',
         'ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,64,16 != 0x0101 counter drop comment "ipv6 rs option"',
         `ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,80,48 != ${MAC_HEX} counter drop comment "ipv6 rs lladdr"`,

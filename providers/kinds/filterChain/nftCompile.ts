@@ -226,7 +226,7 @@ function ipv6FromVmRules(m: string, v6: string[], dhcp: boolean): string[] {
     `ether type ip6 icmpv6 type nd-neighbor-advert ip6 length 32 @th,192,16 != 0x0201 counter drop ${c("ipv6 na option")}`,
     `ether type ip6 icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 != { ${NONCE_OPT}, 0x0101 } counter drop ${c("ipv6 ns option")}`,
     // a link-layer option (the NA's is known to be one by now) must carry the VM's MAC
-    `ether type ip6 ${ND} ip6 length 32 @th,192,16 != ${NONCE_OPT} @th,208,48 != ${macHex} counter drop ${c("ipv6 nd lladdr")}`,
+    `ether type ip6 ${ND} ip6 length 32 @th,192,8 != 14 @th,208,48 != ${macHex} counter drop ${c("ipv6 nd lladdr")}`,
     `ether type ip6 icmpv6 type nd-router-solicit ip6 length != { 8, 16 } counter drop ${c("ipv6 rs options unverifiable")}`,
     `ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,64,16 != 0x0101 counter drop ${c("ipv6 rs option")}`,
     `ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,80,48 != ${macHex} counter drop ${c("ipv6 rs lladdr")}`,
