@@ -16,7 +16,13 @@ import { PROJECT_ROOT, STATE_DIR } from "../scripts/engine";
 import { defaultParallelHosts } from "../scripts/fleet";
 import { hostStackName } from "../scripts/fleetHost";
 import { labUp, LabHost, sshRun } from "../test/support/lab";
-import type { BenchSection } from "./provision";
+import {
+  BenchSection,
+  descendantsOf,
+  median,
+  readText,
+  statFields,
+} from "./provision";
 import { markdownTable, writeResultBlock } from "./readme";
 
 // A lab environment name, so its stacks get the lab passphrase (scripts/stackName.ts).
@@ -79,35 +85,20 @@ function environmentYaml(hosts: LabHost[], vms: number): string {
   return lines.join("\n");
 }
 
-/** RSS (KiB) of every process under `root`, from /proc, keyed by pid with its command name. */
+/**
+ * Current RSS (KiB) of the process tree under `root` (provision.ts's /proc walk), summed, and of
+ * its largest engine process: the fleet's memory is the sum of many engines alive at once.
+ */
 function treeRss(root: number): { total: number; engine: number } {
-  const parent = new Map<number, number>();
-  const info = new Map<number, { comm: string; rss: number }>();
-  for (const d of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-      const close = stat.lastIndexOf(")");
-      const comm = stat.slice(stat.indexOf("(") + 1, close);
-      const fields = stat.slice(close + 2).split(" ");
-      parent.set(Number(d), Number(fields[1]));
-      // field 24 of stat (rss, pages) is the 22nd after the command name
-      info.set(Number(d), { comm, rss: Number(fields[21]) * 4 });
-    } catch {
-      // the process ended while we read it
-    }
-  }
-  const under = (pid: number): boolean => {
-    for (let p = pid, n = 0; p > 1 && n < 64; p = parent.get(p) ?? 0, n++)
-      if (p === root) return true;
-    return false;
-  };
   let total = 0;
   let engine = 0;
-  for (const [pid, { comm, rss }] of info) {
-    if (!under(pid)) continue;
+  for (const pid of [root, ...descendantsOf(root)]) {
+    const f = statFields(pid);
+    if (!f) continue; // the process ended while we read it
+    const rss = Number(f[21]) * 4; // field 24 of stat, pages of 4 KiB
     total += rss;
-    if (comm === "pulumi") engine = Math.max(engine, rss);
+    if (readText(`/proc/${pid}/comm`)?.trim() === "pulumi")
+      engine = Math.max(engine, rss);
   }
   return { total, engine };
 }
@@ -251,10 +242,6 @@ function assertClean(hosts: LabHost[]): void {
   }
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)];
-};
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "-");
 
 function section(

@@ -138,7 +138,7 @@ export interface RoleStats {
   processes: number;
 }
 
-function readText(file: string): string | undefined {
+export function readText(file: string): string | undefined {
   try {
     return fs.readFileSync(file, "utf8");
   } catch {
@@ -147,7 +147,7 @@ function readText(file: string): string | undefined {
 }
 
 /** Fields of /proc/<pid>/stat after the comm, which may itself hold spaces and parentheses. */
-function statFields(pid: number | string): string[] | undefined {
+export function statFields(pid: number | string): string[] | undefined {
   const stat = readText(`/proc/${pid}/stat`);
   return stat ? stat.slice(stat.lastIndexOf(")") + 2).split(" ") : undefined;
 }
@@ -169,7 +169,7 @@ function childrenOf(pid: number): number[] {
 }
 
 /** Walks the children lists rather than all of /proc, so a poll costs a few reads, not hundreds. */
-function descendantsOf(root: number): number[] {
+export function descendantsOf(root: number): number[] {
   const out: number[] = [];
   const todo = childrenOf(root);
   while (todo.length > 0) {
