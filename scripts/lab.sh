@@ -456,6 +456,12 @@ mount --bind "$2" /etc/machine-id
 mount --bind "$3" /etc/hosts
 shift 4
 exec "$@"'
+  # SetEnv=SHLVL=1: a lab host is this machine's root account, whose ~/.bashrc is the developer's
+  # interactive setup (here pyenv, which rehashes under a lock file on every shell start). Debian's
+  # bash sources ~/.bashrc for every command sshd runs at shell level 1, so each hostnet round trip
+  # paid ~0.4 s for it, and a session killed mid-rehash (the fault tests kill sshd on purpose) left
+  # the lock behind and made every later command wait 60 s. Level 2 is not a top-level shell, so
+  # bash skips ~/.bashrc; a real host's login files are its owner's business, not the lab's.
   setsid nohup ip netns exec "$ns" unshare --mount --uts --propagation private \
     sh -c "$inner" lab-init "$(host_name "$k")" "$dir/machine-id" "$dir/hosts" "$(netns_marker "$k")" \
     "$SSHD" -D -e -f /dev/null \
@@ -474,6 +480,7 @@ exec "$@"'
     -o LogLevel=INFO \
     -o PrintMotd=no \
     -o PrintLastLog=no \
+    -o SetEnv=SHLVL=1 \
     </dev/null >>"$log" 2>&1 9>&- &
   STARTED_PID[$k]=$!
 }

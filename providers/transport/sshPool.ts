@@ -2,7 +2,7 @@
 // resource, bounded in concurrent channels (OpenSSH's MaxSessions defaults to 10), kept alive, and
 // re-established after a drop. Reads are retried after a drop; writes only when idempotent.
 import * as fs from "fs";
-import { Client, ConnectConfig } from "ssh2";
+import { Client, ClientChannel, ConnectConfig } from "ssh2";
 import {
   Connection,
   ExecOptions,
@@ -15,36 +15,70 @@ import {
 } from "./ssh";
 
 const MAX_CHANNELS_PER_CONNECTION = 8;
+const MIN_CHANNELS_PER_CONNECTION = 2;
 const RETRY_DELAYS_MS = [200, 1000];
+/** How often a refused channel open is tried again before the host is reported as refusing. */
+const CHANNEL_OPEN_ATTEMPTS = 40;
 
 class Semaphore {
   private waiting: Array<() => void> = [];
-  constructor(private free: number) {}
+  /** Slots to retire instead of handing back (the host allows fewer channels than we thought). */
+  private retiring = 0;
+  constructor(
+    private free: number,
+    private capacity: number,
+  ) {}
   async acquire(): Promise<() => void> {
     if (this.free > 0) this.free--;
     else await new Promise<void>((resolve) => this.waiting.push(resolve));
     return () => {
+      if (this.retiring > 0) {
+        this.retiring--;
+        return;
+      }
       const next = this.waiting.shift();
       if (next) next();
       else this.free++;
     };
   }
+  /** One slot fewer from now on, down to `floor`; the slot is retired when it is next released. */
+  shrink(floor: number): void {
+    if (this.capacity - this.retiring <= floor) return;
+    this.retiring++;
+    this.capacity--;
+  }
 }
+
+const channelSemaphore = () =>
+  new Semaphore(MAX_CHANNELS_PER_CONNECTION, MAX_CHANNELS_PER_CONNECTION);
+
+/**
+ * The host refused to open a channel (OpenSSH: MaxSessions reached, "no more sessions" in its
+ * log). Nothing ran, the connection is fine: wait and open again, with fewer channels at once.
+ */
+class ChannelRefused extends Error {}
 
 export interface SessionStats {
   connections: number;
   execs: number;
   retries: number;
+  /** Channel opens the host refused (all its sessions busy) and hostnet opened again. */
+  refusedChannels: number;
 }
 
 export class HostSession {
   readonly label: string;
-  readonly stats: SessionStats = { connections: 0, execs: 0, retries: 0 };
+  readonly stats: SessionStats = {
+    connections: 0,
+    execs: 0,
+    retries: 0,
+    refusedChannels: 0,
+  };
   /** Fingerprint the host presented on the last successful handshake. */
   presentedFingerprint?: string;
   private client?: Client;
   private connecting?: Promise<Client>;
-  private channels = new Semaphore(MAX_CHANNELS_PER_CONNECTION);
+  private channels = channelSemaphore();
 
   constructor(readonly conn: Connection) {
     this.label = hostLabel(conn);
@@ -132,16 +166,31 @@ export class HostSession {
     script: string,
     opts: ExecOptions,
   ): Promise<ExecResult> {
-    const client = await this.connect();
-    const release = await this.channels.acquire();
-    const started = Date.now();
-    let result: ExecResult | undefined;
-    try {
-      result = await this.runOnChannel(client, script, opts);
-      return result;
-    } finally {
-      release();
-      this.trace(opts.what, started, result);
+    for (let refused = 0; ; refused++) {
+      const client = await this.connect();
+      const channels = this.channels;
+      const release = await channels.acquire();
+      const started = Date.now();
+      let result: ExecResult | undefined;
+      try {
+        result = await this.runOnChannel(client, script, opts);
+        return result;
+      } catch (err) {
+        if (!(err instanceof ChannelRefused)) throw err;
+        // sshd frees a session slot a little after the channel closes on our side, so a burst
+        // of short commands can find every slot taken: nothing ran, open again after a pause.
+        this.stats.refusedChannels++;
+        channels.shrink(MIN_CHANNELS_PER_CONNECTION);
+        if (refused + 1 >= CHANNEL_OPEN_ATTEMPTS)
+          throw new TransportError(
+            `${this.label}: the host refused ${CHANNEL_OPEN_ATTEMPTS} times to open a session to ${opts.what ?? "run a command"} (${err.message}); nothing was run. Check sshd's MaxSessions on the host.`,
+            this.label,
+          );
+      } finally {
+        release();
+        this.trace(opts.what, started, result);
+      }
+      await new Promise((r) => setTimeout(r, 25 * Math.min(refused + 1, 8)));
     }
   }
 
@@ -153,14 +202,17 @@ export class HostSession {
     const what = opts.what ?? "run a command";
     const timeoutMs = opts.timeoutMs ?? this.conn.commandTimeoutMs;
     return new Promise((resolve, reject) => {
-      client.exec(remoteCommand(this.conn), (err, stream) => {
-        if (err)
+      const opened = (err: Error | undefined, stream: ClientChannel) => {
+        if (err) {
+          // ssh2 sets `reason` only on a CHANNEL_OPEN_FAILURE answer from the host.
+          const refused = (err as { reason?: unknown }).reason !== undefined;
+          const message = `${this.label}: could not open a channel to ${what}: ${err.message}`;
           return reject(
-            new TransportError(
-              `${this.label}: could not open a channel to ${what}: ${err.message}`,
-              this.label,
-            ),
+            refused
+              ? new ChannelRefused(message)
+              : new TransportError(message, this.label),
           );
+        }
         this.stats.execs++;
         const out: Buffer[] = [];
         const errs: Buffer[] = [];
@@ -194,7 +246,18 @@ export class HostSession {
           });
         });
         stream.end(script);
-      });
+      };
+      try {
+        client.exec(remoteCommand(this.conn), opened);
+      } catch (err) {
+        // ssh2 throws when the connection closed under us (another request dropped it): nothing ran.
+        reject(
+          new TransportError(
+            `${this.label}: the connection closed before hostnet could ${what}; nothing was run: ${(err as Error).message}`,
+            this.label,
+          ),
+        );
+      }
     });
   }
 
@@ -246,7 +309,7 @@ export class HostSession {
     return new Promise((resolve, reject) => {
       client.once("ready", () => {
         this.stats.connections++;
-        this.channels = new Semaphore(MAX_CHANNELS_PER_CONNECTION); // a new connection has all its channels
+        this.channels = channelSemaphore(); // a new connection has all its channels
         client.on("error", () => undefined); // late errors surface as closed channels
         client.on("close", () => {
           if (this.client === client) this.client = undefined;
