@@ -373,6 +373,46 @@ describe("safety: addresses that would cut the management path are refused at pr
         },
         /SSH peer/,
       ],
+      // A macvlan on the management interface in the host's root namespace (issue 12, #1): the
+      // host's own address or the peer on it would take the session's replies.
+      [
+        "MacvlanPort",
+        "addresses[0]",
+        { name: "mp-mv", lower: "mgmt0", addresses: [`${h.address}/24`] },
+        /own management address/,
+      ],
+      [
+        "MacvlanPort",
+        "addresses[0]",
+        { name: "mp-mv", lower: "mgmt0", addresses: [`${peer}/32`] },
+        /SSH peer/,
+      ],
+      // A VM filter on the management interface, and a veth end (where proxy_arp / forwarding
+      // go) named like it in the root namespace.
+      [
+        "FilterChain",
+        "ports[0].port",
+        {
+          table: "hostnet",
+          ports: [
+            {
+              port: "mgmt0",
+              policy: "clean-traffic",
+              mac: "52:54:00:00:13:03",
+            },
+          ],
+        },
+        /mgmt0 is .*'s management interface/,
+      ],
+      [
+        "VethLink",
+        "a.name",
+        {
+          a: { name: "mgmt0", proxyArp: true, forwarding: true },
+          b: { name: "eth0", netns: "mp-ns" },
+        },
+        /mgmt0 is .*'s management interface/,
+      ],
       [
         "FdbEntry",
         "neighbours[0]",
@@ -402,6 +442,38 @@ describe("safety: addresses that would cut the management path are refused at pr
       ],
     ];
     collisions += await refusedOneByOne("test-safety-mgmt", h, cases);
+    expect(snapshotDiff(baseline, fullSnapshot(h))).to.deep.equal([]);
+  });
+
+  it("only the collisions: a macvlan VM on the management interface and a filter on a VM port pass preview", async () => {
+    const conn = labConnection(h);
+    const stack = new TestStack("test-safety-mgmt-ok", 0, async () => {
+      new MacvlanPort("vm", {
+        connection: conn,
+        name: "mp-mv",
+        lower: "mgmt0",
+        netns: "mp-ns",
+        addresses: [`${h.address.replace(/\.\d+$/, ".201")}/24`],
+      });
+      new MacvlanPort("shim", {
+        connection: conn,
+        name: "mp-shim",
+        lower: "mgmt0",
+        addresses: ["198.19.3.1/32"],
+      });
+      new FilterChain("filter", {
+        connection: conn,
+        table: "hostnet",
+        ports: [
+          { port: "mp-tap", policy: "clean-traffic", mac: "52:54:00:00:13:04" },
+        ],
+      });
+    });
+    try {
+      await stack.preview();
+    } finally {
+      await stack.dispose();
+    }
     expect(snapshotDiff(baseline, fullSnapshot(h))).to.deep.equal([]);
   });
 });
