@@ -46,7 +46,7 @@ export interface AddressUse {
  * ours), then the route to it, the default routes and the management interface's addresses; when
  * that interface is a bridge, its neighbours and forwarding table (which port the path crosses).
  */
-const SCRIPT = [
+export const MANAGEMENT_PATH_SCRIPT = [
   'c="$SSH_CONNECTION"; p=$$',
   'while [ -z "$c" ] && [ "$p" -gt 1 ] 2>/dev/null; do',
   "  c=$(tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p')",
@@ -163,7 +163,7 @@ export function managementPathOf(
   if (!p) {
     p = host
       .read(
-        SCRIPT,
+        MANAGEMENT_PATH_SCRIPT,
         "read the management path (SSH peer, its route, the management addresses)",
       )
       .then(parseManagementPath);
