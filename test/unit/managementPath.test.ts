@@ -25,6 +25,28 @@ const OUTPUT = [
   "",
 ].join("\n");
 
+/** One case per use: each refused one names its field and matches, each accepted one is not refused. */
+function judgeEach(
+  mp: () => ManagementPath,
+  refused: ReadonlyArray<[AddressUse, RegExp]>,
+  accepted: readonly AddressUse[],
+): void {
+  for (const [u, why] of refused) {
+    it(`refuses ${u.path} = ${u.value}${u.rootNs ? "" : " (in a VM namespace)"}`, () => {
+      const found = managementCollisions(mp(), [u], "h1");
+      expect(found).to.have.length(1);
+      expect(found[0][0]).to.equal(u.path);
+      expect(found[0][1])
+        .to.match(why)
+        .and.to.match(/refused it at preview and changed nothing on h1/);
+    });
+  }
+  for (const u of accepted) {
+    it(`accepts ${u.path} = ${u.value}${u.rootNs ? "" : " (in a VM namespace)"}`, () =>
+      expect(managementCollisions(mp(), [u], "h1")).to.deep.equal([]));
+  }
+}
+
 describe("management path", () => {
   let mp: ManagementPath;
   before(() => {
@@ -87,17 +109,6 @@ describe("management path", () => {
     [use("a.routes[0].to", "0.0.0.0/0", "route"), /take over the route/],
     [use("a.addresses[0]", "192.0.2.9/24"), /take over the route/],
   ];
-  for (const [u, why] of refused) {
-    it(`refuses ${u.path} = ${u.value}`, () => {
-      const found = managementCollisions(mp, [u], "h1");
-      expect(found).to.have.length(1);
-      expect(found[0][0]).to.equal(u.path);
-      expect(found[0][1])
-        .to.match(why)
-        .and.to.match(/refused it at preview and changed nothing on h1/);
-    });
-  }
-
   const accepted: AddressUse[] = [
     use("b.addresses[0]", "198.19.10.11/24", "address", false),
     use("b.routes[0].to", "0.0.0.0/0", "route", false), // the VM namespace's own default route
@@ -105,10 +116,7 @@ describe("management path", () => {
     use("a.routes[0].to", "198.19.10.11/32", "route"),
     use("neighbours[0]", "10.1.0.8"),
   ];
-  for (const u of accepted) {
-    it(`accepts ${u.path} = ${u.value}${u.rootNs ? "" : " (in a VM namespace)"}`, () =>
-      expect(managementCollisions(mp, [u], "h1")).to.deep.equal([]));
-  }
+  judgeEach(() => mp, refused, accepted);
 
   it("a shorter prefix than the route in use does not capture the peer", () => {
     const direct: ManagementPath = {
@@ -249,24 +257,10 @@ describe("management path through a bridge, and the interfaces a resource names"
     ],
     [use("a.name", "br0"), /management interface/],
   ];
-  for (const [u, why] of refused) {
-    it(`refuses ${u.path} = ${u.value} in the root namespace`, () => {
-      const found = managementCollisions(mp, [u], "h1");
-      expect(found).to.have.length(1);
-      expect(found[0][0]).to.equal(u.path);
-      expect(found[0][1])
-        .to.match(why)
-        .and.to.match(/refused it at preview and changed nothing on h1/);
-    });
-  }
-
   const accepted: AddressUse[] = [
     use("ports[0].port", "tap-vm1"), // a VM's port on the management bridge: what filters are for
     use("ports[0].port", "eth0", false), // an eth0 in a VM namespace is another interface
     use("b.name", "br0", false),
   ];
-  for (const u of accepted) {
-    it(`accepts ${u.path} = ${u.value}${u.rootNs ? "" : " (in a VM namespace)"}`, () =>
-      expect(managementCollisions(mp, [u], "h1")).to.deep.equal([]));
-  }
+  judgeEach(() => mp, refused, accepted);
 });
