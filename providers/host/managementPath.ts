@@ -19,24 +19,34 @@ export interface ManagementPath {
   gateways: string[];
   /** The host's addresses on the management interface (without prefix). */
   addresses: string[];
+  /**
+   * When `dev` is a bridge: its port(s) the path crosses, i.e. where the bridge learned the MAC of
+   * the next hop (the gateway, or the peer itself). A filter on such a port filters the session.
+   */
+  crossed?: string[];
 }
 
-/** Where an address enters a resource, for the collision check. */
+/** Where an address (or an interface name) enters a resource, for the collision check. */
 export interface AddressUse {
   /** Field path in the resource's inputs, e.g. "a.routes[0].to". */
   path: string;
-  /** "ip/len" (an interface address), "ip" (an address a VM claims: neighbour, filter) or a route destination. */
+  /**
+   * "ip/len" (an interface address), "ip" (an address a VM claims: neighbour, filter), a route
+   * destination, or (kind "interface") the name of an interface the resource configures: filters,
+   * sysctls. A management interface named in the root namespace is refused.
+   */
   value: string;
-  kind: "address" | "route";
+  kind: "address" | "route" | "interface";
   /** In the host's root namespace, where its management path lives. */
   rootNs: boolean;
 }
 
 /**
  * One round trip: the peer from SSH_CONNECTION (found in an ancestor's environment when sudo reset
- * ours), then the route to it, the default routes and the management interface's addresses.
+ * ours), then the route to it, the default routes and the management interface's addresses; when
+ * that interface is a bridge, its neighbours and forwarding table (which port the path crosses).
  */
-const SCRIPT = [
+export const MANAGEMENT_PATH_SCRIPT = [
   'c="$SSH_CONNECTION"; p=$$',
   'while [ -z "$c" ] && [ "$p" -gt 1 ] 2>/dev/null; do',
   "  c=$(tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p')",
@@ -47,6 +57,11 @@ const SCRIPT = [
   'echo "@@get"; [ -n "$peer" ] && ip -j route get "$peer"',
   'echo "@@routes"; ip -j route show; ip -j -6 route show',
   'echo "@@addr"; ip -j addr show',
+  "dev=$(ip -o route get \"$peer\" 2>/dev/null | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p')",
+  'if [ -n "$dev" ] && [ -d "/sys/class/net/$dev/bridge" ]; then',
+  '  echo "@@neigh"; ip -j neigh show dev "$dev"',
+  '  echo "@@fdb"; bridge -j fdb show br "$dev"',
+  "fi",
 ].join("\n");
 
 const RouteJson = z.array(
@@ -67,18 +82,27 @@ const AddrJson = z.array(
     .loose(),
 );
 
+const NeighJson = z.array(
+  z.object({ dst: z.string(), lladdr: z.string().optional() }).loose(),
+);
+const FdbJson = z.array(
+  z.object({ mac: z.string(), ifname: z.string().optional() }).loose(),
+);
+
 /** Parses the script's output (pure, for tests). */
 export function parseManagementPath(out: string): ManagementPath | undefined {
   const peer = /^@@peer (\S*)/m.exec(out)?.[1] ?? "";
   if (peer === "") return undefined;
-  const section = (name: string, next?: string) =>
-    out.slice(
-      out.indexOf(`@@${name}\n`) + name.length + 3,
-      next ? out.indexOf(`@@${next}\n`) : undefined,
-    );
-  const get = JSON.parse(section("get", "routes").trim() || "[]")[0] ?? {};
+  // A section runs from its "@@name" line to the next "@@" line (JSON never starts a line with @@).
+  const section = (name: string): string => {
+    const start = out.indexOf(`@@${name}\n`);
+    if (start < 0) return "";
+    const end = out.indexOf("\n@@", start);
+    return out.slice(start + name.length + 3, end < 0 ? undefined : end + 1);
+  };
+  const get = JSON.parse(section("get").trim() || "[]")[0] ?? {};
   // One JSON array per line, one line per family.
-  const lines = section("routes", "addr")
+  const lines = section("routes")
     .split("\n")
     .filter((l) => l.trim() !== "");
   const table = RouteJson.parse(lines.flatMap((l) => JSON.parse(l)));
@@ -88,6 +112,15 @@ export function parseManagementPath(out: string): ManagementPath | undefined {
     .filter((r) => r.dst !== "default" && covers(cidrOf(r.dst), peer))
     .sort((a, b) => lenOf(cidrOf(b.dst)) - lenOf(cidrOf(a.dst)))[0];
   const defaultRoute = peer.includes(":") ? "::/0" : "0.0.0.0/0";
+  // The bridge port the next hop's MAC was learned on (the session's own traffic keeps it fresh).
+  const hop: string = get.gateway ?? peer;
+  const mac = NeighJson.parse(JSON.parse(section("neigh").trim() || "[]"))
+    .find((n) => n.dst === hop)
+    ?.lladdr?.toLowerCase();
+  const crossed = FdbJson.parse(JSON.parse(section("fdb").trim() || "[]"))
+    .filter((e) => mac !== undefined && e.mac.toLowerCase() === mac)
+    .map((e) => e.ifname)
+    .filter((n): n is string => !!n && n !== dev);
   return {
     peer,
     dev,
@@ -103,6 +136,7 @@ export function parseManagementPath(out: string): ManagementPath | undefined {
     addresses: (addrs.find((a) => a.ifname === dev)?.addr_info ?? []).map(
       (a) => a.local,
     ),
+    ...(crossed.length > 0 ? { crossed: [...new Set(crossed)] } : {}),
   };
 }
 
@@ -129,7 +163,7 @@ export function managementPathOf(
   if (!p) {
     p = host
       .read(
-        SCRIPT,
+        MANAGEMENT_PATH_SCRIPT,
         "read the management path (SSH peer, its route, the management addresses)",
       )
       .then(parseManagementPath);
@@ -166,7 +200,20 @@ export function managementCollisions(
     ]),
   ];
   const tail = `; hostnet refused it at preview and changed nothing on ${host}. Applying it would cut the SSH session that manages the host. Use another address.`;
+  const marks = marksOf(mp);
   for (const u of uses) {
+    if (u.kind === "interface") {
+      // Only the root namespace holds the management path; an "eth0" in a VM namespace is another.
+      const dev = u.rootNs
+        ? managementTouch(marks, { devs: [u.value] }, "address")
+        : undefined;
+      if (dev !== undefined)
+        out.push([
+          u.path,
+          `${dev} is ${dev === mp.dev ? `${host}'s management interface` : `the port of bridge ${mp.dev} (${host}'s management interface) that the SSH session crosses`}: the SSH peer ${mp.peer} is reached through it; hostnet refused it at preview and changed nothing on ${host}. A filter or sysctl on it could cut the SSH session that manages the host, and hostnet only configures interfaces it makes for VMs. Name the VM's own interface.`,
+        ]);
+      continue;
+    }
     const ip = u.value.split("/")[0];
     const equal =
       u.kind !== "route"
@@ -209,10 +256,13 @@ export interface ManagementMarks {
   addresses: readonly string[];
 }
 
-/** The marks of a path read from the host: its interface; the peer, gateways and own addresses. */
+/**
+ * The marks of a path read from the host: its interface and the bridge ports it crosses; the
+ * peer, gateways and own addresses.
+ */
 export function marksOf(mp: ManagementPath): ManagementMarks {
   return {
-    devs: [mp.dev],
+    devs: [mp.dev, ...(mp.crossed ?? [])],
     addresses: [mp.peer, ...mp.gateways, ...mp.addresses],
   };
 }

@@ -48,7 +48,7 @@ export interface ResourceKind<S extends z.ZodObject = z.ZodObject> {
   replaces?: (olds: Record<string, any>, news: Record<string, any>) => string[];
   /** Properties compared for drift and diff (defaults to every schema key). */
   compared?: ReadonlyArray<keyof z.infer<S> & string>;
-  /** Every address and route the props put on the host, for the management-path check at preview. */
+  /** Every address and route the props put on the host, and every root-namespace interface they filter or set sysctls on, for the management-path check at preview. */
   addressUses?: (p: z.infer<S>) => AddressUse[];
   /** Cross-field checks that zod cannot express per field; return [path, message] pairs. */
   validate?: (p: z.infer<S>) => Array<[string, string]>;

@@ -2,6 +2,7 @@
 // and in every resource that takes one are refused at preview with the field named, and the host
 // is unchanged by a full snapshot diff (test/support/harness.ts fullSnapshot).
 import { expect } from "chai";
+import { execFileSync } from "node:child_process";
 import * as pulumi from "@pulumi/pulumi";
 import { deployFleet } from "../../stacks/index";
 import { parseStackConfig } from "../../stacks/config";
@@ -10,6 +11,11 @@ import { FilterChain } from "../../providers/kinds/filterChain";
 import { MacvlanPort } from "../../providers/kinds/macvlanPort";
 import { VethLink } from "../../providers/kinds/vethLink";
 import { VmNetns } from "../../providers/kinds/vmNetns";
+import {
+  MANAGEMENT_PATH_SCRIPT,
+  managementCollisions,
+  parseManagementPath,
+} from "../../providers/host";
 import {
   failureOf,
   fullSnapshot,
@@ -373,6 +379,46 @@ describe("safety: addresses that would cut the management path are refused at pr
         },
         /SSH peer/,
       ],
+      // A macvlan on the management interface in the host's root namespace (issue 12, #1): the
+      // host's own address or the peer on it would take the session's replies.
+      [
+        "MacvlanPort",
+        "addresses[0]",
+        { name: "mp-mv", lower: "mgmt0", addresses: [`${h.address}/24`] },
+        /own management address/,
+      ],
+      [
+        "MacvlanPort",
+        "addresses[0]",
+        { name: "mp-mv", lower: "mgmt0", addresses: [`${peer}/32`] },
+        /SSH peer/,
+      ],
+      // A VM filter on the management interface, and a veth end (where proxy_arp / forwarding
+      // go) named like it in the root namespace.
+      [
+        "FilterChain",
+        "ports[0].port",
+        {
+          table: "hostnet",
+          ports: [
+            {
+              port: "mgmt0",
+              policy: "clean-traffic",
+              mac: "52:54:00:00:13:03",
+            },
+          ],
+        },
+        /mgmt0 is .*'s management interface/,
+      ],
+      [
+        "VethLink",
+        "a.name",
+        {
+          a: { name: "mgmt0", proxyArp: true, forwarding: true },
+          b: { name: "eth0", netns: "mp-ns" },
+        },
+        /mgmt0 is .*'s management interface/,
+      ],
       [
         "FdbEntry",
         "neighbours[0]",
@@ -402,6 +448,67 @@ describe("safety: addresses that would cut the management path are refused at pr
       ],
     ];
     collisions += await refusedOneByOne("test-safety-mgmt", h, cases);
+    expect(snapshotDiff(baseline, fullSnapshot(h))).to.deep.equal([]);
+  });
+
+  it("a management interface that is a bridge: the read names the port the session crosses (the lab's own bridge, real kernel)", () => {
+    // The lab's bridge in this machine's root namespace is a management bridge as a host with its
+    // uplink enslaved has one: seen from here, lab1 is reached through it, over lab1's veth. The
+    // read runs unchanged (read-only: ip route get, ip neigh, bridge fdb) with lab1 as the peer.
+    const inv = labUp(2);
+    sshRun(h, "true"); // traffic from lab1, so the bridge has learned its MAC on the port
+    const out = execFileSync("sh", ["-s"], {
+      input: MANAGEMENT_PATH_SCRIPT,
+      env: { ...process.env, SSH_CONNECTION: `${h.address} 50000 ${peer} 22` },
+    }).toString();
+    const mp = parseManagementPath(out)!;
+    expect(mp.dev).to.equal(inv.bridge);
+    expect(mp.crossed).to.deep.equal([h.rootVeth]);
+    const [[field, why]] = managementCollisions(
+      mp,
+      [
+        {
+          path: "ports[0].port",
+          value: h.rootVeth,
+          kind: "interface",
+          rootNs: true,
+        },
+      ],
+      "this machine",
+    );
+    expect(field).to.equal("ports[0].port");
+    expect(why).to.include(`port of bridge ${inv.bridge}`);
+  });
+
+  it("only the collisions: a macvlan VM on the management interface and a filter on a VM port pass preview", async () => {
+    const conn = labConnection(h);
+    const stack = new TestStack("test-safety-mgmt-ok", 0, async () => {
+      new MacvlanPort("vm", {
+        connection: conn,
+        name: "mp-mv",
+        lower: "mgmt0",
+        netns: "mp-ns",
+        addresses: [`${h.address.replace(/\.\d+$/, ".201")}/24`],
+      });
+      new MacvlanPort("shim", {
+        connection: conn,
+        name: "mp-shim",
+        lower: "mgmt0",
+        addresses: ["198.19.3.1/32"],
+      });
+      new FilterChain("filter", {
+        connection: conn,
+        table: "hostnet",
+        ports: [
+          { port: "mp-tap", policy: "clean-traffic", mac: "52:54:00:00:13:04" },
+        ],
+      });
+    });
+    try {
+      await stack.preview();
+    } finally {
+      await stack.dispose();
+    }
     expect(snapshotDiff(baseline, fullSnapshot(h))).to.deep.equal([]);
   });
 });

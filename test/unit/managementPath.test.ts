@@ -25,6 +25,28 @@ const OUTPUT = [
   "",
 ].join("\n");
 
+/** One case per use: each refused one names its field and matches, each accepted one is not refused. */
+function judgeEach(
+  mp: () => ManagementPath,
+  refused: ReadonlyArray<[AddressUse, RegExp]>,
+  accepted: readonly AddressUse[],
+): void {
+  for (const [u, why] of refused) {
+    it(`refuses ${u.path} = ${u.value}${u.rootNs ? "" : " (in a VM namespace)"}`, () => {
+      const found = managementCollisions(mp(), [u], "h1");
+      expect(found).to.have.length(1);
+      expect(found[0][0]).to.equal(u.path);
+      expect(found[0][1])
+        .to.match(why)
+        .and.to.match(/refused it at preview and changed nothing on h1/);
+    });
+  }
+  for (const u of accepted) {
+    it(`accepts ${u.path} = ${u.value}${u.rootNs ? "" : " (in a VM namespace)"}`, () =>
+      expect(managementCollisions(mp(), [u], "h1")).to.deep.equal([]));
+  }
+}
+
 describe("management path", () => {
   let mp: ManagementPath;
   before(() => {
@@ -87,17 +109,6 @@ describe("management path", () => {
     [use("a.routes[0].to", "0.0.0.0/0", "route"), /take over the route/],
     [use("a.addresses[0]", "192.0.2.9/24"), /take over the route/],
   ];
-  for (const [u, why] of refused) {
-    it(`refuses ${u.path} = ${u.value}`, () => {
-      const found = managementCollisions(mp, [u], "h1");
-      expect(found).to.have.length(1);
-      expect(found[0][0]).to.equal(u.path);
-      expect(found[0][1])
-        .to.match(why)
-        .and.to.match(/refused it at preview and changed nothing on h1/);
-    });
-  }
-
   const accepted: AddressUse[] = [
     use("b.addresses[0]", "198.19.10.11/24", "address", false),
     use("b.routes[0].to", "0.0.0.0/0", "route", false), // the VM namespace's own default route
@@ -105,10 +116,7 @@ describe("management path", () => {
     use("a.routes[0].to", "198.19.10.11/32", "route"),
     use("neighbours[0]", "10.1.0.8"),
   ];
-  for (const u of accepted) {
-    it(`accepts ${u.path} = ${u.value}${u.rootNs ? "" : " (in a VM namespace)"}`, () =>
-      expect(managementCollisions(mp, [u], "h1")).to.deep.equal([]));
-  }
+  judgeEach(() => mp, refused, accepted);
 
   it("a shorter prefix than the route in use does not capture the peer", () => {
     const direct: ManagementPath = {
@@ -203,4 +211,56 @@ describe("managementTouch", () => {
     it(`${what} (${match}): ${expected ?? "untouched"}`, () =>
       expect(managementTouch(marks, touched, match)).to.equal(expected));
   }
+});
+
+// The management interface as a bridge (the uplink enslaved, the address on the bridge): the port
+// the session crosses is the one where the bridge learned the next hop's MAC.
+const BRIDGED = [
+  "@@peer 192.0.2.50",
+  "@@get",
+  '[{"dst":"192.0.2.50","gateway":"10.1.0.1","dev":"br0","prefsrc":"10.1.0.7","flags":[],"uid":0,"cache":[]}]',
+  "@@routes",
+  '[{"dst":"default","gateway":"10.1.0.1","dev":"br0","flags":[]},{"dst":"10.1.0.0/24","dev":"br0","protocol":"kernel","scope":"link","prefsrc":"10.1.0.7","flags":[]}]',
+  "[]",
+  "@@addr",
+  '[{"ifindex":2,"ifname":"eth0","master":"br0","addr_info":[]},{"ifindex":3,"ifname":"br0","addr_info":[{"family":"inet","local":"10.1.0.7","prefixlen":24}]}]',
+  "@@neigh",
+  '[{"dst":"10.1.0.1","lladdr":"52:54:00:AA:00:01","state":["REACHABLE"]},{"dst":"10.1.0.20","lladdr":"52:54:00:aa:00:20","state":["STALE"]}]',
+  "@@fdb",
+  '[{"mac":"33:33:00:00:00:01","ifname":"br0","flags":["self"],"state":"permanent"},{"mac":"52:54:00:aa:00:01","ifname":"eth0","flags":[],"master":"br0","state":""},{"mac":"52:54:00:aa:00:20","ifname":"tap-vm1","flags":[],"master":"br0","state":""}]',
+  "",
+].join("\n");
+
+describe("management path through a bridge, and the interfaces a resource names", () => {
+  const mp = parseManagementPath(BRIDGED)!;
+  const use = (path: string, value: string, rootNs = true): AddressUse => ({
+    path,
+    value,
+    kind: "interface",
+    rootNs,
+  });
+
+  it("reads the bridge port the session crosses (where the gateway's MAC was learned), not the VM ports", () => {
+    expect(mp.dev).to.equal("br0");
+    expect(mp.crossed).to.deep.equal(["eth0"]);
+    expect(marksOf(mp).devs).to.deep.equal(["br0", "eth0"]);
+  });
+
+  it("no neighbour or forwarding table read (not a bridge): nothing crossed", () =>
+    expect(parseManagementPath(OUTPUT)!.crossed).to.equal(undefined));
+
+  const refused: Array<[AddressUse, RegExp]> = [
+    [use("ports[0].port", "br0"), /br0 is h1's management interface/],
+    [
+      use("ports[1].port", "eth0"),
+      /eth0 is the port of bridge br0 \(h1's management interface\) that the SSH session crosses/,
+    ],
+    [use("a.name", "br0"), /management interface/],
+  ];
+  const accepted: AddressUse[] = [
+    use("ports[0].port", "tap-vm1"), // a VM's port on the management bridge: what filters are for
+    use("ports[0].port", "eth0", false), // an eth0 in a VM namespace is another interface
+    use("b.name", "br0", false),
+  ];
+  judgeEach(() => mp, refused, accepted);
 });

@@ -146,9 +146,17 @@ export const filterChainKind: ResourceKind<typeof FilterChainProps> = {
   replaceOn: ["netns", "table"],
   compared: ["netns", "table", "ports", "raw", "inSync"],
   validate,
+  // A port the management path runs through (the management interface, or the port of its
+  // bridge the session crosses) is refused at preview: a VM's filter never belongs there.
   addressUses: (p) =>
-    p.ports.flatMap((port, i) =>
-      [
+    p.ports.flatMap((port, i) => [
+      {
+        path: `ports[${i}].port`,
+        value: port.port,
+        kind: "interface" as const,
+        rootNs: !p.netns,
+      },
+      ...[
         ...port.ipv4.map((v, j) => [v, `ports[${i}].ipv4[${j}]`]),
         ...port.ipv6.map((v, j) => [v, `ports[${i}].ipv6[${j}]`]),
       ].map(([value, path]) => ({
@@ -157,7 +165,7 @@ export const filterChainKind: ResourceKind<typeof FilterChainProps> = {
         kind: "address" as const,
         rootNs: !p.netns,
       })),
-    ),
+    ]),
   id: (p) => `nft/${p.netns ?? "-"}/${FAMILY}/${p.table}`,
   planner,
 

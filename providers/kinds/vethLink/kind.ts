@@ -167,8 +167,16 @@ export const vethLinkKind: ResourceKind<typeof VethLinkProps> = {
     ),
   compared: ["a", "b", "mtu"],
   validate,
+  // An end's name in the root namespace is where its sysctls (proxy_arp, forwarding, ...) go:
+  // the management interface is refused there, so they only ever reach ends hostnet makes.
   addressUses: (p) =>
     ENDS.flatMap((k) => [
+      {
+        path: `${k}.name`,
+        value: p[k].name,
+        kind: "interface" as const,
+        rootNs: !p[k].netns,
+      },
       ...p[k].addresses.map((value, i) => ({
         path: `${k}.addresses[${i}]`,
         value,
