@@ -5,6 +5,7 @@
 import type { HostOp } from "../../host";
 import { scopeOf } from "../../host";
 import type { FdbRow, HostSnapshot, Link } from "../../state";
+import { canonicalAddress } from "../../schema";
 import { batchLine } from "../../transport";
 import type { Planner, Step } from "../plan";
 import { FdbEntryProps, RemoteDst, where } from "./schema";
@@ -117,7 +118,7 @@ function neighOp(p: P, add: string[], del: string[]): HostOp {
       batchLine([
         "neigh",
         "replace",
-        ip,
+        canonicalAddress(ip),
         "lladdr",
         p.mac,
         "dev",
@@ -126,14 +127,16 @@ function neighOp(p: P, add: string[], del: string[]): HostOp {
         "permanent",
       ]),
     ),
-    ...del.map((ip) => batchLine(["neigh", "del", ip, "dev", p.bridge])),
+    ...del.map((ip) =>
+      batchLine(["neigh", "del", canonicalAddress(ip), "dev", p.bridge]),
+    ),
   ];
   return {
     kind: "batch",
     tool: "ip",
     netns: p.netns,
     lines,
-    what: `publish ARP-suppression neighbours for ${where(p)}`,
+    what: `publish ARP/ND-suppression neighbours for ${where(p)}`,
   };
 }
 
@@ -189,10 +192,14 @@ function remoteSteps(p: P, o: FdbObserved): Step[] {
   return steps;
 }
 
+/** Whether `ip` (either family) is in `list`, compared in the kernel's form, not as text. */
+const listed = (list: readonly string[], ip: string): boolean =>
+  list.some((x) => canonicalAddress(x) === canonicalAddress(ip));
+
 /** The permanent neighbours with this MAC on the bridge are exactly the listed ones. */
 function neighbourSteps(p: P, o: FdbObserved): Step[] {
-  const add = p.neighbours.filter((ip) => !o.neighbours.includes(ip));
-  const del = o.neighbours.filter((ip) => !p.neighbours.includes(ip));
+  const add = p.neighbours.filter((ip) => !listed(o.neighbours, ip));
+  const del = o.neighbours.filter((ip) => !listed(p.neighbours, ip));
   if (add.length === 0 && del.length === 0) return [];
   return [
     {
@@ -247,7 +254,7 @@ export const fdbEntryPlanner: Planner<P, FdbObserved> = {
       }));
     const neighbours = ns.neigh
       .filter((n) => n.dev === p.bridge && n.lladdr === p.mac)
-      .map((n) => n.dst)
+      .map((n) => canonicalAddress(n.dst))
       .sort();
     const strangers = ns.fdb.filter(
       (r) =>
@@ -288,7 +295,7 @@ export function removal(p: P, o: FdbObserved | undefined): Step[] {
   if (p.remote && o?.remotes.some((r) => r.dev === p.port))
     steps.push({ op: remoteDel(p, p.port) });
   if (o?.row?.state !== "static") return steps;
-  const neighbours = p.neighbours.filter((ip) => o.neighbours.includes(ip));
+  const neighbours = p.neighbours.filter((ip) => listed(o.neighbours, ip));
   if (neighbours.length > 0) steps.push({ op: neighOp(p, [], neighbours) });
   const dev = o.row.dev;
   steps.push({
@@ -306,7 +313,7 @@ export function liveProps(
   const dev = o.row.dev;
   // Exclusive: extra neighbours with this MAC show in the list, stranger fdb entries flip `exclusive`.
   const extra = p.exclusive
-    ? o.neighbours.filter((ip) => !p.neighbours.includes(ip))
+    ? o.neighbours.filter((ip) => !listed(p.neighbours, ip))
     : [];
   const r = p.remote ? o.remotes.find((x) => x.dev === dev) : undefined;
   return {
@@ -316,7 +323,7 @@ export function liveProps(
     netns: p.netns,
     vlan: p.vlan,
     neighbours: [
-      ...p.neighbours.filter((ip) => o.neighbours.includes(ip)),
+      ...p.neighbours.filter((ip) => listed(o.neighbours, ip)),
       ...extra,
     ],
     exclusive: p.exclusive ? o.strangers.length === 0 : p.exclusive,
