@@ -332,9 +332,10 @@ describe("dual-stack VMs: ARP/ND suppression neighbours", () => {
       neighbours: ["198.19.10.1", "2001:DB8:10:0::12"],
       exclusive: true,
     } as FdbEntryProps;
-    const plan = (neigh: string[]) => {
+    const plan = (neigh: string[], sysctls: Record<string, string> = {}) => {
       const snap = snapshotWith({
         "": {
+          sysctls,
           links: [
             linkOf({ name: "br0", kind: "bridge" }),
             linkOf({ name: "tap1", kind: "tap", master: "br0" }),
@@ -365,5 +366,45 @@ describe("dual-stack VMs: ARP/ND suppression neighbours", () => {
       `neigh replace 2001:db8:10::12 lladdr ${MAC} dev br0 nud permanent`,
     ]);
     expect(lost.live?.neighbours).to.deep.equal(["198.19.10.1"]);
+  });
+
+  it("turns IPv6 on for the bridge (no address) before its IPv6 neighbours only where it is off or unknown", () => {
+    const MAC = "02:00:00:00:00:01";
+    const props = (neighbours: string[]) =>
+      FdbEntryProps.parse({
+        bridge: "br0",
+        port: "tap1",
+        mac: MAC,
+        neighbours,
+      });
+    const key = "net.ipv6.conf.br0.disable_ipv6";
+    const shOps = (p: FdbEntryProps, sysctls?: Record<string, string>) => {
+      const snap = snapshotWith({
+        "": {
+          links: [
+            linkOf({ name: "br0", kind: "bridge" }),
+            linkOf({ name: "tap1", kind: "tap", master: "br0" }),
+          ],
+          ...(sysctls ? { sysctls } : {}),
+        },
+      });
+      return fdbEntryPlanner
+        .plan(p, fdbEntryPlanner.observe(snap, p), {})
+        .flatMap((s) => (s.op.kind === "sh" ? [s.op.commands] : []));
+    };
+    const dual = props(["198.19.10.1", "2001:db8:10::12"]);
+    const on = [
+      ["ip", "link", "set", "dev", "br0", "addrgenmode", "none"],
+      ["sysctl", "-q", "-w", "net/ipv6/conf/br0/accept_ra=0"],
+      ["sysctl", "-q", "-w", "net/ipv6/conf/br0/disable_ipv6=0"],
+    ];
+    expect(shOps(dual, { [key]: "1" })).to.deep.equal([on]);
+    expect(shOps(dual)).to.deep.equal([on]);
+    expect(
+      fdbEntryPlanner.plan(dual, undefined, {}).some((s) => s.op.kind === "sh"),
+      "the boot restore script (nothing observed) turns it on",
+    ).to.equal(true);
+    expect(shOps(dual, { [key]: "0" })).to.deep.equal([]);
+    expect(shOps(props(["198.19.10.1"]), { [key]: "1" })).to.deep.equal([]);
   });
 });
