@@ -12,6 +12,8 @@ import {
 } from "../../components/spec";
 import type { HostPlan } from "../../components/hostPlan";
 import { managedFdbEntry } from "../../components/managedFdb";
+import { simulatedPings } from "../../components/hostTopology";
+import { HealthChecks } from "../../providers/kinds/hostHealth";
 import { memberNeighbours, segmentsForHost } from "../../components/segment";
 import { FdbEntryProps, fdbEntryPlanner } from "../../providers/kinds/fdbEntry";
 import { liveProps } from "../../providers/kinds/fdbEntry/plan";
@@ -406,5 +408,33 @@ describe("dual-stack VMs: ARP/ND suppression neighbours", () => {
     ).to.equal(true);
     expect(shOps(dual, { [key]: "0" })).to.deep.equal([]);
     expect(shOps(props(["198.19.10.1"]), { [key]: "1" })).to.deep.equal([]);
+  });
+});
+
+describe("dual-stack VMs: the health check pings over IPv6 too", () => {
+  const sim = (name: string, mac: string, ipv6: string[]) =>
+    VmSpec.parse({ ...vm(name, mac, ipv6), simulate: true });
+
+  it("IPv4-only VMs get exactly the pings of old", () => {
+    expect(
+      simulatedPings([
+        sim("a", "52:54:00:00:00:01", []),
+        sim("b", "52:54:00:00:00:02", []),
+      ]),
+    ).to.deep.equal([{ netns: "guest-a", to: "198.19.10.2" }]);
+  });
+
+  it("a dual-stack VM is also pinged at its first IPv6 address from where its IPv4 ping runs (when that VM has IPv6)", () => {
+    const pings = simulatedPings([
+      sim("a", "52:54:00:00:00:01", []),
+      sim("b", "52:54:00:00:00:02", ["2001:db8:10::12/64"]),
+      sim("c", "52:54:00:00:00:03", ["2001:db8:10::13/64", "fd00::13/64"]),
+    ]);
+    expect(pings).to.deep.equal([
+      { netns: "guest-a", to: "198.19.10.2" },
+      { netns: "guest-b", to: "198.19.10.3" },
+      { netns: "guest-b", to: "2001:db8:10::13" },
+    ]);
+    expect(HealthChecks.parse({ pings }).pings).to.deep.equal(pings);
   });
 });
