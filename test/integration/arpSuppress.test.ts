@@ -83,6 +83,16 @@ EOF`,
       // The NS target (2001:db8:3c::2) is the 16 bytes after the ICMPv6 header's first 8.
       "icmpv6 type nd-neighbor-solicit @th,64,128 0x20010db8003c00000000000000000002",
     );
+  /** as2's neighbour `ip` was deleted from the bridge: the drift gate names it, up restores it. */
+  const driftRepaired = async (ip: string) => {
+    const preview = await stack.preview({ refresh: true });
+    expect(preview.ops["lab3-as2-fdb"]).to.equal("update");
+    expect(preview.diffs["lab3-as2-fdb"]).to.include("neighbours");
+    await stack.up({ refresh: true });
+    expect(sshRun(h, `ip neigh show ${ip} dev br-as`))
+      .to.include("02:00:00:3c:00:02")
+      .and.include("PERMANENT");
+  };
   const CLEAN_CAPTURES =
     "ip netns exec guest-as3 nft delete table netdev arpcap 2>/dev/null; ip netns exec guest-as2 nft delete table netdev nscap 2>/dev/null; true";
 
@@ -138,13 +148,7 @@ EOF`,
 
   it("reports a deleted neighbour as drift and restores it", async () => {
     sshRun(h, "ip neigh del 198.19.60.2 dev br-as");
-    const preview = await stack.preview({ refresh: true });
-    expect(preview.ops["lab3-as2-fdb"]).to.equal("update");
-    expect(preview.diffs["lab3-as2-fdb"]).to.include("neighbours");
-    await stack.up({ refresh: true });
-    expect(sshRun(h, "ip neigh show 198.19.60.2 dev br-as"))
-      .to.include("02:00:00:3c:00:02")
-      .and.include("PERMANENT");
+    await driftRepaired("198.19.60.2");
   });
 
   it("answers IPv6 neighbour solicitations for a known VM: none reaches its port; a deleted IPv6 neighbour is drift, lets them through, and up restores it", async () => {
@@ -168,13 +172,7 @@ EOF`,
       "NS for as2's IPv6 address that reached as2 without its bridge neighbour",
     ).to.be.greaterThan(0);
 
-    const preview = await stack.preview({ refresh: true });
-    expect(preview.ops["lab3-as2-fdb"]).to.equal("update");
-    expect(preview.diffs["lab3-as2-fdb"]).to.include("neighbours");
-    await stack.up({ refresh: true });
-    expect(sshRun(h, "ip -6 neigh show 2001:db8:3c::2 dev br-as"))
-      .to.include("02:00:00:3c:00:02")
-      .and.include("PERMANENT");
+    await driftRepaired("2001:db8:3c::2");
     const restored = nsCounter();
     sshRun(h, ping6);
     expect(

@@ -100,6 +100,20 @@ def send(iface, f):
     s.bind((iface, 0))
     s.send(f)
 
+def sniff(ready, match, label):  # print the source of the first IPv6 frame match() takes (5 s)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
+    s.bind((iface, 0))
+    s.settimeout(5)
+    open(ready, "w").close()
+    try:
+        while True:
+            f = s.recv(4096)
+            if f[12:14] == b"\x86\xdd" and match(f):
+                print("received " + label + f[22:38].hex())
+                break
+    except socket.timeout:
+        print("nothing received")
+
 mode, iface = sys.argv[1], sys.argv[2]
 a = sys.argv[3:]
 if mode == "na":  # smac dmac src dst target [tlla]: a solicited+override advertisement
@@ -129,33 +143,11 @@ elif mode == "dad":  # smac target [nonce]: a DAD probe from :: to the target's 
     if len(a) > 2: body += b"\x0e\x01" + bytes.fromhex(a[2])
     send(iface, frame(smac, dmac, "::", dst, 58, body, 2))
 elif mode == "sniffns":  # readyfile target: wait for one neighbour solicitation for target
-    ready, target = a[0], ip6(a[1])
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
-    s.bind((iface, 0))
-    s.settimeout(5)
-    open(ready, "w").close()
-    try:
-        while True:
-            f = s.recv(4096)
-            if f[12:14] == b"\x86\xdd" and f[20] == 58 and f[54] == 135 and f[62:78] == target:
-                print("received from " + f[22:38].hex())
-                break
-    except socket.timeout:
-        print("nothing received")
+    target = ip6(a[1])
+    sniff(a[0], lambda f: f[20] == 58 and f[54] == 135 and f[62:78] == target, "from ")
 elif mode == "sniff":  # readyfile dport: wait for one UDP/IPv6 datagram to dport
-    ready, dport = a[0], int(a[1])
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
-    s.bind((iface, 0))
-    s.settimeout(5)
-    open(ready, "w").close()
-    try:
-        while True:
-            f = s.recv(4096)
-            if f[12:14] == b"\x86\xdd" and f[20] == 17 and struct.unpack("!H", f[56:58])[0] == dport:
-                print("received " + f[22:38].hex())
-                break
-    except socket.timeout:
-        print("nothing received")
+    dport = int(a[1])
+    sniff(a[0], lambda f: f[20] == 17 and struct.unpack("!H", f[56:58])[0] == dport, "")
 else:
     sys.exit("unknown mode " + mode)
 `;
@@ -363,29 +355,30 @@ describe("FilterChain IPv6 clean-traffic: spoofing, forged ND, rogue RA, DHCPv6 
     expect(countedBy("ipv6 rs lladdr", forgeries.foreignRsLla)).to.equal(2);
   });
 
-  /** B sniffs for a UDP datagram to `dport` while A sends one. */
-  function udpReachesB(args: string[], dport: number): string {
+  /** B sniffs (`sniff` mode with `want`) while A sends a frame (`send` mode and args): what B saw. */
+  function reachesB(sniff: string, want: string, send: string[]): string {
     const ready = `/tmp/hnv6f-ready-${process.pid}`;
     const py = `python3 -c "$(echo ${FRAMES_B64} | base64 -d)"`;
     return sshRun(
       h,
-      `rm -f ${ready}; ip netns exec ${NS_B} ${py} sniff eth0 ${ready} ${dport} > ${ready}.out & ` +
+      `rm -f ${ready}; ip netns exec ${NS_B} ${py} ${sniff} eth0 ${ready} ${want} > ${ready}.out & ` +
         `while [ ! -e ${ready} ]; do sleep 0.05; done; ` +
-        `ip netns exec ${NS_A} ${py} udp eth0 ${args.join(" ")}; wait; cat ${ready}.out; rm -f ${ready} ${ready}.out`,
+        `ip netns exec ${NS_A} ${py} ${send[0]} eth0 ${send.slice(1).join(" ")}; wait; cat ${ready}.out; rm -f ${ready} ${ready}.out`,
     );
   }
 
+  /** B sniffs for a UDP datagram to `dport` while A sends one. */
+  const udpReachesB = (args: string[], dport: number): string =>
+    reachesB("sniff", String(dport), ["udp", ...args]);
+
   /** B sniffs for a neighbour solicitation for `target` while A sends a DAD probe for it. */
-  function dadReachesB(target: string, nonce?: string): string {
-    const ready = `/tmp/hnv6f-ready-${process.pid}`;
-    const py = `python3 -c "$(echo ${FRAMES_B64} | base64 -d)"`;
-    return sshRun(
-      h,
-      `rm -f ${ready}; ip netns exec ${NS_B} ${py} sniffns eth0 ${ready} ${target} > ${ready}.out & ` +
-        `while [ ! -e ${ready} ]; do sleep 0.05; done; ` +
-        `ip netns exec ${NS_A} ${py} dad eth0 ${MAC_A} ${target} ${nonce ?? ""}; wait; cat ${ready}.out; rm -f ${ready} ${ready}.out`,
-    ).trim();
-  }
+  const dadReachesB = (target: string, nonce?: string): string =>
+    reachesB("sniffns", target, [
+      "dad",
+      MAC_A,
+      target,
+      ...(nonce ? [nonce] : []),
+    ]).trim();
 
   it("duplicate address detection passes for the VM's own addresses, with and without an RFC 7527 nonce; a DAD probe for another's address is dropped", () => {
     const unspecified = `from ${"0".repeat(32)}`;
