@@ -18,6 +18,7 @@ import { MacvlanVm } from "./macvlan";
 import { RoutedVm } from "./routed";
 import { HostSegment, SegmentEnd } from "./segment";
 import {
+  bareAddresses,
   BridgeSpec,
   derivedNames,
   filterAddresses,
@@ -224,7 +225,10 @@ export const restoreEntries = (plan: HostPlan) =>
     owner,
   }));
 
-/** Simulated VMs on the same L2 segment must reach each other: ping each from the previous one. */
+/**
+ * Simulated VMs on the same L2 segment must reach each other: ping each from the previous one,
+ * over IPv6 as well (its first IPv6 address) when both are dual-stack.
+ */
 export function simulatedPings(vms: readonly VmSpec[]): HealthChecks["pings"] {
   const sims = vms.filter(
     (v) =>
@@ -234,10 +238,10 @@ export function simulatedPings(vms: readonly VmSpec[]): HealthChecks["pings"] {
   const pings: HealthChecks["pings"] = [];
   for (let i = 1; i < sims.length; i++) {
     if (sims[i].bridge !== sims[i - 1].bridge) continue;
-    pings.push({
-      netns: derivedNames(sims[i - 1]).guestNetns,
-      to: sims[i].ipv4[0].split("/")[0],
-    });
+    const netns = derivedNames(sims[i - 1]).guestNetns;
+    pings.push({ netns, to: sims[i].ipv4[0].split("/")[0] });
+    if (sims[i].ipv6.length > 0 && sims[i - 1].ipv6.length > 0)
+      pings.push({ netns, to: bareAddresses(sims[i].ipv6)[0] });
   }
   return pings;
 }

@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { FdbEntry } from "../providers/kinds/fdbEntry";
 import type { HostPlan } from "./hostPlan";
-import { VmSpec } from "./spec";
+import { suppressedNeighbours, VmSpec } from "./spec";
 
 export function managedFdbEntry(
   parent: pulumi.Resource,
@@ -19,8 +19,9 @@ export function managedFdbEntry(
   if (vm.managedFdb) plan.expectFdb(bridge, vm.mac);
   // A segment VM's entry belongs to its segment (components/segment.ts), on every member host.
   if (!vm.managedFdb || vm.segment) return [];
-  // With ARP suppression the bridge also learns the VM's addresses as permanent neighbours.
-  const neighbours = vm.arpSuppress ? vm.ipv4.map((c) => c.split("/")[0]) : [];
+  // With ARP suppression the bridge also learns the VM's addresses as permanent neighbours (IPv6
+  // too: the bridge then answers neighbour solicitations for them the same way).
+  const neighbours = vm.arpSuppress ? suppressedNeighbours(vm) : [];
   return [
     plan.make(
       "FdbEntry",

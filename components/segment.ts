@@ -4,13 +4,15 @@
 // underlay address elsewhere — so moving a VM is an in-place update of that entry on every host.
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "./hostPlan";
-import { derivedNames, SegmentSpec, VmSpec } from "./spec";
+import { bareAddresses, derivedNames, SegmentSpec, VmSpec } from "./spec";
 
 export interface SegmentMember {
   vm: string;
   host: string;
   mac: string;
   ipv4: string[];
+  /** IPv6 addresses without prefix; absent when the VM has none (the member reads as before). */
+  ipv6?: string[];
   /** Local VMs: the VM's port on the segment bridge. */
   port: string;
   /** Underlay address of the VM's host. */
@@ -27,6 +29,12 @@ export interface HostSegment {
   local: string;
   members: SegmentMember[];
 }
+
+/** The member's addresses its FdbEntry publishes on every member host (ARP/ND suppression). */
+export const memberNeighbours = (m: SegmentMember): string[] => [
+  ...m.ipv4,
+  ...(m.ipv6 ?? []),
+];
 
 export const vxlanDeviceName = (segment: string): string => `vx-${segment}`;
 
@@ -63,7 +71,8 @@ export function segmentsForHost(
             vm: v.name,
             host: v.host,
             mac: v.mac,
-            ipv4: v.ipv4.map((c) => c.split("/")[0]),
+            ipv4: bareAddresses(v.ipv4),
+            ...(v.ipv6.length > 0 ? { ipv6: bareAddresses(v.ipv6) } : {}),
             port: v.attachment === "bridged" ? n.tap : n.hostPort,
             underlay: underlay.get(v.host)!,
             managedFdb: v.managedFdb,
@@ -122,7 +131,7 @@ export class SegmentEnd extends pulumi.ComponentResource {
           {
             bridge: seg.bridge,
             mac: m.mac,
-            neighbours: m.ipv4,
+            neighbours: memberNeighbours(m),
             ...(local
               ? { port: m.port }
               : {

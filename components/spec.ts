@@ -179,6 +179,15 @@ export const bareAddresses = (cidrs: readonly string[]): string[] =>
   cidrs.map((c) => c.split("/")[0]);
 
 /**
+ * The VM's addresses the bridge answers ARP and neighbour solicitations for (ARP/ND suppression):
+ * IPv4 then IPv6, without prefix. A VM without IPv6 gets exactly the list of old.
+ */
+export const suppressedNeighbours = (vm: {
+  ipv4: readonly string[];
+  ipv6: readonly string[];
+}): string[] => bareAddresses([...vm.ipv4, ...vm.ipv6]);
+
+/**
  * Namespace sysctls where the VM's L3 lives (a simulated guest, a routed VM's namespace): IPv6 on
  * only when the VM has IPv6 addresses. A VM without IPv6 gets exactly the props it always had.
  */

@@ -2,6 +2,7 @@
 // runtime), with the drift report the GitOps gate prints: each drifted object and property.
 import * as path from "path";
 import * as automation from "@pulumi/pulumi/automation";
+import { vmKey } from "../components/spec";
 import { StackConfigError } from "../stacks/config";
 import { inlineStack, PROJECT_ROOT } from "./engine";
 
@@ -39,6 +40,70 @@ export interface DriftItem {
   machineId?: string;
   /** The kernel objects it manages, for drawing: an interface (name) in a namespace ("" = root); a whole namespace has no name. */
   objects?: DriftObject[];
+  /** The VM the resource belongs to: its name and the key its interface and namespace names derive from. */
+  vm?: { name: string; key: string };
+}
+
+/** A resource's place in the component tree, from the engine's events: its type and parent URN. */
+export interface TreeNode {
+  type: string;
+  parent?: string;
+}
+
+const urnName = (urn: string): string => urn.split("::").pop() ?? urn;
+
+/**
+ * The name of the VM a resource belongs to, from the component tree: a resource under a VM's
+ * attachment component (`<host>-<vm>`, child of the host's `hostnet:topology:Host` `<host>`), or a
+ * segment's FdbEntry for a member VM (`<host>-seg-<segment>-<vm>` under the Segment component).
+ */
+export function vmOfResource(
+  urn: string,
+  tree: ReadonlyMap<string, TreeNode>,
+): string | undefined {
+  const type = tree.get(urn)?.type ?? "";
+  const seen = new Set<string>();
+  for (let at = tree.get(urn)?.parent; at && !seen.has(at);) {
+    seen.add(at);
+    const node = tree.get(at);
+    if (!node) return undefined;
+    if (node.type === "hostnet:topology:Segment")
+      return type.endsWith(":FdbEntry")
+        ? suffixAfter(urnName(urn), urnName(at))
+        : undefined;
+    if (node.type.startsWith("hostnet:attachment:")) {
+      const host = node.parent ? tree.get(node.parent) : undefined;
+      return host?.type === "hostnet:topology:Host"
+        ? suffixAfter(urnName(at), urnName(node.parent!))
+        : undefined;
+    }
+    at = node.parent;
+  }
+  return undefined;
+}
+
+const suffixAfter = (name: string, prefix: string): string | undefined =>
+  name.startsWith(`${prefix}-`) && name.length > prefix.length + 1
+    ? name.slice(prefix.length + 1)
+    : undefined;
+
+/** The VMs' `ifname` overrides in the stack's config (hostnet:vms), by VM name; none if unreadable. */
+async function configuredIfnames(
+  stack: automation.Stack,
+): Promise<Map<string, string>> {
+  try {
+    const raw = (await stack.getAllConfig())["hostnet:vms"]?.value;
+    const vms: unknown = raw ? JSON.parse(raw) : [];
+    return new Map(
+      (Array.isArray(vms) ? vms : []).flatMap((v) =>
+        typeof v?.name === "string" && typeof v?.ifname === "string"
+          ? [[v.name, v.ifname] as const]
+          : [],
+      ),
+    );
+  } catch {
+    return new Map();
+  }
 }
 
 export interface DriftObject {
@@ -89,7 +154,8 @@ export async function driftReport(
   stack: automation.Stack,
   onOutput?: (s: string) => void,
 ): Promise<DriftItem[]> {
-  const items: DriftItem[] = [];
+  const items: Array<DriftItem & { urn: string }> = [];
+  const tree = new Map<string, TreeNode>();
   await stack.preview({
     refresh: true,
     diff: true,
@@ -97,6 +163,9 @@ export async function driftReport(
     onOutput,
     onEvent: (e) => {
       const md = e.resourcePreEvent?.metadata;
+      const state = md?.new ?? md?.old;
+      if (md && state)
+        tree.set(md.urn, { type: md.type, parent: state.parent || undefined });
       if (
         !md ||
         md.op === "same" ||
@@ -108,7 +177,8 @@ export async function driftReport(
       if (md.type.startsWith("hostnet:")) return; // components have no state of their own
       const type = md.type.split(":").pop() ?? md.type;
       items.push({
-        resource: md.urn.split("::").pop() ?? md.urn,
+        urn: md.urn,
+        resource: urnName(md.urn),
         type,
         op: md.op,
         properties: md.diffs?.length
@@ -119,7 +189,16 @@ export async function driftReport(
       });
     },
   });
-  return items;
+  const ifnames = items.length > 0 ? await configuredIfnames(stack) : new Map();
+  return items.map(({ urn, ...item }) => {
+    const name = vmOfResource(urn, tree);
+    return name === undefined
+      ? item
+      : {
+          ...item,
+          vm: { name, key: vmKey({ name, ifname: ifnames.get(name) }) },
+        };
+  });
 }
 
 const BOOKKEEPING = new Set([
@@ -177,7 +256,8 @@ export function formatDrift(items: DriftItem[]): string {
         : d.op === "delete"
           ? "not desired (will be deleted)"
           : `${d.op}: ${d.properties.join(", ") || "(properties)"}`;
-    return `  DRIFT ${d.type} ${d.resource}: ${what}`;
+    const vm = d.vm ? ` [VM ${d.vm.name}, key ${d.vm.key}]` : "";
+    return `  DRIFT ${d.type} ${d.resource}: ${what}${vm}`;
   });
   return `${items.length} drifted object(s):\n${lines.join("\n")}`;
 }

@@ -193,6 +193,18 @@ export const GuestIpv4Address = refined(Ipv4Address, (s) =>
 export const GuestIpv6Address = refined(Ipv6Address, (s) =>
   ownableProblem(s, "VM address", { linkLocal: true }),
 );
+/**
+ * A VM's own address without prefix, either family (ARP/ND-suppression neighbours); IPv6 is kept
+ * in the kernel's form, so a value written `2001:DB8:0::5` compares equal to the live `2001:db8::5`.
+ */
+export const GuestIpAddress = refined(IpAddress, (s) =>
+  ownableProblem(s, "VM address"),
+).transform(canonicalAddress);
+
+/** An address (either family, no prefix) in the form the kernel prints; IPv4 as it is. */
+export function canonicalAddress(addr: string): string {
+  return addr.includes(":") ? canonicalIpv6Cidr(addr) : addr;
+}
 /** A next hop: an address some neighbour owns (fe80:: gateways are normal in IPv6). */
 export const GatewayAddress = refined(IpAddress, (s) =>
   ownableProblem(s, "gateway", { linkLocal: true }),

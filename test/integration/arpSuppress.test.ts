@@ -3,7 +3,10 @@
 // ports, while ARP for an unknown address is still flooded (the positive control that shows the
 // check can fail). Kernel rule (br_do_proxy_suppress_arp): the bridge answers only requests that
 // arrive on a port WITHOUT neigh_suppress (the uplink side, in EVPN terms) — requests from a
-// suppressed port are forwarded as usual — so as1 here stands for that side.
+// suppressed port are forwarded as usual — so as1 here stands for that side. The VMs are
+// dual-stack: the bridge answers IPv6 neighbour solicitations for a suppressed VM from its
+// permanent IPv6 neighbour entry in the same way (br_do_suppress_nd), so the NS never reaches the
+// target's port; without that entry (drift) it does, which is also the check's positive control.
 import { expect } from "chai";
 import * as pulumi from "@pulumi/pulumi";
 import { deployFleet } from "../../stacks/index";
@@ -22,6 +25,7 @@ describe("managed fdb with ARP suppression (bridged VMs on lab3)", function () {
     bridge: "br-as",
     mac: `02:00:00:3c:00:0${n}`,
     ipv4: [`198.19.60.${n}/24`],
+    ipv6: [`2001:db8:3c::${n}/64`],
     managedFdb: true,
     arpSuppress,
     filter: "none",
@@ -45,15 +49,15 @@ describe("managed fdb with ARP suppression (bridged VMs on lab3)", function () {
     async (c) => deployFleet(c, pulumi.secret(privateKey())),
   );
 
-  /** Count ARP requests for `ip` arriving at guest-as3's interface. */
-  const arpCounter = (ip: string) => {
+  /** Count the frames matching `match` that arrive at `guest`'s interface (table `table`, fresh). */
+  const ingressCounter = (guest: string, table: string, match: string) => {
     sshRun(
       h,
-      `ip netns exec guest-as3 sh -c 'nft delete table netdev arpcap 2>/dev/null; nft -f -' <<'EOF'
-table netdev arpcap {
+      `ip netns exec ${guest} sh -c 'nft delete table netdev ${table} 2>/dev/null; nft -f -' <<'EOF'
+table netdev ${table} {
   counter seen {}
   chain ingress { type filter hook ingress device "eth0" priority -500; policy accept;
-    ether type arp arp operation request arp daddr ip ${ip} counter name "seen"
+    ${match} counter name "seen"
   }
 }
 EOF`,
@@ -61,9 +65,36 @@ EOF`,
     return () =>
       sshJson(
         h,
-        "ip netns exec guest-as3 nft -j list counter netdev arpcap seen",
+        `ip netns exec ${guest} nft -j list counter netdev ${table} seen`,
       ).nftables.find((i: any) => i.counter).counter.packets as number;
   };
+  /** Count ARP requests for `ip` arriving at guest-as3's interface. */
+  const arpCounter = (ip: string) =>
+    ingressCounter(
+      "guest-as3",
+      "arpcap",
+      `ether type arp arp operation request arp daddr ip ${ip}`,
+    );
+  /** Count neighbour solicitations (multicast or unicast) for as2's IPv6 address arriving at as2. */
+  const nsCounter = () =>
+    ingressCounter(
+      "guest-as2",
+      "nscap",
+      // The NS target (2001:db8:3c::2) is the 16 bytes after the ICMPv6 header's first 8.
+      "icmpv6 type nd-neighbor-solicit @th,64,128 0x20010db8003c00000000000000000002",
+    );
+  /** as2's neighbour `ip` was deleted from the bridge: the drift gate names it, up restores it. */
+  const driftRepaired = async (ip: string) => {
+    const preview = await stack.preview({ refresh: true });
+    expect(preview.ops["lab3-as2-fdb"]).to.equal("update");
+    expect(preview.diffs["lab3-as2-fdb"]).to.include("neighbours");
+    await stack.up({ refresh: true });
+    expect(sshRun(h, `ip neigh show ${ip} dev br-as`))
+      .to.include("02:00:00:3c:00:02")
+      .and.include("PERMANENT");
+  };
+  const CLEAN_CAPTURES =
+    "ip netns exec guest-as3 nft delete table netdev arpcap 2>/dev/null; ip netns exec guest-as2 nft delete table netdev nscap 2>/dev/null; true";
 
   before(async () => {
     h = labUp(3).hosts[2];
@@ -73,11 +104,7 @@ EOF`,
   });
 
   after(async () => {
-    sshRun(
-      h,
-      "ip netns exec guest-as3 nft delete table netdev arpcap 2>/dev/null; true",
-      { allowFail: true },
-    );
+    sshRun(h, CLEAN_CAPTURES, { allowFail: true });
     await stack.dispose();
   });
 
@@ -86,6 +113,8 @@ EOF`,
     expect(neigh.map((n: any) => `${n.dst} ${n.lladdr}`).sort()).to.deep.equal([
       "198.19.60.2 02:00:00:3c:00:02",
       "198.19.60.3 02:00:00:3c:00:03",
+      "2001:db8:3c::2 02:00:00:3c:00:02",
+      "2001:db8:3c::3 02:00:00:3c:00:03",
     ]);
     const ports = sshJson(h, "bridge -j -d link show").filter((p: any) =>
       /^tap-as/.test(p.ifname),
@@ -119,20 +148,41 @@ EOF`,
 
   it("reports a deleted neighbour as drift and restores it", async () => {
     sshRun(h, "ip neigh del 198.19.60.2 dev br-as");
-    const preview = await stack.preview({ refresh: true });
-    expect(preview.ops["lab3-as2-fdb"]).to.equal("update");
-    expect(preview.diffs["lab3-as2-fdb"]).to.include("neighbours");
-    await stack.up({ refresh: true });
-    expect(sshRun(h, "ip neigh show 198.19.60.2 dev br-as"))
-      .to.include("02:00:00:3c:00:02")
-      .and.include("PERMANENT");
+    await driftRepaired("198.19.60.2");
+  });
+
+  it("answers IPv6 neighbour solicitations for a known VM: none reaches its port; a deleted IPv6 neighbour is drift, lets them through, and up restores it", async () => {
+    const ping6 =
+      "ip -n guest-as1 -6 neigh flush all; ip netns exec guest-as1 ping -6 -c 2 -W 1 2001:db8:3c::2";
+    const answered = nsCounter();
+    sshRun(h, ping6);
+    expect(
+      sshRun(h, "ip -n guest-as1 -6 neigh show 2001:db8:3c::2"),
+      "as1 resolved as2's IPv6 address",
+    ).to.include("02:00:00:3c:00:02");
+    expect(answered(), "NS for as2's IPv6 address that reached as2").to.equal(
+      0,
+    );
+
+    sshRun(h, "ip -6 neigh del 2001:db8:3c::2 dev br-as");
+    const flooded = nsCounter();
+    sshRun(h, ping6);
+    expect(
+      flooded(),
+      "NS for as2's IPv6 address that reached as2 without its bridge neighbour",
+    ).to.be.greaterThan(0);
+
+    await driftRepaired("2001:db8:3c::2");
+    const restored = nsCounter();
+    sshRun(h, ping6);
+    expect(
+      restored(),
+      "NS for as2's IPv6 address that reached as2 after the repair",
+    ).to.equal(0);
   });
 
   it("destroy leaves the host exactly as before (full snapshot)", async () => {
-    sshRun(
-      h,
-      "ip netns exec guest-as3 nft delete table netdev arpcap 2>/dev/null; true",
-    );
+    sshRun(h, CLEAN_CAPTURES);
     await stack.destroy();
     expect(snapshotDiff(baseline, fullSnapshot(h))).to.deep.equal([]);
   });

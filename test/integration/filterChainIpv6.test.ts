@@ -3,7 +3,9 @@
 // frames written byte by byte (Ethernet + IPv6 + ICMPv6/UDP with correct checksums) and sent from
 // A's namespace through an AF_PACKET socket; each is checked by the rule counter that must drop it
 // AND by its effect on the victim (neighbour cache, routes). Before the filter exists, the same
-// forged frames do poison B, so a pass here cannot come from frames that never worked.
+// forged frames do poison B, so a pass here cannot come from frames that never worked. Duplicate
+// address detection (NS from ::, with or without a nonce) passes for A's own and link-local
+// addresses and is dropped for another's (B sniffs for it).
 import { expect } from "chai";
 import {
   compileFilterChain,
@@ -98,6 +100,20 @@ def send(iface, f):
     s.bind((iface, 0))
     s.send(f)
 
+def sniff(ready, match, label):  # print the source of the first IPv6 frame match() takes (5 s)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
+    s.bind((iface, 0))
+    s.settimeout(5)
+    open(ready, "w").close()
+    try:
+        while True:
+            f = s.recv(4096)
+            if f[12:14] == b"\x86\xdd" and match(f):
+                print("received " + label + f[22:38].hex())
+                break
+    except socket.timeout:
+        print("nothing received")
+
 mode, iface = sys.argv[1], sys.argv[2]
 a = sys.argv[3:]
 if mode == "na":  # smac dmac src dst target [tlla]: a solicited+override advertisement
@@ -118,20 +134,20 @@ elif mode == "udp":  # smac dmac src dst sport dport: a DHCPv6 Solicit payload
     payload = b"\x01\x5a\x5a\x5a"
     l4 = struct.pack("!HHHH", int(sport), int(dport), 8 + len(payload), 0) + payload
     send(iface, frame(smac, dmac, src, dst, 17, l4, 6, hop=1))
+elif mode == "dad":  # smac target [nonce]: a DAD probe from :: to the target's solicited-node group
+    smac, target = a[:2]
+    t = ip6(target)
+    dst = socket.inet_ntop(socket.AF_INET6, bytes.fromhex("ff0200000000000000000001ff") + t[13:])
+    dmac = "33:33:ff:" + ":".join("%02x" % b for b in t[13:])
+    body = struct.pack("!BBHI", 135, 0, 0, 0) + t
+    if len(a) > 2: body += b"\x0e\x01" + bytes.fromhex(a[2])
+    send(iface, frame(smac, dmac, "::", dst, 58, body, 2))
+elif mode == "sniffns":  # readyfile target: wait for one neighbour solicitation for target
+    target = ip6(a[1])
+    sniff(a[0], lambda f: f[20] == 58 and f[54] == 135 and f[62:78] == target, "from ")
 elif mode == "sniff":  # readyfile dport: wait for one UDP/IPv6 datagram to dport
-    ready, dport = a[0], int(a[1])
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
-    s.bind((iface, 0))
-    s.settimeout(5)
-    open(ready, "w").close()
-    try:
-        while True:
-            f = s.recv(4096)
-            if f[12:14] == b"\x86\xdd" and f[20] == 17 and struct.unpack("!H", f[56:58])[0] == dport:
-                print("received " + f[22:38].hex())
-                break
-    except socket.timeout:
-        print("nothing received")
+    dport = int(a[1])
+    sniff(a[0], lambda f: f[20] == 17 and struct.unpack("!H", f[56:58])[0] == dport, "")
 else:
     sys.exit("unknown mode " + mode)
 `;
@@ -339,17 +355,51 @@ describe("FilterChain IPv6 clean-traffic: spoofing, forged ND, rogue RA, DHCPv6 
     expect(countedBy("ipv6 rs lladdr", forgeries.foreignRsLla)).to.equal(2);
   });
 
-  /** B sniffs for a UDP datagram to `dport` while A sends one. */
-  function udpReachesB(args: string[], dport: number): string {
+  /** B sniffs (`sniff` mode with `want`) while A sends a frame (`send` mode and args): what B saw. */
+  function reachesB(sniff: string, want: string, send: string[]): string {
     const ready = `/tmp/hnv6f-ready-${process.pid}`;
     const py = `python3 -c "$(echo ${FRAMES_B64} | base64 -d)"`;
     return sshRun(
       h,
-      `rm -f ${ready}; ip netns exec ${NS_B} ${py} sniff eth0 ${ready} ${dport} > ${ready}.out & ` +
+      `rm -f ${ready}; ip netns exec ${NS_B} ${py} ${sniff} eth0 ${ready} ${want} > ${ready}.out & ` +
         `while [ ! -e ${ready} ]; do sleep 0.05; done; ` +
-        `ip netns exec ${NS_A} ${py} udp eth0 ${args.join(" ")}; wait; cat ${ready}.out; rm -f ${ready} ${ready}.out`,
+        `ip netns exec ${NS_A} ${py} ${send[0]} eth0 ${send.slice(1).join(" ")}; wait; cat ${ready}.out; rm -f ${ready} ${ready}.out`,
     );
   }
+
+  /** B sniffs for a UDP datagram to `dport` while A sends one. */
+  const udpReachesB = (args: string[], dport: number): string =>
+    reachesB("sniff", String(dport), ["udp", ...args]);
+
+  /** B sniffs for a neighbour solicitation for `target` while A sends a DAD probe for it. */
+  const dadReachesB = (target: string, nonce?: string): string =>
+    reachesB("sniffns", target, [
+      "dad",
+      MAC_A,
+      target,
+      ...(nonce ? [nonce] : []),
+    ]).trim();
+
+  it("duplicate address detection passes for the VM's own addresses, with and without an RFC 7527 nonce; a DAD probe for another's address is dropped", () => {
+    const unspecified = `from ${"0".repeat(32)}`;
+    for (const target of [IP_A, "fe80::a:1"])
+      for (const nonce of [undefined, "0a1b2c3d4e5f"])
+        expect(
+          dadReachesB(target, nonce),
+          `DAD for ${target}${nonce ? " with a nonce" : ""}`,
+        ).to.equal(`received ${unspecified}`);
+    for (const nonce of [undefined, "0a1b2c3d4e5f"]) {
+      let seen = "";
+      // multicast: counted in the forward and the input hook (see the router advertisement)
+      expect(
+        countedBy("ipv6 dad target", () => {
+          seen = dadReachesB(IP_B, nonce);
+        }),
+        `DAD for B's address${nonce ? " with a nonce" : ""}`,
+      ).to.equal(2);
+      expect(seen).to.equal("nothing received");
+    }
+  });
 
   it("a DHCPv6 Solicit from the VM passes; a DHCPv6 server reply from it is dropped", () => {
     const solicit = udpReachesB(

@@ -3,6 +3,7 @@
 // it; the GitOps pipeline script (apply / drift / apply) against the lab environment.
 import { expect } from "chai";
 import { execFile } from "child_process";
+import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { inlineStack } from "../../scripts/engine";
@@ -237,8 +238,20 @@ describe("stacks: config validation, fleet rollout, GitOps pipeline", function (
         /DRIFT FdbEntry lab1-web1-fdb: missing on the host/,
       );
       expect(drift.out).to.match(
-        /DRIFT VethLink lab1-web1-uplink: update: a\.portFlags/,
+        /DRIFT VethLink lab1-web1-uplink: update: a\.portFlags.* \[VM web1, key web1\]/,
       );
+      // The JSON report names the VM (and its interface/namespace key) of each drifted object.
+      const report = JSON.parse(
+        fs.readFileSync(
+          path.join(ROOT, ".hostnet", "reports", "lab-drift.json"),
+          "utf8",
+        ),
+      );
+      const fdb = report.drift.find((d: any) => d.resource === "lab1-web1-fdb");
+      expect(fdb?.vm, JSON.stringify(report.drift)).to.deep.equal({
+        name: "web1",
+        key: "web1",
+      });
       const repair = await gitops("apply", "lab");
       expect(repair.code, repair.out).to.equal(0);
       expect(sshRun(lab1, "bridge -j -d link show dev hv-web1")).to.include(

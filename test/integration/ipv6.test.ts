@@ -2,7 +2,8 @@
 // names) of every attachment kind (isolated-netns, bridged, macvlan, routed; simulated by guest
 // namespaces, clean-traffic filters on) and one IPv4-only VM. A separate OpenSSH session
 // checks that the VMs reach each other over IPv6, where IPv6 is on (the guests' namespaces) and off
-// (L2-only namespaces, the IPv4-only VM), that refresh finds nothing to change and that destroy
+// (L2-only namespaces, the IPv4-only VM), that refresh finds nothing to change, that the health
+// check pings dual-stack VMs over IPv6 too (a broken IPv6 path fails it, named) and that destroy
 // leaves lab2 as it found it.
 import { expect } from "chai";
 import * as pulumi from "@pulumi/pulumi";
@@ -298,6 +299,31 @@ describe("ipv6: dual-stack VMs of every attachment kind on lab2 (deployFleet)", 
       Object.values(clean.ops).filter((op) => op === "same").length,
       clean.stdout,
     ).to.be.greaterThan(10);
+  });
+
+  it("5b. the health check pings over IPv6 too: a broken IPv6 path stops the rollout naming IPv6, and passes once fixed", async () => {
+    const target = names(VMS.isoB).guestNetns;
+    const fix = `ip netns exec ${target} nft delete table inet hn6brk 2>/dev/null; true`;
+    // IPv6 echo requests into isoB are dropped; IPv4 (and everything else) still passes.
+    sh(`ip netns exec ${target} nft -f - <<'EOF'
+table inet hn6brk {
+  chain input { type filter hook input priority 0; policy accept; icmpv6 type echo-request drop; }
+}
+EOF`);
+    try {
+      let message = "";
+      await stack.up().catch((e) => (message = String(e.message)));
+      expect(message)
+        .to.include("rollout stopped after batch")
+        .and.include(
+          `lab2: netns ${names(VMS.isoA).guestNetns} cannot reach ${V6.isoB} over IPv6`,
+        );
+      expect(message).not.to.include("over IPv4");
+    } finally {
+      sh(fix);
+    }
+    const up = await stack.up();
+    expect(up.ops["rollout-batch-0"]).to.be.oneOf(["same", "update"]);
   });
 
   it("6. destroy leaves lab2 as it was before the first up", async () => {

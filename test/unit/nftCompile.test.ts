@@ -226,8 +226,11 @@ describe("nftCompile", () => {
         `ether type ip6 icmpv6 type nd-router-solicit ip6 length 16 @th,80,48 != ${MAC_HEX} counter drop comment "ipv6 rs lladdr"`,
         "ether type ip6 ip6 saddr { 2001:db8::1, fe80::/64 } ip6 daddr ff02::1:2 udp sport 546 udp dport 547 return",
         "ether type ip6 ip6 saddr { 2001:db8::1, fe80::/64 } return",
-        "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 24 return",
-        "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 0x0e01 return",
+        "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 24 @th,64,64 0xfe80000000000000 return",
+        "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 0x0e01 @th,64,64 0xfe80000000000000 return",
+        "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 24 @th,64,128 0x20010db8000000000000000000000001 return",
+        "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 0x0e01 @th,64,128 0x20010db8000000000000000000000001 return",
+        'ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit counter drop comment "ipv6 dad target"',
         "ether type ip6 ip6 saddr :: icmpv6 type nd-router-solicit ip6 length 8 return",
         "ether type ip6 ip6 saddr :: icmpv6 type mld2-listener-report return",
       ]);

@@ -1,9 +1,16 @@
 // Which picture objects a drift item concerns (scripts/stacks.ts driftObjects, scripts/picture.ts
-// driftOfHost and the overlay of topologyDot): pure functions on hand-made inputs.
+// driftOfHost and the overlay of topologyDot), and which VM a drifted resource belongs to
+// (vmOfResource, formatDrift): pure functions on hand-made inputs.
 import { expect } from "chai";
 import type { HostSnapshot, Link } from "../../providers/state";
 import { driftOfHost, topologyDot } from "../../scripts/picture";
-import { DriftItem, driftObjects } from "../../scripts/stacks";
+import {
+  DriftItem,
+  driftObjects,
+  formatDrift,
+  TreeNode,
+  vmOfResource,
+} from "../../scripts/stacks";
 import { namespaceOf } from "../support/snapshotBuilder";
 
 describe("picture drift overlay: objects of a drifted resource", () => {
@@ -115,5 +122,83 @@ describe("picture drift overlay: objects of a drifted resource", () => {
     );
     expect(dot).to.include("2 drifted object(s) in red");
     expect(topologyDot(snap, "h1")).to.not.include("#cc0000");
+  });
+});
+
+describe("drift report: the VM a drifted resource belongs to", () => {
+  const S = "urn:pulumi:lab::hostnet::";
+  const tree = new Map<string, TreeNode>([
+    [`${S}hostnet:topology:Host::lab1`, { type: "hostnet:topology:Host" }],
+    [
+      `${S}hostnet:attachment:Bridged::lab1-k8s-worker-prod-017`,
+      {
+        type: "hostnet:attachment:Bridged",
+        parent: `${S}hostnet:topology:Host::lab1`,
+      },
+    ],
+    [
+      `${S}FdbEntry::lab1-k8s-worker-prod-017-fdb`,
+      {
+        type: "pulumi-nodejs:dynamic:hostnet:FdbEntry",
+        parent: `${S}hostnet:attachment:Bridged::lab1-k8s-worker-prod-017`,
+      },
+    ],
+    [
+      `${S}hostnet:topology:Segment::lab1-seg-s1`,
+      {
+        type: "hostnet:topology:Segment",
+        parent: `${S}hostnet:topology:Host::lab1`,
+      },
+    ],
+    [
+      `${S}FdbEntry::lab1-seg-s1-web2`,
+      {
+        type: "pulumi-nodejs:dynamic:hostnet:FdbEntry",
+        parent: `${S}hostnet:topology:Segment::lab1-seg-s1`,
+      },
+    ],
+    [
+      `${S}VxlanDevice::lab1-seg-s1-vx`,
+      {
+        type: "pulumi-nodejs:dynamic:hostnet:VxlanDevice",
+        parent: `${S}hostnet:topology:Segment::lab1-seg-s1`,
+      },
+    ],
+    [
+      `${S}HostBridge::lab1-br0`,
+      {
+        type: "pulumi-nodejs:dynamic:hostnet:HostBridge",
+        parent: `${S}hostnet:topology:Host::lab1`,
+      },
+    ],
+  ]);
+
+  it("names the VM of a resource under its attachment, and of a segment's entry; none for host objects", () => {
+    expect(
+      vmOfResource(`${S}FdbEntry::lab1-k8s-worker-prod-017-fdb`, tree),
+    ).to.equal("k8s-worker-prod-017");
+    expect(vmOfResource(`${S}FdbEntry::lab1-seg-s1-web2`, tree)).to.equal(
+      "web2",
+    );
+    expect(vmOfResource(`${S}VxlanDevice::lab1-seg-s1-vx`, tree)).to.equal(
+      undefined,
+    );
+    expect(vmOfResource(`${S}HostBridge::lab1-br0`, tree)).to.equal(undefined);
+  });
+
+  it("prints the VM and its key next to the drifted object", () => {
+    expect(
+      formatDrift([
+        {
+          resource: "lab1-k8s-worker-prod-017-fdb",
+          type: "FdbEntry",
+          op: "update",
+          properties: ["neighbours"],
+          vm: { name: "k8s-worker-prod-017", key: "k8s--1a2b3" },
+        },
+      ]),
+    ).to.include(
+      "DRIFT FdbEntry lab1-k8s-worker-prod-017-fdb: update: neighbours [VM k8s-worker-prod-017, key k8s--1a2b3]",
+    );
   });
 });

@@ -5,6 +5,7 @@
 import type { HostOp } from "../../host";
 import { scopeOf } from "../../host";
 import type { FdbRow, HostSnapshot, Link } from "../../state";
+import { canonicalAddress } from "../../schema";
 import { batchLine } from "../../transport";
 import type { Planner, Step } from "../plan";
 import { FdbEntryProps, RemoteDst, where } from "./schema";
@@ -34,6 +35,11 @@ export interface FdbObserved {
    * entry for the port's MAC (state permanent) is not a stranger.
    */
   strangers: FdbRow[];
+  /**
+   * The bridge's net.ipv6.conf.<bridge>.disable_ipv6 as a boolean; undefined when the snapshot
+   * does not show it. The kernel refuses IPv6 neighbours on a device with IPv6 disabled.
+   */
+  bridgeIpv6Off?: boolean;
 }
 
 const NOTHING: FdbObserved = {
@@ -117,7 +123,7 @@ function neighOp(p: P, add: string[], del: string[]): HostOp {
       batchLine([
         "neigh",
         "replace",
-        ip,
+        canonicalAddress(ip),
         "lladdr",
         p.mac,
         "dev",
@@ -126,14 +132,16 @@ function neighOp(p: P, add: string[], del: string[]): HostOp {
         "permanent",
       ]),
     ),
-    ...del.map((ip) => batchLine(["neigh", "del", ip, "dev", p.bridge])),
+    ...del.map((ip) =>
+      batchLine(["neigh", "del", canonicalAddress(ip), "dev", p.bridge]),
+    ),
   ];
   return {
     kind: "batch",
     tool: "ip",
     netns: p.netns,
     lines,
-    what: `publish ARP-suppression neighbours for ${where(p)}`,
+    what: `publish ARP/ND-suppression neighbours for ${where(p)}`,
   };
 }
 
@@ -189,12 +197,48 @@ function remoteSteps(p: P, o: FdbObserved): Step[] {
   return steps;
 }
 
+/** Whether `ip` (either family) is in `list`, compared in the kernel's form, not as text. */
+const listed = (list: readonly string[], ip: string): boolean =>
+  list.some((x) => canonicalAddress(x) === canonicalAddress(ip));
+
+/**
+ * IPv6 neighbours need IPv6 on the bridge device. Turned on only where it is off (or unknown, as in
+ * the boot restore script), without giving the bridge an address: addrgenmode none first (no
+ * link-local address, so the host gets no IPv6 presence on the VMs' segment), router
+ * advertisements ignored, then disable_ipv6=0. Left on at delete: other entries may rely on it.
+ */
+function bridgeIpv6Steps(p: P, o: FdbObserved | undefined): Step[] {
+  if (!p.neighbours.some((ip) => ip.includes(":"))) return [];
+  if (o?.bridgeIpv6Off === false) return [];
+  const sysctl = (key: string, value: number) => [
+    "sysctl",
+    "-q",
+    "-w",
+    `net/ipv6/conf/${p.bridge}/${key}=${value}`,
+  ];
+  return [
+    {
+      op: {
+        kind: "sh",
+        netns: p.netns,
+        commands: [
+          ["ip", "link", "set", "dev", p.bridge, "addrgenmode", "none"],
+          sysctl("accept_ra", 0),
+          sysctl("disable_ipv6", 0),
+        ],
+        what: `turn IPv6 on for bridge ${p.bridge} (no address) so it can hold ND-suppression neighbours`,
+      },
+    },
+  ];
+}
+
 /** The permanent neighbours with this MAC on the bridge are exactly the listed ones. */
 function neighbourSteps(p: P, o: FdbObserved): Step[] {
-  const add = p.neighbours.filter((ip) => !o.neighbours.includes(ip));
-  const del = o.neighbours.filter((ip) => !p.neighbours.includes(ip));
+  const add = p.neighbours.filter((ip) => !listed(o.neighbours, ip));
+  const del = o.neighbours.filter((ip) => !listed(p.neighbours, ip));
   if (add.length === 0 && del.length === 0) return [];
   return [
+    ...bridgeIpv6Steps(p, o),
     {
       op: neighOp(p, add, del),
       undo: del.length === 0 ? neighOp(p, [], add) : undefined,
@@ -247,7 +291,7 @@ export const fdbEntryPlanner: Planner<P, FdbObserved> = {
       }));
     const neighbours = ns.neigh
       .filter((n) => n.dev === p.bridge && n.lladdr === p.mac)
-      .map((n) => n.dst)
+      .map((n) => canonicalAddress(n.dst))
       .sort();
     const strangers = ns.fdb.filter(
       (r) =>
@@ -258,12 +302,15 @@ export const fdbEntryPlanner: Planner<P, FdbObserved> = {
         isStatic(r) &&
         !r.flags.includes("self"),
     );
+    const ipv6Off = ns.sysctls[`net.ipv6.conf.${p.bridge}.disable_ipv6`];
+    const bridgeIpv6Off = ipv6Off === undefined ? undefined : ipv6Off === "1";
     const any =
       row !== undefined ||
       learned ||
       remotes.length + neighbours.length + strangers.length > 0;
-    return any
-      ? { row, learned, port, remotes, neighbours, strangers }
+    // Nothing of the entry, but the bridge's IPv6 state is known: the plan needs it.
+    return any || bridgeIpv6Off !== undefined
+      ? { row, learned, port, remotes, neighbours, strangers, bridgeIpv6Off }
       : undefined;
   },
 
@@ -288,7 +335,7 @@ export function removal(p: P, o: FdbObserved | undefined): Step[] {
   if (p.remote && o?.remotes.some((r) => r.dev === p.port))
     steps.push({ op: remoteDel(p, p.port) });
   if (o?.row?.state !== "static") return steps;
-  const neighbours = p.neighbours.filter((ip) => o.neighbours.includes(ip));
+  const neighbours = p.neighbours.filter((ip) => listed(o.neighbours, ip));
   if (neighbours.length > 0) steps.push({ op: neighOp(p, [], neighbours) });
   const dev = o.row.dev;
   steps.push({
@@ -306,7 +353,7 @@ export function liveProps(
   const dev = o.row.dev;
   // Exclusive: extra neighbours with this MAC show in the list, stranger fdb entries flip `exclusive`.
   const extra = p.exclusive
-    ? o.neighbours.filter((ip) => !p.neighbours.includes(ip))
+    ? o.neighbours.filter((ip) => !listed(p.neighbours, ip))
     : [];
   const r = p.remote ? o.remotes.find((x) => x.dev === dev) : undefined;
   return {
@@ -316,7 +363,7 @@ export function liveProps(
     netns: p.netns,
     vlan: p.vlan,
     neighbours: [
-      ...p.neighbours.filter((ip) => o.neighbours.includes(ip)),
+      ...p.neighbours.filter((ip) => listed(o.neighbours, ip)),
       ...extra,
     ],
     exclusive: p.exclusive ? o.strangers.length === 0 : p.exclusive,

@@ -3,12 +3,7 @@
 // port is an in-place `fdb replace`.
 import { z } from "zod";
 import { OptionalNetns } from "../kind";
-import {
-  GuestIpv4Address,
-  IfName,
-  Ipv4Address,
-  MacAddress,
-} from "../../schema";
+import { GuestIpAddress, IfName, Ipv4Address, MacAddress } from "../../schema";
 
 const VLAN_RANGE = "vlan must be an integer 1–4094";
 const VNI_RANGE = "remote.vni must be an integer 1–16777215";
@@ -44,11 +39,11 @@ export const FdbEntryProps = z.object({
     .max(4094, VLAN_RANGE)
     .optional(),
   /**
-   * ARP suppression: the VM's IPv4 addresses, published as permanent neighbours (with this MAC)
-   * on the bridge. With neigh_suppress on the ports, the bridge answers ARP for them itself
-   * instead of flooding the request to every port.
+   * ARP/ND suppression: the VM's addresses (IPv4 and IPv6, no prefix), published as permanent
+   * neighbours (with this MAC) on the bridge. With neigh_suppress on the ports, the bridge answers
+   * ARP requests and IPv6 neighbour solicitations for them itself instead of flooding them.
    */
-  neighbours: z.array(GuestIpv4Address).default([]),
+  neighbours: z.array(GuestIpAddress).default([]),
   /**
    * The port's whole static table is this entry (managedFdb: learning is off, so the table alone
    * decides where frames go). Any other static entry on the port, and any other permanent

@@ -237,11 +237,22 @@ function ipv6FromVmRules(m: string, v6: string[], dhcp: boolean): string[] {
     );
   }
   lines.push(`ether type ip6 ip6 saddr ${sources} return`);
-  // duplicate address detection (optionally with a nonce), router solicitation (neither with a
-  // source link-layer option: RFC 4861 7.2.2 and 6.3.7), MLDv2 report
+  // duplicate address detection (optionally with a nonce) for the VM's own addresses or a
+  // link-local one only: a DAD probe for another's address would make that VM give it up
+  const dadTargets = [
+    `@th,64,64 ${LINK_LOCAL_V6_HEX}`,
+    ...(ownHex.length > 0 ? [`@th,64,128 ${setOf(ownHex)}`] : []),
+  ];
+  const dad = "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit";
+  for (const target of dadTargets)
+    lines.push(
+      `${dad} ip6 length 24 ${target} return`,
+      `${dad} ip6 length 32 @th,192,16 ${NONCE_OPT} ${target} return`,
+    );
+  lines.push(`${dad} counter drop ${c("ipv6 dad target")}`);
+  // router solicitation (like DAD without a source link-layer option: RFC 4861 7.2.2 and 6.3.7),
+  // MLDv2 report
   lines.push(
-    "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 24 return",
-    `ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 ${NONCE_OPT} return`,
     "ether type ip6 ip6 saddr :: icmpv6 type nd-router-solicit ip6 length 8 return",
     "ether type ip6 ip6 saddr :: icmpv6 type mld2-listener-report return",
   );

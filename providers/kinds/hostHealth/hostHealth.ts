@@ -13,7 +13,7 @@ import {
 } from "../dynamic";
 import { findLink, HostSnapshot, isManagedFdbRow } from "../../state";
 import { KindContext, ResourceKind } from "../kind";
-import { IfName, Ipv4Address, MacAddress, NetnsName } from "../../schema";
+import { IfName, IpAddress, MacAddress, NetnsName } from "../../schema";
 
 export const HealthChecks = z
   .object({
@@ -31,8 +31,9 @@ export const HealthChecks = z
           .strict(),
       )
       .default([]),
+    /** `to` of either family: an IPv6 address is pinged with `ping -6` and its failure says so. */
     pings: z
-      .array(z.object({ netns: NetnsName, to: Ipv4Address }).strict())
+      .array(z.object({ netns: NetnsName, to: IpAddress }).strict())
       .default([]),
   })
   .strict();
@@ -72,21 +73,29 @@ async function pingProblems(
   ctx: KindContext,
   checks: HealthChecks,
 ): Promise<string[]> {
+  const family = (to: string) => (to.includes(":") ? "IPv6" : "IPv4");
   const results = await Promise.allSettled(
     checks.pings.map(({ netns, to }) =>
       ctx.host.run({
         kind: "sh",
         netns,
-        commands: [["ping", "-c", "1", "-W", "2", "-q", to]],
+        commands: [
+          [
+            "ping",
+            ...(family(to) === "IPv6" ? ["-6"] : []),
+            ...["-c", "1", "-W", "2", "-q", to],
+          ],
+        ],
         what: `ping ${to} from netns ${netns}`,
       }),
     ),
   );
-  return results.flatMap((r, i) =>
-    r.status === "fulfilled"
+  return results.flatMap((r, i) => {
+    const { netns, to } = checks.pings[i];
+    return r.status === "fulfilled"
       ? []
-      : [`netns ${checks.pings[i].netns} cannot reach ${checks.pings[i].to}`],
-  );
+      : [`netns ${netns} cannot reach ${to} over ${family(to)}`];
+  });
 }
 
 async function runChecks(ctx: KindContext, p: HostHealthProps) {
