@@ -711,19 +711,28 @@ export interface Batch {
   lines: string[];
 }
 
-/** The plan's host operations as batches, consecutive operations of one tool merged (order kept). */
-export function stepBatches(steps: readonly Step[]): Batch[] {
+/** Consecutive batches of one tool merged into one run (order kept). */
+export function mergeBatches(bs: readonly Batch[]): Batch[] {
   const out: Batch[] = [];
-  for (const { op } of steps) {
-    if (op.kind !== "batch")
-      throw new Error(
-        `dataplane bench: a planner produced a ${op.kind} operation (${op.what}); the segment case runs only ip/bridge batches`,
-      );
+  for (const b of bs) {
     const last = out[out.length - 1];
-    if (last?.tool === op.tool) last.lines.push(...op.lines);
-    else out.push({ tool: op.tool, lines: [...op.lines] });
+    if (last?.tool === b.tool) last.lines.push(...b.lines);
+    else out.push({ tool: b.tool, lines: [...b.lines] });
   }
   return out;
+}
+
+/** The plan's host operations as batches, consecutive operations of one tool merged (order kept). */
+export function stepBatches(steps: readonly Step[]): Batch[] {
+  return mergeBatches(
+    steps.map(({ op }) => {
+      if (op.kind !== "batch")
+        throw new Error(
+          `dataplane bench: a planner produced a ${op.kind} operation (${op.what}); the segment case runs only ip/bridge batches`,
+        );
+      return { tool: op.tool, lines: op.lines };
+    }),
+  );
 }
 
 /** A member VM of the segment as hostnet's FdbEntry sees it on host h. */
@@ -785,7 +794,10 @@ export function segmentHostBatches(
         underlayIp(x),
       ]),
     );
-    return [...stepBatches(steps), { tool: "bridge", lines: heads }];
+    return mergeBatches([
+      ...stepBatches(steps),
+      { tool: "bridge", lines: heads },
+    ]);
   }
   const flags = range(n).flatMap((i) =>
     portFlagLines(port(i), hostPortFlags(vmSpec(segVm(n, h, i), true))),
@@ -804,11 +816,15 @@ export function segmentHostBatches(
       {},
     ),
   );
-  return [
+  // Each entry's plan alternates bridge (fdb) and ip (neighbour) steps, and the neighbours do not
+  // depend on the fdb entries: all fdb lines in one batch, then all neighbours (2 runs, not 3 per VM).
+  const ofTool = (tool: Batch["tool"]): Step[] =>
+    entries.filter((s) => s.op.kind === "batch" && s.op.tool === tool);
+  return mergeBatches([
     ...stepBatches(steps),
     { tool: "bridge", lines: flags },
-    ...stepBatches(entries),
-  ];
+    ...stepBatches([...ofTool("bridge"), ...ofTool("ip")]),
+  ]);
 }
 
 async function runBatches(

@@ -57,6 +57,11 @@ describe("dataplane bench, case (f): a 3-host segment", () => {
       .be.false;
   });
 
+  it("(f) runs in three batches: the device; all port flags and fdb lines; all neighbours", () => {
+    expect(f2.map((b) => b.tool)).to.deep.equal(["ip", "bridge", "ip"]);
+    expect(f2[2]!.lines.every((l) => l.startsWith("neigh replace"))).to.be.true;
+  });
+
   it("(f) publishes a permanent neighbour for every VM of the segment and the sender", () => {
     const neigh = lines(f2, "ip").filter((l) => l.startsWith("neigh replace"));
     expect(neigh).to.have.length(3 * 2 + 1);
