@@ -1,6 +1,6 @@
 // bench/dataplane.ts case (f), pure part: what each of the three "hosts" runs. (f) is hostnet's
-// segment, made by the VxlanDevice and FdbEntry planners; (f0) floods with learning on and
-// head-end replication. N = 2 VM ports per host: host h holds VMs 2h-1 and 2h, the sender is on host 1.
+// segment, made by the VxlanDevice and FdbEntry planners ((f1): plus neigh_suppress on the VM
+// ports); (f0) floods with learning on and head-end replication. N = 2 VM ports per host: host h holds VMs 2h-1 and 2h, the sender is on host 1.
 import { expect } from "chai";
 import {
   Batch,
@@ -27,13 +27,24 @@ describe("dataplane bench, case (f): a 3-host segment", () => {
     );
   });
 
-  it("(f) sets the managedFdb + arpSuppress flags on every local VM port, not on the sender's", () => {
-    const flags = lines(f2, "bridge").filter((l) => l.startsWith("link set"));
-    expect(flags).to.deep.equal([
+  it("(f) sets the managedFdb flags on every local VM port, without neigh_suppress (config refuses arpSuppress in a segment); (f1) adds it", () => {
+    const flags = (bs: Batch[]) =>
+      lines(bs, "bridge").filter((l) => l.startsWith("link set"));
+    expect(flags(f2)).to.deep.equal([
+      "link set dev hnbd-vx learning off flood off neigh_suppress on",
+      "link set dev hnbd-p1 learning off flood off",
+      "link set dev hnbd-p2 learning off flood off",
+    ]);
+    const f1 = segmentHostBatches("f1", 2, 2);
+    expect(flags(f1)).to.deep.equal([
       "link set dev hnbd-vx learning off flood off neigh_suppress on",
       "link set dev hnbd-p1 learning off flood off neigh_suppress on",
       "link set dev hnbd-p2 learning off flood off neigh_suppress on",
     ]);
+    // otherwise the same commands
+    expect(all(f1).filter((l) => !l.startsWith("link set"))).to.deep.equal(
+      all(f2).filter((l) => !l.startsWith("link set")),
+    );
   });
 
   it("(f) points local VMs at their port and remote VMs at their host's underlay address", () => {
