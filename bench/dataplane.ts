@@ -8,7 +8,8 @@
  *   diagnostics, only on request: c0 dispatch only, c1 from-vm in prerouting, c2 empty nft hook,
  *   c3 maps keyed by ifindex
  *   only on request: (f) a 3-host VXLAN segment as hostnet programs it, always measured together
- *   with (f0), the same segment flooding with learning on (N = VM ports per host)
+ *   with (f0), the same segment flooding with learning on; (f1) (f) + neigh_suppress on the VM
+ *   ports (N = VM ports per host)
  *
  * Everything is built on THIS machine inside throwaway network namespaces named hnbd-*; nothing is
  * created in the root namespace. Frames come from a namespace through an AF_PACKET socket (a small
@@ -1621,6 +1622,8 @@ function evaluate(
     ["c2", "a"],
     ["c3", "a"],
     ["f0", "f"],
+    ["f0", "f1"],
+    ["f", "f1"],
   ];
   for (const n of ns) {
     for (const [x, y] of pairs) {
