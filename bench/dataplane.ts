@@ -7,12 +7,15 @@
  *   (e) managed fdb + ARP suppression (+ the same FilterChain as (c))
  *   diagnostics, only on request: c0 dispatch only, c1 from-vm in prerouting, c2 empty nft hook,
  *   c3 maps keyed by ifindex
+ *   only on request: (f) a 3-host VXLAN segment as hostnet programs it, always measured together
+ *   with (f0), the same segment flooding with learning on; (f1) (f) + neigh_suppress on the VM
+ *   ports (N = VM ports per host)
  *
  * Everything is built on THIS machine inside throwaway network namespaces named hnbd-*; nothing is
  * created in the root namespace. Frames come from a namespace through an AF_PACKET socket (a small
  * Python sender, pinned to one CPU). Usage: node dist/bench/dataplane.js [--quick] [--ns 100,300]
  * [--frames 2000] [--rate 200] [--reps 3 (rounds)] [--cases a,b,c,e,d] [--cpu N]
- * [--profile auto|always|off] [--no-readme]
+ * [--profile auto|always|off] [--no-readme]   (e.g. --cases f --ns 100: (f) and (f0) at 100 VMs per host)
  */
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
@@ -22,6 +25,12 @@ import { derivedNames, VmSpec } from "../components/spec";
 import { hostPortFlags } from "../components/vmPort";
 import { compileFilterChain } from "../providers/kinds/filterChain";
 import { portFlagLines } from "../providers/kinds/portFlags";
+import { fdbEntryPlanner, FdbEntryProps } from "../providers/kinds/fdbEntry";
+import type { Step } from "../providers/kinds/plan";
+import {
+  vxlanDevicePlanner,
+  VxlanDeviceProps,
+} from "../providers/kinds/vxlanDevice";
 import { batchLine } from "../providers/transport";
 
 /**
@@ -30,7 +39,8 @@ import { batchLine } from "../providers/transport";
  * c2 = an empty nft forward base chain: the floor any per-clone nft filter pays;
  * c3 = (c) with its maps keyed by interface index (iif/oif) instead of name (iifname/oifname).
  */
-export type CaseId = "a" | "b" | "c" | "c0" | "c1" | "c2" | "c3" | "d" | "e";
+export type CaseId =
+  "a" | "b" | "c" | "c0" | "c1" | "c2" | "c3" | "d" | "e" | "f" | "f0" | "f1";
 
 export const DEFAULT_CASES: CaseId[] = ["a", "b", "c", "e", "d"];
 
@@ -44,7 +54,14 @@ export const CASES: Record<CaseId, string> = {
   c3: "FilterChain keyed by ifindex (proposal)",
   d: "isolated-netns per VM",
   e: "managed fdb + ARP suppression",
+  f: "3-host VXLAN segment, hostnet",
+  f0: "3-host VXLAN segment, flooding + learning",
+  f1: "(f) + neigh_suppress on the VM ports",
 };
+
+/** The segment cases: three hosts, N VM ports on each. */
+const isSegment = (c: CaseId): c is "f" | "f0" | "f1" =>
+  c === "f" || c === "f0" || c === "f1";
 
 export interface DataplaneOptions {
   /** Port counts to measure (default [100, 300]; quick: [20, 40]). */
@@ -175,7 +192,7 @@ const TAP_PEER = "vm0";
 const INNER = derivedNames("x");
 
 /** A VmSpec as hostnet's components see it (for the port flags hostnet would set). */
-function vmSpec(i: number, managed: boolean): VmSpec {
+function vmSpec(i: number, managed: boolean, arpSuppress = managed): VmSpec {
   return VmSpec.parse({
     name: `v${i}`,
     host: "bench",
@@ -183,7 +200,7 @@ function vmSpec(i: number, managed: boolean): VmSpec {
     ipv4: [`${vmIp(i)}/22`],
     attachment: "bridged",
     managedFdb: managed,
-    arpSuppress: managed,
+    arpSuppress,
     filter: "clean-traffic",
   });
 }
@@ -418,8 +435,11 @@ async function buildBase(): Promise<void> {
   );
 }
 
-/** N VM ports on the host bridge: veth pairs whose peers (the "VMs") stay in hnbd-br, up, ARP off. */
-async function buildPorts(n: number): Promise<void> {
+/**
+ * N VM ports on the host bridge: veth pairs whose peers (the "VMs") stay in the bridge's namespace,
+ * up, ARP off. Port i carries VM first + i (the segment cases number VMs across hosts).
+ */
+async function buildPorts(n: number, ns = BR_NS, first = 0): Promise<void> {
   const lines: string[] = [];
   for (const i of range(n)) {
     lines.push(
@@ -433,13 +453,13 @@ async function buildPorts(n: number): Promise<void> {
         "name",
         peer(i),
         "address",
-        vmMac(i),
+        vmMac(first + i),
       ]),
     );
     lines.push(batchLine(["link", "set", port(i), "master", BRIDGE, "up"]));
     lines.push(batchLine(["link", "set", peer(i), "arp", "off", "up"]));
   }
-  await ipBatch(BR_NS, lines, `create ${n} VM ports on hnbd-br`);
+  await ipBatch(ns, lines, `create ${n} VM ports on hnbd-br in netns ${ns}`);
 }
 
 /** (b) libvirt nwfilter's shape: POSTROUTING holds one `-o port -j chain` per port; 3 rules per port. */
@@ -667,7 +687,229 @@ async function buildIsolated(n: number, tmp: string): Promise<void> {
     );
 }
 
+/* ----------------------------------------------------------------------------------------- */
+/* (f)/(f0): one L2 segment over three hosts (VXLAN)                                          */
+/* ----------------------------------------------------------------------------------------- */
+
+/**
+ * Host 1 is hnbd-br (the sender's host, built by buildBase), hosts 2 and 3 are hnbd-h2/hnbd-h3,
+ * each with bridge hnbd-br and N VM ports; VM (h - 1) * N + i sits on port i of host h. The
+ * underlay is bridge hnbd-ul in netns hnbd-ul, one veth per host (ul0 in the host, 198.19.250.h/24).
+ */
+export const SEG_HOSTS = [1, 2, 3];
+const UL_NS = "hnbd-ul";
+const UL_BRIDGE = "hnbd-ul";
+const UL_IF = "ul0";
+const VXLAN = "hnbd-vx";
+const VNI = 4242;
+const hostNs = (h: number): string => (h === 1 ? BR_NS : `hnbd-h${h}`);
+const ulPort = (h: number): string => `hnbd-u${h}`;
+export const underlayIp = (h: number): string => `198.19.250.${h}`;
+/** Global VM index of port i on host h. */
+const segVm = (n: number, h: number, i: number): number => (h - 1) * n + i;
+
+/** One `ip -batch` or `bridge -batch` run. */
+export interface Batch {
+  tool: "ip" | "bridge";
+  lines: string[];
+}
+
+/** Consecutive batches of one tool merged into one run (order kept). */
+export function mergeBatches(bs: readonly Batch[]): Batch[] {
+  const out: Batch[] = [];
+  for (const b of bs) {
+    const last = out[out.length - 1];
+    if (last?.tool === b.tool) last.lines.push(...b.lines);
+    else out.push({ tool: b.tool, lines: [...b.lines] });
+  }
+  return out;
+}
+
+/** The plan's host operations as batches, consecutive operations of one tool merged (order kept). */
+export function stepBatches(steps: readonly Step[]): Batch[] {
+  return mergeBatches(
+    steps.map(({ op }) => {
+      if (op.kind !== "batch")
+        throw new Error(
+          `dataplane bench: a planner produced a ${op.kind} operation (${op.what}); the segment case runs only ip/bridge batches`,
+        );
+      return { tool: op.tool, lines: op.lines };
+    }),
+  );
+}
+
+/** A member VM of the segment as hostnet's FdbEntry sees it on host h. */
+interface SegMember {
+  mac: string;
+  ip: string;
+  host: number;
+  port: string;
+}
+
+function segMembers(n: number): SegMember[] {
+  const vms = SEG_HOSTS.flatMap((h) =>
+    range(n).map((i) => ({
+      mac: vmMac(segVm(n, h, i)),
+      ip: vmIp(segVm(n, h, i)),
+      host: h,
+      port: port(i),
+    })),
+  );
+  // the sender is a VM of host 1 too
+  return [{ mac: SND_MAC, ip: SND_IP, host: 1, port: SND_PORT }, ...vms];
+}
+
+/**
+ * What one host of the segment runs after its VM ports exist. (f), hostnet's segment: the
+ * VxlanDevice and FdbEntry planners' own creation plans (vxlan learning off; learning/flood off and
+ * neigh_suppress on its port; per VM of the segment a static fdb entry, at its port where local and
+ * at the vxlan device with the remote host's underlay address elsewhere, plus its permanent
+ * neighbour), and on the VM ports the flags hostPortFlags() sets for managedFdb without
+ * arpSuppress (stacks/config.ts refuses arpSuppress for a segment VM: the bridge does not answer
+ * requests that arrive on a neigh_suppress port). (f1): (f) with neigh_suppress on the VM ports
+ * too (managedFdb + arpSuppress), which also spares host 1's own VMs the request; the sender's
+ * port keeps the kernel defaults there, as in (e). (f0), the baseline: the device with learning on and the
+ * kernel's port flags, plus head-end replication, an all-zeros entry per remote host (no hostnet
+ * kind writes those: the one hand-written command here).
+ */
+export function segmentHostBatches(
+  c: "f" | "f0" | "f1",
+  h: number,
+  n: number,
+): Batch[] {
+  const flooding = c === "f0";
+  const device = VxlanDeviceProps.parse({
+    name: VXLAN,
+    vni: VNI,
+    local: underlayIp(h),
+    bridge: BRIDGE,
+    learning: flooding,
+    ...(flooding ? { portFlags: {} } : {}),
+  });
+  const steps: Step[] = [...vxlanDevicePlanner.plan(device, undefined, {})];
+  if (flooding) {
+    const heads = SEG_HOSTS.filter((x) => x !== h).map((x) =>
+      batchLine([
+        "fdb",
+        "append",
+        "00:00:00:00:00:00",
+        "dev",
+        VXLAN,
+        "dst",
+        underlayIp(x),
+      ]),
+    );
+    return mergeBatches([
+      ...stepBatches(steps),
+      { tool: "bridge", lines: heads },
+    ]);
+  }
+  const flags = range(n).flatMap((i) =>
+    portFlagLines(
+      port(i),
+      hostPortFlags(vmSpec(segVm(n, h, i), true, c === "f1")),
+    ),
+  );
+  const entries = segMembers(n).flatMap((m) =>
+    fdbEntryPlanner.plan(
+      FdbEntryProps.parse({
+        bridge: BRIDGE,
+        mac: m.mac,
+        neighbours: [m.ip],
+        ...(m.host === h
+          ? { port: m.port }
+          : { port: VXLAN, remote: { dst: underlayIp(m.host), vni: VNI } }),
+      }),
+      undefined,
+      {},
+    ),
+  );
+  // Each entry's plan alternates bridge (fdb) and ip (neighbour) steps, and the neighbours do not
+  // depend on the fdb entries: all fdb lines in one batch, then all neighbours (2 runs, not 3 per VM).
+  const ofTool = (tool: Batch["tool"]): Step[] =>
+    entries.filter((s) => s.op.kind === "batch" && s.op.tool === tool);
+  return mergeBatches([
+    ...stepBatches(steps),
+    { tool: "bridge", lines: flags },
+    ...stepBatches([...ofTool("bridge"), ...ofTool("ip")]),
+  ]);
+}
+
+async function runBatches(
+  ns: string,
+  batches: Batch[],
+  what: string,
+): Promise<void> {
+  for (const b of batches)
+    if (b.lines.length > 0)
+      await (b.tool === "ip" ? ipBatch : bridgeBatch)(ns, b.lines, what);
+}
+
+async function buildSegment(c: "f" | "f0" | "f1", n: number): Promise<void> {
+  await buildBase(); // host 1 = hnbd-br, with the sender
+  const others = SEG_HOSTS.filter((h) => h !== 1).map(hostNs);
+  await ipBatch(
+    undefined,
+    [UL_NS, ...others].map((ns) => batchLine(["netns", "add", ns])),
+    `create namespaces ${UL_NS}, ${others.join(", ")}`,
+  );
+  for (const ns of [UL_NS, ...others])
+    await inNs(ns, ["sh", "-c", NO_IPV6], `disable IPv6 in ${ns}`);
+  const bridgeUp = (name: string): string[] => [
+    "link set lo up",
+    batchLine(["link", "add", name, "type", "bridge", "stp_state", "0"]),
+    batchLine(["link", "set", name, "up"]),
+  ];
+  await ipBatch(
+    UL_NS,
+    [
+      ...bridgeUp(UL_BRIDGE),
+      ...SEG_HOSTS.flatMap((h) => [
+        batchLine([
+          "link",
+          "add",
+          ulPort(h),
+          "type",
+          "veth",
+          "peer",
+          "name",
+          UL_IF,
+          "netns",
+          hostNs(h),
+        ]),
+        batchLine(["link", "set", ulPort(h), "master", UL_BRIDGE, "up"]),
+      ]),
+    ],
+    "create the underlay bridge hnbd-ul and one veth per host",
+  );
+  for (const h of SEG_HOSTS) {
+    await ipBatch(
+      hostNs(h),
+      [
+        ...(h === 1 ? [] : bridgeUp(BRIDGE)),
+        batchLine(["addr", "add", `${underlayIp(h)}/24`, "dev", UL_IF]),
+        batchLine(["link", "set", UL_IF, "up"]),
+      ],
+      `underlay address and bridge of host ${h} (${hostNs(h)})`,
+    );
+    await buildPorts(n, hostNs(h), segVm(n, h, 0));
+    await runBatches(
+      hostNs(h),
+      segmentHostBatches(c, h, n),
+      `(${c}) segment on host ${h} (${hostNs(h)})`,
+    );
+  }
+}
+
+/** (f)/(f0): the sender on host 1 asks for the VMs of host 3; otherwise for the bridge's N VMs. */
+function targetsOf(c: CaseId, n: number): string[] {
+  return isSegment(c)
+    ? range(n).map((i) => vmIp(segVm(n, 3, i)))
+    : range(n).map(vmIp);
+}
+
 async function buildCase(c: CaseId, n: number, tmp: string): Promise<void> {
+  if (isSegment(c)) return buildSegment(c, n);
   await buildBase();
   if (c === "d") return buildIsolated(n, tmp);
   await buildPorts(n);
@@ -711,13 +953,13 @@ async function buildCase(c: CaseId, n: number, tmp: string): Promise<void> {
  * Every port must be forwarding before frames are sent. STP is off, but a veth's carrier reaches
  * the bridge through linkwatch, which batches events for up to a second.
  */
-async function awaitForwarding(expected: number): Promise<void> {
+async function awaitForwarding(expected: number, ns = BR_NS): Promise<void> {
   let fwd = 0;
   for (let k = 0; k < 50; k++) {
     const r = await run(
       "bridge",
-      ["-n", BR_NS, "-j", "link", "show"],
-      "read bridge ports of hnbd-br",
+      ["-n", ns, "-j", "link", "show"],
+      `read bridge ports in netns ${ns}`,
     );
     fwd = (JSON.parse(r.stdout) as { state?: string }[]).filter(
       (p) => p.state === "forwarding",
@@ -726,8 +968,16 @@ async function awaitForwarding(expected: number): Promise<void> {
     await sleep(200);
   }
   throw new Error(
-    `dataplane bench: after 10 s only ${fwd} of ${expected} ports of hnbd-br are forwarding; check 'bridge -n hnbd-br link'`,
+    `dataplane bench: after 10 s only ${fwd} of ${expected} bridge ports in netns ${ns} are forwarding; check 'bridge -n ${ns} link'`,
   );
+}
+
+/** Every bridge of the case forwards: N VM ports + the sender (+ the vxlan device on each segment host). */
+async function awaitCase(c: CaseId, n: number): Promise<void> {
+  if (!isSegment(c)) return awaitForwarding(n + 1);
+  await awaitForwarding(SEG_HOSTS.length, UL_NS);
+  for (const h of SEG_HOSTS)
+    await awaitForwarding(n + (h === 1 ? 2 : 1), hostNs(h));
 }
 
 /* ----------------------------------------------------------------------------------------- */
@@ -920,7 +1170,7 @@ interface SendOut {
 /** argv that runs the sender in netns hnbd-snd. */
 function senderArgv(
   tmp: string,
-  n: number,
+  targets: string[],
   frames: number,
   o: Required<Pick<DataplaneOptions, "rate" | "cpu">>,
   ksoftirqd: number,
@@ -931,7 +1181,7 @@ function senderArgv(
     ifname: SND_IF,
     srcMac: SND_MAC,
     srcIp: SND_IP,
-    targets: range(n).map(vmIp),
+    targets,
     ksoftirqd,
     frames,
     rate: o.rate,
@@ -952,12 +1202,12 @@ function senderArgv(
 
 async function send(
   tmp: string,
-  n: number,
+  targets: string[],
   frames: number,
   o: Required<Pick<DataplaneOptions, "rate" | "cpu">>,
   ksoftirqd: number,
 ): Promise<SendOut> {
-  const [cmd, ...args] = senderArgv(tmp, n, frames, o, ksoftirqd);
+  const [cmd, ...args] = senderArgv(tmp, targets, frames, o, ksoftirqd);
   const r = await run(cmd!, args, "send broadcast ARP from netns hnbd-snd");
   return JSON.parse(r.stdout) as SendOut;
 }
@@ -965,7 +1215,7 @@ async function send(
 /** One repetition: baseline (half before, half after, same total length as the send window). */
 async function measureRep(
   tmp: string,
-  n: number,
+  targets: string[],
   o: Required<DataplaneOptions>,
   ksoftirqd: number,
 ): Promise<RepResult> {
@@ -973,7 +1223,7 @@ async function measureRep(
   const b0 = localSnap(ksoftirqd);
   await sleep((planned / 2) * 1000);
   const b1 = localSnap(ksoftirqd);
-  const out = await send(tmp, n, o.frames, o, ksoftirqd);
+  const out = await send(tmp, targets, o.frames, o, ksoftirqd);
   const w = windowOf(out.s0, out.s1, o.cpu);
   const b2 = localSnap(ksoftirqd);
   await sleep((w.s / 2) * 1000);
@@ -1024,7 +1274,11 @@ export function median(xs: number[]): number {
 /* Verification: the topology did what the case claims                                       */
 /* ----------------------------------------------------------------------------------------- */
 
-async function rxPackets(ns: string, names: Set<string>): Promise<number> {
+async function rxPackets(
+  ns: string,
+  names: Set<string>,
+  dir: "rx" | "tx" = "rx",
+): Promise<number> {
   const r = await run(
     "ip",
     ["-n", ns, "-s", "-j", "link", "show"],
@@ -1032,11 +1286,34 @@ async function rxPackets(ns: string, names: Set<string>): Promise<number> {
   );
   const links = JSON.parse(r.stdout) as {
     ifname: string;
-    stats64?: { rx?: { packets?: number } };
+    stats64?: Record<"rx" | "tx", { packets?: number } | undefined>;
   }[];
   return links
     .filter((l) => names.has(l.ifname))
-    .reduce((s, l) => s + (l.stats64?.rx?.packets ?? 0), 0);
+    .reduce((s, l) => s + (l.stats64?.[dir]?.packets ?? 0), 0);
+}
+
+/**
+ * (f)/(f0): clones that reached the VM ports of each host, frames the hosts put on the underlay
+ * (rx of the underlay bridge's ports: VXLAN packets plus the hosts' few underlay ARPs), packets
+ * host 1's vxlan device sent, and the bridge's replies to the sender, all per request.
+ */
+async function verifySegment(
+  n: number,
+  totalSent: number,
+): Promise<Record<string, number | string | boolean>> {
+  const per = (x: number): number => round(x / totalSent, 2);
+  const v: Record<string, number | string | boolean> = {};
+  for (const h of SEG_HOSTS) {
+    const clones = per(await rxPackets(hostNs(h), new Set(range(n).map(peer))));
+    v[h === 1 ? "clonesPerFrame" : `clonesHost${h}`] = clones;
+  }
+  v.underlayFramesPerRequest = per(
+    await rxPackets(UL_NS, new Set(SEG_HOSTS.map(ulPort))),
+  );
+  v.vxlanTxPerRequest = per(await rxPackets(BR_NS, new Set([VXLAN]), "tx"));
+  v.repliesPerFrame = per(await rxPackets(SND_NS, new Set([SND_IF])));
+  return v;
 }
 
 async function verifyCase(
@@ -1044,6 +1321,7 @@ async function verifyCase(
   n: number,
   totalSent: number,
 ): Promise<Record<string, number | string | boolean>> {
+  if (isSegment(c)) return verifySegment(n, totalSent);
   const v: Record<string, number | string | boolean> = {};
   if (c === "d") {
     const sample = [1, Math.ceil(n / 2), n];
@@ -1134,6 +1412,7 @@ function problems(
     out.push(
       `only ${v.repliesPerFrame} bridge replies per request: the bridge did not answer for the known VMs`,
     );
+  if (isSegment(c)) return out.concat(segmentProblems(c, n, v));
   if (c !== "e" && clones < 0.95 * n)
     out.push(`only ${clones} of ${n} clones per frame reached the VM ports`);
   if (c === "b" && Number(v.ebtablesJumpsPerFrame) < 0.95 * n)
@@ -1147,6 +1426,46 @@ function problems(
     out.push(`to_vm map has ${v.toVmMapElements} elements, expected ${n}`);
   if (c === "d" && v.vmTableLoaded !== true)
     out.push("the VM namespace has no hostnet table");
+  return out;
+}
+
+/** (f): nothing flooded, nothing on the underlay, every request answered; (f0): flooded everywhere. */
+function segmentProblems(
+  c: CaseId,
+  n: number,
+  v: Record<string, number | string | boolean>,
+): string[] {
+  const out: string[] = [];
+  const clones = ["clonesPerFrame", "clonesHost2", "clonesHost3"].map((k) =>
+    Number(v[k]),
+  );
+  const ul = Number(v.underlayFramesPerRequest);
+  if (c === "f" || c === "f1") {
+    // (f): host 1's own VM ports (no neigh_suppress) still get the request; (f1): nobody does
+    const [h1, ...remote] = clones;
+    if (remote.some((x) => x > 0.05 * n) || (c === "f1" && h1! > 0.05 * n))
+      out.push(
+        `clones per request on hosts 1/2/3 ${clones.join("/")}: ARP suppression did not take`,
+      );
+    if (c === "f" && h1! < 0.95 * n)
+      out.push(
+        `${h1} clones per request on host 1, expected ${n}: its VM ports have no neigh_suppress`,
+      );
+    if (ul > 0.05) out.push(`${ul} underlay frames per request, expected 0`);
+    if (Number(v.repliesPerFrame) < 0.95)
+      out.push(
+        `only ${v.repliesPerFrame} bridge replies per request: host 1 did not answer for host 3's VMs`,
+      );
+  } else {
+    if (clones.some((x) => x < 0.95 * n))
+      out.push(
+        `clones per request on hosts 1/2/3 ${clones.join("/")}, expected ${n} each: the segment did not flood`,
+      );
+    if (ul < 1.9)
+      out.push(
+        `${ul} underlay frames per request, expected 2 (head-end replication)`,
+      );
+  }
   return out;
 }
 
@@ -1176,7 +1495,7 @@ async function profileCase(
     cleanupSync();
     await sleep(5000); // namespace teardown runs RCU callbacks for a while; keep them out of the samples
     await buildCase(c, n, tmp);
-    await awaitForwarding(n + 1);
+    await awaitCase(c, n);
     const boost = c === "e" ? 5 : 1; // (e) costs little per frame: more frames for enough samples
     // perf starts the sender, disabled; the sender enables sampling for exactly its send window
     const ctl = path.join(tmp, "perf-ctl");
@@ -1202,7 +1521,7 @@ async function profileCase(
         "--",
         ...senderArgv(
           tmp,
-          n,
+          targetsOf(c, n),
           o.frames * boost,
           { cpu: o.cpu, rate: o.rate * boost },
           ksoftirqd,
@@ -1302,6 +1621,9 @@ function evaluate(
     ["c1", "a"],
     ["c2", "a"],
     ["c3", "a"],
+    ["f0", "f"],
+    ["f0", "f1"],
+    ["f", "f1"],
   ];
   for (const n of ns) {
     for (const [x, y] of pairs) {
@@ -1456,6 +1778,9 @@ const COLORS: Record<CaseId, string> = {
   c3: "#8c564b",
   d: "#9467bd",
   e: "#2ca02c",
+  f: "#e377c2",
+  f0: "#7f7f7f",
+  f1: "#ff9896",
 };
 
 export function svgChart(
@@ -1663,7 +1988,14 @@ function resolveOptions(opts: DataplaneOptions): Required<DataplaneOptions> {
   if (!(o.frames > 0 && o.rate > 0 && o.reps > 0))
     throw new Error("dataplane bench: frames, rate and reps must be positive");
   o.ns = [...new Set(o.ns)].sort((a, b) => a - b);
+  o.cases = withBaseline(o.cases);
   return o;
+}
+
+/** (f) is always measured with its baseline (f0), in the same rounds, right after it. */
+export function withBaseline(cases: CaseId[]): CaseId[] {
+  if (!cases.includes("f") || cases.includes("f0")) return cases;
+  return cases.flatMap((c) => (c === "f" ? ["f", "f0"] : [c]));
 }
 
 interface Round {
@@ -1685,8 +2017,8 @@ async function runRound(
   const t0 = Date.now();
   await buildCase(c, n, tmp);
   const buildS = (Date.now() - t0) / 1000;
-  await awaitForwarding(n + 1);
-  const rep = await measureRep(tmp, n, o, ksoftirqd);
+  await awaitCase(c, n);
+  const rep = await measureRep(tmp, targetsOf(c, n), o, ksoftirqd);
   const verify = await verifyCase(c, n, rep.sent + WARM);
   const bad = problems(c, n, verify);
   for (const p of bad) o.log(`    WARNING (${c}) N = ${n}: ${p}`);
@@ -1847,8 +2179,24 @@ export function report(r: DataplaneResults): string {
       (p) =>
         `Profile (${p.case}) N=${p.n}: ${p.error ?? p.top.map((t) => `${t.sym} ${t.pct}%`).join(", ")}`,
     ),
+    ...segmentLines(r),
     ...(r.files.length > 0 ? [`Wrote ${r.files.join(", ")}`] : []),
   ].join("\n");
+}
+
+/** (f)/(f0) per N: µs per request (all three hosts and the underlay), clones and underlay frames. */
+export function segmentLines(r: Pick<DataplaneResults, "results">): string[] {
+  return r.results
+    .filter((x) => isSegment(x.case))
+    .map((x) => {
+      const v = x.verify;
+      return (
+        `(${x.case}) ${x.label}, N = ${x.n} VM ports per host: ${fmt(x.median.attributedUs)} µs CPU per request ` +
+        `(all 3 hosts + underlay); clones per request on hosts 1/2/3 ${v.clonesPerFrame}/${v.clonesHost2}/${v.clonesHost3}; ` +
+        `underlay frames per request ${v.underlayFramesPerRequest} (host 1's vxlan tx ${v.vxlanTxPerRequest}); ` +
+        `bridge replies per request ${v.repliesPerFrame}; checks ${v.ok ? "ok" : "FAILED"}`
+      );
+    });
 }
 
 function parseArgs(argv: string[]): DataplaneOptions {
