@@ -58,6 +58,8 @@ export function providerStub(kind: string): pulumi.dynamic.ResourceProvider {
   let stub = stubs.get(kind);
   if (!stub) {
     stub = installedStub(kind) ?? {
+      configure: async (req: pulumi.dynamic.ConfigureRequest) =>
+        hostnetRuntime().configure?.(req.config),
       check: (olds: any, news: any) => hostnetRuntime().check(kind, olds, news),
       diff: (id: string, olds: any, news: any) =>
         hostnetRuntime().diff(kind, id, olds, news),
@@ -103,16 +105,18 @@ function splitConnection(conn: pulumi.Input<ConnectionInput>): {
     for (const f of SECRET_FIELDS) delete rest[f];
     return rest;
   });
-  const secretPart = all.apply((c) => {
+  // Stored (encrypted) with every resource, so only when the key text itself was given: a key
+  // reference (privateKeyFile, privateKeyConfig) or an agent leaves no credentials in state.
+  const credentials = all.apply((c) => {
     const out: Record<string, unknown> = {};
     for (const f of SECRET_FIELDS)
       if ((c as Record<string, unknown>)[f] !== undefined)
         out[f] = (c as Record<string, unknown>)[f];
-    return out;
+    return Object.keys(out).length > 0 ? pulumi.secret(out) : undefined;
   });
   return {
     connection: pulumi.unsecret(publicPart),
-    credentials: pulumi.secret(secretPart),
+    credentials,
   };
 }
 

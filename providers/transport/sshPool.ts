@@ -3,6 +3,7 @@
 // re-established after a drop. Reads are retried after a drop; writes only when idempotent.
 import * as fs from "fs";
 import { Client, ConnectConfig } from "ssh2";
+import { privateKeyOf } from "./keySource";
 import {
   Connection,
   ExecOptions,
@@ -217,6 +218,12 @@ export class HostSession {
   }
 
   private handshake(): Promise<Client> {
+    let privateKey: string | undefined;
+    try {
+      privateKey = privateKeyOf(this.conn, this.label);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const expected = expectedFingerprints(this.conn);
     let mismatch: string | undefined;
     const client = new Client();
@@ -227,7 +234,7 @@ export class HostSession {
       readyTimeout: this.conn.connectTimeoutMs,
       keepaliveInterval: 5000,
       keepaliveCountMax: 3,
-      privateKey: this.conn.privateKey,
+      privateKey,
       passphrase: this.conn.privateKeyPassphrase,
       agent:
         this.conn.agent === true
