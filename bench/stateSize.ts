@@ -7,14 +7,17 @@
 // bench/provision.ts reports the same "bytes per resource" (JSON length of the export / resources).
 import * as fs from "fs";
 
+/** The key Pulumi marks a secret value with in state ({"4dabf...": "1b470...", "ciphertext": ...}). */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
 export interface StateSize {
   bytes: number;
   resources: number;
   perResource: number;
   /** [field, total bytes, bytes per resource], largest first. */
   fields: Array<[string, number, number]>;
-  /** Resources whose inputs or outputs hold a secret's ciphertext. */
-  withCiphertext: number;
+  /** Resources whose inputs or outputs hold a secret (its ciphertext, or its plaintext in an export made with --show-secrets). */
+  withSecrets: number;
 }
 
 export function stateSize(exported: unknown): StateSize {
@@ -28,15 +31,15 @@ export function stateSize(exported: unknown): StateSize {
   const totals = new Map<string, number>();
   const add = (k: string, v: unknown) =>
     totals.set(k, (totals.get(k) ?? 0) + JSON.stringify(v).length);
-  let withCiphertext = 0;
+  let withSecrets = 0;
   for (const r of resources) {
     for (const [k, v] of Object.entries(r)) {
       if ((k === "inputs" || k === "outputs") && v && typeof v === "object")
         for (const [f, x] of Object.entries(v)) add(`${k}.${f}`, x);
       else add(k, v);
     }
-    if (/"ciphertext"/.test(JSON.stringify([r.inputs, r.outputs])))
-      withCiphertext++;
+    if (JSON.stringify([r.inputs, r.outputs]).includes(SECRET_SIG))
+      withSecrets++;
   }
   const n = Math.max(resources.length, 1);
   return {
@@ -46,14 +49,14 @@ export function stateSize(exported: unknown): StateSize {
     fields: [...totals.entries()]
       .sort((a, b) => b[1] - a[1])
       .map(([k, v]) => [k, v, Math.round(v / n)]),
-    withCiphertext,
+    withSecrets,
   };
 }
 
 export function formatStateSize(s: StateSize, top = 15): string {
   return [
     `${s.bytes} bytes, ${s.resources} resources: ${s.perResource} bytes per resource; ` +
-      `${s.withCiphertext} resource(s) hold a secret's ciphertext`,
+      `${s.withSecrets} resource(s) hold a secret`,
     "field                                     total  per resource",
     ...s.fields
       .slice(0, top)

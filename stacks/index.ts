@@ -44,7 +44,7 @@ function rawConfig(): Record<string, unknown> {
  * Where the SSH key comes from: the stack config secret hostnet:privateKey, else the key file
  * hostnet:privateKeyFile on the runner, else (the lab) the lab inventory's key file. Resources store only this reference; the provider process reads the key.
  */
-function keySource(config: StackConfig): KeyRef {
+export function keySource(config: StackConfig): KeyRef {
   const cfg = new pulumi.Config("hostnet");
   if (cfg.getSecret("privateKey") !== undefined)
     return { privateKeyConfig: "hostnet:privateKey" };

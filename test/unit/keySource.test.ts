@@ -132,7 +132,7 @@ describe("key source: the SSH key by reference, never stored per resource", () =
     );
   });
 
-  it("the state report counts bytes per resource, the largest fields and resources holding ciphertext", () => {
+  it("the state report counts bytes per resource, the largest fields and resources holding a secret", () => {
     const secret = {
       "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
       ciphertext: "v1:abc",
@@ -155,6 +155,6 @@ describe("key source: the SSH key by reference, never stored per resource", () =
     expect(s.perResource).to.equal(Math.round(s.bytes / 2));
     expect(s.fields[0][0]).to.be.oneOf(["inputs.big", "outputs.big"]);
     expect(s.fields[0][1]).to.equal(102);
-    expect(s.withCiphertext).to.equal(1);
+    expect(s.withSecrets).to.equal(1);
   });
 });
