@@ -175,6 +175,16 @@ function splitConnection(conn: pulumi.Input<ConnectionInput>): {
   };
 }
 
+/**
+ * False when the connection is a plain object with no key text: a key reference or an agent. Such
+ * a resource stores no credentials and needs no secret-output option (about 45 bytes of state).
+ */
+function mayHoldKeyText(conn: pulumi.Input<ConnectionInput>): boolean {
+  if (pulumi.Output.isInstance(conn) || conn instanceof Promise) return true;
+  const c = conn as Record<string, unknown>;
+  return SECRET_FIELDS.some((f) => c[f] !== undefined);
+}
+
 /** Base class of the hostnet resources: splits secrets out and marks them secret in state. */
 export abstract class HostnetResource extends DynamicResource {
   declare readonly id: pulumi.Output<string>;
@@ -200,18 +210,25 @@ export abstract class HostnetResource extends DynamicResource {
     const props: Record<string, unknown> = {
       ...args,
       connection,
-      credentials,
+      ...(mayHoldKeyText(args.connection) ? { credentials } : {}),
       ownerToken: owner,
       machineId: undefined,
       created: undefined,
     };
-    super(kind, name, props, {
-      ...opts,
-      additionalSecretOutputs: [
-        ...(opts?.additionalSecretOutputs ?? []),
-        "credentials",
-      ],
-    });
+    super(
+      kind,
+      name,
+      props,
+      mayHoldKeyText(args.connection)
+        ? {
+            ...opts,
+            additionalSecretOutputs: [
+              ...(opts?.additionalSecretOutputs ?? []),
+              "credentials",
+            ],
+          }
+        : opts,
+    );
   }
 }
 
