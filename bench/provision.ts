@@ -793,14 +793,15 @@ export async function hostnetLifecycle(
   const trace = path.join(WORK_DIR, `trace-${n}${suffix}.jsonl`);
   fs.rmSync(trace, { force: true });
   const config = hostnetConfig(n, h);
-  const key = fs.readFileSync(inventory().privateKeyPath, "utf8");
   let stack: Stack | undefined;
   let snapshot: SnapshotProbe | undefined;
   let state: Record<string, unknown> = {};
   try {
     stack = await benchStack(
       name,
-      async () => deployFleet(config, pulumi.secret(key)),
+      // The key by reference, as the stack program passes it (never stored per resource).
+      async () =>
+        deployFleet(config, { privateKeyFile: inventory().privateKeyPath }),
       { ...s.env, HOSTNET_TRACE_FILE: trace },
     );
     const life = await lifecycle(stack, s, trace, async () => {

@@ -60,7 +60,12 @@ export function readEnvironment(
   const doc = (yaml.load(text) ?? {}) as { config?: Record<string, unknown> };
   const raw: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(doc.config ?? {})) {
-    if (!k.startsWith("hostnet:") || k === "hostnet:privateKey") continue;
+    if (
+      !k.startsWith("hostnet:") ||
+      k === "hostnet:privateKey" ||
+      k === "hostnet:privateKeyFile" // the key source: read by the stack program, not its config
+    )
+      continue;
     raw[k.slice("hostnet:".length)] = v;
   }
   if ("onlyHost" in raw)

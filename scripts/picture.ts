@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import type { HostSnapshot, Link, NamespaceState } from "../providers/state";
 import type { DriftItem } from "./stacks";
-import type { HostEntry } from "../stacks/config";
+import type { HostEntry, KeyRef } from "../stacks/config";
 
 const SKIP = new Set(["loopback"]);
 
@@ -246,7 +246,10 @@ export function renderSvg(dot: string, file: string): void {
 }
 
 /** Hosts and key of an environment: the lab inventory, or the stack's own config. */
-function environmentHosts(env: string): { hosts: HostEntry[]; key: string } {
+function environmentHosts(env: string): {
+  hosts: HostEntry[];
+  key: string | KeyRef;
+} {
   const { engineEnv, ENGINE_BIN, PROJECT_ROOT } = require("./engine");
   const {
     HostEntry,
@@ -275,7 +278,13 @@ function environmentHosts(env: string): { hosts: HostEntry[]; key: string } {
   const hosts = JSON.parse(cfg["hostnet:hosts"]?.value ?? "[]").map(
     (h: unknown) => HostEntry.parse(h),
   );
-  return { hosts, key: cfg["hostnet:privateKey"]?.value ?? "" };
+  const keyFile: string | undefined = cfg["hostnet:privateKeyFile"]?.value;
+  return {
+    hosts,
+    key:
+      cfg["hostnet:privateKey"]?.value ??
+      (keyFile ? { privateKeyFile: keyFile } : ""),
+  };
 }
 
 /**

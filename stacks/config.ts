@@ -47,10 +47,22 @@ export const HostEntry = ConnectionFields.pick({
   .strict();
 export type HostEntry = z.infer<typeof HostEntry>;
 
-/** The SSH connection to a configured host: one mapping, for the stack program and the tools. */
+/**
+ * Where the runner finds the SSH key, stored in each resource's state instead of the key itself:
+ * a key file on the runner, or the name of a stack config secret (providers/transport/keySource.ts).
+ */
+export type KeyRef =
+  | Required<Pick<ConnectionInput, "privateKeyFile">>
+  | Required<Pick<ConnectionInput, "privateKeyConfig">>;
+
+/**
+ * The SSH connection to a configured host: one mapping, for the stack program and the tools.
+ * `key` is a KeyRef, or the key text (stored encrypted with every resource: for tools, and for
+ * programs written before key references).
+ */
 export function hostConnection(
   h: HostEntry,
-  privateKey: string,
+  key: string | KeyRef,
 ): ConnectionInput {
   return {
     host: h.address,
@@ -60,7 +72,7 @@ export function hostConnection(
     hostKey: h.hostKey,
     knownHostsFile: h.knownHostsFile,
     confirmTimeoutSeconds: h.confirmTimeoutSeconds,
-    privateKey,
+    ...(typeof key === "string" ? { privateKey: key } : key),
   };
 }
 

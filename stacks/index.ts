@@ -1,7 +1,6 @@
 // The hostnet stack program: reads and validates the stack config, then rolls the fleet out in
 // batches — each batch's hosts depend on the previous batch's health gate, so a failing canary
 // stops the rollout before the rest of the fleet is touched.
-import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import { HostTopology } from "../components/hostTopology";
 import { vmKey } from "../components/spec";
@@ -11,6 +10,7 @@ import { segmentsForHost } from "../components/segment";
 import {
   HostEntry,
   hostConnection,
+  KeyRef,
   parseStackConfig,
   readLabInventory,
   StackConfig,
@@ -40,29 +40,36 @@ function rawConfig(): Record<string, unknown> {
   return raw;
 }
 
-function privateKey(config: StackConfig): pulumi.Output<string> {
+/**
+ * Where the SSH key comes from: the stack config secret hostnet:privateKey, else the key file
+ * hostnet:privateKeyFile on the runner, else (the lab) the lab inventory's key file. Resources store only this reference; the provider process reads the key.
+ */
+export function keySource(config: StackConfig): KeyRef {
   const cfg = new pulumi.Config("hostnet");
-  const fromConfig = cfg.getSecret("privateKey");
-  if (fromConfig) return fromConfig;
+  if (cfg.getSecret("privateKey") !== undefined)
+    return { privateKeyConfig: "hostnet:privateKey" };
+  const file = cfg.get("privateKeyFile");
+  if (file !== undefined) return { privateKeyFile: file };
   if (config.inventory === "lab")
-    return pulumi.secret(
-      fs.readFileSync(readLabInventory().privateKeyPath, "utf8"),
-    );
+    return { privateKeyFile: readLabInventory().privateKeyPath };
   throw new Error(
-    'hostnet:privateKey is not set: pulumi config set --secret hostnet:privateKey "$(cat ~/.ssh/id_ed25519)"',
+    'no SSH key configured: pulumi config set --secret hostnet:privateKey "$(cat ~/.ssh/id_ed25519)", ' +
+      "or pulumi config set hostnet:privateKeyFile /absolute/path/of/the/key (a file on every runner)",
   );
 }
 
 function connectionFor(
   h: HostEntry,
-  key: pulumi.Output<string>,
-): pulumi.Output<ConnectionInput> {
-  return key.apply((privateKey) => hostConnection(h, privateKey));
+  key: pulumi.Output<string> | KeyRef,
+): pulumi.Input<ConnectionInput> {
+  return pulumi.Output.isInstance(key)
+    ? key.apply((privateKey) => hostConnection(h, privateKey))
+    : hostConnection(h, key);
 }
 
 export async function program(): Promise<Record<string, unknown>> {
   const config = parseStackConfig(rawConfig());
-  return deployFleet(config, privateKey(config));
+  return deployFleet(config, keySource(config));
 }
 
 /**
@@ -72,7 +79,7 @@ export async function program(): Promise<Record<string, unknown>> {
  */
 export function deployFleet(
   config: StackConfig,
-  key: pulumi.Output<string>,
+  key: pulumi.Output<string> | KeyRef,
 ): Record<string, unknown> {
   const hostsWithWork = config.hosts.filter(
     (h) =>

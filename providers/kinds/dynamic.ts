@@ -12,11 +12,21 @@ function hostnetRuntime(): any {
   return require(path.join(home, "dist", "providers", "runtime.js"));
 }
 
+/** Frames (file URIs) that say nothing about where a resource was declared. */
+const UNINFORMATIVE_FRAME =
+  /\/node_modules\/@pulumi\/|\/providers\/kinds\/dynamic\.[jt]s$/;
+
+function frameUri(frame: unknown): string {
+  return String((frame as { uri?: unknown } | undefined)?.uri);
+}
+
 /**
  * The SDK sends the engine the whole JavaScript call stack of every resource it registers, and the
  * engine stores it in the state: about 580 bytes per resource, 16% of a hostnet resource's state, for
  * frames of mocha, the Automation API and hostnet's own components that nobody reads. Keep the first
- * frame (the source position the engine shows in diagnostics) and drop the rest. The SDK version is
+ * frame (the source position the engine shows in diagnostics) and drop the rest; a hostnet
+ * resource's first frame is always this file's (or the SDK's) constructor line, which says nothing,
+ * so it goes too (and with it the copy the engine stores as sourcePosition). The SDK version is
  * pinned exactly, and this private hook is checked before it is wrapped.
  */
 function trimRecordedStackTraces(): void {
@@ -27,7 +37,10 @@ function trimRecordedStackTraces(): void {
   const original = resource.stackTrace;
   if (typeof original !== "function" || resource.__hostnetTrimmed) return;
   resource.stackTrace = (skip: number) =>
-    original.call(pulumi.Resource, skip).slice(0, 1);
+    original
+      .call(pulumi.Resource, skip)
+      .slice(0, 1)
+      .filter((f) => !UNINFORMATIVE_FRAME.test(frameUri(f)));
   resource.__hostnetTrimmed = true;
 }
 trimRecordedStackTraces();
@@ -58,6 +71,8 @@ export function providerStub(kind: string): pulumi.dynamic.ResourceProvider {
   let stub = stubs.get(kind);
   if (!stub) {
     stub = installedStub(kind) ?? {
+      configure: async (req: pulumi.dynamic.ConfigureRequest) =>
+        hostnetRuntime().configure?.(req.config),
       check: (olds: any, news: any) => hostnetRuntime().check(kind, olds, news),
       diff: (id: string, olds: any, news: any) =>
         hostnetRuntime().diff(kind, id, olds, news),
@@ -71,6 +86,48 @@ export function providerStub(kind: string): pulumi.dynamic.ResourceProvider {
     stubs.set(kind, stub);
   }
   return stub;
+}
+
+/**
+ * A resource's `__provider` as the SDK's dynamic-provider process loads it:
+ * `requireFromString(text).handler()` must return the provider. A kind with a module in
+ * `hostnet-provider` gets a one-line `require` of it written here (about 70 bytes; the SDK's own
+ * serialization of the same `require` wraps it in 220). The type token stays the dynamic
+ * provider's (pulumi-nodejs:dynamic/hostnet:<kind>), so URNs are the ones pulumi.dynamic.Resource made.
+ */
+const providerTexts = new Map<string, Promise<string>>();
+
+function providerText(kind: string): Promise<string> {
+  let text = providerTexts.get(kind);
+  if (!text) {
+    const stub = providerStub(kind);
+    text = installedStub(kind)
+      ? Promise.resolve(
+          `exports.handler = () => require(${JSON.stringify(`hostnet-provider/${kind}.js`)});\n`,
+        )
+      : pulumi.runtime
+          .serializeFunction(() => stub, { allowSecrets: false })
+          .then((f) => f.text);
+    providerTexts.set(kind, text);
+  }
+  return text;
+}
+
+/** A custom resource served by hostnet's dynamic provider of `kind`. */
+abstract class DynamicResource extends pulumi.CustomResource {
+  protected constructor(
+    kind: string,
+    name: string,
+    props: Record<string, unknown>,
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      `pulumi-nodejs:dynamic/hostnet:${kind}`,
+      name,
+      { ...props, __provider: pulumi.output(providerText(kind)) },
+      opts,
+    );
+  }
 }
 
 /** pulumi.Input on every top-level property. */
@@ -103,21 +160,33 @@ function splitConnection(conn: pulumi.Input<ConnectionInput>): {
     for (const f of SECRET_FIELDS) delete rest[f];
     return rest;
   });
-  const secretPart = all.apply((c) => {
+  // Stored (encrypted) with every resource, so only when the key text itself was given: a key
+  // reference (privateKeyFile, privateKeyConfig) or an agent leaves no credentials in state.
+  const credentials = all.apply((c) => {
     const out: Record<string, unknown> = {};
     for (const f of SECRET_FIELDS)
       if ((c as Record<string, unknown>)[f] !== undefined)
         out[f] = (c as Record<string, unknown>)[f];
-    return out;
+    return Object.keys(out).length > 0 ? pulumi.secret(out) : undefined;
   });
   return {
     connection: pulumi.unsecret(publicPart),
-    credentials: pulumi.secret(secretPart),
+    credentials,
   };
 }
 
+/**
+ * False when the connection is a plain object with no key text: a key reference or an agent. Such
+ * a resource stores no credentials and needs no secret-output option (about 45 bytes of state).
+ */
+function mayHoldKeyText(conn: pulumi.Input<ConnectionInput>): boolean {
+  if (pulumi.Output.isInstance(conn) || conn instanceof Promise) return true;
+  const c = conn as Record<string, unknown>;
+  return SECRET_FIELDS.some((f) => c[f] !== undefined);
+}
+
 /** Base class of the hostnet resources: splits secrets out and marks them secret in state. */
-export abstract class HostnetResource extends pulumi.dynamic.Resource {
+export abstract class HostnetResource extends DynamicResource {
   declare readonly id: pulumi.Output<string>;
   /** machine-id of the host the object lives on (host identity check). */
   declare readonly machineId: pulumi.Output<string>;
@@ -141,43 +210,36 @@ export abstract class HostnetResource extends pulumi.dynamic.Resource {
     const props: Record<string, unknown> = {
       ...args,
       connection,
-      credentials,
+      ...(mayHoldKeyText(args.connection) ? { credentials } : {}),
       ownerToken: owner,
       machineId: undefined,
       created: undefined,
     };
     super(
-      providerStub(kind),
+      kind,
       name,
       props,
-      {
-        ...opts,
-        additionalSecretOutputs: [
-          ...(opts?.additionalSecretOutputs ?? []),
-          "credentials",
-        ],
-      },
-      "hostnet",
-      kind,
+      mayHoldKeyText(args.connection)
+        ? {
+            ...opts,
+            additionalSecretOutputs: [
+              ...(opts?.additionalSecretOutputs ?? []),
+              "credentials",
+            ],
+          }
+        : opts,
     );
   }
 }
 
 /** Base class of resources that touch no host (rollout gates). */
-export abstract class HostlessResource extends pulumi.dynamic.Resource {
+export abstract class HostlessResource extends DynamicResource {
   protected constructor(
     kind: string,
     name: string,
     props: object,
     opts?: pulumi.CustomResourceOptions,
   ) {
-    super(
-      providerStub(kind),
-      name,
-      props as pulumi.Inputs,
-      opts,
-      "hostnet",
-      kind,
-    );
+    super(kind, name, props as Record<string, unknown>, opts);
   }
 }

@@ -3,7 +3,7 @@
 // the same comparison drives diff, refresh and drift reports.
 import { hostFor, Host } from "../host";
 import { KindContext, ResourceKind } from "../kinds/kind";
-import { TransportError } from "../transport";
+import { configureStack, StackConfigView, TransportError } from "../transport";
 import {
   comparedKeys,
   connectionIdentity,
@@ -12,6 +12,7 @@ import {
   definedOnly,
   fullSchema,
   kindOf,
+  onlyKeySourceChanged,
   parseProps,
   Props,
   same,
@@ -19,6 +20,11 @@ import {
 } from "./props";
 
 export { check } from "./check";
+
+/** The engine's stack configuration for this provider process: where privateKeyConfig keys are found. */
+export function configure(config: StackConfigView): void {
+  configureStack(config);
+}
 
 /**
  * A provider whose engine died without telling it (killed by SIGKILL, a cancelled CI job) would keep
@@ -258,6 +264,19 @@ export async function update(
   const kind = kindOf(kindName);
   const o = parseProps(kind, olds);
   const n = parseProps(kind, news);
+  if (onlyKeySourceChanged(kind, olds, news)) {
+    // Only the key source changed (e.g. a state from before key references): nothing to do on
+    // the host; the outputs take the new connection and drop the old stored key.
+    const outs: Props = {
+      ...olds,
+      ...news,
+      ...n,
+      machineId: olds.machineId,
+      created: olds.created,
+    };
+    if (news.credentials === undefined) delete outs.credentials;
+    return { outs: definedOnly(outs) };
+  }
   const ctx = await contextFor(n, olds.machineId, kind.hostless);
   const extra = await kind.update(ctx, o, n);
   return {

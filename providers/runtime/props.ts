@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { CommonProps, ResourceKind } from "../kinds/kind";
 import { formatIssues } from "../schema";
+import { KEY_SOURCE_FIELDS } from "../transport";
 import { KINDS } from "./registry";
 
 /** The value the engine sends for properties not known yet during preview. */
@@ -92,4 +93,28 @@ function canonical(v: unknown): unknown {
 /** Which identity of the connection matters: a different machine means a new object. */
 export function connectionIdentity(c: Props | undefined): unknown {
   return c ? [c.host, c.port ?? 22] : undefined;
+}
+
+/** The connection without how it authenticates (the key source): what reaches the host. */
+export function withoutKeySource(c: Props | undefined): Props | undefined {
+  if (!c) return c;
+  const out: Props = { ...c };
+  for (const f of KEY_SOURCE_FIELDS) delete out[f];
+  return out;
+}
+
+/**
+ * True when olds and news differ only in how the host is authenticated (the connection's key
+ * source, the secret credentials): such an update changes nothing on the host, only the state.
+ */
+export function onlyKeySourceChanged(
+  kind: ResourceKind,
+  olds: Props,
+  news: Props,
+): boolean {
+  return (
+    comparedKeys(kind).every((k) => same(olds[k], news[k])) &&
+    (kind.replaces?.(olds, news) ?? []).length === 0 &&
+    same(withoutKeySource(olds.connection), withoutKeySource(news.connection))
+  );
 }

@@ -17,6 +17,12 @@ function runtime() {
 
 module.exports = function dispatch(kind) {
   return {
+    // The stack's config, from the engine: where a connection's privateKeyConfig key is found.
+    // (A runtime of an older checkout has no configure and no privateKeyConfig.)
+    configure: async (req) => {
+      const r = runtime();
+      if (typeof r.configure === "function") r.configure(req.config);
+    },
     check: (olds, news) => runtime().check(kind, olds, news),
     diff: (id, olds, news) => runtime().diff(kind, id, olds, news),
     create: (inputs) => runtime().create(kind, inputs),

@@ -1,3 +1,4 @@
 export * from "./shell";
 export * from "./ssh";
 export * from "./sshPool";
+export * from "./keySource";

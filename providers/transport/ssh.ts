@@ -24,6 +24,25 @@ export const ConnectionFields = z
     /** OpenSSH private key text. Pass it as a Pulumi secret; it never appears in plain state or logs. */
     privateKey: z.string().min(1).optional(),
     privateKeyPassphrase: z.string().optional(),
+    /**
+     * The key by reference: an OpenSSH private key file the runner reads when it connects. Only
+     * the path is stored in state (keySource.ts).
+     */
+    privateKeyFile: z
+      .string()
+      .startsWith("/", "privateKeyFile must be an absolute path")
+      .optional(),
+    /**
+     * The key by reference: the name of a stack config secret holding it ("hostnet:privateKey").
+     * The engine hands the stack config to the provider process; only the name is stored in state.
+     */
+    privateKeyConfig: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$/,
+        "privateKeyConfig must be a config key like hostnet:privateKey",
+      )
+      .optional(),
     /** Use the ssh-agent at SSH_AUTH_SOCK (or this socket path). */
     agent: z.union([z.boolean(), z.string().startsWith("/")]).default(false),
     /** Pinned host key: public key line or SHA256 fingerprint. */
@@ -58,23 +77,35 @@ export const ConnectionFields = z
   })
   .strict();
 
+const KEY_FIELDS = [
+  "privateKey",
+  "privateKeyFile",
+  "privateKeyConfig",
+] as const;
+
 export const Connection = ConnectionFields.refine(
-  (c) => c.privateKey !== undefined || c.agent !== false,
-  {
-    message: "give privateKey (as a secret) or agent: true",
-    path: ["privateKey"],
-  },
-).refine(
-  (c) =>
-    c.hostKey !== undefined ||
-    c.knownHostsFile !== undefined ||
-    c.trustOnFirstUse,
+  (c) => KEY_FIELDS.some((f) => c[f] !== undefined) || c.agent !== false,
   {
     message:
-      "pin the host key (hostKey or knownHostsFile); trustOnFirstUse: true is the explicit opt-out",
-    path: ["hostKey"],
+      "give privateKeyFile or privateKeyConfig (a reference to the key), privateKey (as a secret), or agent: true",
+    path: ["privateKey"],
   },
-);
+)
+  .refine((c) => KEY_FIELDS.filter((f) => c[f] !== undefined).length <= 1, {
+    message: "give only one of privateKey, privateKeyFile and privateKeyConfig",
+    path: ["privateKey"],
+  })
+  .refine(
+    (c) =>
+      c.hostKey !== undefined ||
+      c.knownHostsFile !== undefined ||
+      c.trustOnFirstUse,
+    {
+      message:
+        "pin the host key (hostKey or knownHostsFile); trustOnFirstUse: true is the explicit opt-out",
+      path: ["hostKey"],
+    },
+  );
 export type Connection = z.infer<typeof Connection>;
 export type ConnectionInput = z.input<typeof Connection>;
 

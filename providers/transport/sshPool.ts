@@ -3,6 +3,7 @@
 // re-established after a drop. Reads are retried after a drop; writes only when idempotent.
 import * as fs from "fs";
 import { Client, ClientChannel, ConnectConfig } from "ssh2";
+import { privateKeyOf } from "./keySource";
 import {
   Connection,
   ExecOptions,
@@ -280,6 +281,12 @@ export class HostSession {
   }
 
   private handshake(): Promise<Client> {
+    let privateKey: string | undefined;
+    try {
+      privateKey = privateKeyOf(this.conn, this.label);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const expected = expectedFingerprints(this.conn);
     let mismatch: string | undefined;
     const client = new Client();
@@ -290,7 +297,7 @@ export class HostSession {
       readyTimeout: this.conn.connectTimeoutMs,
       keepaliveInterval: 5000,
       keepaliveCountMax: 3,
-      privateKey: this.conn.privateKey,
+      privateKey,
       passphrase: this.conn.privateKeyPassphrase,
       agent:
         this.conn.agent === true
