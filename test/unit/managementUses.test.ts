@@ -25,6 +25,7 @@ import {
   vethLinkPlanner,
 } from "../../providers/kinds/vethLink";
 import { VmNetnsProps, vmNetnsPlanner } from "../../providers/kinds/vmNetns";
+import { FdbEntryProps, fdbEntryPlanner } from "../../providers/kinds/fdbEntry";
 
 /** A host managed over eth0 (10.1.0.7/24, gateway 10.1.0.1) from 192.0.2.50. */
 const MP: ManagementPath = {
@@ -210,6 +211,42 @@ describe("every sysctl hostnet writes targets an interface it makes or a namespa
     }
   });
 
+  it("FdbEntry: only IPv6 on (no address, RAs ignored) for its own bridge, only where IPv6 is off there", () => {
+    // The bridge may well carry the management address (VMs bridged onto br0). With IPv6 off on it
+    // there is no IPv6 management path there, and turning IPv6 on with addrgenmode none and
+    // accept_ra=0 gives the bridge no IPv6 address and leaves IPv4 untouched: the path is unchanged.
+    const p = FdbEntryProps.parse({
+      bridge: "br0",
+      port: "tap1",
+      mac: "02:00:00:00:00:01",
+      neighbours: ["192.0.2.10", "2001:db8::10"],
+    });
+    const steps = fdbEntryPlanner.plan(p, undefined, {});
+    expect(sysctlWrites(steps)).to.deep.equal([
+      ["", "br0", "net.ipv6.conf.br0.accept_ra"],
+      ["", "br0", "net.ipv6.conf.br0.disable_ipv6"],
+    ]);
+    const sh = steps.find((s) => s.op.kind === "sh")!.op as unknown as {
+      commands: string[][];
+    };
+    expect(sh.commands[0]).to.deep.equal([
+      "ip",
+      "link",
+      "set",
+      "dev",
+      "br0",
+      "addrgenmode",
+      "none",
+    ]);
+    expect(
+      sh.commands.slice(1).map((c) => c[c.length - 1].split("=")[1]),
+    ).to.deep.equal(["0", "0"]);
+    const v4only = FdbEntryProps.parse({ ...p, neighbours: ["192.0.2.10"] });
+    expect(
+      sysctlWrites(fdbEntryPlanner.plan(v4only, undefined, {})),
+    ).to.deep.equal([]);
+  });
+
   it("no other code in providers/, components/ or stacks/ writes a sysctl", () => {
     const root = resolve(__dirname, "../../..");
     const files = (dir: string): string[] =>
@@ -230,6 +267,7 @@ describe("every sysctl hostnet writes targets an interface it makes or a namespa
       .map((f) => relative(root, f))
       .sort();
     expect(writers).to.deep.equal([
+      "providers/kinds/fdbEntry/plan.ts",
       "providers/kinds/vethLink/plan.ts",
       "providers/kinds/vmNetns/plan.ts",
     ]);
