@@ -241,6 +241,7 @@ function mutualPeer(
     if (other === ns) continue;
     for (const l of state.links) {
       if (
+        l.kind === "veth" &&
         l.index === link.peerIndex &&
         l.peerIndex === link.index &&
         l.peerNetnsId !== undefined
@@ -269,6 +270,10 @@ function resolvePeer(
     if (peer !== undefined) link.peerName = peer.name;
     return;
   }
+  // Only veth ends point back at each other. A macvlan's lower never does, and taking the one
+  // link elsewhere whose index and peer index happen to mirror ours (ifindexes repeat in every
+  // namespace) drew a macvlan's lower as some other namespace's veth.
+  if (link.kind !== "veth") return;
   const hit = mutualPeer(namespaces, ns, link);
   if (hit !== undefined)
     [link.peerNetns, link.peerName] = [hit[0], hit[1].name];
