@@ -329,7 +329,12 @@ function environmentHosts(env: string): {
       execFileSync(
         path.join(ENGINE_BIN, "pulumi"),
         ["config", "--json", "--show-secrets", "-s", env],
-        { cwd: PROJECT_ROOT, env: engineEnv(env), encoding: "utf8" },
+        {
+          cwd: PROJECT_ROOT,
+          env: engineEnv(env),
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "pipe"],
+        },
       ),
     );
   if (env === "lab") {
@@ -339,7 +344,7 @@ function environmentHosts(env: string): {
       cfg = readConfig();
     } catch {
       console.error(
-        "picture: no config of stack lab (run 'npm run demo' to create it); drawing without VM names",
+        "picture: no config of stack lab (create it with 'npm run demo' or 'npm run pulumi -- up -s lab'); drawing without VM names",
       );
     }
     return labHosts(configVms(cfg));
