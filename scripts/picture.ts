@@ -8,6 +8,9 @@ import * as path from "path";
 import type { HostSnapshot, Link, NamespaceState } from "../providers/state";
 import type { DriftItem } from "./stacks";
 import type { HostEntry, KeyRef } from "../stacks/config";
+import { derivedNames, vmKey, VmSpec } from "../components/spec";
+import { formatIssues } from "../providers/schema";
+import { z } from "zod";
 
 const SKIP = new Set(["loopback"]);
 
@@ -38,8 +41,12 @@ function staticFdb(state: NamespaceState, dev: string): string[] {
     .map((f) => `fdb ${f.mac} static`);
 }
 
-function label(l: Link, state: NamespaceState): string {
-  const bits = [l.name, l.kind === "device" ? "" : l.kind];
+function label(
+  l: Link,
+  state: NamespaceState,
+  owner: string | undefined,
+): string {
+  const bits = [l.name, owner ?? "", l.kind === "device" ? "" : l.kind];
   if (l.macvlan) bits.push(`mode ${l.macvlan.mode}`);
   if (l.port && (l.port.learning === false || l.port.flood === false))
     bits.push("learning/flood off");
@@ -125,6 +132,36 @@ function filterNote(
   });
 }
 
+/** What the picture needs of a VM in the stack config: its name, `ifname` override and host. */
+export const PictureVm = z.object(
+  VmSpec.pick({ name: true, ifname: true, host: true }).shape,
+);
+export type PictureVm = z.infer<typeof PictureVm>;
+
+/**
+ * Which VM each object of a host's picture belongs to, from the stack config and the same
+ * derivedNames the components use: "netns:NAME" for the VM's namespaces, "link:NAME" for its host
+ * ends (veth, tap, macvlan/macvtap, the routed host end), each to "vm NAME (key KEY)" (just "vm
+ * NAME" when the name is its own key). Objects of no VM are not in the map.
+ */
+export function vmLabels(
+  vms: readonly PictureVm[],
+  host: string,
+): Map<string, string> {
+  const labels = new Map<string, string>();
+  for (const vm of vms.filter((v) => v.host === host)) {
+    const key = vmKey(vm);
+    const text =
+      key === vm.name ? `vm ${vm.name}` : `vm ${vm.name} (key ${key})`;
+    const n = derivedNames(vm);
+    for (const netns of [n.netns, n.guestNetns])
+      labels.set(`netns:${netns}`, text);
+    for (const dev of [n.hostPort, n.tap, n.macvlan])
+      labels.set(`link:${dev}`, text);
+  }
+  return labels;
+}
+
 const DRIFTED = 'color="#cc0000",fontcolor="#cc0000",penwidth=2.5';
 
 /** What drifted, keyed by node id (an interface or nft table) or by "netns:NAME" (a whole namespace). */
@@ -155,12 +192,14 @@ const dotLabel = (text: string) =>
 /**
  * DOT text for one host. Pure, so it is unit-tested. `drift` (this host's items of the drift
  * report) colours each drifted object red with what drifted; objects missing on the host are drawn
- * dashed, as the drift gate will create them.
+ * dashed, as the drift gate will create them. `owners` (vmLabels of this host) names the VM of each
+ * VM's namespace and host-end interface.
  */
 export function topologyDot(
   snap: HostSnapshot,
   title: string,
   drift?: DriftItem[],
+  owners: Map<string, string> = new Map(),
 ): string {
   const marks = driftMarks(drift ?? []);
   const state = drift
@@ -189,13 +228,17 @@ export function topologyDot(
     if (links.length === 0 && !state.nft) return;
     const nsMarks = marks.get(`netns:${ns}`);
     drawn.add(`netns:${ns}`);
+    const owner = ns ? owners.get(`netns:${ns}`) : undefined;
     const clusterLabel =
-      (ns ? `netns ${ns}` : "root namespace") + lines(nsMarks ?? []);
+      (ns ? `netns ${ns}` : "root namespace") +
+      lines([...(owner ? [owner] : []), ...(nsMarks ?? [])]);
     out.push(
       `  subgraph cluster_${i} { label=${dotLabel(clusterLabel)}; style=rounded; color=${nsMarks ? '"#cc0000"; penwidth=2.5; fontcolor="#cc0000"' : '"#888888"'};`,
     );
     for (const l of links)
-      out.push(`    ${node(id(ns, l.name), shape(l), label(l, state))}`);
+      out.push(
+        `    ${node(id(ns, l.name), shape(l), label(l, state, owners.get(`link:${l.name}`)))}`,
+      );
     out.push(
       ...filterNote(ns, state).map(
         ([nid, text]) =>
@@ -245,17 +288,31 @@ export function renderSvg(dot: string, file: string): void {
   );
 }
 
-/** Hosts and key of an environment: the lab inventory, or the stack's own config. */
+/** The VMs of a stack's raw config (`pulumi config --json`), checked: a bad entry names its field. */
+export function configVms(
+  cfg: Record<string, { value?: string }>,
+): PictureVm[] {
+  const raw: unknown = JSON.parse(cfg["hostnet:vms"]?.value ?? "[]");
+  const r = PictureVm.array().safeParse(raw);
+  if (r.success) return r.data;
+  const problems = formatIssues(r.error, "vms");
+  throw new Error(
+    `the stack's hostnet:vms cannot be read (${problems.join("; ")}); nothing was drawn or changed: fix the stack config`,
+  );
+}
+
+/** Hosts, key and VMs of an environment: the lab inventory, or the stack's own config. */
 function environmentHosts(env: string): {
   hosts: HostEntry[];
   key: string | KeyRef;
+  vms: PictureVm[];
 } {
   const { engineEnv, ENGINE_BIN, PROJECT_ROOT } = require("./engine");
   const {
     HostEntry,
     readLabInventory,
   }: typeof import("../stacks/config") = require("../stacks/config");
-  const labHosts = () => {
+  const labHosts = (vms: PictureVm[]) => {
     const inv = readLabInventory();
     const hosts = inv.hosts.map((h) =>
       HostEntry.parse({
@@ -265,16 +322,36 @@ function environmentHosts(env: string): {
         hostKey: h.hostKey,
       }),
     );
-    return { hosts, key: fs.readFileSync(inv.privateKeyPath, "utf8") };
+    return { hosts, key: fs.readFileSync(inv.privateKeyPath, "utf8"), vms };
   };
-  if (env === "lab") return labHosts();
-  const json = execFileSync(
-    path.join(ENGINE_BIN, "pulumi"),
-    ["config", "--json", "--show-secrets", "-s", env],
-    { cwd: PROJECT_ROOT, env: engineEnv(env), encoding: "utf8" },
-  );
-  const cfg = JSON.parse(json);
-  if (cfg["hostnet:inventory"]?.value === "lab") return labHosts();
+  const readConfig = () =>
+    JSON.parse(
+      execFileSync(
+        path.join(ENGINE_BIN, "pulumi"),
+        ["config", "--json", "--show-secrets", "-s", env],
+        {
+          cwd: PROJECT_ROOT,
+          env: engineEnv(env),
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      ),
+    );
+  if (env === "lab") {
+    // The lab picture works without a lab stack; VM names come from its config when there is one.
+    let cfg: Record<string, { value?: string }> = {};
+    try {
+      cfg = readConfig();
+    } catch {
+      console.error(
+        "picture: no config of stack lab (create it with 'npm run demo' or 'npm run pulumi -- up -s lab'); drawing without VM names",
+      );
+    }
+    return labHosts(configVms(cfg));
+  }
+  const cfg = readConfig();
+  const vms = configVms(cfg);
+  if (cfg["hostnet:inventory"]?.value === "lab") return labHosts(vms);
   const hosts = JSON.parse(cfg["hostnet:hosts"]?.value ?? "[]").map(
     (h: unknown) => HostEntry.parse(h),
   );
@@ -284,6 +361,7 @@ function environmentHosts(env: string): {
     key:
       cfg["hostnet:privateKey"]?.value ??
       (keyFile ? { privateKeyFile: keyFile } : ""),
+    vms,
   };
 }
 
@@ -315,7 +393,7 @@ async function main(): Promise<void> {
   const outDir = path.resolve(
     args[1] ?? path.join(__dirname, "..", "..", ".hostnet", "pictures"),
   );
-  const { hosts, key } = environmentHosts(env);
+  const { hosts, key, vms } = environmentHosts(env);
   let drift: DriftItem[] | undefined;
   if (withDrift) {
     const { driftReport, environmentStack, formatDrift } =
@@ -334,7 +412,7 @@ async function main(): Promise<void> {
         hosts.map((x) => x.name),
       );
     const file = path.join(outDir, `${h.name}.svg`);
-    renderSvg(topologyDot(snap, h.name, mine), file);
+    renderSvg(topologyDot(snap, h.name, mine, vmLabels(vms, h.name)), file);
     console.log(
       `${h.name}: ${file}${mine ? ` (${mine.length} drifted object(s) in red)` : ""}`,
     );

@@ -10,11 +10,14 @@ import * as path from "path";
 import type * as automation from "@pulumi/pulumi/automation";
 import { hostFor } from "../../providers/host";
 import { closeAllSessions } from "../../providers/transport";
+import { derivedNames, vmKey } from "../../components/spec";
 import { renderSvg, topologyDot } from "../../scripts/picture";
 import { environmentStack } from "../../scripts/stacks";
 import { LabHost, labUp, privateKey, ROOT, sshRun } from "../support/lab";
 
 const STACK = "test-pic";
+/** A long, dual-stack VM name (issue 14): its interfaces carry a derived key, the picture both. */
+const LONG = "picture-routed-vm-0001";
 const CONFIG = `config:
   hostnet:inventory: lab
   hostnet:simulatedNics: [nic0]
@@ -24,16 +27,33 @@ const CONFIG = `config:
     - {name: pb, host: lab1, attachment: bridged, bridge: br-pc, mac: "02:00:00:3b:00:02", ipv4: [198.19.61.2/24], managedFdb: true, simulate: true}
     - {name: pc, host: lab1, attachment: macvlan, lower: nic0, macvlanMode: bridge, mac: "02:00:00:3b:00:03", ipv4: [198.19.62.3/24], simulate: true}
     - {name: pd, host: lab1, attachment: routed, mac: "02:00:00:3b:00:04", ipv4: [198.19.63.4/32], simulate: true}
+    - {name: ${LONG}, host: lab1, attachment: routed, mac: "02:00:00:3b:00:05", ipv4: [198.19.63.5/32], ipv6: ["2001:db8:63::5/128"], simulate: true}
 `;
 
-/** The <g> element Graphviz writes for the node or edge whose <title> is `title`. */
-function svgElement(svg: string, title: string): string {
-  const escaped = title
+/** Text as Graphviz writes it into SVG. */
+const svgText = (text: string) =>
+  text
     .replace(/&/g, "&amp;")
     .replace(/</g, "&lt;")
     .replace(/>/g, "&gt;")
     .replace(/-/g, "&#45;");
-  const at = svg.indexOf(`<title>${escaped}</title>`);
+
+/** `npm run picture -- ARGS` (the built script): exit code and output. */
+function runPicture(args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) =>
+    execFile(
+      "node",
+      [path.join(ROOT, "dist", "scripts", "picture.js"), ...args],
+      { cwd: ROOT, maxBuffer: 1 << 26 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? 1 : 0, out: stdout + stderr }),
+    ),
+  );
+}
+
+/** The <g> element Graphviz writes for the node or edge whose <title> is `title`. */
+function svgElement(svg: string, title: string): string {
+  const at = svg.indexOf(`<title>${svgText(title)}</title>`);
   expect(at, `no element titled ${title} in the SVG`).to.be.greaterThan(-1);
   return svg.slice(at, svg.indexOf("</g>", at));
 }
@@ -100,25 +120,32 @@ describe("pictures: live topology and drift overlay, rendered by Graphviz", func
     expect(svg).to.not.include("#cc0000");
   });
 
+  it("npm run picture -- ENV: a long-named dual-stack VM's name next to its key on its namespace and host end", async () => {
+    const r = await runPicture([STACK, dir]);
+    expect(r.code, r.out).to.equal(0);
+    const key = vmKey(LONG);
+    const n = derivedNames(LONG);
+    expect(n.hostPort).to.equal(`hv-${key}`).and.not.include(LONG);
+    const svg = fs.readFileSync(path.join(dir, "lab1.svg"), "utf8");
+    const owner = `>${svgText(`vm ${LONG} (key ${key})`)}<`;
+    expect(svgElement(svg, `root/${n.hostPort}`))
+      .to.include(owner)
+      .and.include(">route 198.19.63.5/32<")
+      .and.include(">route 2001:db8:63::5/128<");
+    const cluster = svg.indexOf(`>netns ${svgText(n.guestNetns)}<`);
+    expect(cluster, "the VM's namespace cluster").to.be.greaterThan(-1);
+    expect(svg.slice(cluster, svg.indexOf("</g>", cluster))).to.include(owner);
+    // Objects of no VM are unchanged: the bridge and the root namespace carry no VM name.
+    expect(svgElement(svg, "root/br-pc")).to.not.include(">vm ");
+    expect(svgElement(svg, "root/hv-pd")).to.include(">vm pd<");
+  });
+
   it("npm run picture -- ENV --drift: drifted objects in red with what drifted; the rest unchanged", async () => {
     sshRun(
       lab1,
       "bridge fdb del 02:00:00:3b:00:02 dev tap-pb master static; bridge link set dev hv-pa learning on",
     );
-    const r: { code: number; out: string } = await new Promise((resolve) =>
-      execFile(
-        "node",
-        [
-          path.join(ROOT, "dist", "scripts", "picture.js"),
-          STACK,
-          dir,
-          "--drift",
-        ],
-        { cwd: ROOT, maxBuffer: 1 << 26 },
-        (err, stdout, stderr) =>
-          resolve({ code: err ? 1 : 0, out: stdout + stderr }),
-      ),
-    );
+    const r = await runPicture([STACK, dir, "--drift"]);
     expect(r.code, r.out).to.equal(0);
     expect(r.out)
       .to.include("DRIFT VethLink lab1-pa-uplink: update: a.portFlags")
