@@ -104,15 +104,21 @@ export function withoutKeySource(c: Props | undefined): Props | undefined {
 }
 
 /**
- * True when olds and news differ only in how the host is authenticated (the connection's key
+ * True when olds and news differ, and only in how the host is authenticated (the connection's key
  * source, the secret credentials): such an update changes nothing on the host, only the state.
+ * Identical inputs are not such a change: an update with nothing changed in its inputs comes from a
+ * kind's live recheck (HostHealth's verdict), which must run.
  */
 export function onlyKeySourceChanged(
   kind: ResourceKind,
   olds: Props,
   news: Props,
 ): boolean {
+  const keySourceChanged =
+    !same(olds.connection, news.connection) ||
+    !same(olds.credentials, news.credentials);
   return (
+    keySourceChanged &&
     comparedKeys(kind).every((k) => same(olds[k], news[k])) &&
     (kind.replaces?.(olds, news) ?? []).length === 0 &&
     same(withoutKeySource(olds.connection), withoutKeySource(news.connection))

@@ -114,6 +114,8 @@ describe("key source: the SSH key by reference, never stored per resource", () =
     expect(
       onlyKeySourceChanged(kind, olds, { ...news, name: "vm-b" }),
     ).to.equal(false);
+    // Nothing changed at all: an update a kind's live recheck asked for (HostHealth), which runs.
+    expect(onlyKeySourceChanged(kind, news, { ...news })).to.equal(false);
   });
 
   it("the stack's hosts carry the key reference, or the key text for tools", () => {
