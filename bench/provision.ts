@@ -1111,7 +1111,10 @@ export interface TargetVerdict {
 export interface TargetPoint {
   n: number;
   lbBuildS: number;
+  lbTeardownS: number;
   wallS: Record<Phase, number>;
+  /** The engine floor's wall time for the same resource count, same settings. */
+  floorS: Record<Phase, number>;
   refreshRoundTrips: number;
 }
 
@@ -1131,6 +1134,18 @@ export function targets(points: TargetPoint[]): TargetVerdict[] {
     target: `no-op preview --refresh of ${big.n} VMs ≤ 2× the lower bound`,
     measured: `${f1(pr)}×`,
     pass: pr <= 2,
+  });
+  const down = big.wallS.destroy / big.lbTeardownS;
+  out.push({
+    target: `destroy of ${big.n} VMs ≤ 3× the lower bound's teardown`,
+    measured: `${f1(down)}×`,
+    pass: down <= 3,
+  });
+  const noop = big.wallS["noop-up"] / big.floorS["noop-up"];
+  out.push({
+    target: `no-op up of ${big.n} VMs ≤ 1.5× the engine floor's no-op up`,
+    measured: `${f2(noop)}×`,
+    pass: noop <= 1.5,
   });
   const trips = points.map((p) => p.refreshRoundTrips);
   out.push({
@@ -1153,14 +1168,17 @@ export function targets(points: TargetPoint[]): TargetVerdict[] {
   return out;
 }
 
+const phaseWalls = (wall: (p: Phase) => number) =>
+  Object.fromEntries(PHASES.map((p) => [p, wall(p)])) as Record<Phase, number>;
+
 function mainPoints(sums: SizeSummary[]): TargetPoint[] {
   return sums.map((s) => ({
     n: s.n,
     lbBuildS: s.lbBuildS,
+    lbTeardownS: s.lbTeardownS,
     refreshRoundTrips: s.hostnet["preview-refresh"].ssh?.roundTrips ?? NaN,
-    wallS: Object.fromEntries(
-      PHASES.map((p) => [p, s.hostnet[p].wallS]),
-    ) as Record<Phase, number>,
+    wallS: phaseWalls((p) => s.hostnet[p].wallS),
+    floorS: phaseWalls((p) => s.floor[p].wallS),
   }));
 }
 
@@ -1175,15 +1193,17 @@ function variantPoints(
     .flatMap((v) => {
       const base = sums.find((s) => s.n === v.n);
       if (!base) return [];
-      const phase = (p: Phase) => v.hostnet.phases.find((x) => x.phase === p)!;
+      const phase = (l: Lifecycle, p: Phase) =>
+        l.phases.find((x) => x.phase === p)!;
       return [
         {
           n: v.n,
           lbBuildS: base.lbBuildS,
-          refreshRoundTrips: phase("preview-refresh").ssh?.roundTrips ?? NaN,
-          wallS: Object.fromEntries(
-            PHASES.map((p) => [p, phase(p).wallS]),
-          ) as Record<Phase, number>,
+          lbTeardownS: base.lbTeardownS,
+          refreshRoundTrips:
+            phase(v.hostnet, "preview-refresh").ssh?.roundTrips ?? NaN,
+          wallS: phaseWalls((p) => phase(v.hostnet, p).wallS),
+          floorS: phaseWalls((p) => phase(v.floor, p).wallS),
         },
       ];
     });
@@ -1242,7 +1262,11 @@ export function provisioningSection(report: ProvisionReport): BenchSection {
   row("hostnet / lower bound: destroy / teardown", (s) =>
     ratio(s.hostnet.destroy.wallS, s.lbTeardownS),
   );
-  row("floor / lower bound: up", (s) => ratio(s.floor.up.wallS, s.lbBuildS));
+  row(
+    "floor / lower bound: up / preview --refresh",
+    (s) =>
+      `${ratio(s.floor.up.wallS, s.lbBuildS)} / ${ratio(s.floor["preview-refresh"].wallS, s.lbBuildS)}`,
+  );
   row(
     "hostnet − floor per resource: up / refresh (ms)",
     (s) =>

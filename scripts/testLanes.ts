@@ -1,4 +1,4 @@
-// The test suite in parallel lanes (scripts/test.sh runs this when HOSTNET_TEST_LANES > 1): the
+// The test suite in parallel lanes (scripts/test.sh runs this unless HOSTNET_TEST_LANES=1; default 2): the
 // unit tests first, then the integration files split into K lanes, each lane ONE mocha process
 // against its own lab (HOSTNET_LAB_ID = HOSTNET_TEST_LAB_BASE + lane), so lanes never share lab
 // hosts, a bridge, an inventory or a key. Files go longest-first to the least-loaded lane by the
@@ -64,13 +64,24 @@ export function fileTimes(out: string): Map<string, number> {
 }
 
 /**
- * Longest-first onto the least-loaded lane (ties: the lower lane). The lab test goes first in
- * lane 0, as in the serial run: it takes its lab down at its end, and later files bring it up again.
+ * Files that must share a lane: both deploy the project's real `lab` stack (one into the file
+ * backend, one into Postgres) and both write .hostnet/reports/lab-drift.json, which each reads
+ * back; in two lanes at once one would read the other's report.
+ */
+export const SAME_LANE: readonly (readonly string[])[] = [
+  ["gitops.test.js", "backend.test.js"],
+];
+
+/**
+ * Longest-first onto the least-loaded lane (ties: the lower lane); a SAME_LANE group moves as one
+ * unit, its files in the given order. The lab test goes first in lane 0, as in the serial run: it
+ * takes its lab down at its end, and later files bring it up again.
  */
 export function assignLanes(
   files: string[],
   seconds: Record<string, number>,
   lanes: number,
+  sameLane: readonly (readonly string[])[] = SAME_LANE,
 ): { files: string[]; seconds: number }[] {
   const out = Array.from({ length: lanes }, () => ({
     files: [] as string[],
@@ -82,13 +93,21 @@ export function assignLanes(
     out[0].files.push(f);
     out[0].seconds += cost(f);
   }
-  const rest = files
-    .filter((f) => !isLab(f))
-    .sort((a, b) => cost(b) - cost(a) || a.localeCompare(b));
-  for (const f of rest) {
+  const groupOf = (f: string) =>
+    sameLane.findIndex((g) => g.includes(path.basename(f)));
+  const units: string[][] = [];
+  for (const f of files.filter((f) => !isLab(f))) {
+    const g = groupOf(f);
+    const unit = g < 0 ? undefined : units.find((u) => groupOf(u[0]) === g);
+    if (unit) unit.push(f);
+    else units.push([f]);
+  }
+  const unitCost = (u: string[]) => u.reduce((t, f) => t + cost(f), 0);
+  units.sort((a, b) => unitCost(b) - unitCost(a) || a[0].localeCompare(b[0]));
+  for (const u of units) {
     const lane = out.reduce((min, l) => (l.seconds < min.seconds ? l : min));
-    lane.files.push(f);
-    lane.seconds += cost(f);
+    lane.files.push(...u);
+    lane.seconds += unitCost(u);
   }
   return out;
 }
@@ -210,7 +229,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const lanes = envInt("HOSTNET_TEST_LANES", 1, 1, 10);
+  const lanes = envInt("HOSTNET_TEST_LANES", 2, 1, 10);
   const base = envInt("HOSTNET_TEST_LAB_BASE", 0, 0, 9);
   if (base + lanes - 1 > 9) {
     console.error(

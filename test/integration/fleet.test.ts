@@ -9,14 +9,12 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { hostStackConfig, summaryTable } from "../../scripts/fleet";
-import { LabHost, labUp, ROOT, sshRun } from "../support/lab";
+import { breakBridging, LabHost, labUp, ROOT, sshRun } from "../support/lab";
 
 const ENV = "test-fleet";
 const CONFIG_DIR = path.join(ROOT, ".hostnet", "tmp", "fleet-config");
 const BRIDGE = "br-fl";
-const BREAK =
-  "nft -f - <<'EOF'\ntable bridge fl_break {\n chain forward { type filter hook forward priority 0; policy drop; }\n}\nEOF";
-const FIX = "nft delete table bridge fl_break 2>/dev/null; true";
+const { brk: BREAK, fix: FIX } = breakBridging("fl_break");
 
 function fleet(...args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {

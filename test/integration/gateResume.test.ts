@@ -8,14 +8,18 @@ import * as pulumi from "@pulumi/pulumi";
 import { deployFleet } from "../../stacks/index";
 import { parseStackConfig, StackConfig } from "../../stacks/config";
 import { independentSnapshot, StepReport, TestStack } from "../support/harness";
-import { LabHost, labUp, privateKey, sshRun } from "../support/lab";
+import {
+  breakBridging,
+  LabHost,
+  labUp,
+  privateKey,
+  sshRun,
+} from "../support/lab";
 
 const HOSTS = ["lab1", "lab2", "lab3", "lab4"];
 const BRIDGE = "br-gr";
 /** Drops every frame the host's bridges forward: the VMs' pings fail, nothing hostnet manages changes. */
-const BREAK =
-  "nft -f - <<'EOF'\ntable bridge gr_break {\n chain forward { type filter hook forward priority 0; policy drop; }\n}\nEOF";
-const FIX = "nft delete table bridge gr_break 2>/dev/null; true";
+const { brk: BREAK, fix: FIX } = breakBridging("gr_break");
 
 /** Two simulated VMs per host on one bridge; serial [1, 2, "100%"]: lab1 | lab2, lab3 | lab4. */
 function fleetConfig(): StackConfig {

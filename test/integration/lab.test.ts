@@ -376,13 +376,29 @@ describe("lab (scripts/lab.sh)", function () {
       "processes still holding lab mounts",
     ).to.deep.equal([]);
 
-    // t1 lived only in lab1's private /run/netns: no process is in it and no mount table
-    // anywhere still pins it, so the kernel has released it.
+    // t1 lived only in lab1's private /run/netns: no mount table anywhere still pins it at a
+    // mount point named t1, and no process of this lab is in it, so the kernel has released it.
+    // The kernel reuses a freed namespace's inode number, and other labs (test lanes, other
+    // checkouts) create namespaces meanwhile, so the number alone may name one of theirs by now:
+    // their sshds (command line naming another lab directory) and mounts under other names are
+    // not t1.
     const t1 = `net:[${t1NetnsInode}]`;
+    const otherLab = (pid: string) => {
+      const cmd = tryRead(`/proc/${pid}/cmdline`) ?? "";
+      return /\.hostnet\/lab/.test(cmd) && !cmd.includes(`${LAB_DIR}/`);
+    };
     expect(
-      pids().filter((pid) => tryReadlink(`/proc/${pid}/ns/net`) === t1),
+      pids().filter(
+        (pid) => tryReadlink(`/proc/${pid}/ns/net`) === t1 && !otherLab(pid),
+      ),
     ).to.deep.equal([]);
-    expect(processesWithMountMatching(t1)).to.deep.equal([]);
+    expect(
+      pids().filter((pid) =>
+        (tryRead(`/proc/${pid}/mountinfo`) ?? "")
+          .split("\n")
+          .some((m) => m.includes(t1) && / \S*\/t1 /.test(m)),
+      ),
+    ).to.deep.equal([]);
 
     expect(fs.existsSync(INVENTORY_PATH), "inventory removed").to.equal(false);
     expect(

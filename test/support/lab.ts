@@ -65,6 +65,26 @@ export function labConnection(h: LabHost, opts: { sudo?: boolean } = {}) {
 }
 
 /** Run a command on a lab host through its own OpenSSH session. */
+/**
+ * The shell commands that break a lab host behind hostnet's back: a foreign bridge-family nft table
+ * `table` whose forward chain drops every frame any bridge of the host forwards (so its VMs cannot
+ * reach each other; nothing hostnet manages changes). The throwaway bridge comes first because of
+ * a kernel quirk seen on 6.18: in a network namespace that never had a bridge, a bridge-family base
+ * chain created before the first bridge does not see that bridge's frames; once any bridge has
+ * existed in the namespace, it does. A fresh lab host (test lanes bring labs up fresh) is such a
+ * namespace, and the break then did nothing.
+ */
+export function breakBridging(table: string): { brk: string; fix: string } {
+  if (!/^[a-z][a-z0-9_]{0,30}$/.test(table))
+    throw new Error(`breakBridging: bad table name '${table}'`);
+  return {
+    brk:
+      "ip link add hnbrk0 type bridge && ip link del hnbrk0 && nft -f - <<'EOF'\n" +
+      `table bridge ${table} {\n chain forward { type filter hook forward priority 0; policy drop; }\n}\nEOF`,
+    fix: `nft delete table bridge ${table} 2>/dev/null; true`,
+  };
+}
+
 export function sshRun(
   h: LabHost,
   command: string,

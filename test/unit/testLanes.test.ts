@@ -45,6 +45,20 @@ describe("test lanes (scripts/testLanes.ts)", () => {
     expect(lanes.map((l) => l.seconds)).to.deep.equal([80, 110]);
   });
 
+  it("keeps a same-lane group together, charged as one unit", () => {
+    const lanes = assignLanes(
+      ["x/a.test.js", "x/b.test.js", "x/c.test.js", "x/d.test.js"],
+      secs,
+      2,
+      [["c.test.js", "d.test.js"]],
+    );
+    expect(lanes.map((l) => l.files)).to.deep.equal([
+      ["x/c.test.js", "x/d.test.js"],
+      ["x/a.test.js", "x/b.test.js"],
+    ]);
+    expect(lanes.map((l) => l.seconds)).to.deep.equal([110, 180]);
+  });
+
   it("reads the reporter's last closing count, or none when the run died before it", () => {
     expect(
       closingCounts(
