@@ -80,6 +80,9 @@ function addr(a: string): string {
   return assertToken("address", a, ADDR_RE);
 }
 
+/** The token checks for the other nft scripts of this folder (arpAnswer.ts). */
+export const emitToken = { ident, mac, addr } as const;
+
 /** `x` for one element, `{ a, b }` (sorted, deduplicated) for several. */
 function setOf(items: string[]): string {
   const uniq = [...new Set(items)].sort();
