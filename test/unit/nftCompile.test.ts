@@ -159,6 +159,8 @@ describe("nftCompile", () => {
       const body = chainBody(out.script, cout);
       expect(body).to.deep.equal([
         'comment "to-vm vnet0 clean-traffic"',
+        // the broadcast-ARP fast path: two compares, no set lookup
+        "ether daddr ff:ff:ff:ff:ff:ff ether type arp return",
         `ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 ether daddr != ${MAC_A} counter drop`,
         `ether type { arp, ip } ether daddr { ${MAC_A}, ff:ff:ff:ff:ff:ff } return`,
         "ether type ip ether daddr & ff:ff:ff:80:00:00 == 01:00:5e:00:00:00 return",
@@ -647,7 +649,11 @@ describe("nftCompile", () => {
         "ip saddr 10.0.0.0/8 ip daddr 10.1.0.0/16 counter drop",
         "meta l4proto tcp tcp dport 443 counter return",
       ]);
-      expect(outb[6]).to.match(/^ether daddr & 01:00/);
+      // the port's own rules come before the broadcast-ARP fast path, which cannot bypass them
+      expect(outb[6]).to.equal(
+        "ether daddr ff:ff:ff:ff:ff:ff ether type arp return",
+      );
+      expect(outb[7]).to.match(/^ether daddr & 01:00/);
     });
 
     it("apply to accept-all and drop-all ports too", () => {
@@ -827,6 +833,7 @@ table bridge hostnet {
 
 	chain p_vnet0_104bee39_out {
 		comment "to-vm vnet0 clean-traffic"
+		ether daddr ff:ff:ff:ff:ff:ff ether type arp return
 		ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 ether daddr != 02:00:00:c8:00:01 counter drop
 		ether type { arp, ip } ether daddr { 02:00:00:c8:00:01, ff:ff:ff:ff:ff:ff } return
 		ether type ip ether daddr & ff:ff:ff:80:00:00 == 01:00:5e:00:00:00 return
@@ -846,6 +853,7 @@ table bridge hostnet {
 
 	chain p_vnet1_69281797_out {
 		comment "to-vm vnet1 clean-traffic"
+		ether daddr ff:ff:ff:ff:ff:ff ether type arp return
 		ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 ether daddr != 02:00:00:c8:00:02 counter drop
 		ether type { arp, ip } ether daddr { 02:00:00:c8:00:02, ff:ff:ff:ff:ff:ff } return
 		ether type ip ether daddr & ff:ff:ff:80:00:00 == 01:00:5e:00:00:00 return
