@@ -6,10 +6,12 @@
  *   (c) hostnet FilterChain (vmap)        3-rule chain per port      (d) isolated-netns per VM
  *   (e) managed fdb + ARP suppression (+ the same FilterChain as (c))
  *   diagnostics, only on request: c0 dispatch only, c1 from-vm in prerouting, c2 empty nft hook,
- *   c3 maps keyed by ifindex
- *   only on request: (f) a 3-host VXLAN segment as hostnet programs it, always measured together
- *   with (f0), the same segment flooding with learning on; (f1) (f) + neigh_suppress on the VM
- *   ports (N = VM ports per host)
+ *   c3 maps keyed by ifindex, c4 (c) without its broadcast-ARP fast path, c6 the fast path in the
+ *   forward base chain
+ *   only on request: (e1) (e) + ARP answered at the asking port's ingress (compileArpAnswer);
+ *   (f) a 3-host VXLAN segment as hostnet programs it, always measured together with (f0), the same
+ *   segment flooding with learning on; (f1) (f) + neigh_suppress on the VM ports; (f2) (f) + ARP
+ *   answered at host 1's VM ports (N = VM ports per host)
  *
  * Everything is built on THIS machine inside throwaway network namespaces named hnbd-*; nothing is
  * created in the root namespace. Frames come from a namespace through an AF_PACKET socket (a small
