@@ -6,8 +6,8 @@
  *   (c) hostnet FilterChain (vmap)        3-rule chain per port      (d) isolated-netns per VM
  *   (e) managed fdb + ARP suppression (+ the same FilterChain as (c))
  *   diagnostics, only on request: c0 dispatch only, c1 from-vm in prerouting, c2 empty nft hook,
- *   c3 maps keyed by ifindex, c4 (c) without its broadcast-ARP fast path, c6 the fast path in the
- *   forward base chain
+ *   c3 maps keyed by ifindex, c4 (c) without its broadcast-ARP fast paths, c6 (c) without the one
+ *   in the forward base chain
  *   only on request: (e1) (e) + ARP answered at the asking port's ingress (compileArpAnswer);
  *   (f) a 3-host VXLAN segment as hostnet programs it, always measured together with (f0), the same
  *   segment flooding with learning on; (f1) (f) + neigh_suppress on the VM ports; (f2) (f) + ARP
@@ -26,6 +26,7 @@ import * as path from "path";
 import { derivedNames, VmSpec } from "../components/spec";
 import { hostPortFlags } from "../components/vmPort";
 import {
+  BROADCAST_ARP_ACCEPT,
   BROADCAST_ARP_RETURN,
   compileArpAnswer,
   compileFilterChain,
@@ -45,8 +46,7 @@ import { batchLine } from "../providers/transport";
  * c2 = an empty nft forward base chain: the floor any per-clone nft filter pays;
  * c3 = (c) with its maps keyed by interface index (iif/oif) instead of name (iifname/oifname);
  * c4 = (c) without the broadcast-ARP fast path of its to-vm chains (the table until 2026-11-30);
- * c6 = (c) with the broadcast-ARP fast path in the forward base chain, after the from-vm dispatch and
- *      before the to-vm one (`accept`: valid only when every port's to-vm chain returns such frames).
+ * c6 = (c) without the broadcast-ARP fast path of its forward base chain (to-vm chains' fast path only).
  */
 export type CaseId =
   | "a"
@@ -76,8 +76,8 @@ export const CASES: Record<CaseId, string> = {
   c1: "FilterChain, from-vm in prerouting (proposal)",
   c2: "empty nft forward chain (floor)",
   c3: "FilterChain keyed by ifindex (proposal)",
-  c4: "FilterChain without the broadcast-ARP fast path (until 2026-11-30)",
-  c6: "FilterChain, fast path before the to-vm dispatch (proposal)",
+  c4: "FilterChain without the broadcast-ARP fast paths (until 2026-11-30)",
+  c6: "FilterChain without the forward-hook fast path",
   d: "isolated-netns per VM",
   e: "managed fdb + ARP suppression",
   e1: "(e) + ARP answered at the port's ingress",
@@ -545,7 +545,8 @@ export function hostnetFilter(
  * prerouting (which also covers local delivery), instead of once per clone in forward plus input.
  */
 export function fromVmInPrerouting(script: string): string {
-  const fwd = "\t\tiifname vmap @from_vm\n\t\toifname vmap @to_vm\n";
+  const fwd =
+    "\t\ttype filter hook forward priority filter; policy accept;\n\t\tiifname vmap @from_vm\n";
   const input =
     "\tchain input_hook {\n\t\ttype filter hook input priority filter; policy accept;\n";
   if (!script.includes(fwd) || !script.includes(input)) {
@@ -554,7 +555,10 @@ export function fromVmInPrerouting(script: string): string {
     );
   }
   return script
-    .replace(fwd, "\t\toifname vmap @to_vm\n")
+    .replace(
+      fwd,
+      "\t\ttype filter hook forward priority filter; policy accept;\n",
+    )
     .replace(
       input,
       "\tchain input_hook {\n\t\ttype filter hook prerouting priority filter; policy accept;\n",
@@ -581,37 +585,34 @@ export function keyedByIndex(script: string): string {
   return out;
 }
 
-/**
- * c4: (c)'s table without the broadcast-ARP fast path, i.e. the to-vm chains compileFilterChain
- * emitted before it had one (measured as the proposal "c4" = old (c) + fast path on 2026-11-30).
- */
-export function withoutArpFastPath(script: string): string {
-  const line = `\t\t${BROADCAST_ARP_RETURN}\n`;
-  if (!script.includes(line))
-    throw new Error(
-      "dataplane bench: compileFilterChain no longer emits the broadcast-ARP fast path; update withoutArpFastPath (case c4)",
-    );
-  return script.split(line).join("");
+/** `script` without each of `lines` (a rule line of the compiled table), which must be there. */
+function withoutRules(script: string, lines: string[], what: string): string {
+  let out = script;
+  for (const l of lines) {
+    const line = `\t\t${l}\n`;
+    if (!out.includes(line))
+      throw new Error(
+        `dataplane bench: compileFilterChain no longer emits "${l}"; update ${what}`,
+      );
+    out = out.split(line).join("");
+  }
+  return out;
 }
 
 /**
- * c6: broadcast ARP leaves the forward base chain after the from-vm dispatch, before the per-clone
- * to-vm dispatch. Same verdicts as (c) only while every port's to-vm chain returns broadcast ARP
- * (clean-traffic or accept-all without to-vm rules): true for the bench's table.
+ * c4: (c)'s table without its broadcast-ARP fast paths (the to-vm chains' `return`, the forward
+ * hook's `accept`): the table compileFilterChain emitted until 2026-11-30.
  */
-export const BASE_FAST_PATH =
-  "ether daddr ff:ff:ff:ff:ff:ff ether type arp accept";
-export function fastPathInBase(script: string): string {
-  const fwd = "\t\tiifname vmap @from_vm\n\t\toifname vmap @to_vm\n";
-  if (!script.includes(fwd))
-    throw new Error(
-      "dataplane bench: compileFilterChain's forward chain changed shape; update fastPathInBase (case c6)",
-    );
-  return script.replace(
-    fwd,
-    `\t\tiifname vmap @from_vm\n\t\t${BASE_FAST_PATH}\n\t\toifname vmap @to_vm\n`,
+export const withoutArpFastPaths = (script: string): string =>
+  withoutRules(
+    script,
+    [BROADCAST_ARP_RETURN, BROADCAST_ARP_ACCEPT],
+    "withoutArpFastPaths (case c4)",
   );
-}
+
+/** c6: (c)'s table without the forward hook's fast path (the to-vm chains keep theirs). */
+export const withoutBaseFastPath = (script: string): string =>
+  withoutRules(script, [BROADCAST_ARP_ACCEPT], "withoutBaseFastPath (case c6)");
 
 /** (e1)/(f2): the netdev table that answers ARP at the ingress of `ports` (arpAnswer.ts). */
 export function arpAnswerTable(
@@ -1023,14 +1024,14 @@ async function buildCase(c: CaseId, n: number, tmp: string): Promise<void> {
   if (c === "c4")
     await loadNft(
       BR_NS,
-      withoutArpFastPath(hostnetFilter(n)),
+      withoutArpFastPaths(hostnetFilter(n)),
       `load FilterChain without the broadcast-ARP fast path for ${n} ports`,
     );
   if (c === "c6")
     await loadNft(
       BR_NS,
-      fastPathInBase(hostnetFilter(n)),
-      `load FilterChain with the fast path in the forward chain for ${n} ports`,
+      withoutBaseFastPath(hostnetFilter(n)),
+      `load FilterChain without the forward hook's fast path for ${n} ports`,
     );
   if (c === "c1")
     await loadNft(
@@ -1049,7 +1050,7 @@ async function buildCase(c: CaseId, n: number, tmp: string): Promise<void> {
   if (c === "c0")
     await loadNft(
       BR_NS,
-      hostnetFilter(n, "accept-all"),
+      withoutBaseFastPath(hostnetFilter(n, "accept-all")), // dispatch only: every clone is dispatched
       `load accept-all FilterChain for ${n} ports into netns hnbd-br`,
     );
   if (c === "e" || c === "e1") await buildSuppression(n);

@@ -131,6 +131,8 @@ describe("nftCompile", () => {
       expect(chainBody(out.script, "forward_hook")).to.deep.equal([
         "type filter hook forward priority filter; policy accept;",
         "iifname vmap @from_vm",
+        // every to-vm chain returns broadcast ARP: accepted before the per-clone to-vm dispatch
+        "ether daddr ff:ff:ff:ff:ff:ff ether type arp accept",
         "oifname vmap @to_vm",
       ]);
       expect(chainBody(out.script, "input_hook")).to.deep.equal([
@@ -408,6 +410,67 @@ describe("nftCompile", () => {
     });
   });
 
+  describe("broadcast ARP accepted in the forward hook before the to-vm dispatch", () => {
+    const ACCEPT = "ether daddr ff:ff:ff:ff:ff:ff ether type arp accept";
+    const fwdOf = (spec: FilterChainSpecInput): string[] =>
+      chainBody(compileFilterChain(spec).script, "forward_hook");
+    const clean = {
+      port: "vnet0",
+      policy: "clean-traffic" as const,
+      mac: MAC_A,
+      ipv4: ["198.18.200.1"],
+    };
+    it("only while every to-vm chain returns it: clean-traffic and accept-all without to-vm rules", () => {
+      expect(
+        fwdOf({ ports: [clean, { port: "v1", policy: "accept-all" }] }),
+      ).to.include(ACCEPT);
+      // a from-vm rule does not matter: the from-vm dispatch comes first
+      expect(
+        fwdOf({
+          ports: [
+            {
+              ...clean,
+              rules: [{ direction: "from-vm", action: "drop", proto: "icmp" }],
+            },
+          ],
+        }),
+      ).to.deep.equal([
+        "type filter hook forward priority filter; policy accept;",
+        "iifname vmap @from_vm",
+        ACCEPT,
+        "oifname vmap @to_vm",
+      ]);
+    });
+    for (const [what, spec] of [
+      [
+        "a drop-all port",
+        { ports: [clean, { port: "v1", policy: "drop-all" }] },
+      ],
+      [
+        "a port with a to-vm rule",
+        {
+          ports: [
+            {
+              ...clean,
+              rules: [{ direction: "to-vm", action: "drop", proto: "arp" }],
+            },
+          ],
+        },
+      ],
+      [
+        "raw text (it could add rules to a per-port chain)",
+        { ports: [clean], raw: "chain extra {\n}" },
+      ],
+    ] as [string, FilterChainSpecInput][])
+      it(`not with ${what}`, () => {
+        expect(fwdOf(spec)).to.deep.equal([
+          "type filter hook forward priority filter; policy accept;",
+          "iifname vmap @from_vm",
+          "oifname vmap @to_vm",
+        ]);
+      });
+  });
+
   describe("scale: 300 ports", () => {
     const out = compileFilterChain(manyPorts(300));
     it("has exactly two base chains, one vmap rule per direction, no per-port base-chain rule", () => {
@@ -417,7 +480,7 @@ describe("nftCompile", () => {
       expect(hooks).to.have.length(2);
       const fwd = chainBody(out.script, "forward_hook");
       const inp = chainBody(out.script, "input_hook");
-      expect(fwd).to.have.length(3); // header + 2 dispatch rules
+      expect(fwd).to.have.length(4); // header + 2 dispatch rules + broadcast ARP
       expect(inp).to.have.length(2); // header + 1 dispatch rule
       expect(fwd.filter((l) => l.includes("vmap"))).to.have.length(2);
       expect(inp.filter((l) => l.includes("vmap"))).to.have.length(1);
