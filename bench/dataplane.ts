@@ -1025,7 +1025,7 @@ async function buildCase(c: CaseId, n: number, tmp: string): Promise<void> {
     await loadNft(
       BR_NS,
       withoutArpFastPaths(hostnetFilter(n)),
-      `load FilterChain without the broadcast-ARP fast path for ${n} ports`,
+      `load FilterChain without the broadcast-ARP fast paths for ${n} ports`,
     );
   if (c === "c6")
     await loadNft(
@@ -1557,6 +1557,10 @@ function problems(
   if (c === "e1" && Number(v.bridgeRxPerFrame) > 0.05)
     out.push(
       `the bridge received ${v.bridgeRxPerFrame} frames per request: requests were not answered at the port's ingress`,
+    );
+  if (c === "e1" && Number(v.answeredPerFrame) < 0.95)
+    out.push(
+      `the ARP answer rule matched ${v.answeredPerFrame} times per request, expected 1`,
     );
   if (isSegment(c)) return out.concat(segmentProblems(c, n, v));
   if (!answers && clones < 0.95 * n)
