@@ -3,13 +3,20 @@
  * (hnnft-<pid>, hnnft-<pid>-a, hnnft-<pid>-b). Never touches the root namespace's ruleset.
  */
 import { expect } from "chai";
-import { spawnSync } from "child_process";
 import {
   chainNamesForPort,
   compileFilterChain,
   FilterChainSpecInput,
   removeScript,
 } from "../../providers/kinds/filterChain";
+import {
+  inNs,
+  must,
+  quietNamespace,
+  Result,
+  run,
+  vmBehindPort,
+} from "../support/localRun";
 
 const NS = `hnnft-${process.pid}`;
 const NS_A = `${NS}-a`;
@@ -22,42 +29,6 @@ const IP_A = "198.18.200.1";
 const IP_B = "198.18.200.2";
 const IP_BR = "198.18.200.254";
 
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(argv: string[], input?: string): Result {
-  const r = spawnSync(argv[0]!, argv.slice(1), {
-    input,
-    encoding: "utf8",
-    timeout: 60_000,
-    maxBuffer: 256 * 1024 * 1024, // `nft -j list` of 300 ports is several MB
-  });
-  return {
-    status: r.status,
-    stdout: r.stdout ?? "",
-    stderr: r.stderr ?? (r.error ? String(r.error) : ""),
-  };
-}
-
-function must(argv: string[], input?: string): string {
-  const r = run(argv, input);
-  if (r.status !== 0)
-    throw new Error(
-      `${argv.join(" ")} failed (${r.status}): ${r.stderr.trim()}`,
-    );
-  return r.stdout;
-}
-
-const inNs = (ns: string, argv: string[]): string[] => [
-  "ip",
-  "netns",
-  "exec",
-  ns,
-  ...argv,
-];
 const nft = (ns: string, script: string, check = false): Result =>
   run(inNs(ns, ["nft", ...(check ? ["-c"] : []), "-f", "-"]), script);
 
@@ -267,44 +238,20 @@ describe("nftCompile with real nft (netns)", function () {
         );
         this.skip();
       }
-      must(["ip", "netns", "add", NS_A]);
-      must(["ip", "netns", "add", NS_B]);
-      for (const ns of [NS, NS_A, NS_B]) {
-        // keep IPv6 autoconfiguration noise out of the counters
-        must(inNs(ns, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]));
-        must(
-          inNs(ns, ["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]),
-        );
-        must(["ip", "-n", ns, "link", "set", "lo", "up"]);
-      }
+      quietNamespace(NS_A);
+      quietNamespace(NS_B);
+      // NS exists since the outer before(); keep IPv6 autoconfiguration noise out of the counters
+      for (const k of ["all", "default"])
+        must(inNs(NS, ["sysctl", "-qw", `net.ipv6.conf.${k}.disable_ipv6=1`]));
+      must(["ip", "-n", NS, "link", "set", "lo", "up"]);
       must(["ip", "-n", NS, "link", "add", "br0", "type", "bridge"]);
       must(["ip", "-n", NS, "addr", "add", `${IP_BR}/24`, "dev", "br0"]);
       must(["ip", "-n", NS, "link", "set", "br0", "up"]);
-      for (const [port, vmNs, mac, ip] of [
+      for (const [port, ns, mac, ip] of [
         [PORT_A, NS_A, MAC_A, IP_A],
         [PORT_B, NS_B, MAC_B, IP_B],
-      ] as const) {
-        must([
-          "ip",
-          "-n",
-          NS,
-          "link",
-          "add",
-          port,
-          "type",
-          "veth",
-          "peer",
-          "name",
-          "eth0",
-          "netns",
-          vmNs,
-        ]);
-        must(["ip", "-n", NS, "link", "set", port, "master", "br0"]);
-        must(["ip", "-n", NS, "link", "set", port, "up"]);
-        must(["ip", "-n", vmNs, "link", "set", "eth0", "address", mac]);
-        must(["ip", "-n", vmNs, "addr", "add", `${ip}/24`, "dev", "eth0"]);
-        must(["ip", "-n", vmNs, "link", "set", "eth0", "up"]);
-      }
+      ] as const)
+        vmBehindPort(NS, "br0", port, { ns, mac, ip });
       const r = nft(
         NS,
         compileFilterChain({

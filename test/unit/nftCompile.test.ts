@@ -131,6 +131,8 @@ describe("nftCompile", () => {
       expect(chainBody(out.script, "forward_hook")).to.deep.equal([
         "type filter hook forward priority filter; policy accept;",
         "iifname vmap @from_vm",
+        // every to-vm chain returns broadcast ARP: accepted before the per-clone to-vm dispatch
+        "ether daddr ff:ff:ff:ff:ff:ff ether type arp accept",
         "oifname vmap @to_vm",
       ]);
       expect(chainBody(out.script, "input_hook")).to.deep.equal([
@@ -159,6 +161,8 @@ describe("nftCompile", () => {
       const body = chainBody(out.script, cout);
       expect(body).to.deep.equal([
         'comment "to-vm vnet0 clean-traffic"',
+        // the broadcast-ARP fast path: two compares, no set lookup
+        "ether daddr ff:ff:ff:ff:ff:ff ether type arp return",
         `ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 ether daddr != ${MAC_A} counter drop`,
         `ether type { arp, ip } ether daddr { ${MAC_A}, ff:ff:ff:ff:ff:ff } return`,
         "ether type ip ether daddr & ff:ff:ff:80:00:00 == 01:00:5e:00:00:00 return",
@@ -406,6 +410,67 @@ describe("nftCompile", () => {
     });
   });
 
+  describe("broadcast ARP accepted in the forward hook before the to-vm dispatch", () => {
+    const ACCEPT = "ether daddr ff:ff:ff:ff:ff:ff ether type arp accept";
+    const fwdOf = (spec: FilterChainSpecInput): string[] =>
+      chainBody(compileFilterChain(spec).script, "forward_hook");
+    const clean = {
+      port: "vnet0",
+      policy: "clean-traffic" as const,
+      mac: MAC_A,
+      ipv4: ["198.18.200.1"],
+    };
+    it("only while every to-vm chain returns it: clean-traffic and accept-all without to-vm rules", () => {
+      expect(
+        fwdOf({ ports: [clean, { port: "v1", policy: "accept-all" }] }),
+      ).to.include(ACCEPT);
+      // a from-vm rule does not matter: the from-vm dispatch comes first
+      expect(
+        fwdOf({
+          ports: [
+            {
+              ...clean,
+              rules: [{ direction: "from-vm", action: "drop", proto: "icmp" }],
+            },
+          ],
+        }),
+      ).to.deep.equal([
+        "type filter hook forward priority filter; policy accept;",
+        "iifname vmap @from_vm",
+        ACCEPT,
+        "oifname vmap @to_vm",
+      ]);
+    });
+    for (const [what, spec] of [
+      [
+        "a drop-all port",
+        { ports: [clean, { port: "v1", policy: "drop-all" }] },
+      ],
+      [
+        "a port with a to-vm rule",
+        {
+          ports: [
+            {
+              ...clean,
+              rules: [{ direction: "to-vm", action: "drop", proto: "arp" }],
+            },
+          ],
+        },
+      ],
+      [
+        "raw text (it could add rules to a per-port chain)",
+        { ports: [clean], raw: "chain extra {\n}" },
+      ],
+    ] as [string, FilterChainSpecInput][])
+      it(`not with ${what}`, () => {
+        expect(fwdOf(spec)).to.deep.equal([
+          "type filter hook forward priority filter; policy accept;",
+          "iifname vmap @from_vm",
+          "oifname vmap @to_vm",
+        ]);
+      });
+  });
+
   describe("scale: 300 ports", () => {
     const out = compileFilterChain(manyPorts(300));
     it("has exactly two base chains, one vmap rule per direction, no per-port base-chain rule", () => {
@@ -415,7 +480,7 @@ describe("nftCompile", () => {
       expect(hooks).to.have.length(2);
       const fwd = chainBody(out.script, "forward_hook");
       const inp = chainBody(out.script, "input_hook");
-      expect(fwd).to.have.length(3); // header + 2 dispatch rules
+      expect(fwd).to.have.length(4); // header + 2 dispatch rules + broadcast ARP
       expect(inp).to.have.length(2); // header + 1 dispatch rule
       expect(fwd.filter((l) => l.includes("vmap"))).to.have.length(2);
       expect(inp.filter((l) => l.includes("vmap"))).to.have.length(1);
@@ -647,7 +712,11 @@ describe("nftCompile", () => {
         "ip saddr 10.0.0.0/8 ip daddr 10.1.0.0/16 counter drop",
         "meta l4proto tcp tcp dport 443 counter return",
       ]);
-      expect(outb[6]).to.match(/^ether daddr & 01:00/);
+      // the port's own rules come before the broadcast-ARP fast path, which cannot bypass them
+      expect(outb[6]).to.equal(
+        "ether daddr ff:ff:ff:ff:ff:ff ether type arp return",
+      );
+      expect(outb[7]).to.match(/^ether daddr & 01:00/);
     });
 
     it("apply to accept-all and drop-all ports too", () => {
@@ -827,6 +896,7 @@ table bridge hostnet {
 
 	chain p_vnet0_104bee39_out {
 		comment "to-vm vnet0 clean-traffic"
+		ether daddr ff:ff:ff:ff:ff:ff ether type arp return
 		ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 ether daddr != 02:00:00:c8:00:01 counter drop
 		ether type { arp, ip } ether daddr { 02:00:00:c8:00:01, ff:ff:ff:ff:ff:ff } return
 		ether type ip ether daddr & ff:ff:ff:80:00:00 == 01:00:5e:00:00:00 return
@@ -846,6 +916,7 @@ table bridge hostnet {
 
 	chain p_vnet1_69281797_out {
 		comment "to-vm vnet1 clean-traffic"
+		ether daddr ff:ff:ff:ff:ff:ff ether type arp return
 		ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 ether daddr != 02:00:00:c8:00:02 counter drop
 		ether type { arp, ip } ether daddr { 02:00:00:c8:00:02, ff:ff:ff:ff:ff:ff } return
 		ether type ip ether daddr & ff:ff:ff:80:00:00 == 01:00:5e:00:00:00 return

@@ -1,5 +1,6 @@
 export * from "./nftSpec";
 export * from "./nftCompile";
+export * from "./arpAnswer";
 export { FilterChainProps } from "./schema";
 export { filterChainPlanner, ownedScript, tableDigest } from "./plan";
 export type { FilterChainObserved } from "./plan";
