@@ -12,6 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { inlineStack, PROJECT_ROOT } from "../../scripts/engine";
 import { changedProperties } from "../../scripts/stacks";
 import { stateSize } from "../../bench/stateSize";
+import { previewNonUpdates } from "../support/harness";
 import { inventory, LabHost, labUp, privateKey, sshRun } from "../support/lab";
 
 /** The release this code must stay compatible with (main before the architecture and scale work). */
@@ -192,17 +193,11 @@ describe("state made by the previous release is refreshed, updated and destroyed
     ).to.deep.equal(["same"]);
     // A preview may update properties this release added (e.g. a managed port's table became
     // exclusive), but nothing is created, deleted or replaced: URNs and identities are the same.
-    const changed: string[] = [];
-    await stack.preview({
-      color: "never",
-      onEvent: (e) => {
-        const md = e.resourcePreEvent?.metadata;
-        if (md && md.op !== "same" && md.op !== "update")
-          changed.push(
-            `${md.op} ${md.urn.split("::").pop()} ${(md.diffs ?? changedProperties(md.old?.outputs, md.new?.inputs)).join(",")}`,
-          );
-      },
-    });
+    const changed = await previewNonUpdates(stack, (md) =>
+      (md.diffs ?? changedProperties(md.old?.outputs, md.new?.inputs)).join(
+        ",",
+      ),
+    );
     expect(
       changed,
       "preview by this code: only in-place updates",

@@ -9,7 +9,7 @@ import { inlineStack } from "../../scripts/engine";
 import { parseStackConfig, StackConfig } from "../../stacks/config";
 import { deployFleet, keySource } from "../../stacks/index";
 import { stateSize } from "../../bench/stateSize";
-import { independentSnapshot } from "../support/harness";
+import { independentSnapshot, previewNonUpdates } from "../support/harness";
 import { inventory, LabHost, labUp, privateKey } from "../support/lab";
 
 function labConfig(): StackConfig {
@@ -38,20 +38,6 @@ function labConfig(): StackConfig {
     ],
   });
   return { ...c, hosts: c.hosts.filter((h) => h.name === "lab1") };
-}
-
-/** Operations of a preview other than same and in-place update (create, delete, replace...). */
-async function nonUpdates(stack: Awaited<ReturnType<typeof inlineStack>>) {
-  const seen: string[] = [];
-  await stack.preview({
-    color: "never",
-    onEvent: (e) => {
-      const md = e.resourcePreEvent?.metadata;
-      if (md && md.op !== "same" && md.op !== "update")
-        seen.push(`${md.op} ${md.urn.split("::").pop()}`);
-    },
-  });
-  return seen;
 }
 
 const hostnetResources = (exported: any) =>
@@ -92,7 +78,7 @@ describe("the SSH key is stored by reference, not with every resource", function
 
       byReference = true;
       expect(
-        await nonUpdates(stack),
+        await previewNonUpdates(stack),
         "no create, delete or replace",
       ).to.deep.equal([]);
       const up = await stack.up({ color: "never" });

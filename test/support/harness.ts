@@ -2,7 +2,11 @@
 // mutable config (so one test can up, change, preview and destroy), the engine's own account of
 // each step (op and changed properties per resource), and an independent view of a host's state
 // through a separate OpenSSH session for before/after comparisons.
-import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
+import type {
+  EngineEvent,
+  Stack,
+  StepEventMetadata,
+} from "@pulumi/pulumi/automation";
 import { inlineStack } from "../../scripts/engine";
 import { changedProperties } from "../../scripts/stacks";
 import { LabHost, sshRun } from "./lab";
@@ -126,6 +130,32 @@ export class TestStack<C> {
   async exportState(): Promise<string> {
     return JSON.stringify(await (await this.get()).exportStack());
   }
+}
+
+/**
+ * Previews `stack` and lists its steps other than same and in-place update (create, delete,
+ * replace...), one line each: the op, the resource's name, and what `detail` adds (if anything).
+ */
+export async function previewNonUpdates(
+  stack: Stack,
+  detail?: (md: StepEventMetadata) => string,
+): Promise<string[]> {
+  const seen: string[] = [];
+  await stack.preview({
+    color: "never",
+    onEvent: (e) => {
+      const md = e.resourcePreEvent?.metadata;
+      if (md && md.op !== "same" && md.op !== "update")
+        seen.push(
+          [
+            md.op,
+            md.urn.split("::").pop(),
+            ...(detail ? [detail(md)] : []),
+          ].join(" "),
+        );
+    },
+  });
+  return seen;
 }
 
 /** The error text (message, engine stdout and stderr) of an engine run that must fail. */
