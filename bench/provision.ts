@@ -925,8 +925,10 @@ export async function runProvisioningBench(
       loadavgStart: os.loadavg(),
       loadavgEnd: [],
       note:
+        // The bench cannot see what else runs on the machine; only the operator can say (the load
+        // averages at start and end are recorded either way).
         process.env.HOSTNET_BENCH_NOTE ??
-        "no other work was started during the run",
+        "other work on the machine not recorded (set HOSTNET_BENCH_NOTE to describe it)",
     },
     host: `${h.name} (${h.address})`,
     settings: opts.settings,
