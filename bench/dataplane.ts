@@ -25,10 +25,10 @@ import * as os from "os";
 import * as path from "path";
 import { derivedNames, VmSpec } from "../components/spec";
 import { hostPortFlags } from "../components/vmPort";
+import { compileArpAnswer } from "../providers/kinds/arpAnswer";
 import {
   BROADCAST_ARP_ACCEPT,
   BROADCAST_ARP_RETURN,
-  compileArpAnswer,
   compileFilterChain,
 } from "../providers/kinds/filterChain";
 import { portFlagLines } from "../providers/kinds/portFlags";

@@ -2,6 +2,7 @@
 // (kind, name, props, parent) as it instantiates the resource. The host's boot restore script and
 // its health checks are derived from that one record, so they cannot drift from the resources.
 import * as pulumi from "@pulumi/pulumi";
+import { ArpAnswer } from "../providers/kinds/arpAnswer";
 import { FdbEntry } from "../providers/kinds/fdbEntry";
 import { FilterChain } from "../providers/kinds/filterChain";
 import { HostBridge } from "../providers/kinds/hostBridge";
@@ -16,6 +17,7 @@ import type { ConnectionInput } from "../providers/transport";
 
 /** The resource classes a topology makes, by kind (the kind is the resource's type token). */
 const CLASSES = {
+  ArpAnswer,
   FdbEntry,
   FilterChain,
   HostBridge,

@@ -11,6 +11,7 @@ import {
 } from "../providers/kinds/bootRestore";
 import { KINDS } from "../providers/runtime/index";
 import type { ConnectionInput } from "../providers/transport";
+import { arpAnswersForHost } from "./arpAnswer";
 import { HostPlan } from "./hostPlan";
 import { BridgedVm } from "./bridged";
 import { IsolatedNetnsVm } from "./isolatedNetns";
@@ -149,6 +150,32 @@ export class HostTopology extends pulumi.ComponentResource {
             localVms: vmComponents,
           },
           { parent: this },
+        ),
+      );
+    }
+    for (const a of arpAnswersForHost(
+      args.hostName,
+      args.bridges,
+      args.vms,
+      args.segments ?? [],
+    )) {
+      this.children.push(
+        plan.make(
+          "ArpAnswer",
+          `${name}-arp-${a.bridge}`,
+          {
+            table: a.table,
+            ports: a.askers.map((x) => x.port),
+            entries: a.entries,
+          },
+          {
+            parent: this,
+            // Older kernels refuse an ingress hook on a device that does not exist yet.
+            dependsOn: [
+              ...(bridges.has(a.bridge) ? [bridges.get(a.bridge)!] : []),
+              ...a.askers.map((x) => vmComponents.get(x.vm)!),
+            ],
+          },
         ),
       );
     }

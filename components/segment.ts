@@ -4,7 +4,7 @@
 // underlay address elsewhere — so moving a VM is an in-place update of that entry on every host.
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "./hostPlan";
-import { bareAddresses, derivedNames, SegmentSpec, VmSpec } from "./spec";
+import { bareAddresses, bridgePort, SegmentSpec, VmSpec } from "./spec";
 
 export interface SegmentMember {
   vm: string;
@@ -65,19 +65,16 @@ export function segmentsForHost(
       local: underlay.get(host)!,
       members: vms
         .filter((v) => v.segment === seg.name)
-        .map((v) => {
-          const n = derivedNames(v.name);
-          return {
-            vm: v.name,
-            host: v.host,
-            mac: v.mac,
-            ipv4: bareAddresses(v.ipv4),
-            ...(v.ipv6.length > 0 ? { ipv6: bareAddresses(v.ipv6) } : {}),
-            port: v.attachment === "bridged" ? n.tap : n.hostPort,
-            underlay: underlay.get(v.host)!,
-            managedFdb: v.managedFdb,
-          };
-        }),
+        .map((v) => ({
+          vm: v.name,
+          host: v.host,
+          mac: v.mac,
+          ipv4: bareAddresses(v.ipv4),
+          ...(v.ipv6.length > 0 ? { ipv6: bareAddresses(v.ipv6) } : {}),
+          port: bridgePort(v),
+          underlay: underlay.get(v.host)!,
+          managedFdb: v.managedFdb,
+        })),
     }));
 }
 

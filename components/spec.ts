@@ -91,6 +91,13 @@ export const BridgeSpec = z
     uplink: IfName.optional(),
     /** nft table used for the per-host FilterChain of bridged VMs. */
     filterTable: NftIdentifier.default("hostnet"),
+    /**
+     * Answer broadcast ARP requests from this bridge's VMs for the addresses it is told about
+     * (its segment's members, its arpSuppress VMs) at the asking VM's port, before the bridge
+     * (ArpAnswer, components/arpAnswer.ts), so no such request is cloned to the bridge's ports.
+     * false leaves it to the bridge's neigh_suppress.
+     */
+    arpAnswer: z.boolean().default(true),
   })
   .strict();
 export type BridgeSpec = z.infer<typeof BridgeSpec>;
@@ -173,6 +180,12 @@ export function derivedNames(
     macvlan: `mv-${vm}`,
   };
 }
+
+/** A bridged or isolated-netns VM's port on its host bridge (the tap, or the host end of its veth). */
+export const bridgePort = (vm: VmSpec): string =>
+  vm.attachment === "bridged"
+    ? derivedNames(vm).tap
+    : derivedNames(vm).hostPort;
 
 /** The VM's addresses without prefix. */
 export const bareAddresses = (cidrs: readonly string[]): string[] =>

@@ -144,6 +144,10 @@ export function driftObjects(
           name: `nft:${typeof p.table === "string" ? p.table : "hostnet"}`,
         },
       ];
+    case "ArpAnswer":
+      return typeof p.table === "string"
+        ? [{ netns: ns, name: `nft:netdev:${p.table}` }]
+        : [];
     default:
       return end(p);
   }

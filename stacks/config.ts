@@ -261,7 +261,7 @@ function segmentProblems(c: StackConfig): string[] {
       );
     if (vm.arpSuppress) {
       problems.push(
-        `vms[${i}].arpSuppress: a segment VM must not have neigh_suppress on its own port (the bridge then never answers its ARP requests, so remote VMs are unreachable); the segment suppresses ARP on its vxlan port already: remove arpSuppress`,
+        `vms[${i}].arpSuppress: a segment VM must not have neigh_suppress on its own port (the bridge then never answers its ARP requests, so remote VMs are unreachable). The segment suppresses its ARP already: its requests are answered at its port (the bridge's arpAnswer) and on the vxlan port. Remove arpSuppress`,
       );
     }
   });

@@ -10,6 +10,7 @@ import { tapPortKind } from "../kinds/tapPort";
 import { hostHealthKind, rolloutGateKind } from "../kinds/hostHealth";
 import { bootRestoreKind } from "../kinds/bootRestore";
 import { vxlanDeviceKind } from "../kinds/vxlanDevice";
+import { arpAnswerKind } from "../kinds/arpAnswer";
 
 export const KINDS: Record<string, ResourceKind<any>> = {
   BootRestore: bootRestoreKind,
@@ -23,4 +24,5 @@ export const KINDS: Record<string, ResourceKind<any>> = {
   HostHealth: hostHealthKind,
   RolloutGate: rolloutGateKind,
   VxlanDevice: vxlanDeviceKind,
+  ArpAnswer: arpAnswerKind,
 };

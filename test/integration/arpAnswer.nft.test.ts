@@ -9,7 +9,7 @@
  */
 import { expect } from "chai";
 import { spawnSync } from "child_process";
-import { compileArpAnswer } from "../../providers/kinds/filterChain";
+import { compileArpAnswer } from "../../providers/kinds/arpAnswer";
 import {
   inNs,
   must,

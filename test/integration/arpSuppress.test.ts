@@ -1,9 +1,10 @@
-// ARP suppression (managed fdb + neigh_suppress + permanent neighbours on the bridge): broadcast
-// ARP for a known VM is answered by the bridge itself and never reaches the other suppressed VM
-// ports, while ARP for an unknown address is still flooded (the positive control that shows the
-// check can fail). Kernel rule (br_do_proxy_suppress_arp): the bridge answers only requests that
-// arrive on a port WITHOUT neigh_suppress (the uplink side, in EVPN terms) — requests from a
-// suppressed port are forwarded as usual — so as1 here stands for that side. The VMs are
+// ARP suppression (managed fdb + neigh_suppress + permanent neighbours on the bridge, and the
+// bridge's ArpAnswer table on every VM port): broadcast ARP for a known VM is answered before it
+// reaches any other VM port, while ARP for an unknown address is still flooded (the positive
+// control that shows the check can fail). Kernel rule (br_do_proxy_suppress_arp): the bridge itself
+// answers only requests that arrive on a port WITHOUT neigh_suppress (the uplink side, in EVPN
+// terms) and forwards requests from a suppressed port as usual; the ArpAnswer table answers at
+// every VM port, so as2's requests are answered too. The VMs are
 // dual-stack: the bridge answers IPv6 neighbour solicitations for a suppressed VM from its
 // permanent IPv6 neighbour entry in the same way (br_do_suppress_nd), so the NS never reaches the
 // target's port; without that entry (drift) it does, which is also the check's positive control.
@@ -144,6 +145,23 @@ EOF`,
       unknown(),
       "ARP requests for an unknown address that reached as3",
     ).to.be.greaterThan(0);
+  });
+
+  it("answers a suppressed VM's own request at its port (the bridge alone would flood it)", () => {
+    const atAs1 = ingressCounter(
+      "guest-as1",
+      "arpcap1",
+      "ether type arp arp operation request arp daddr ip 198.19.60.3",
+    );
+    sshRun(
+      h,
+      "ip -n guest-as2 neigh flush all; ip netns exec guest-as2 ping -c 2 -W 1 198.19.60.3",
+    );
+    expect(atAs1(), "as2's requests for as3 that reached as1").to.equal(0);
+    expect(sshRun(h, "ip -n guest-as2 neigh show 198.19.60.3")).to.include(
+      "02:00:00:3c:00:03",
+    );
+    sshRun(h, "ip netns exec guest-as1 nft delete table netdev arpcap1");
   });
 
   it("reports a deleted neighbour as drift and restores it", async () => {

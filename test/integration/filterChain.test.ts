@@ -7,7 +7,7 @@ import {
   FilterChainArgs,
 } from "../../providers/kinds/filterChain";
 import type { FilterChainSpecInput } from "../../providers/kinds/filterChain";
-import { independentSnapshot, TestStack } from "../support/harness";
+import { namespacesSnapshot, TestStack } from "../support/harness";
 import { labConnection, LabHost, labUp, sshJson, sshRun } from "../support/lab";
 
 type PortInput = FilterChainSpecInput["ports"][number];
@@ -67,18 +67,7 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
   const listTable = (t: string): NftDoc =>
     sshJson(h, `ip netns exec ${NS} nft -j list table bridge ${t}`);
   const tables = (): string => inNs("nft list tables");
-  // Bridge port timers tick by themselves; they are not state anyone set.
-  const mine = () =>
-    JSON.parse(
-      JSON.stringify(
-        Object.fromEntries(
-          Object.entries(independentSnapshot(h)).filter(([k]) =>
-            MY_NAMESPACES.includes(k),
-          ),
-        ),
-        (k, v) => (k.endsWith("_timer") ? undefined : v),
-      ),
-    );
+  const mine = () => namespacesSnapshot(h, MY_NAMESPACES);
   const chain = (
     extra: Partial<ChainConfig> & { ports: PortInput[] },
   ): ChainConfig => ({ netns: NS, ...extra });

@@ -239,6 +239,19 @@ export function independentSnapshot(h: LabHost): Record<string, unknown> {
   return result;
 }
 
+/** independentSnapshot of these namespaces only, without bridge port timers (they tick by themselves). */
+export function namespacesSnapshot(
+  h: LabHost,
+  names: readonly string[],
+): Record<string, unknown> {
+  const mine = Object.fromEntries(
+    Object.entries(independentSnapshot(h)).filter(([k]) => names.includes(k)),
+  );
+  return JSON.parse(
+    JSON.stringify(mine, (k, v) => (k.endsWith("_timer") ? undefined : v)),
+  );
+}
+
 // ---------------------------------------------------------------------------------------
 // The full snapshot: everything hostnet can leave behind on a host (issue 12, class 4)
 // ---------------------------------------------------------------------------------------

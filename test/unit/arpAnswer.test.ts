@@ -5,8 +5,8 @@ import {
   arpAnswerRemoveScript,
   ArpAnswerSpecInput,
   compileArpAnswer,
-  FilterSpecError,
-} from "../../providers/kinds/filterChain";
+} from "../../providers/kinds/arpAnswer";
+import { FilterSpecError } from "../../providers/kinds/filterChain";
 
 const A = { ip: "198.18.200.1", mac: "02:00:00:c8:00:01" };
 const B = { ip: "198.18.200.2", mac: "02:00:00:c8:00:02" };

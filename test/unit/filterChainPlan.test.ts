@@ -6,8 +6,8 @@ import * as path from "path";
 import {
   FilterChainProps,
   filterChainPlanner as planner,
-  tableDigest,
 } from "../../providers/kinds/filterChain";
+import { tableDigest } from "../../providers/kinds/nftTable";
 import { NftRuleset, ownerMark, ownerToken } from "../../providers/state";
 import { snapshotWith } from "../support/snapshotBuilder";
 
@@ -64,7 +64,9 @@ describe("FilterChain planner", () => {
   });
 
   it("observes the live table as the digest of its canonical form", () => {
-    expect(live()).to.deep.equal({ digest: tableDigest(ruleset, "hostnet") });
+    expect(live()).to.deep.equal({
+      digest: tableDigest(ruleset, "bridge", "hostnet"),
+    });
     expect(
       planner.observe(snapshotWith({ "": { nft: ruleset } }), {
         ...desired,

@@ -35,6 +35,7 @@
  */
 import { createHash } from "crypto";
 import { formatIssues, IfName, ipBits, NftIdentifier } from "../../schema";
+import { tableResetLines } from "../nftTable";
 import {
   CustomRule,
   familyOf,
@@ -88,7 +89,7 @@ function addr(a: string): string {
   return assertToken("address", a, ADDR_RE);
 }
 
-/** The token checks for the other nft scripts of this folder (arpAnswer.ts). */
+/** The token checks for the other nft scripts hostnet writes (kinds/arpAnswer/compile.ts). */
 export const emitToken = { ident, mac, addr } as const;
 
 /** `x` for one element, `{ a, b }` (sorted, deduplicated) for several. */
@@ -387,9 +388,8 @@ export interface CompiledFilterChain {
 }
 
 /** The idiom that makes create-or-replace (and delete-if-present) one atomic transaction. */
-function resetLines(table: string): string[] {
-  return [`table bridge ${table} {}`, `delete table bridge ${table}`];
-}
+const resetLines = (table: string): string[] =>
+  tableResetLines("bridge", table);
 
 /** Script that deletes `table bridge <table>`; deleting an absent table is not an error. */
 export function removeScript(table: string): string {

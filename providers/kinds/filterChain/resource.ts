@@ -1,16 +1,14 @@
 // The Pulumi class of FilterChain; its outputs are the schema's props (Outputs<T>) plus the two
-// the kind computes at apply (chains, portCount).
+// every whole-table kind computes at apply (chains, portCount).
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { CommonArgs, HostnetResource, Inputs, Outputs } from "../dynamic";
+import { Inputs, Outputs } from "../dynamic";
+import { NftTableArgs, NftTableResource } from "../nftTableResource";
 import { FilterChainProps } from "./schema";
 
-export interface FilterChainArgs
-  extends
-    CommonArgs,
-    Partial<
-      Inputs<Omit<z.input<typeof FilterChainProps>, "inSync" | "appliedDigest">>
-    > {
+export interface FilterChainArgs extends NftTableArgs<
+  Partial<Inputs<z.input<typeof FilterChainProps>>>
+> {
   ports: pulumi.Input<z.input<typeof FilterChainProps>["ports"]>;
 }
 
@@ -21,22 +19,12 @@ export interface FilterChain extends Outputs<FilterChainProps> {}
 
 /** nftables (bridge family) filters for VM ports: one verdict-map dispatch, one atomic transaction. */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export class FilterChain extends HostnetResource {
-  declare readonly chains: pulumi.Output<string[]>;
-  declare readonly portCount: pulumi.Output<number>;
+export class FilterChain extends NftTableResource {
   constructor(
     name: string,
     args: FilterChainArgs,
     opts?: pulumi.CustomResourceOptions,
   ) {
-    // Outputs that are not inputs must be named here, or the engine never exposes them.
-    const props: CommonArgs & Record<string, unknown> = {
-      ...args,
-      inSync: undefined,
-      appliedDigest: undefined,
-      chains: undefined,
-      portCount: undefined,
-    };
-    super("FilterChain", name, props, opts);
+    super("FilterChain", name, args, opts);
   }
 }

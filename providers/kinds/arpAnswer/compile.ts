@@ -39,8 +39,8 @@ import {
   MacAddress,
   NftIdentifier,
 } from "../../schema";
-import { emitToken, quoteIfName } from "./nftCompile";
-import { FilterSpecError } from "./nftSpec";
+import { emitToken, FilterSpecError, quoteIfName } from "../filterChain";
+import { tableResetLines } from "../nftTable";
 
 /** The kernel refuses a netdev chain hooked on more devices (NFT_NETDEVICE_MAX 256, exclusive). */
 export const ARP_ANSWER_DEVICES_PER_CHAIN = 255;
@@ -128,8 +128,7 @@ export interface CompiledArpAnswer {
 export function arpAnswerRemoveScript(table: string): string {
   const r = NftIdentifier.safeParse(table);
   if (!r.success) throw new FilterSpecError(formatIssues(r.error, "table"));
-  const t = emitToken.ident(table);
-  return `table netdev ${t} {}\ndelete table netdev ${t}\n`;
+  return tableResetLines("netdev", emitToken.ident(table)).join("\n") + "\n";
 }
 
 function elementsBlock(items: string[]): string[] {
