@@ -200,6 +200,8 @@ export interface ProfileResult {
    */
   nftSamples?: number;
   nftUsPerFrame?: number;
+  /** All the sender's kernel samples per frame, the same way: should come near the case's µs per frame, or the profile missed work. */
+  kernelUsPerFrame?: number;
   error?: string;
 }
 
@@ -1991,16 +1993,16 @@ async function profileCase(
     // kernel symbols only: the sender's own Python loop is not data plane
     const kernel = perfKernelSymbols(rep.stdout);
     const top = kernel.slice(0, 12).map(({ pct, sym }) => ({ pct, sym }));
-    const nftSamples = kernel
-      .filter((x) => x.sym.startsWith("nft_"))
-      .reduce((a, x) => a + (x.samples ?? 0), 0);
+    const samples = (xs: typeof kernel): number =>
+      xs.reduce((a, x) => a + (x.samples ?? 0), 0);
+    const perFrame = (k: number): number =>
+      round((k * (1e6 / PERF_HZ)) / (o.frames * boost), 3);
+    const nftSamples = samples(kernel.filter((x) => x.sym.startsWith("nft_")));
     const shares = isIngress(c)
       ? {
           nftSamples,
-          nftUsPerFrame: round(
-            (nftSamples * (1e6 / PERF_HZ)) / (o.frames * boost),
-            3,
-          ),
+          nftUsPerFrame: perFrame(nftSamples),
+          kernelUsPerFrame: perFrame(samples(kernel)),
         }
       : {};
     if (top.length === 0) {
@@ -2742,7 +2744,8 @@ export function ingressLines(
       if (pw?.nftUsPerFrame !== undefined && pwo?.nftUsPerFrame !== undefined)
         out.push(
           `    profile at N = ${n}: nft_* symbols ${pw.nftUsPerFrame.toFixed(3)} µs per frame with the table ` +
-            `(${pw.nftSamples} samples), ${pwo.nftUsPerFrame.toFixed(3)} without (${pwo.nftSamples})`,
+            `(${pw.nftSamples} samples), ${pwo.nftUsPerFrame.toFixed(3)} without (${pwo.nftSamples}); ` +
+            `all kernel samples ${fmt(pw.kernelUsPerFrame)} / ${fmt(pwo.kernelUsPerFrame)} µs per frame`,
         );
     }
   return out;
