@@ -234,16 +234,18 @@ describe("dataplane bench, cases (g)–(i1): the report line", () => {
     verify: { clonesPerFrame: 1.05, answeredPerFrame: 0, ok },
   });
 
+  const options = {
+    ns: [100],
+    cases: ["g" as const, "g1" as const],
+    frames: 1,
+    rate: 1,
+    reps: 3,
+    cpu: 1,
+  };
+
   it("prints without, with, the paired ratio and difference, the checks and the profiles' nft_* cost", () => {
     const lines = ingressLines({
-      options: {
-        ns: [100],
-        cases: ["g", "g1"],
-        frames: 1,
-        rate: 1,
-        reps: 3,
-        cpu: 1,
-      },
+      options,
       results: [result("g", [40, 42, 44]), result("g1", [41, 43, 46])],
       ratios: { "g1/g@100": 1.02 },
       deltas: { "g1-g@100": 1 },
@@ -281,14 +283,7 @@ describe("dataplane bench, cases (g)–(i1): the report line", () => {
 
   it("says FAILED when a round of either case failed its checks, and skips pairs not measured", () => {
     const lines = ingressLines({
-      options: {
-        ns: [100],
-        cases: ["g", "g1"],
-        frames: 1,
-        rate: 1,
-        reps: 3,
-        cpu: 1,
-      },
+      options,
       results: [result("g", [40, 42, 44]), result("g1", [41, 43, 46], false)],
       ratios: {},
       profiles: [],
