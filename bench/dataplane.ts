@@ -12,6 +12,10 @@
  *   (f) a 3-host VXLAN segment as hostnet programs it, always measured together with (f0), the same
  *   segment flooding with learning on; (f1) (f) + neigh_suppress on the VM ports; (f2) (f) + ARP
  *   answered at host 1's VM ports (N = VM ports per host)
+ *   only on request, the frames the ARP answer table does NOT answer (what its ingress hook costs
+ *   them), each on a plain bridge with static fdb entries, without it and with it (…1) on all N
+ *   VM ports and the sender's port: (g)/(g1) unicast IPv4 UDP to a VM, (h)/(h1) broadcast DHCP
+ *   discover, (i)/(i1) unicast ARP request to a VM (--cases g,g1,h,h1,i,i1)
  *
  * Everything is built on THIS machine inside throwaway network namespaces named hnbd-*; nothing is
  * created in the root namespace. Frames come from a namespace through an AF_PACKET socket (a small
@@ -64,7 +68,13 @@ export type CaseId =
   | "f"
   | "f0"
   | "f1"
-  | "f2";
+  | "f2"
+  | "g"
+  | "g1"
+  | "h"
+  | "h1"
+  | "i"
+  | "i1";
 
 export const DEFAULT_CASES: CaseId[] = ["a", "b", "c", "e", "d"];
 
@@ -85,11 +95,29 @@ export const CASES: Record<CaseId, string> = {
   f0: "3-host VXLAN segment, flooding + learning",
   f1: "(f) + neigh_suppress on the VM ports",
   f2: "(f) + ARP answered at host 1's VM ports' ingress",
+  g: "unicast IPv4 UDP to a VM",
+  g1: "(g) + ARP answer table on every port",
+  h: "broadcast DHCP discover",
+  h1: "(h) + ARP answer table on every port",
+  i: "unicast ARP request to a VM",
+  i1: "(i) + ARP answer table on every port",
 };
 
 /** The segment cases: three hosts, N VM ports on each. */
 const isSegment = (c: CaseId): c is "f" | "f0" | "f1" | "f2" =>
   c === "f" || c === "f0" || c === "f1" || c === "f2";
+
+/**
+ * The ingress-cost cases: frames the ARP answer table must let through, each without (g, h, i) and
+ * with (g1, h1, i1) the table on every port. What each sends is `ingressFrames`.
+ */
+export const INGRESS_CASES = ["g", "g1", "h", "h1", "i", "i1"] as const;
+export type IngressCase = (typeof INGRESS_CASES)[number];
+const isIngress = (c: CaseId): c is IngressCase =>
+  (INGRESS_CASES as readonly CaseId[]).includes(c);
+/** The ingress cases that load the ARP answer table. */
+const withArpTable = (c: CaseId): boolean =>
+  c === "g1" || c === "h1" || c === "i1";
 
 /** The cases that load hostnet's FilterChain (its to_vm map is checked). */
 const FILTERED: readonly CaseId[] = [
@@ -166,6 +194,14 @@ export interface ProfileResult {
   n: number;
   reason: string;
   top: { pct: number; sym: string }[];
+  /**
+   * Ingress cases: the sender's samples in nftables' own symbols (nft_*), and what they come to per
+   * frame sent (samples × sample period / frames): a lower bound of the ingress hook's cost.
+   */
+  nftSamples?: number;
+  nftUsPerFrame?: number;
+  /** All the sender's kernel samples per frame, the same way: should come near the case's µs per frame, or the profile missed work. */
+  kernelUsPerFrame?: number;
   error?: string;
 }
 
@@ -195,6 +231,8 @@ export interface DataplaneResults {
   method: string;
   results: CaseResult[];
   ratios: Record<string, number | null>;
+  /** Ingress cases: µs per frame with the ARP answer table minus without (median over rounds of the difference within a round), e.g. "g1-g@300". */
+  deltas?: Record<string, number>;
   targets: TargetResult[];
   profiles: ProfileResult[];
   files: string[];
@@ -623,6 +661,120 @@ export function arpAnswerTable(
 }
 const ARP_TABLE = "hnbd_arp";
 
+/* ----------------------------------------------------------------------------------------- */
+/* Frames of the ingress-cost cases (g, h, i): built here, sent as bytes by the sender          */
+/* ----------------------------------------------------------------------------------------- */
+
+const macBytes = (m: string): Buffer =>
+  Buffer.from(m.split(":").map((x) => parseInt(x, 16)));
+const ipBytes = (ip: string): Buffer => Buffer.from(ip.split(".").map(Number));
+const u16 = (v: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(v);
+  return b;
+};
+/** The shortest Ethernet frame without its FCS: shorter ones are padded, as a NIC would. */
+const MIN_FRAME = 60;
+
+/** RFC 791 header checksum: the one's complement of the one's-complement sum of its 16-bit words. */
+export function ipv4Checksum(header: Buffer): number {
+  let sum = 0;
+  for (let k = 0; k + 1 < header.length; k += 2) sum += header.readUInt16BE(k);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+function ethernet(dst: string, type: number, payload: Buffer): Buffer {
+  const f = Buffer.concat([
+    macBytes(dst),
+    macBytes(SND_MAC),
+    u16(type),
+    payload,
+  ]);
+  return f.length >= MIN_FRAME
+    ? f
+    : Buffer.concat([f, Buffer.alloc(MIN_FRAME - f.length)]);
+}
+
+/** IPv4 (no options, DF, TTL 64) + UDP (checksum 0: none, allowed over IPv4). */
+function udpIpv4(
+  src: string,
+  dst: string,
+  sport: number,
+  dport: number,
+  data: Buffer,
+): Buffer {
+  const udp = Buffer.concat([
+    u16(sport),
+    u16(dport),
+    u16(8 + data.length),
+    u16(0),
+    data,
+  ]);
+  const ip = Buffer.concat([
+    Buffer.from([0x45, 0]),
+    u16(20 + udp.length),
+    u16(0), // identification
+    u16(0x4000), // don't fragment
+    Buffer.from([64, 17]), // TTL, UDP
+    u16(0), // checksum, filled below
+    ipBytes(src),
+    ipBytes(dst),
+  ]);
+  ip.writeUInt16BE(ipv4Checksum(ip), 10);
+  return Buffer.concat([ip, udp]);
+}
+
+/** (g): a datagram from the sender (a VM) to VM i's discard port: unicast to VM i's MAC. */
+export function unicastUdpFrame(i: number): Buffer {
+  return ethernet(
+    vmMac(i),
+    0x0800,
+    udpIpv4(SND_IP, vmIp(i), 40000, 9, Buffer.alloc(18)),
+  );
+}
+
+/** (h): the sender's DHCPDISCOVER (BOOTP padded to its 300-byte minimum, broadcast flag set). */
+export function dhcpDiscoverFrame(): Buffer {
+  const bootp = Buffer.alloc(300);
+  bootp.set([1, 1, 6, 0]); // op request, htype Ethernet, hlen 6, hops 0
+  bootp.write("HNBD", 4, "latin1"); // xid
+  bootp.writeUInt16BE(0x8000, 10); // flags: broadcast
+  macBytes(SND_MAC).copy(bootp, 28); // chaddr
+  bootp.set([99, 130, 83, 99, 53, 1, 1, 255], 236); // magic cookie, option 53 = DISCOVER, end
+  return ethernet(
+    "ff:ff:ff:ff:ff:ff",
+    0x0800,
+    udpIpv4("0.0.0.0", "255.255.255.255", 68, 67, bootp),
+  );
+}
+
+/**
+ * (i): an ARP request for VM i sent to VM i's MAC, as Linux sends when it rechecks a neighbour it
+ * knows (target hardware address zero). The answer table lets it through: only the VM may answer.
+ */
+export function unicastArpFrame(i: number): Buffer {
+  return ethernet(
+    vmMac(i),
+    0x0806,
+    Buffer.concat([
+      Buffer.from([0, 1, 8, 0, 6, 4, 0, 1]), // Ethernet, IPv4, hlen 6, plen 4, request
+      macBytes(SND_MAC),
+      ipBytes(SND_IP),
+      Buffer.alloc(6),
+      ipBytes(vmIp(i)),
+    ]),
+  );
+}
+
+/** What the sender sends in an ingress case, round robin (unicast: one frame per VM). */
+export function ingressFrames(c: IngressCase, n: number): Buffer[] {
+  if (c === "h" || c === "h1") return [dhcpDiscoverFrame()];
+  return range(n).map(
+    c === "g" || c === "g1" ? unicastUdpFrame : unicastArpFrame,
+  );
+}
+
 async function loadNft(
   ns: string,
   script: string,
@@ -631,23 +783,41 @@ async function loadNft(
   await inNs(ns, ["nft", "-f", "-"], what, script);
 }
 
+/** VM i's MAC at its port, static (`bridge -batch` line). */
+const staticFdbLine = (i: number): string =>
+  batchLine(["fdb", "replace", vmMac(i), "dev", port(i), "master", "static"]);
+
+/** (e1), (g1), (h1), (i1): the ARP answer table on the N VM ports and the sender's, entries = the N VMs. */
+const loadArpTable = (n: number): Promise<void> =>
+  loadNft(
+    BR_NS,
+    arpAnswerTable(
+      [SND_PORT, ...range(n).map(port)],
+      range(n).map((i) => ({ ip: vmIp(i), mac: vmMac(i) })),
+    ),
+    `load the ARP answer table on ${n} VM ports and the sender's port`,
+  );
+
+/**
+ * (g), (h), (i): a plain bridge with a static fdb entry per VM (so a unicast frame goes to its one
+ * port, never flooded as unknown); (g1), (h1), (i1): plus the ARP answer table.
+ */
+async function buildIngress(c: IngressCase, n: number): Promise<void> {
+  await bridgeBatch(
+    BR_NS,
+    range(n).map(staticFdbLine),
+    `add ${n} static fdb entries on hnbd-br`,
+  );
+  if (withArpTable(c)) await loadArpTable(n);
+}
+
 /** (e) seed 002 + ARP suppression: the port flags hostnet sets, static fdb, permanent neighbours. */
 async function buildSuppression(n: number): Promise<void> {
   const br: string[] = [];
   const neigh: string[] = [];
   for (const i of range(n)) {
     br.push(...portFlagLines(port(i), hostPortFlags(vmSpec(i, true))));
-    br.push(
-      batchLine([
-        "fdb",
-        "replace",
-        vmMac(i),
-        "dev",
-        port(i),
-        "master",
-        "static",
-      ]),
-    );
+    br.push(staticFdbLine(i));
     neigh.push(
       batchLine([
         "neigh",
@@ -996,11 +1166,21 @@ async function buildSegment(
     );
 }
 
-/** (f)/(f0): the sender on host 1 asks for the VMs of host 3; otherwise for the bridge's N VMs. */
-function targetsOf(c: CaseId, n: number): string[] {
-  return isSegment(c)
-    ? range(n).map((i) => vmIp(segVm(n, 3, i)))
-    : range(n).map(vmIp);
+/**
+ * What the sender sends: broadcast ARP requests for `targets` (its own builder), or, in the ingress
+ * cases, the given frames (hex).
+ */
+type SenderLoad = { targets: string[] } | { hexFrames: string[] };
+
+/** (f)/(f0): the sender on host 1 asks for the VMs of host 3; (g)–(i1): ingressFrames; otherwise ARP for the bridge's N VMs. */
+function loadOf(c: CaseId, n: number): SenderLoad {
+  if (isIngress(c))
+    return { hexFrames: ingressFrames(c, n).map((f) => f.toString("hex")) };
+  return {
+    targets: isSegment(c)
+      ? range(n).map((i) => vmIp(segVm(n, 3, i)))
+      : range(n).map(vmIp),
+  };
 }
 
 async function buildCase(c: CaseId, n: number, tmp: string): Promise<void> {
@@ -1054,15 +1234,8 @@ async function buildCase(c: CaseId, n: number, tmp: string): Promise<void> {
       `load accept-all FilterChain for ${n} ports into netns hnbd-br`,
     );
   if (c === "e" || c === "e1") await buildSuppression(n);
-  if (c === "e1")
-    await loadNft(
-      BR_NS,
-      arpAnswerTable(
-        [SND_PORT, ...range(n).map(port)],
-        range(n).map((i) => ({ ip: vmIp(i), mac: vmMac(i) })),
-      ),
-      `load the ARP answer table on ${n} VM ports and the sender's port`,
-    );
+  if (c === "e1") await loadArpTable(n);
+  if (isIngress(c)) await buildIngress(c, n);
 }
 
 /**
@@ -1102,7 +1275,7 @@ async function awaitCase(c: CaseId, n: number): Promise<void> {
 
 /**
  * The sender: AF_PACKET raw socket on snd0, pinned to one CPU, broadcast ARP requests for the VMs'
- * addresses (round robin) at a fixed rate. It times its own send() calls with the thread CPU clock
+ * addresses (or, in the ingress cases, the frames it is given) round robin at a fixed rate. It times its own send() calls with the thread CPU clock
  * (includes the bridge work the kernel runs in softirq on return from the syscall) and snapshots
  * /proc/stat and ksoftirqd's schedstat right around the send window.
  */
@@ -1117,7 +1290,11 @@ mac = lambda m: bytes(int(x, 16) for x in m.split(":"))
 src = mac(a["srcMac"])
 arp = lambda t: (b"\xff" * 6 + src + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + src
                  + socket.inet_aton(a["srcIp"]) + b"\x00" * 6 + socket.inet_aton(t)).ljust(60, b"\x00")
-frames = [arp(t) for t in a["targets"]]
+if "framesFile" in a:
+    with open(a["framesFile"]) as f:
+        frames = [bytes.fromhex(h) for h in f.read().split()]
+else:
+    frames = [arp(t) for t in a["targets"]]
 def snap():
     with open("/proc/stat") as f:
         stat = [l for l in f.read().split("\n") if l.startswith("cpu")]
@@ -1283,10 +1460,16 @@ interface SendOut {
   s1: Snap;
 }
 
-/** argv that runs the sender in netns hnbd-snd. */
+function writeFrames(tmp: string, hexFrames: string[]): string {
+  const file = path.join(tmp, "frames.hex");
+  fs.writeFileSync(file, hexFrames.join("\n") + "\n");
+  return file;
+}
+
+/** argv that runs the sender in netns hnbd-snd (given frames go through a file: argv is too small for 1,000). */
 function senderArgv(
   tmp: string,
-  targets: string[],
+  load: SenderLoad,
   frames: number,
   o: Required<Pick<DataplaneOptions, "rate" | "cpu">>,
   ksoftirqd: number,
@@ -1297,7 +1480,9 @@ function senderArgv(
     ifname: SND_IF,
     srcMac: SND_MAC,
     srcIp: SND_IP,
-    targets,
+    ...("targets" in load
+      ? { targets: load.targets }
+      : { framesFile: writeFrames(tmp, load.hexFrames) }),
     ksoftirqd,
     frames,
     rate: o.rate,
@@ -1318,20 +1503,20 @@ function senderArgv(
 
 async function send(
   tmp: string,
-  targets: string[],
+  load: SenderLoad,
   frames: number,
   o: Required<Pick<DataplaneOptions, "rate" | "cpu">>,
   ksoftirqd: number,
 ): Promise<SendOut> {
-  const [cmd, ...args] = senderArgv(tmp, targets, frames, o, ksoftirqd);
-  const r = await run(cmd!, args, "send broadcast ARP from netns hnbd-snd");
+  const [cmd, ...args] = senderArgv(tmp, load, frames, o, ksoftirqd);
+  const r = await run(cmd!, args, "send the frames from netns hnbd-snd");
   return JSON.parse(r.stdout) as SendOut;
 }
 
 /** One repetition: baseline (half before, half after, same total length as the send window). */
 async function measureRep(
   tmp: string,
-  targets: string[],
+  load: SenderLoad,
   o: Required<DataplaneOptions>,
   ksoftirqd: number,
 ): Promise<RepResult> {
@@ -1339,7 +1524,7 @@ async function measureRep(
   const b0 = localSnap(ksoftirqd);
   await sleep((planned / 2) * 1000);
   const b1 = localSnap(ksoftirqd);
-  const out = await send(tmp, targets, o.frames, o, ksoftirqd);
+  const out = await send(tmp, load, o.frames, o, ksoftirqd);
   const w = windowOf(out.s0, out.s1, o.cpu);
   const b2 = localSnap(ksoftirqd);
   await sleep((w.s / 2) * 1000);
@@ -1468,7 +1653,7 @@ async function verifyCase(
     );
     v.toVmMapElements = (t.stdout.match(/"jump"/g) ?? []).length;
   }
-  if (c === "e" || c === "e1") {
+  if (c === "e" || c === "e1" || isIngress(c)) {
     v.repliesPerFrame = round(
       (await rxPackets(SND_NS, new Set([SND_IF]))) / totalSent,
       2,
@@ -1479,7 +1664,9 @@ async function verifyCase(
       2,
     );
   }
-  if (c === "e1") v.answeredPerFrame = await arpAnswered(BR_NS, totalSent);
+  if (c === "e1" || withArpTable(c))
+    v.answeredPerFrame = await arpAnswered(BR_NS, totalSent);
+  if (withArpTable(c)) Object.assign(v, await arpHooked(BR_NS));
   return v;
 }
 
@@ -1496,6 +1683,37 @@ async function arpAnswered(ns: string, totalSent: number): Promise<number> {
     .map((m) => Number(m[1]))
     .reduce((a, b) => a + b, 0);
   return round(packets / totalSent, 2);
+}
+
+/** (g1)/(h1)/(i1): the ports the ARP answer table's ingress chains are hooked on. */
+async function arpHooked(
+  ns: string,
+): Promise<{ hookedPorts: number; senderPortHooked: boolean }> {
+  // the text listing: nft 1.0.6's JSON leaves a netdev chain's devices out
+  const r = await inNs(
+    ns,
+    ["nft", "list", "table", "netdev", ARP_TABLE],
+    `read the ARP answer table's chains in ${ns}`,
+  );
+  const devs = hookedDevices(r.stdout);
+  return {
+    hookedPorts: devs.length,
+    senderPortHooked: devs.includes(SND_PORT),
+  };
+}
+
+/** The devices of every ingress chain in `nft list` text (`device x` or `devices = { x, "y-z" }`). */
+export function hookedDevices(listing: string): string[] {
+  return [
+    ...listing.matchAll(
+      /hook ingress (?:devices = \{([^}]*)\}|device ("[^"]*"|\S+))/g,
+    ),
+  ].flatMap((m) =>
+    (m[1] ?? m[2] ?? "")
+      .split(",")
+      .map((d) => d.trim().replace(/^"(.*)"$/, "$1"))
+      .filter((d) => d !== ""),
+  );
 }
 
 /** ebtables-nft keeps its rules in the namespace's own nft table `bridge nat`: read the jump counters. */
@@ -1563,6 +1781,7 @@ function problems(
       `the ARP answer rule matched ${v.answeredPerFrame} times per request, expected 1`,
     );
   if (isSegment(c)) return out.concat(segmentProblems(c, n, v));
+  if (isIngress(c)) return ingressProblems(c, n, v);
   if (!answers && clones < 0.95 * n)
     out.push(`only ${clones} of ${n} clones per frame reached the VM ports`);
   if (c === "b" && Number(v.ebtablesJumpsPerFrame) < 0.95 * n)
@@ -1620,6 +1839,55 @@ function segmentProblems(
   return out;
 }
 
+/** (g)–(i1): each frame reached exactly its VM(s), the bridge did what it does without the table, nothing was answered. */
+export function ingressProblems(
+  c: IngressCase,
+  n: number,
+  v: Record<string, number | string | boolean>,
+): string[] {
+  const out: string[] = [];
+  const clones = Number(v.clonesPerFrame);
+  const bridgeRx = Number(v.bridgeRxPerFrame);
+  if (c === "h" || c === "h1") {
+    if (clones < 0.95 * n)
+      out.push(
+        `only ${clones} of ${n} clones per broadcast frame reached the VM ports`,
+      );
+    if (bridgeRx < 0.95)
+      out.push(
+        `the bridge device received ${bridgeRx} frames per broadcast frame, expected 1 (its local copy)`,
+      );
+  } else {
+    if (clones < 0.95)
+      out.push(
+        `${clones} frames per unicast frame reached the VM ports, expected 1: frames were lost`,
+      );
+    if (clones > 1.5)
+      out.push(
+        `${clones} frames per unicast frame reached the VM ports, expected 1: the bridge flooded them (static fdb entries missing?)`,
+      );
+    if (bridgeRx > 0.05)
+      out.push(
+        `the bridge device received ${bridgeRx} frames per unicast frame, expected 0`,
+      );
+  }
+  if (Number(v.repliesPerFrame) > 0.05)
+    out.push(
+      `the sender received ${v.repliesPerFrame} frames per frame sent, expected 0: something answered`,
+    );
+  if (withArpTable(c)) {
+    if (Number(v.answeredPerFrame) > 0)
+      out.push(
+        `the ARP answer rule matched ${v.answeredPerFrame} times per frame: it answered a frame it must let through`,
+      );
+    if (v.hookedPorts !== n + 1 || v.senderPortHooked !== true)
+      out.push(
+        `the ARP answer table is hooked on ${v.hookedPorts} ports (sender's port: ${v.senderPortHooked}), expected the ${n} VM ports and the sender's`,
+      );
+  }
+  return out;
+}
+
 function round(x: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
@@ -1631,6 +1899,22 @@ function round(x: number, digits: number): number {
 
 function hasPerf(): boolean {
   return spawnSync("perf", ["--version"]).status === 0;
+}
+
+/** perf's sampling rate (cpu-clock, Hz): one sample stands for 1e6 / PERF_HZ µs on the sender's CPU. */
+const PERF_HZ = 10000;
+
+/** `perf report --stdio --sort sym` lines of kernel symbols ([k]), with the sample count where -n gave one. */
+export function perfKernelSymbols(
+  report: string,
+): { pct: number; samples?: number; sym: string }[] {
+  return [
+    ...report.matchAll(/^\s+([\d.]+)%\s+(?:(\d+)\s+)?\[k\]\s+(\S+)/gm),
+  ].map((m) => ({
+    pct: Number(m[1]),
+    ...(m[2] === undefined ? {} : { samples: Number(m[2]) }),
+    sym: m[3]!,
+  }));
 }
 
 async function profileCase(
@@ -1647,7 +1931,8 @@ async function profileCase(
     await sleep(5000); // namespace teardown runs RCU callbacks for a while; keep them out of the samples
     await buildCase(c, n, tmp);
     await awaitCase(c, n);
-    const boost = c === "e" || c === "e1" ? 5 : 1; // (e) costs little per frame: more frames for enough samples
+    // (e) and the ingress cases cost little per frame: more frames for enough samples
+    const boost = c === "e" || c === "e1" ? 5 : isIngress(c) ? 10 : 1;
     // perf starts the sender, disabled; the sender enables sampling for exactly its send window
     const ctl = path.join(tmp, "perf-ctl");
     fs.rmSync(ctl, { force: true });
@@ -1664,7 +1949,7 @@ async function profileCase(
         "-e",
         "cpu-clock",
         "-F",
-        "10000",
+        String(PERF_HZ),
         "-C",
         String(o.cpu),
         "-o",
@@ -1672,7 +1957,7 @@ async function profileCase(
         "--",
         ...senderArgv(
           tmp,
-          targetsOf(c, n),
+          loadOf(c, n),
           o.frames * boost,
           { cpu: o.cpu, rate: o.rate * boost },
           ksoftirqd,
@@ -1700,14 +1985,26 @@ async function profileCase(
         "-g",
         "none",
         "--percent-limit",
-        "1",
+        // the ingress cases count nft_* samples, small symbols too (-n: sample counts)
+        ...(isIngress(c) ? ["0", "-n"] : ["1"]),
       ],
       "perf report",
     );
     // kernel symbols only: the sender's own Python loop is not data plane
-    const top = [...rep.stdout.matchAll(/^\s+([\d.]+)%\s+\[k\]\s+(\S+)/gm)]
-      .slice(0, 12)
-      .map((m) => ({ pct: Number(m[1]), sym: m[2]! }));
+    const kernel = perfKernelSymbols(rep.stdout);
+    const top = kernel.slice(0, 12).map(({ pct, sym }) => ({ pct, sym }));
+    const samples = (xs: typeof kernel): number =>
+      xs.reduce((a, x) => a + (x.samples ?? 0), 0);
+    const perFrame = (k: number): number =>
+      round((k * (1e6 / PERF_HZ)) / (o.frames * boost), 3);
+    const nftSamples = samples(kernel.filter((x) => x.sym.startsWith("nft_")));
+    const shares = isIngress(c)
+      ? {
+          nftSamples,
+          nftUsPerFrame: perFrame(nftSamples),
+          kernelUsPerFrame: perFrame(samples(kernel)),
+        }
+      : {};
     if (top.length === 0) {
       const said = `${rec.stderr} ${rep.stderr} ${rep.stdout
         .split("\n")
@@ -1721,7 +2018,7 @@ async function profileCase(
         error: `no kernel samples in the sender's context (${said.slice(0, 300) || "perf said nothing"})`,
       };
     }
-    return { case: c, n, reason, top };
+    return { case: c, n, reason, top, ...shares };
   } catch (e) {
     return { case: c, n, reason, top: [], error: (e as Error).message };
   } finally {
@@ -1738,23 +2035,35 @@ function find(rs: CaseResult[], c: CaseId, n: number): CaseResult | undefined {
   return rs.find((r) => r.case === c && r.n === n);
 }
 
-/** Median over rounds of x/y within a round (paired: both measured in the same round). */
+/** Median over rounds of x/y (or x − y) within a round (paired: both measured in the same round). */
 function paired(
   rs: CaseResult[],
   x: CaseId,
   nx: number,
   y: CaseId,
   ny: number,
+  how: "ratio" | "difference" = "ratio",
 ): number | null {
   const X = find(rs, x, nx)?.reps ?? [];
   const Y = find(rs, y, ny)?.reps ?? [];
   const q = X.map((r, k) =>
-    Y[k] !== undefined && Y[k]!.attributedUs > 0
-      ? r.attributedUs / Y[k]!.attributedUs
-      : NaN,
+    Y[k] === undefined
+      ? NaN
+      : how === "difference"
+        ? r.attributedUs - Y[k]!.attributedUs
+        : Y[k]!.attributedUs > 0
+          ? r.attributedUs / Y[k]!.attributedUs
+          : NaN,
   ).filter(Number.isFinite);
   return q.length === 0 ? null : median(q);
 }
+
+/** Each ingress case with the table, and the same frames without it. */
+export const INGRESS_PAIRS: [IngressCase, IngressCase][] = [
+  ["g1", "g"],
+  ["h1", "h"],
+  ["i1", "i"],
+];
 
 /** "(x) grows <= 20% from N = lo to hi" for the growth g (0.2 = +20%). */
 function growthTarget(
@@ -1780,7 +2089,11 @@ function growthTarget(
 function evaluate(
   rs: CaseResult[],
   ns: number[],
-): { ratios: Record<string, number | null>; targets: TargetResult[] } {
+): {
+  ratios: Record<string, number | null>;
+  deltas: Record<string, number>;
+  targets: TargetResult[];
+} {
   const lo = Math.min(...ns);
   const hi = Math.max(...ns);
   const ratios: Record<string, number | null> = {};
@@ -1801,11 +2114,17 @@ function evaluate(
     ["f", "f1"],
     ["f", "f2"],
     ["f0", "f2"],
+    ...INGRESS_PAIRS,
   ];
+  const deltas: Record<string, number> = {};
   for (const n of ns) {
     for (const [x, y] of pairs) {
       const v = paired(rs, x, n, y, n);
       ratios[`${x}/${y}@${n}`] = v === null ? null : round(v, 2);
+    }
+    for (const [x, y] of INGRESS_PAIRS) {
+      const d = paired(rs, x, n, y, n, "difference");
+      if (d !== null) deltas[`${x}-${y}@${n}`] = round(d, 2);
     }
   }
   const g = lo === hi ? null : paired(rs, "e", hi, "e", lo);
@@ -1836,7 +2155,7 @@ function evaluate(
     growthTarget("e", lo, hi, eg),
     growthTarget("e1", lo, hi, e1g),
   ];
-  return { ratios, targets };
+  return { ratios, deltas, targets };
 }
 
 function fmt(x: number | undefined): string {
@@ -1959,6 +2278,12 @@ const COLORS: Record<CaseId, string> = {
   c6: "#dbdb8d",
   e1: "#98df8a",
   f2: "#c5b0d5",
+  g: "#393b79",
+  g1: "#6b6ecf",
+  h: "#637939",
+  h1: "#b5cf6b",
+  i: "#843c39",
+  i1: "#d6616b",
 };
 
 export function svgChart(
@@ -2196,7 +2521,7 @@ async function runRound(
   await buildCase(c, n, tmp);
   const buildS = (Date.now() - t0) / 1000;
   await awaitCase(c, n);
-  const rep = await measureRep(tmp, targetsOf(c, n), o, ksoftirqd);
+  const rep = await measureRep(tmp, loadOf(c, n), o, ksoftirqd);
   const verify = await verifyCase(c, n, rep.sent + WARM);
   const bad = problems(c, n, verify);
   for (const p of bad) o.log(`    WARNING (${c}) N = ${n}: ${p}`);
@@ -2262,6 +2587,16 @@ async function profileMisses(
       ["e1", lo, "reference for (e1) growth"],
       ["e1", hi, `(e1) growth ${t3?.detail ?? ""}`],
     );
+  if (o.profile === "always")
+    for (const [x, y] of INGRESS_PAIRS)
+      want.push(
+        [y, hi, `reference for (${x})`],
+        [
+          x,
+          hi,
+          `the ARP answer table's ingress hook on frames it lets through`,
+        ],
+      );
   for (const [c, n, reason] of want) {
     if (!o.cases.includes(c)) continue;
     o.log(`profiling (${c}) at N = ${n} ...`);
@@ -2363,6 +2698,7 @@ export function report(r: DataplaneResults): string {
         `Profile (${p.case}) N=${p.n}: ${p.error ?? p.top.map((t) => `${t.sym} ${t.pct}%`).join(", ")}`,
     ),
     ...segmentLines(r),
+    ...ingressLines(r),
     ...(r.files.length > 0 ? [`Wrote ${r.files.join(", ")}`] : []),
   ].join("\n");
 }
@@ -2380,6 +2716,39 @@ export function segmentLines(r: Pick<DataplaneResults, "results">): string[] {
         `replies per request ${v.repliesPerFrame}; host 1's bridge rx per request ${v.bridgeRxPerFrame}; checks ${v.ok ? "ok" : "FAILED"}`
       );
     });
+}
+
+/** Per ingress pair and N: µs per frame without and with the ARP answer table, ratio, difference, checks. */
+export function ingressLines(
+  r: Pick<
+    DataplaneResults,
+    "results" | "ratios" | "deltas" | "options" | "profiles"
+  >,
+): string[] {
+  const out: string[] = [];
+  for (const n of r.options.ns)
+    for (const [x, y] of INGRESS_PAIRS) {
+      const w = find(r.results, x, n);
+      const wo = find(r.results, y, n);
+      if (w === undefined || wo === undefined) continue;
+      const d = r.deltas?.[`${x}-${y}@${n}`];
+      const ok = w.verify.ok === true && wo.verify.ok === true;
+      out.push(
+        `(${y}) ${CASES[y]}, N = ${n}: ${fmt(wo.median.attributedUs)} µs per frame without the ARP answer table, ` +
+          `${fmt(w.median.attributedUs)} with it (${x}); with/without ${r.ratios[`${x}/${y}@${n}`] ?? "–"}, ` +
+          `difference ${d === undefined ? "–" : `${d >= 0 ? "+" : ""}${d.toFixed(2)}`} µs (paired medians over ${w.reps.length} rounds); ` +
+          `VM ports reached per frame ${wo.verify.clonesPerFrame}/${w.verify.clonesPerFrame}, answered ${w.verify.answeredPerFrame}; checks ${ok ? "ok" : "FAILED"}`,
+      );
+      const pw = r.profiles.find((p) => p.case === x && p.n === n);
+      const pwo = r.profiles.find((p) => p.case === y && p.n === n);
+      if (pw?.nftUsPerFrame !== undefined && pwo?.nftUsPerFrame !== undefined)
+        out.push(
+          `    profile at N = ${n}: nft_* symbols ${pw.nftUsPerFrame.toFixed(3)} µs per frame with the table ` +
+            `(${pw.nftSamples} samples), ${pwo.nftUsPerFrame.toFixed(3)} without (${pwo.nftSamples}); ` +
+            `all kernel samples ${fmt(pw.kernelUsPerFrame)} / ${fmt(pwo.kernelUsPerFrame)} µs per frame`,
+        );
+    }
+  return out;
 }
 
 function parseArgs(argv: string[]): DataplaneOptions {
