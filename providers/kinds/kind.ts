@@ -92,6 +92,12 @@ export interface ResourceKind<S extends z.ZodObject = z.ZodObject> {
     p: z.infer<S>,
     olds: Record<string, any>,
   ): Promise<string[]>;
+  /**
+   * Pure, no host: the recorded outputs (`olds`) that this release would no longer produce for the
+   * same inputs (e.g. a compiler fix adds a chain); any makes the engine run `update`, so a fix
+   * reaches hosts without waiting for an input to change.
+   */
+  outdated?(p: z.infer<S>, olds: Record<string, any>): string[];
   /** Let go of an adopted object (restore what hostnet changed on it); default: do nothing. */
   release?(ctx: KindContext, p: z.infer<S>): Promise<void>;
 }

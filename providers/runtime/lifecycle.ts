@@ -71,6 +71,8 @@ export async function diff(
   )
     changes.push("connection");
   if (!same(olds.credentials, news.credentials)) changes.push("credentials");
+  if (kind.outdated && changes.length === 0 && !containsUnknown(news))
+    changes.push(...kind.outdated(parseProps(kind, news), olds));
   if (
     kind.recheck &&
     changes.length === 0 &&

@@ -185,6 +185,28 @@ describe("FilterChain: bridge nftables filters on a lab host", function () {
     expect(pingAB(), "ping after restoring the MAC").to.equal(true);
   });
 
+  it("a port's own from-vm accept rule does not let a spoofed frame through", async () => {
+    const icmp = {
+      direction: "from-vm",
+      action: "accept",
+      proto: "icmp",
+    } as const;
+    stack.config = {
+      chains: { main: chain({ ports: [{ ...VM_A, rules: [icmp] }, VM_B] }) },
+    };
+    expect((await stack.up()).ops.main).to.equal("update");
+    expect(pingAB(), "ping with the real MAC").to.equal(true);
+    sshRun(h, "ip -n fcvmA link set fcvm0 address 02:00:00:00:09:99");
+    try {
+      expect(
+        pingAB(),
+        "ping with a spoofed MAC, icmp accepted by the port's rule",
+      ).to.equal(false);
+    } finally {
+      sshRun(h, `ip -n fcvmA link set fcvm0 address ${MAC_A}`);
+    }
+  });
+
   it("changing ports and rules is an in-place update, applied atomically", async () => {
     const noSsh = {
       direction: "to-vm",

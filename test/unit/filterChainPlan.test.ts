@@ -6,7 +6,9 @@ import * as path from "path";
 import {
   FilterChainProps,
   filterChainPlanner as planner,
+  ownedScript,
 } from "../../providers/kinds/filterChain";
+import { diff } from "../../providers/runtime";
 import { tableDigest } from "../../providers/kinds/nftTable";
 import { NftRuleset, ownerMark, ownerToken } from "../../providers/state";
 import { snapshotWith } from "../support/snapshotBuilder";
@@ -90,5 +92,45 @@ describe("FilterChain planner", () => {
     expect(steps[0].undo).to.equal(undefined);
     // An update plans from the new inputs, which carry no applied digest: always one apply.
     expect(planner.plan(desired, live(), { owner })).to.have.length(1);
+  });
+});
+
+// A compiler fix must reach hosts without an input change: the diff compares the chains recorded
+// at the last apply with the chains this compiler makes for the same inputs (kind.outdated).
+describe("FilterChain applied by an older compiler", () => {
+  const ports = [
+    {
+      port: "vnet0",
+      policy: "clean-traffic",
+      mac: "02:00:00:c8:00:01",
+      ipv4: ["198.18.200.1"],
+      rules: [{ direction: "from-vm", action: "accept", proto: "icmp" }],
+    },
+  ];
+  const inputs = {
+    connection: { host: "198.18.1.10" },
+    table: "hostnet",
+    ports,
+  };
+  const now = ownedScript(FilterChainProps.parse(inputs)).chains;
+
+  it("is an update when its recorded chains differ (the port's own rules got their own chain)", async () => {
+    const before = now.filter((c) => !c.endsWith("_rules"));
+    expect(before).to.have.length(now.length - 1);
+    const r = await diff(
+      "FilterChain",
+      "x",
+      { ...inputs, chains: before },
+      inputs,
+    );
+    expect(r.changes).to.equal(true);
+    expect(r.replaces).to.deep.equal([]);
+  });
+
+  it("is no change when the chains are the ones this compiler makes, or were never recorded", async () => {
+    for (const olds of [{ ...inputs, chains: now }, inputs])
+      expect((await diff("FilterChain", "x", olds, inputs)).changes).to.equal(
+        false,
+      );
   });
 });

@@ -100,7 +100,7 @@ describe("nftCompile", () => {
 
   describe("1-port clean-traffic", () => {
     const out = compileFilterChain(onePort());
-    const { in: cin, out: cout } = chainNamesForPort("vnet0");
+    const { in: cin, out: cout, rules: crules } = chainNamesForPort("vnet0");
 
     it("is an atomic create-or-replace transaction of one bridge table", () => {
       const lines = out.script.split("\n");
@@ -117,7 +117,9 @@ describe("nftCompile", () => {
         "forward_hook",
         "input_hook",
       ]);
-      expect(out.ports).to.deep.equal([{ port: "vnet0", in: cin, out: cout }]);
+      expect(out.ports).to.deep.equal([
+        { port: "vnet0", in: cin, out: cout, rules: crules },
+      ]);
     });
 
     it("declares the two verdict maps with the port's jumps", () => {
@@ -299,6 +301,8 @@ describe("nftCompile", () => {
     it("allowIpv6 false: the script is byte-identical to the one before IPv6 clean-traffic", () => {
       // Captured from the compiler before this change (commit 6febd8c). Existing hosts must see
       // no drift and the data-plane bench figures stay valid: do not edit, investigate.
+      // One deliberate change since (2026-11-30): vnet1's own from-vm rule moved into its own chain,
+      // reached by `goto` from each clean verdict, so it no longer lets spoofed frames through.
       const { script } = compileFilterChain({
         table: "hostnet",
         ports: [
@@ -642,7 +646,7 @@ describe("nftCompile", () => {
   });
 
   describe("custom rules", () => {
-    it("compile before the built-in policy of their direction", () => {
+    it("compile before the built-in policy of their direction; clean-traffic from-vm rules after its checks", () => {
       const out = compileFilterChain({
         ports: [
           {
@@ -699,12 +703,20 @@ describe("nftCompile", () => {
       const c = chainNamesForPort("vnet0");
       const inb = chainBody(out.script, c.in);
       const outb = chainBody(out.script, c.out);
-      expect(inb.slice(1, 4)).to.deep.equal([
+      // from-vm: the port's own rules sit in their own chain, reached only by frames that passed
+      // the clean-traffic checks (each clean verdict is a goto there), so an accept cannot let a
+      // spoofed frame through.
+      expect(inb[1]).to.equal(`ether saddr != ${MAC_A} counter drop`);
+      expect(inb.filter((r) => / return$/.test(r))).to.deep.equal([]);
+      expect(inb.filter((r) => r.endsWith(` goto ${c.rules}`)).length).to.equal(
+        3,
+      ); // ARP, DHCP, IPv4 source
+      expect(chainBody(out.script, c.rules).slice(1)).to.deep.equal([
         "ip daddr 198.18.200.0/24 meta l4proto udp udp dport 1000-2000 counter drop",
         "ether type arp arp daddr ip 198.18.200.254 counter drop",
         "ether type ip meta l4proto icmp counter return",
       ]);
-      expect(inb[4]).to.equal(`ether saddr != ${MAC_A} counter drop`);
+      expect(out.chains).to.include(c.rules);
       expect(outb.slice(1, 6)).to.deep.equal([
         'ip saddr 198.18.0.0/15 meta l4proto tcp tcp dport 22 counter return comment "ssh from lab"',
         "ether type ip6 meta l4proto ipv6-icmp counter drop",
@@ -905,13 +917,17 @@ table bridge hostnet {
 
 	chain p_vnet1_69281797_in {
 		comment "from-vm vnet1 clean-traffic"
-		ether type ip6 meta l4proto ipv6-icmp counter return comment "x"
 		ether saddr != 02:00:00:c8:00:02 counter drop
-		ether type arp arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation { request, reply } arp saddr ether 02:00:00:c8:00:02 arp saddr ip 0.0.0.0 return
+		ether type arp arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp operation { request, reply } arp saddr ether 02:00:00:c8:00:02 arp saddr ip 0.0.0.0 goto p_vnet1_69281797_rules
 		ether type arp counter drop
 		ether type ip counter drop
 		ether type ip6 counter drop
 		counter drop
+	}
+
+	chain p_vnet1_69281797_rules {
+		comment "from-vm vnet1 own rules, clean frames only"
+		ether type ip6 meta l4proto ipv6-icmp counter return comment "x"
 	}
 
 	chain p_vnet1_69281797_out {

@@ -49,6 +49,13 @@ export const filterChainKind: ResourceKind<typeof FilterChainProps> = {
       })),
     ]),
   id: (p) => `nft/${p.netns ?? "-"}/${FAMILY}/${p.table}`,
+  // A table applied by an older compiler with another set of chains (a clean-traffic port's own
+  // from-vm rules got their own chain, so they no longer bypass its checks) is applied again.
+  outdated: (p, olds) =>
+    Array.isArray(olds.chains) &&
+    JSON.stringify(olds.chains) !== JSON.stringify(ownedScript(p).chains)
+      ? ["chains"]
+      : [],
   planner: filterChainTable.planner,
   ...filterChainTable.lifecycle,
 };

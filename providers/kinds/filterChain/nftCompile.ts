@@ -105,7 +105,12 @@ function byString(a: string, b: string): number {
 }
 
 /** Per-port chain names: readable, safe for nft, unique per exact port name. */
-export function chainNamesForPort(port: string): { in: string; out: string } {
+export function chainNamesForPort(port: string): {
+  in: string;
+  out: string;
+  /** A clean-traffic port's own from-vm rules, reached only by frames that passed its checks. */
+  rules: string;
+} {
   quoteIfName(port); // validates
   const sanitized = port.replace(/[^A-Za-z0-9_]/g, "_");
   const hash = createHash("sha256")
@@ -113,7 +118,11 @@ export function chainNamesForPort(port: string): { in: string; out: string } {
     .digest("hex")
     .slice(0, 8);
   const base = `p_${sanitized}_${hash}`;
-  return { in: ident(`${base}_in`), out: ident(`${base}_out`) };
+  return {
+    in: ident(`${base}_in`),
+    out: ident(`${base}_out`),
+    rules: ident(`${base}_rules`),
+  };
 }
 
 export const BASE_CHAINS = {
@@ -296,9 +305,26 @@ function ipv6FromVmRules(m: string, v6: string[], dhcp: boolean): string[] {
   return lines;
 }
 
-/** Rules of the from-vm chain (frames the VM sends; `iifname` is its port). */
-function fromVmRules(p: PortFilter): string[] {
-  const out = p.rules.filter((r) => r.direction === "from-vm").map(customRule);
+const fromVmCustom = (p: PortFilter): string[] =>
+  p.rules.filter((r) => r.direction === "from-vm").map(customRule);
+
+/**
+ * Rules of the from-vm chain (frames the VM sends; `iifname` is its port). A clean-traffic port's
+ * own from-vm rules must not let a spoofed frame through: they live in their own chain, which the
+ * policy reaches (`goto`) in place of each of its `return`s, so they only ever see clean frames.
+ */
+function fromVmRules(p: PortFilter, rulesChain: string): string[] {
+  if (p.policy === "clean-traffic" && fromVmCustom(p).length > 0)
+    return policyFromVmRules({ ...p, rules: [] }).map((r) =>
+      r.endsWith(" return")
+        ? `${r.slice(0, -" return".length)} goto ${rulesChain}`
+        : r,
+    );
+  return policyFromVmRules(p);
+}
+
+function policyFromVmRules(p: PortFilter): string[] {
+  const out = fromVmCustom(p);
   switch (p.policy) {
     case "accept-all":
       return out; // falls through to `return`: still dispatched, nothing refused
@@ -442,9 +468,24 @@ export function compileFilterChain(
     portChains.push({ port: p.port, ...names });
     chains.push(names.in, names.out);
     lines.push(
-      ...chainBlock(names.in, fromVmRules(p), `from-vm ${p.port} ${p.policy}`),
+      ...chainBlock(
+        names.in,
+        fromVmRules(p, names.rules),
+        `from-vm ${p.port} ${p.policy}`,
+      ),
       "",
     );
+    if (p.policy === "clean-traffic" && fromVmCustom(p).length > 0) {
+      chains.push(names.rules);
+      lines.push(
+        ...chainBlock(
+          names.rules,
+          fromVmCustom(p),
+          `from-vm ${p.port} own rules, clean frames only`,
+        ),
+        "",
+      );
+    }
     lines.push(
       ...chainBlock(names.out, toVmRules(p), `to-vm ${p.port} ${p.policy}`),
       "",
