@@ -138,12 +138,17 @@ export class TestStack<C> {
     });
   }
 
-  /** Destroy (ignoring errors) and remove the stack: for after() hooks. */
+  /**
+   * Destroy (ignoring errors) and remove the stack: for after() hooks. The destroy, an engine run
+   * of its own, is skipped when the state holds no resource (a stack only previewed, or already
+   * destroyed by the test).
+   */
   async dispose(): Promise<void> {
     if (!this.stack) return;
-    await this.stack
-      .destroy({ color: "never", parallel: ENGINE_PARALLEL })
-      .catch(() => undefined);
+    if (mayHoldResources(this.name))
+      await this.stack
+        .destroy({ color: "never", parallel: ENGINE_PARALLEL })
+        .catch(() => undefined);
     await this.stack.workspace.removeStack(this.name).catch(() => undefined);
   }
 
@@ -164,14 +169,34 @@ export class TestStack<C> {
  * clone. For any other backend (PULUMI_BACKEND_URL) it cannot tell without the engine: true.
  */
 export function stackMayExist(match: (stack: string) => boolean): boolean {
-  const url = process.env.PULUMI_BACKEND_URL;
-  if (url && url !== `file://${STATE_DIR}`) return true;
-  const dir = path.join(STATE_DIR, ".pulumi", "stacks", PROJECT_NAME);
+  const dir = fileBackendStacks();
+  if (dir === undefined) return true;
   if (!fs.existsSync(dir)) return false;
   return fs.readdirSync(dir).some((f) => {
     const m = /^(.+)\.json(\.gz)?$/.exec(f);
     return m !== null && match(m[1]);
   });
+}
+
+/** The project's stack directory in the default file backend; undefined on any other backend. */
+function fileBackendStacks(): string | undefined {
+  const url = process.env.PULUMI_BACKEND_URL;
+  if (url && url !== `file://${STATE_DIR}`) return undefined;
+  return path.join(STATE_DIR, ".pulumi", "stacks", PROJECT_NAME);
+}
+
+/** Whether stack `name`'s state may list resources: false only when its plain checkpoint lists none. */
+function mayHoldResources(name: string): boolean {
+  const dir = fileBackendStacks();
+  if (dir === undefined) return true;
+  const file = path.join(dir, `${name}.json`);
+  if (!fs.existsSync(file)) return fs.existsSync(`${file}.gz`);
+  try {
+    const cp = JSON.parse(fs.readFileSync(file, "utf8"));
+    return (cp.checkpoint?.latest?.resources ?? []).length > 0;
+  } catch {
+    return true;
+  }
 }
 
 /**
