@@ -139,6 +139,15 @@ export class TestStack<C> {
   }
 
   /**
+   * Destroy (ignoring errors) what an interrupted earlier run left in this stack's state: for
+   * before() hooks. No engine run when the state lists no resource (a fresh clone).
+   */
+  async clearLeftovers(): Promise<void> {
+    if (mayHoldResources(this.name))
+      await this.destroy().catch(() => undefined);
+  }
+
+  /**
    * Destroy (ignoring errors) and remove the stack: for after() hooks. The destroy, an engine run
    * of its own, is skipped when the state holds no resource (a stack only previewed, or already
    * destroyed by the test).
