@@ -159,8 +159,7 @@ describe("FdbEntry: static fdb entry lifecycle on a lab host", function () {
     expect(portsOf(MAC2)).to.deep.equal([]);
     const pv = await stack.preview({ refresh: true });
     expect(pv.ops.e).to.equal("create");
-    await stack.refresh();
-    const up = await stack.up();
+    const up = await stack.up({ refresh: true });
     expect(up.ops.e).to.equal("create");
     expect(portsOf(MAC2)).to.deep.equal(["fdp1"]);
     expect((await stack.preview({ refresh: true })).ops.e).to.equal("same");

@@ -9,6 +9,7 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { hostStackConfig, summaryTable } from "../../scripts/fleet";
+import { stackMayExist } from "../support/harness";
 import { breakBridging, LabHost, labUp, ROOT, sshRun } from "../support/lab";
 
 const ENV = "test-fleet";
@@ -39,6 +40,10 @@ function fleet(...args: string[]): Promise<{ code: number; out: string }> {
     );
   });
 }
+
+/** Host stacks of the test environment (`test-fleet.<host>`) the backend may hold. */
+const hostStacksLeft = (): boolean =>
+  stackMayExist((s) => s.startsWith(`${ENV}.`));
 
 describe("fleet runner: host stacks in batches with a gate that resumes (6 lab hosts)", function () {
   this.timeout(1_500_000);
@@ -79,12 +84,12 @@ describe("fleet runner: host stacks in batches with a gate that resumes (6 lab h
       ].join("\n"),
     );
     for (const h of hosts) sshRun(h, FIX);
-    await fleet("destroy"); // host stacks left by an interrupted run
+    if (hostStacksLeft()) await fleet("destroy"); // left by an interrupted run
   });
 
   after(async () => {
     for (const h of hosts ?? []) sshRun(h, FIX);
-    await fleet("destroy");
+    if (hostStacksLeft()) await fleet("destroy"); // the last test's destroy failed or never ran
     fs.rmSync(CONFIG_DIR, { recursive: true, force: true });
   });
 

@@ -231,8 +231,7 @@ describe("HostBridge lifecycle on a lab host", function () {
     ).to.deep.equal(["mtu"]);
     expect(p.ops.inns).to.equal("create");
 
-    await stack.refresh();
-    const r = await stack.up();
+    const r = await stack.up({ refresh: true });
     expect(r.ops).to.include({ root: "update", inns: "create" });
     expect(linkOf(h, "hb0").mtu).to.equal(9000);
     const hb2 = linkOf(h, "hb2", NS);

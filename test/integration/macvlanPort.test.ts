@@ -363,8 +363,7 @@ describe("MacvlanPort: macvlan/macvtap lifecycle on a lab host", function () {
     expect(pv.stdout, pv.stdout).to.match(
       /sourceMacs[^]*\+ \[2\]: "52:54:00:7a:00:09"/,
     );
-    await stack.refresh();
-    await stack.up();
+    await stack.up({ refresh: true });
     expect(link(NS1, "mv0").linkinfo.info_data.mode).to.equal("bridge");
     expect(link(NS2, "mv1").linkinfo.info_data.mode).to.equal("bridge");
     expect(

@@ -179,8 +179,7 @@ describe("TapPort: persistent tap lifecycle on a lab host", function () {
     const pv = await stack.preview({ refresh: true });
     expect(pv.ops.t).to.equal("update");
     expect(changed(pv, "t", "master") && changed(pv, "t", "up")).to.equal(true);
-    await stack.refresh();
-    const up = await stack.up();
+    const up = await stack.up({ refresh: true });
     expect(up.ops.t).to.equal("update");
     const l = link();
     expect(l.master).to.equal(BR);
@@ -197,8 +196,7 @@ describe("TapPort: persistent tap lifecycle on a lab host", function () {
     sshRun(h, `ip -n ${NS} link del ${TAP}`);
     const pv = await stack.preview({ refresh: true });
     expect(pv.ops.t).to.equal("create");
-    await stack.refresh();
-    await stack.up();
+    await stack.up({ refresh: true });
     expect(tun()).to.include({ type: "tap", user: vmUser });
   });
 

@@ -290,7 +290,7 @@ EOF`,
       parseStackConfig(rawConfig(h, "private")),
       async (config) => deployFleet(config, pulumi.secret(privateKey())),
     );
-    await stack.destroy().catch(() => undefined); // state left by an interrupted run
+    await stack.clearLeftovers(); // state left by an interrupted run
     sh(TEARDOWN);
     pristine = mine();
   });

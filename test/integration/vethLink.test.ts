@@ -297,8 +297,7 @@ describe("VethLink lifecycle on a lab host", function () {
       "refresh shows the deleted pair",
     ).to.match(/^\s*- a\s*: \{/m);
     expect(pre.ops.rt).to.equal("create");
-    await stack.refresh(); // pulumi up --refresh: the repair plans from the live state
-    const up = await stack.up();
+    const up = await stack.up({ refresh: true }); // the repair plans from the live state
     expect(up.ops).to.include({ br: "update", rt: "create" });
     const host = linkOf(h, "vlh0");
     expect(host.master).to.equal(BR);

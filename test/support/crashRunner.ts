@@ -62,7 +62,7 @@ async function main(): Promise<void> {
         .cancel()
         .catch(() => undefined);
       await stack.destroy();
-      await stack.dispose(); // removes the stack
+      await stack.remove();
     } else throw new Error(`unknown op ${op}`);
     console.log(`@@result ${JSON.stringify({ ok: true, ops })}`);
     process.exit(0);

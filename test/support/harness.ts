@@ -7,7 +7,14 @@ import type {
   Stack,
   StepEventMetadata,
 } from "@pulumi/pulumi/automation";
-import { inlineStack } from "../../scripts/engine";
+import * as fs from "fs";
+import * as path from "path";
+import {
+  ENGINE_PARALLEL,
+  inlineStack,
+  PROJECT_NAME,
+  STATE_DIR,
+} from "../../scripts/engine";
 import { changedProperties } from "../../scripts/stacks";
 import { LabHost, sshRun } from "./lab";
 
@@ -83,7 +90,7 @@ export class TestStack<C> {
       onEvent: c.onEvent,
       onOutput: c.onOutput,
       color: "never",
-      parallel: 64,
+      parallel: ENGINE_PARALLEL,
       refresh: opts.refresh,
     });
     const outputs: Record<string, unknown> = {};
@@ -101,6 +108,7 @@ export class TestStack<C> {
       onEvent: c.onEvent,
       onOutput: c.onOutput,
       color: "never",
+      parallel: ENGINE_PARALLEL,
       refresh: opts.refresh,
       expectNoChanges: opts.expectNoChanges,
       diff: true,
@@ -112,23 +120,91 @@ export class TestStack<C> {
     const c = collector();
     await (
       await this.get()
-    ).refresh({ onEvent: c.onEvent, onOutput: c.onOutput, color: "never" });
+    ).refresh({
+      onEvent: c.onEvent,
+      onOutput: c.onOutput,
+      color: "never",
+      parallel: ENGINE_PARALLEL,
+    });
     return c.report;
   }
 
   async destroy(): Promise<void> {
-    await (await this.get()).destroy({ color: "never", parallel: 64 });
+    await (
+      await this.get()
+    ).destroy({
+      color: "never",
+      parallel: ENGINE_PARALLEL,
+    });
   }
 
-  /** Destroy (ignoring errors) and remove the stack: for after() hooks. */
+  /**
+   * Destroy (ignoring errors) what an interrupted earlier run left in this stack's state: for
+   * before() hooks. No engine run when the state lists no resource (a fresh clone).
+   */
+  async clearLeftovers(): Promise<void> {
+    if (mayHoldResources(this.name))
+      await this.destroy().catch(() => undefined);
+  }
+
+  /**
+   * Destroy (ignoring errors) and remove the stack: for after() hooks. The destroy, an engine run
+   * of its own, is skipped when the state holds no resource (a stack only previewed, or already
+   * destroyed by the test).
+   */
   async dispose(): Promise<void> {
     if (!this.stack) return;
-    await this.stack.destroy({ color: "never" }).catch(() => undefined);
+    if (mayHoldResources(this.name))
+      await this.stack
+        .destroy({ color: "never", parallel: ENGINE_PARALLEL })
+        .catch(() => undefined);
     await this.stack.workspace.removeStack(this.name).catch(() => undefined);
+  }
+
+  /** Remove the stack, which must hold no resources (after a successful destroy). */
+  async remove(): Promise<void> {
+    await (await this.get()).workspace.removeStack(this.name);
   }
 
   async exportState(): Promise<string> {
     return JSON.stringify(await (await this.get()).exportStack());
+  }
+}
+
+/**
+ * Whether the engine's backend may hold a stack whose name `match`es. For the project's file backend
+ * (the default) that is whether such a stack's checkpoint file exists, so a before() hook that
+ * clears what an interrupted earlier run left can skip its engine runs (seconds each) on a fresh
+ * clone. For any other backend (PULUMI_BACKEND_URL) it cannot tell without the engine: true.
+ */
+export function stackMayExist(match: (stack: string) => boolean): boolean {
+  const dir = fileBackendStacks();
+  if (dir === undefined) return true;
+  if (!fs.existsSync(dir)) return false;
+  return fs.readdirSync(dir).some((f) => {
+    const m = /^(.+)\.json(\.gz)?$/.exec(f);
+    return m !== null && match(m[1]);
+  });
+}
+
+/** The project's stack directory in the default file backend; undefined on any other backend. */
+function fileBackendStacks(): string | undefined {
+  const url = process.env.PULUMI_BACKEND_URL;
+  if (url && url !== `file://${STATE_DIR}`) return undefined;
+  return path.join(STATE_DIR, ".pulumi", "stacks", PROJECT_NAME);
+}
+
+/** Whether stack `name`'s state may list resources: false only when its plain checkpoint lists none. */
+function mayHoldResources(name: string): boolean {
+  const dir = fileBackendStacks();
+  if (dir === undefined) return true;
+  const file = path.join(dir, `${name}.json`);
+  if (!fs.existsSync(file)) return fs.existsSync(`${file}.gz`);
+  try {
+    const cp = JSON.parse(fs.readFileSync(file, "utf8"));
+    return (cp.checkpoint?.latest?.resources ?? []).length > 0;
+  } catch {
+    return true;
   }
 }
 

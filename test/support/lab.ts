@@ -111,6 +111,7 @@ export function sshRun(
     return execFileSync("ssh", args, {
       encoding: "utf8",
       stdio: ["ignore", "pipe", "pipe"],
+      maxBuffer: 64 << 20, // a full snapshot of a host with many namespaces is several MB
     });
   } catch (err) {
     if (opts.allowFail) return (err as { stdout?: string }).stdout ?? "";
