@@ -56,7 +56,11 @@ async function run(
       return { ok: true, health, changes: r.summary.resourceChanges };
     }
     case "preview": {
-      const r = await stack.preview({ ...common, diff: true });
+      const r = await stack.preview({
+        ...common,
+        diff: true,
+        parallel: ENGINE_PARALLEL,
+      });
       return { ok: true, changes: r.changeSummary };
     }
     case "drift":

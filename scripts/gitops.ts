@@ -45,6 +45,7 @@ async function run(mode: string, env: string): Promise<number> {
       const r = await stack.preview({
         diff: true,
         color: "never",
+        parallel: ENGINE_PARALLEL,
         onOutput: echo,
       });
       report(env, mode, { changes: r.changeSummary });

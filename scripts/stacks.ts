@@ -4,7 +4,7 @@ import * as path from "path";
 import * as automation from "@pulumi/pulumi/automation";
 import { vmKey } from "../components/spec";
 import { StackConfigError } from "../stacks/config";
-import { inlineStack, PROJECT_ROOT } from "./engine";
+import { ENGINE_PARALLEL, inlineStack, PROJECT_ROOT } from "./engine";
 
 let lastConfigError: StackConfigError | undefined;
 
@@ -164,6 +164,8 @@ export async function driftReport(
     refresh: true,
     diff: true,
     color: "never",
+    // The same engine settings as `up` (and the bench's refresh): the CLI's default is 8.
+    parallel: ENGINE_PARALLEL,
     onOutput,
     onEvent: (e) => {
       const md = e.resourcePreEvent?.metadata;
