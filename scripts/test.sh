@@ -2,13 +2,13 @@
 # README's test command runs this (after setup): unit tests, then the lab test, then every
 # integration test against shared lab hosts, in ONE mocha run so the closing line counts all.
 # The lab is taken down at the end (test/support/hooks.ts).
-# HOSTNET_TEST_LANES=K (default 2) runs the integration files in K parallel lanes, lane i on its
+# HOSTNET_TEST_LANES=K (default 3) runs the integration files in K parallel lanes, lane i on its
 # own lab HOSTNET_TEST_LAB_BASE+i (default base 0), with one closing line summed over all lanes
 # (scripts/testLanes.ts). K=1 is the single serial run below.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-if [ "${HOSTNET_TEST_LANES:-2}" != 1 ]; then
+if [ "${HOSTNET_TEST_LANES:-3}" != 1 ]; then
   exec node dist/scripts/testLanes.js "$@"
 fi
 files=(dist/test/unit/*.test.js)

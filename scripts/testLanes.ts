@@ -1,4 +1,4 @@
-// The test suite in parallel lanes (scripts/test.sh runs this unless HOSTNET_TEST_LANES=1; default 2): the
+// The test suite in parallel lanes (scripts/test.sh runs this unless HOSTNET_TEST_LANES=1; default 3): the
 // unit tests first, then the integration files split into K lanes, each lane ONE mocha process
 // against its own lab (HOSTNET_LAB_ID = HOSTNET_TEST_LAB_BASE + lane), so lanes never share lab
 // hosts, a bridge, an inventory or a key. Files go longest-first to the least-loaded lane by the
@@ -229,7 +229,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const lanes = envInt("HOSTNET_TEST_LANES", 2, 1, 10);
+  const lanes = envInt("HOSTNET_TEST_LANES", 3, 1, 10);
   const base = envInt("HOSTNET_TEST_LAB_BASE", 0, 0, 9);
   if (base + lanes - 1 > 9) {
     console.error(
