@@ -1,13 +1,20 @@
 // One ArpAnswer per host bridge (providers/kinds/arpAnswer): broadcast ARP requests from the
 // bridge's VMs on this host are answered at the asking VM's port, before the bridge, for every
-// address the bridge is told about — its segment's members on every host, and its arpSuppress VMs. The bridge's own suppression (neigh_suppress + permanent neighbours) still walks every port
-// for each request it answered (bench/README.md, case (e)); this never lets the request in.
+// address the bridge is told about — its segment's members on every host, and its arpSuppress VMs.
+// The bridge's own suppression (neigh_suppress + permanent neighbours) still walks every port for
+// each request it answered (bench/README.md, case (e)); this never lets the request in.
 // What the table does not answer (probes, gratuitous ARP, unknown addresses, IPv6 ND) goes on to
 // the bridge as before.
 import { createHash } from "crypto";
 import type { ArpAnswerEntry } from "../providers/kinds/arpAnswer";
 import type { HostSegment } from "./segment";
-import { bareAddresses, BridgeSpec, bridgePort, VmSpec } from "./spec";
+import {
+  bareAddresses,
+  BridgeSpec,
+  bridgePort,
+  onHostBridge,
+  VmSpec,
+} from "./spec";
 
 export interface BridgeArpAnswer {
   bridge: string;
@@ -36,10 +43,7 @@ export function arpAnswersForHost(
     .filter((b) => b.arpAnswer)
     .map((b) => {
       const onBridge = vms.filter(
-        (v) =>
-          v.host === host &&
-          v.bridge === b.name &&
-          (v.attachment === "bridged" || v.attachment === "isolated-netns"),
+        (v) => v.host === host && v.bridge === b.name && onHostBridge(v),
       );
       const members =
         segments.find((s) => s.segment.bridge === b.name)?.members ?? [];

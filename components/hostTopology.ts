@@ -23,6 +23,7 @@ import {
   BridgeSpec,
   derivedNames,
   filterAddresses,
+  onHostBridge,
   stableBridgeMac,
   VmSpec,
 } from "./spec";
@@ -257,11 +258,7 @@ export const restoreEntries = (plan: HostPlan) =>
  * over IPv6 as well (its first IPv6 address) when both are dual-stack.
  */
 export function simulatedPings(vms: readonly VmSpec[]): HealthChecks["pings"] {
-  const sims = vms.filter(
-    (v) =>
-      v.simulate &&
-      (v.attachment === "bridged" || v.attachment === "isolated-netns"),
-  );
+  const sims = vms.filter((v) => v.simulate && onHostBridge(v));
   const pings: HealthChecks["pings"] = [];
   for (let i = 1; i < sims.length; i++) {
     if (sims[i].bridge !== sims[i - 1].bridge) continue;

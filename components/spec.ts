@@ -181,6 +181,10 @@ export function derivedNames(
   };
 }
 
+/** Bridged and isolated-netns VMs have a port on a host bridge; macvlan and routed VMs do not. */
+export const onHostBridge = (vm: Pick<VmSpec, "attachment">): boolean =>
+  vm.attachment === "bridged" || vm.attachment === "isolated-netns";
+
 /** A bridged or isolated-netns VM's port on its host bridge (the tap, or the host end of its veth). */
 export const bridgePort = (vm: VmSpec): string =>
   vm.attachment === "bridged"

@@ -7,7 +7,13 @@ import { RunError } from "@pulumi/pulumi";
 import { z } from "zod";
 import { segmentHosts } from "../components/segment";
 import { BootRestoreProps } from "../providers/kinds/bootRestore";
-import { BridgeSpec, SegmentSpec, VmSpec, vmKey } from "../components/spec";
+import {
+  BridgeSpec,
+  onHostBridge,
+  SegmentSpec,
+  VmSpec,
+  vmKey,
+} from "../components/spec";
 import { formatIssues, IfName, Ipv4Address } from "../providers/schema";
 import { ConnectionFields, ConnectionInput } from "../providers/transport";
 
@@ -165,8 +171,7 @@ export function crossCheck(c: StackConfig): string[] {
       problems.push(
         `vms[${i}].host: no host named ${vm.host} (hosts: ${[...hostNames].join(", ") || "none"})`,
       );
-    const needsBridge =
-      vm.attachment === "bridged" || vm.attachment === "isolated-netns";
+    const needsBridge = onHostBridge(vm);
     if (needsBridge && !vm.bridge)
       problems.push(`vms[${i}].bridge: a ${vm.attachment} VM needs a bridge`);
     if (needsBridge && vm.bridge && !bridges.has(vm.bridge))
@@ -247,7 +252,7 @@ function segmentProblems(c: StackConfig): string[] {
       return problems.push(
         `vms[${i}].segment: no segment named ${vm.segment} in segments (segments: ${segs.map((x) => x.name).join(", ") || "none"})`,
       );
-    if (vm.attachment !== "bridged" && vm.attachment !== "isolated-netns")
+    if (!onHostBridge(vm))
       problems.push(
         `vms[${i}].segment: only bridged and isolated-netns VMs sit on a segment's bridge (this VM is ${vm.attachment})`,
       );

@@ -4,6 +4,7 @@
 // management-path check. The raw check needs the host, so it happens at `up`, not at preview.
 import { ResourceKind } from "../kind";
 import { specIssues } from "../nftTable";
+import { compileFilterChain } from "./nftCompile";
 import { FilterChainSpec } from "./nftSpec";
 import { FAMILY, FilterChainProps, specOf } from "./schema";
 import { filterChainTable, ownedScript } from "./plan";
@@ -53,7 +54,8 @@ export const filterChainKind: ResourceKind<typeof FilterChainProps> = {
   // from-vm rules got their own chain, so they no longer bypass its checks) is applied again.
   outdated: (p, olds) =>
     Array.isArray(olds.chains) &&
-    JSON.stringify(olds.chains) !== JSON.stringify(ownedScript(p).chains)
+    JSON.stringify(olds.chains) !==
+      JSON.stringify(compileFilterChain(specOf(p)).chains)
       ? ["chains"]
       : [],
   planner: filterChainTable.planner,
