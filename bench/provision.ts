@@ -21,7 +21,7 @@ import {
   parseSnapshot,
   snapshotScript,
 } from "../providers/state";
-import { inventory, LabHost, labUp } from "../test/support/lab";
+import { inventory, LabHost, labUp, sshArgs } from "../test/support/lab";
 
 export const LAB_HOST = "lab3";
 export const HOST_BRIDGE = "br-bp";
@@ -413,25 +413,6 @@ async function lifecycle(
 // ---------------------------------------------------------------------------------------
 // The lab host: cleanup, the lower bound, end-state comparison, a snapshot probe
 // ---------------------------------------------------------------------------------------
-
-function sshArgs(h: LabHost): string[] {
-  const inv = inventory();
-  return [
-    "-i",
-    inv.privateKeyPath,
-    "-o",
-    `UserKnownHostsFile=${inv.knownHostsPath}`,
-    "-o",
-    "StrictHostKeyChecking=yes",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "ConnectTimeout=30",
-    "-p",
-    String(h.port),
-    `root@${h.address}`,
-  ];
-}
 
 /**
  * A script on the lab host over its own OpenSSH session (stdin of `sh -s`). Exit 255 is ssh's own

@@ -8,13 +8,7 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { inlineStack } from "../../scripts/engine";
 import { VmNetns } from "../../providers/kinds/vmNetns";
 import { spawn } from "child_process";
-import {
-  inventory,
-  labConnection,
-  LabHost,
-  labUp,
-  sshRun,
-} from "../support/lab";
+import { sshArgs, labConnection, LabHost, labUp, sshRun } from "../support/lab";
 import { fullSnapshot, snapshotDiff } from "../support/harness";
 
 /**
@@ -22,26 +16,10 @@ import { fullSnapshot, snapshotDiff } from "../support/harness";
  * Without it, whether the second stack has to wait depends on which provider starts first.
  */
 async function holdLock(h: LabHost, seconds: number): Promise<void> {
-  const inv = inventory();
   const script = `mkdir -p /run/hostnet; exec 9>>/run/hostnet/lock; flock 9; echo "stack test-lock-holder" > /run/hostnet/lock.owner; echo held; sleep ${seconds}`;
-  const ssh = spawn(
-    "ssh",
-    [
-      "-i",
-      inv.privateKeyPath,
-      "-o",
-      `UserKnownHostsFile=${inv.knownHostsPath}`,
-      "-o",
-      "StrictHostKeyChecking=yes",
-      "-o",
-      "BatchMode=yes",
-      "-p",
-      String(h.port),
-      `root@${h.address}`,
-      script,
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
+  const ssh = spawn("ssh", [...sshArgs(h), script], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   await new Promise<void>((resolve, reject) => {
     ssh.stdout.on(
       "data",

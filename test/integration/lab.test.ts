@@ -107,7 +107,7 @@ function sshArgs(
     "-o",
     "BatchMode=yes",
     "-o",
-    "ConnectTimeout=5",
+    "ConnectTimeout=20",
     "-o",
     "LogLevel=ERROR",
     "-p",

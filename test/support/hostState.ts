@@ -4,9 +4,8 @@
 // namespace sysctls hostnet manages. What the kernel picks at random on each creation (MACs of
 // veth/tap ends, IPv6 link-local addresses and their routes, nft counters) is left out, so the
 // state of two runs that made the same objects compares equal.
-import { execFileSync } from "child_process";
 import { NAMESPACE_SYSCTLS } from "../../providers/kinds/vmNetns";
-import { inventory, LabHost } from "./lab";
+import { LabHost, sshExec } from "./lab";
 
 const PORT_FLAGS = [
   "learning",
@@ -75,24 +74,9 @@ function links(raw: any[], root: boolean) {
 
 /** Every namespace of the host (root as "(root)"), in a form two runs can be compared by. */
 export function fullHostState(h: LabHost): Record<string, unknown> {
-  const inv = inventory();
-  const ssh = [
-    "-i",
-    inv.privateKeyPath,
-    "-o",
-    `UserKnownHostsFile=${inv.knownHostsPath}`,
-    "-o",
-    "StrictHostKeyChecking=yes",
-    "-o",
-    "BatchMode=yes",
-    "-p",
-    String(h.port),
-    `root@${h.address}`,
-  ];
   // 100 namespaces print megabytes of JSON: more than sshRun's default buffer.
-  const out = execFileSync("ssh", [...ssh, "sh -s"], {
+  const out = sshExec(h, ["sh -s"], {
     input: SCRIPT,
-    encoding: "utf8",
     maxBuffer: 256 * 1024 * 1024,
   });
   const result: Record<string, unknown> = {};

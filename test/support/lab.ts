@@ -85,13 +85,10 @@ export function breakBridging(table: string): { brk: string; fix: string } {
   };
 }
 
-export function sshRun(
-  h: LabHost,
-  command: string,
-  opts: { allowFail?: boolean; user?: string } = {},
-): string {
+/** The ssh client's options for a lab host: the lab key and known_hosts, nothing from ~/.ssh. */
+export function sshArgs(h: LabHost, user = "root"): string[] {
   const inv = inventory();
-  const args = [
+  return [
     "-i",
     inv.privateKeyPath,
     "-o",
@@ -100,19 +97,58 @@ export function sshRun(
     "StrictHostKeyChecking=yes",
     "-o",
     "BatchMode=yes",
+    // A 2-core CI machine running three lanes can take seconds to fork sshd and send its banner;
+    // the old 5 s made an independent check fail a test that had passed (CI, keyRef).
     "-o",
-    "ConnectTimeout=5",
+    "ConnectTimeout=20",
     "-p",
     String(h.port),
-    `${opts.user ?? "root"}@${h.address}`,
-    command,
+    `${user}@${h.address}`,
   ];
+}
+
+// What the client prints when no session was ever opened, so the command never ran and running
+// it again is safe. Anything else (the command's own failure, a dropped session) is not retried.
+const NOT_CONNECTED =
+  /banner exchange|kex_exchange_identification|Connection (timed out|refused|reset|closed by remote host)/;
+const CONNECT_ATTEMPTS = 4;
+
+/** ssh to a lab host, trying again (1, 2, 4 s apart) only when the connection was never made. */
+export function sshExec(
+  h: LabHost,
+  args: string[],
+  opts: { user?: string; input?: string; maxBuffer?: number } = {},
+): string {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return execFileSync("ssh", [...sshArgs(h, opts.user), ...args], {
+        encoding: "utf8",
+        input: opts.input,
+        stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+        maxBuffer: opts.maxBuffer ?? 64 << 20, // a full snapshot of many namespaces is several MB
+      });
+    } catch (err) {
+      const e = err as { status?: number; stderr?: string };
+      const retry =
+        attempt < CONNECT_ATTEMPTS &&
+        e.status === 255 &&
+        NOT_CONNECTED.test(String(e.stderr ?? ""));
+      if (!retry) throw err;
+      process.stderr.write(
+        `lab: ssh to ${h.name} (${h.address}) not connected, attempt ${attempt}: ${String(e.stderr).trim()}\n`,
+      );
+      execFileSync("sleep", [String(2 ** (attempt - 1))]);
+    }
+  }
+}
+
+export function sshRun(
+  h: LabHost,
+  command: string,
+  opts: { allowFail?: boolean; user?: string } = {},
+): string {
   try {
-    return execFileSync("ssh", args, {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-      maxBuffer: 64 << 20, // a full snapshot of a host with many namespaces is several MB
-    });
+    return sshExec(h, [command], { user: opts.user });
   } catch (err) {
     if (opts.allowFail) return (err as { stdout?: string }).stdout ?? "";
     throw err;
