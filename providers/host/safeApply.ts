@@ -117,10 +117,10 @@ class CommitConfirm {
   /** One attempt over a brand-new SSH session; undefined when none could be made. */
   private async probe(confirm: boolean): Promise<Report | undefined> {
     this.attempts++;
-    const session = new HostSession({
-      ...this.host.session.conn,
-      connectTimeoutMs: CONNECT_TIMEOUT_MS,
-    });
+    const session = new HostSession(
+      { ...this.host.session.conn, connectTimeoutMs: CONNECT_TIMEOUT_MS },
+      [], // this loop is the retry: each attempt is a brand-new session
+    );
     const began = Date.now();
     const what = `confirm ${this.spec.what}`;
     try {

@@ -20,6 +20,14 @@ const MIN_CHANNELS_PER_CONNECTION = 2;
 const RETRY_DELAYS_MS = [200, 1000];
 /** How often a refused channel open is tried again before the host is reported as refusing. */
 const CHANNEL_OPEN_ATTEMPTS = 40;
+/**
+ * Pauses before another handshake when the host accepted the connection but did not finish the
+ * handshake in time, or reset it: a busy sshd (forking, or over MaxStartups). Nothing ran yet.
+ */
+const HANDSHAKE_RETRY_DELAYS_MS = [1000];
+
+/** The handshake timed out or was reset: no session was opened, so trying again is safe. */
+class HandshakeNotAnswered extends TransportError {}
 
 class Semaphore {
   private waiting: Array<() => void> = [];
@@ -81,7 +89,11 @@ export class HostSession {
   private connecting?: Promise<Client>;
   private channels = channelSemaphore();
 
-  constructor(readonly conn: Connection) {
+  /** `handshakeRetries`: none for a caller that loops over fresh sessions itself (safe apply). */
+  constructor(
+    readonly conn: Connection,
+    private readonly handshakeRetries = HANDSHAKE_RETRY_DELAYS_MS,
+  ) {
     this.label = hostLabel(conn);
   }
 
@@ -265,7 +277,7 @@ export class HostSession {
   private connect(): Promise<Client> {
     if (this.client) return Promise.resolve(this.client);
     if (!this.connecting) {
-      this.connecting = this.handshake().then(
+      this.connecting = this.handshakeRetrying().then(
         (c) => {
           this.client = c;
           this.connecting = undefined;
@@ -278,6 +290,20 @@ export class HostSession {
       );
     }
     return this.connecting;
+  }
+
+  private async handshakeRetrying(): Promise<Client> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.handshake();
+      } catch (err) {
+        const delay = this.handshakeRetries[attempt];
+        if (!(err instanceof HandshakeNotAnswered) || delay === undefined)
+          throw err;
+        this.stats.retries++;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   private handshake(): Promise<Client> {
@@ -323,9 +349,15 @@ export class HostSession {
         });
         resolve(client);
       });
-      client.once("error", (err) => {
+      // `on`, not `once`: after a handshake timeout ssh2 also reports the socket it closed
+      // ("Connection lost before handshake"); a second error with no listener would end the process.
+      client.on("error", (err) => {
+        const e = err as Error & { level?: string; code?: string };
+        const notAnswered =
+          !mismatch &&
+          (e.level === "client-timeout" || e.code === "ECONNRESET");
         reject(
-          new TransportError(
+          new (notAnswered ? HandshakeNotAnswered : TransportError)(
             mismatch ?? `${this.label}: cannot connect: ${err.message}`,
             this.label,
           ),

@@ -4,7 +4,13 @@
 import { expect } from "chai";
 import { execFileSync } from "child_process";
 import { Host, hostFor, HostOpError } from "../../providers/host";
-import { closeAllSessions, batchLine } from "../../providers/transport";
+import * as net from "net";
+import {
+  batchLine,
+  closeAllSessions,
+  Connection,
+  HostSession,
+} from "../../providers/transport";
 import { LabHost, labConnection, labUp, sshRun } from "../support/lab";
 
 /** Our own established TCP connections to the host, as the kernel of this machine sees them. */
@@ -18,6 +24,37 @@ function ourConnections(h: LabHost): Array<{ localPort: number }> {
     .split("\n")
     .filter((l) => l.includes(`pid=${process.pid},`))
     .map((l) => ({ localPort: Number(/\S+:(\d+)\s+\S+:22\b/.exec(l)?.[1]) }));
+}
+
+/**
+ * A TCP relay on this machine in front of the lab host's sshd whose first `silent` connections are
+ * accepted and never answered (an sshd too busy to send its banner); later ones reach the sshd.
+ */
+async function stallingRelay(
+  h: LabHost,
+  silent: number,
+): Promise<{ port: number; accepted: () => number; close: () => void }> {
+  let accepted = 0;
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((client) => {
+    sockets.push(client);
+    if (++accepted <= silent) return;
+    const upstream = net.connect(h.port, h.address);
+    sockets.push(upstream);
+    client.pipe(upstream).pipe(client);
+    const end = () => (client.destroy(), upstream.destroy());
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accepted: () => accepted,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
 }
 
 /** Kill the sshd process serving one of our connections, from inside the lab host. */
@@ -91,6 +128,37 @@ describe("transport: pooled SSH, coalescing and snapshots on a lab host", functi
     expect((await pending).trim()).to.equal("survived");
     expect(host.session.stats.connections).to.equal(connectionsBefore + 1);
     expect(host.session.stats.retries).to.be.greaterThan(0);
+  });
+
+  it("a handshake the host does not answer in time is tried once more; safe apply's own sessions are not", async () => {
+    const relay = await stallingRelay(h, 1);
+    try {
+      const conn = Connection.parse({
+        ...labConnection(h),
+        host: "127.0.0.1",
+        port: relay.port,
+        connectTimeoutMs: 1000,
+      });
+      const session = new HostSession(conn);
+      const r = await session.exec("hostname\n", { what: "name the host" });
+      session.drop();
+      expect(r.stdout.trim()).to.equal(h.name);
+      expect(session.stats.retries, "one more handshake").to.equal(1);
+      expect(relay.accepted(), "connections the relay took").to.equal(2);
+
+      const relay2 = await stallingRelay(h, 1);
+      try {
+        const once = new HostSession({ ...conn, port: relay2.port }, []);
+        let err: Error | undefined;
+        await once.exec("hostname\n").catch((e) => (err = e));
+        expect(err?.message).to.match(/cannot connect: Timed out/);
+        expect(relay2.accepted(), "no second handshake").to.equal(1);
+      } finally {
+        relay2.close();
+      }
+    } finally {
+      relay.close();
+    }
   });
 
   it("refuses a host whose key does not match the pin, and runs nothing", async () => {
