@@ -27,6 +27,8 @@ export interface HostSegment {
   device: string;
   /** This host's underlay address. */
   local: string;
+  /** Underlay addresses this host's vxlan device copies broadcasts to (segment floodTo). */
+  floodTo: string[];
   members: SegmentMember[];
 }
 
@@ -50,6 +52,21 @@ export function segmentHosts(
   );
 }
 
+/**
+ * The hosts `host` copies the segment's broadcasts to: a star around the segment's floodTo hosts.
+ * A listed host floods to every other member, any other member to the listed hosts only; frames
+ * arriving over VXLAN are never sent back out of it, so nothing loops.
+ */
+export function floodTargets(
+  host: string,
+  seg: SegmentSpec,
+  vms: readonly VmSpec[],
+): string[] {
+  const hubs = seg.floodTo ?? [];
+  const targets = hubs.includes(host) ? segmentHosts(seg, vms) : hubs;
+  return targets.filter((h) => h !== host);
+}
+
 /** The segments `host` belongs to, with every member VM; underlay maps host name → address. */
 export function segmentsForHost(
   host: string,
@@ -63,6 +80,7 @@ export function segmentsForHost(
       segment: seg,
       device: vxlanDeviceName(seg.name),
       local: underlay.get(host)!,
+      floodTo: floodTargets(host, seg, vms).map((h) => underlay.get(h)!),
       members: vms
         .filter((v) => v.segment === seg.name)
         .map((v) => ({
@@ -109,6 +127,8 @@ export class SegmentEnd extends pulumi.ComponentResource {
         port: seg.port,
         bridge: seg.bridge,
         mtu: seg.mtu,
+        // Only when set: devices of stacks without a flood list keep their recorded inputs.
+        ...(plan.floodTo.length > 0 ? { floodTo: plan.floodTo } : {}),
       },
       { parent: this, dependsOn: args.bridge ? [args.bridge] : [] },
     );

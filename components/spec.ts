@@ -121,6 +121,12 @@ export const SegmentSpec = z
     mtu: z.number().int().min(68).max(65535).optional(),
     /** UDP port of the underlay. */
     port: z.number().int().min(1).max(65535).default(4789),
+    /**
+     * Head-end replication around these member hosts (e.g. where the DHCP server or relay runs):
+     * broadcasts and multicasts from every other member host are copied to them, and theirs to
+     * every member host. Default: none cross the underlay (known ARP is answered locally).
+     */
+    floodTo: z.array(z.string().min(1)).optional(),
   })
   .strict();
 export type SegmentSpec = z.infer<typeof SegmentSpec>;

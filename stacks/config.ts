@@ -236,7 +236,16 @@ function segmentProblems(c: StackConfig): string[] {
       if (!host)
         problems.push(`segments[${i}].hosts[${k}]: no host named ${h}`);
     });
-    for (const h of segmentHosts(s, c.vms)) {
+    const members = segmentHosts(s, c.vms);
+    (s.floodTo ?? []).forEach((h, k) => {
+      if (!members.includes(h))
+        problems.push(
+          `segments[${i}].floodTo[${k}]: ${h} is not a host of segment ${s.name} (its hosts: ${members.join(", ") || "none"}); list a host that has a VM of the segment or is in its hosts`,
+        );
+      else if (s.floodTo!.indexOf(h) !== k)
+        problems.push(`segments[${i}].floodTo[${k}]: ${h} is listed twice`);
+    });
+    for (const h of members) {
       const k = c.hosts.findIndex((x) => x.name === h);
       if (k >= 0 && underlayOf(c.hosts[k]) === undefined) {
         problems.push(

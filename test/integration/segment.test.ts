@@ -37,11 +37,16 @@ describe("segments: one L2 segment across hosts over VXLAN (lab1-3)", function (
     simulate: true,
     segment,
   });
-  const raw = (a4host: string) => ({
+  const raw = (a4host: string, floodTo?: string[]) => ({
     inventory: "lab",
     bridges: [{ name: "br-sa" }, { name: "br-sb" }],
     segments: [
-      { name: "sa", vni: 5001, bridge: "br-sa" },
+      {
+        name: "sa",
+        vni: 5001,
+        bridge: "br-sa",
+        ...(floodTo ? { floodTo } : {}),
+      },
       { name: "sb", vni: 5002, bridge: "br-sb" },
     ],
     vms: [
@@ -55,11 +60,11 @@ describe("segments: one L2 segment across hosts over VXLAN (lab1-3)", function (
     ],
     rollout: { serial: ["100%"], maxFailures: 0, healthCheck: false },
   });
-  const config = (a4host = "lab3") =>
+  const config = (a4host = "lab3", floodTo?: string[]) =>
     (({ hosts: all, ...rest }) => ({
       ...rest,
       hosts: all.filter((x) => ["lab1", "lab2", "lab3"].includes(x.name)),
-    }))(parseStackConfig(raw(a4host)));
+    }))(parseStackConfig(raw(a4host, floodTo)));
   const stack = new TestStack(
     "test-segment",
     undefined as unknown as ReturnType<typeof config>,
@@ -415,6 +420,97 @@ describe("segments: one L2 segment across hosts over VXLAN (lab1-3)", function (
     expect(reaches("lab3", "sa3", ip(4)), "sa3@lab3 -> sa4@lab2").to.equal(
       true,
     );
+    await stack.preview({ refresh: true, expectNoChanges: true });
+  });
+
+  it("floodTo: broadcasts cross the underlay around the listed host only; a lost flood entry is drift; without it nothing is flooded", async () => {
+    const floodDsts = (h: string) =>
+      sshJson(host(h), "bridge -j fdb show dev vx-sa")
+        .filter((r: any) => r.mac === "00:00:00:00:00:00")
+        .map((r: any) => r.dst)
+        .sort();
+    const addr = (...hs: string[]) => hs.map((h) => host(h).address).sort();
+    /** Broadcast pings from `guest` on host `from`, counted at each [host, bridge port]. */
+    const broadcastSeen = (
+      from: string,
+      guest: string,
+      at: Array<[string, string]>,
+    ): number[] => {
+      const file = (port: string) => `/tmp/hn-segment-bcast-${port}`;
+      for (const [h, port] of at)
+        sshRun(
+          host(h),
+          `f=${file(port)}; rm -f $f*; (timeout 60 tcpdump -i ${port} -nn -l 'ether broadcast and icmp' > $f 2> $f.err & echo $! > $f.pid); ` +
+            `for i in $(seq 300); do grep -q listening $f.err && break; sleep 0.1; done`,
+        );
+      sshRun(
+        host(from),
+        `ip netns exec guest-${guest} ping -b -c 2 -W 1 ${ip(255)}`,
+        { allowFail: true },
+      );
+      return at.map(([h, port]) => {
+        const text = sshRun(
+          host(h),
+          `f=${file(port)}; sleep 1; kill $(cat $f.pid); sleep 0.5; cat $f; rm -f $f*`,
+          { allowFail: true },
+        );
+        return text.split("\n").filter((l) => l.includes(`> ${ip(255)}`))
+          .length;
+      });
+    };
+
+    stack.config = config("lab2", ["lab1"]);
+    const p = await stack.preview();
+    for (const h of ["lab1", "lab2", "lab3"])
+      expect(p.ops[`${h}-seg-sa-vx`], `${h}: flood list in place`).to.equal(
+        "update",
+      );
+    await stack.up();
+    expect(floodDsts("lab1"), "the hub floods to every member").to.deep.equal(
+      addr("lab2", "lab3"),
+    );
+    expect(floodDsts("lab2"), "lab2 floods to the hub").to.deep.equal(
+      addr("lab1"),
+    );
+    expect(floodDsts("lab3"), "lab3 floods to the hub").to.deep.equal(
+      addr("lab1"),
+    );
+    // sa4 sits on lab2 since the move above; sa2 is lab2's isolated-netns VM.
+    const [atHub, atLab2] = broadcastSeen("lab3", "sa3", [
+      ["lab1", "tap-sa1"],
+      ["lab2", "tap-sa4"],
+    ]);
+    expect(
+      atHub,
+      "sa3@lab3's broadcast at sa1@lab1 (the hub)",
+    ).to.be.greaterThan(0);
+    expect(atLab2, "sa3@lab3's broadcast at sa4@lab2 (not a hub)").to.equal(0);
+    const fromHub = broadcastSeen("lab1", "sa1", [
+      ["lab2", "tap-sa4"],
+      ["lab3", "tap-sa3"],
+    ]);
+    expect(fromHub, "sa1@lab1's broadcast at lab2 and lab3").to.satisfy(
+      (n: number[]) => n.every((x) => x > 0),
+    );
+
+    sshRun(
+      host("lab3"),
+      `bridge fdb del 00:00:00:00:00:00 dev vx-sa dst ${host("lab1").address} self`,
+    );
+    const drift = await stack.preview({ refresh: true });
+    expect(drift.ops["lab3-seg-sa-vx"], "a lost flood entry").to.equal(
+      "update",
+    );
+    expect(drift.diffs["lab3-seg-sa-vx"]).to.include("floodTo");
+    await stack.up({ refresh: true });
+    expect(floodDsts("lab3"), "repaired").to.deep.equal(addr("lab1"));
+
+    stack.config = config("lab2");
+    await stack.up();
+    for (const h of ["lab1", "lab2", "lab3"])
+      expect(floodDsts(h), `${h}: no flood entry left`).to.deep.equal([]);
+    const [quiet] = broadcastSeen("lab1", "sa1", [["lab3", "tap-sa3"]]);
+    expect(quiet, "without floodTo no broadcast crosses").to.equal(0);
     await stack.preview({ refresh: true, expectNoChanges: true });
   });
 });

@@ -137,6 +137,48 @@ describe("segments in the stack config", () => {
       ).to.equal(true);
   });
 
+  it("floodTo: the listed host copies broadcasts to every member, the others to it alone", () => {
+    const c = parseStackConfig(
+      base({
+        segments: [{ name: "s1", vni: 100, bridge: "br-s", floodTo: ["h2"] }],
+      }),
+    );
+    const underlay = new Map(
+      c.hosts.map((h) => [h.name, underlayOf(h)!] as const),
+    );
+    const floodOf = (h: string) =>
+      segmentsForHost(h, c.segments, c.vms, underlay)[0].floodTo;
+    expect(floodOf("h2")).to.deep.equal(["198.18.9.11", "198.18.9.13"]);
+    expect(floodOf("h1")).to.deep.equal(["198.18.9.12"]);
+    expect(floodOf("h3")).to.deep.equal(["198.18.9.12"]);
+    const none = parseStackConfig(base());
+    expect(
+      segmentsForHost("h1", none.segments, none.vms, underlay)[0].floodTo,
+      "no floodTo: nothing is flooded",
+    ).to.deep.equal([]);
+  });
+
+  it("floodTo names only member hosts, each once", () => {
+    const found = problems(
+      base({
+        segments: [
+          {
+            name: "s1",
+            vni: 100,
+            bridge: "br-s",
+            hosts: ["h1", "h2"],
+            floodTo: ["h1", "h3", "h1"],
+          },
+        ],
+        vms: [vm("a", 1, "h1"), vm("b", 2, "h2")],
+      }),
+    );
+    expect(found).to.deep.equal([
+      "segments[0].floodTo[1]: h3 is not a host of segment s1 (its hosts: h1, h2); list a host that has a VM of the segment or is in its hosts",
+      "segments[0].floodTo[2]: h1 is listed twice",
+    ]);
+  });
+
   it("needs an IPv4 underlay for a member host whose address is a name", () => {
     const found = problems(
       base({

@@ -5,6 +5,8 @@ import {
   VxlanDeviceProps,
   vxlanDevicePlanner as planner,
 } from "../../providers/kinds/vxlanDevice";
+import { floodToProblems } from "../../providers/kinds/vxlanDevice/schema";
+import { liveProps } from "../../providers/kinds/vxlanDevice/plan";
 import { ownerMark, ownerToken } from "../../providers/state";
 import type { Link } from "../../providers/state";
 import { linkOf as link, snapshotWith } from "../support/snapshotBuilder";
@@ -131,5 +133,99 @@ describe("VxlanDevice planner", () => {
     });
     expect(planner.observe(snap, desired)).to.equal(undefined);
     expect(planner.scope({ ...desired, netns: "vm1" })).to.deep.equal(["vm1"]);
+  });
+
+  describe("flood list (head-end replication)", () => {
+    const flooding = VxlanDeviceProps.parse({
+      ...desired,
+      floodTo: ["192.0.2.20", "192.0.2.30"],
+    });
+    /** The all-zeros entries of vx0 towards `dsts`, as `bridge -j fdb` shows them. */
+    const floodRows = (...dsts: string[]) =>
+      dsts.map((dst) => ({
+        mac: "00:00:00:00:00:00",
+        dev: "vx0",
+        state: "permanent",
+        flags: ["self"],
+        dst,
+      }));
+    const observed = (...dsts: string[]) =>
+      planner.observe(
+        snapshotWith({
+          "": {
+            links: [link({ name: "br0", kind: "bridge" }), device()],
+            fdb: floodRows(...dsts),
+          },
+        }),
+        flooding,
+      );
+
+    it("makes one all-zeros entry per address after the device and its port flags", () => {
+      const steps = planner.plan(flooding, undefined, { owner });
+      expect(lines(steps)[2]).to.deep.equal([
+        "fdb append 00:00:00:00:00:00 dev vx0 dst 192.0.2.20 self permanent",
+        "fdb append 00:00:00:00:00:00 dev vx0 dst 192.0.2.30 self permanent",
+      ]);
+      expect(steps[2].op).to.deep.include({ tool: "bridge" });
+    });
+
+    it("adds only the missing destination and removes a stranger one, in one batch", () => {
+      const live = observed("192.0.2.99", "192.0.2.30");
+      expect(live?.floodTo).to.deep.equal(["192.0.2.30", "192.0.2.99"]);
+      expect(lines(planner.plan(flooding, live, { owner }))).to.deep.equal([
+        [
+          "fdb del 00:00:00:00:00:00 dev vx0 dst 192.0.2.99 self",
+          "fdb append 00:00:00:00:00:00 dev vx0 dst 192.0.2.20 self permanent",
+        ],
+      ]);
+    });
+
+    it("reads the list as a set: the same addresses in another order are no change", () => {
+      const live = observed("192.0.2.30", "192.0.2.20")!;
+      expect(planner.plan(flooding, live, { owner })).to.deep.equal([]);
+      expect(liveProps(live, flooding).floodTo).to.deep.equal(flooding.floodTo);
+    });
+
+    it("without a flood list, an entry added by hand is drift and is removed", () => {
+      const live = planner.observe(
+        snapshotWith({
+          "": {
+            links: [link({ name: "br0", kind: "bridge" }), device()],
+            fdb: floodRows("192.0.2.20"),
+          },
+        }),
+        desired,
+      )!;
+      expect(liveProps(live, desired).floodTo).to.deep.equal(["192.0.2.20"]);
+      expect(lines(planner.plan(desired, live, { owner }))).to.deep.equal([
+        ["fdb del 00:00:00:00:00:00 dev vx0 dst 192.0.2.20 self"],
+      ]);
+      expect(
+        liveProps(
+          { ...device(), floodTo: [] } as NonNullable<typeof live>,
+          desired,
+        ).floodTo,
+      ).to.equal(undefined);
+    });
+
+    it("refuses its own local address and an address listed twice, naming the entry", () => {
+      expect(
+        floodToProblems(
+          VxlanDeviceProps.parse({
+            ...desired,
+            floodTo: ["192.0.2.10", "192.0.2.20", "192.0.2.20"],
+          }),
+        ),
+      ).to.deep.equal([
+        [
+          "floodTo[0]",
+          "192.0.2.10 is this device's own local address; list only other hosts' underlay addresses",
+        ],
+        ["floodTo[2]", "192.0.2.20 is already listed at floodTo[1]"],
+      ]);
+      expect(() =>
+        VxlanDeviceProps.parse({ ...desired, floodTo: ["192.0.2.300"] }),
+      ).to.throw(/IPv4/);
+    });
   });
 });

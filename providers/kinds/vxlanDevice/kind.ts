@@ -1,6 +1,6 @@
 // VxlanDevice: a VXLAN tunnel endpoint that joins a host bridge to one L2 segment spread over many
 // hosts (issue 15). hostnet is the control plane: the device learns nothing (nolearning, learning
-// off on its bridge port) and knows no flood list; remote VMs are programmed as FdbEntry with a
+// off on its bridge port) and floods only to the hosts of its floodTo list (default none); remote VMs are programmed as FdbEntry with a
 // remote destination plus permanent neighbours, and neigh_suppress on this port makes the bridge
 // answer ARP for them locally, so a broadcast ARP never crosses the underlay.
 // Every write is "read the scoped snapshot → observe → plan → apply" (plan.ts).
@@ -8,7 +8,7 @@ import type { HostSnapshot } from "../../state";
 import { ABSENT, findLink, found, isGone, isHostnetMark } from "../../state";
 import { applySteps } from "../plan";
 import { KindContext, ResourceKind } from "../kind";
-import { VxlanDeviceProps, where } from "./schema";
+import { floodToProblems, VxlanDeviceProps, where } from "./schema";
 import { liveProps, removal, vxlanDevicePlanner as planner } from "./plan";
 
 type P = VxlanDeviceProps;
@@ -118,6 +118,7 @@ export const vxlanDeviceKind: ResourceKind<typeof VxlanDeviceProps> = {
   type: "VxlanDevice",
   schema: VxlanDeviceProps,
   replaceOn: ["name", "netns", "vni", "port"],
+  validate: floodToProblems,
   id: (p) => `vxlan/${p.netns ?? "-"}/${p.name}`,
   planner,
 

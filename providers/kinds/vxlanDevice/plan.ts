@@ -17,8 +17,15 @@ import { VxlanDeviceProps, where } from "./schema";
 
 type P = VxlanDeviceProps;
 
-/** The vxlan device with the desired name, as the snapshot shows it. */
-export type VxlanObserved = Link & { vxlan: NonNullable<Link["vxlan"]> };
+/** The vxlan device with the desired name, as the snapshot shows it, with its flood list. */
+export type VxlanObserved = Link & {
+  vxlan: NonNullable<Link["vxlan"]>;
+  /** Destinations of its all-zeros (head-end replication) entries, sorted. */
+  floodTo: string[];
+};
+
+/** The MAC of a VXLAN device's default (flood) entries. */
+const FLOOD_MAC = "00:00:00:00:00:00";
 
 const DEFAULT_PORT = 4789;
 
@@ -39,6 +46,31 @@ function flagsStep(p: P, flags: PortFlagsInput | undefined): Step[] {
         netns: p.netns,
         lines,
         what: `set port flags of ${where(p)} on ${p.bridge}`,
+      },
+    },
+  ];
+}
+
+/** Adds the missing flood destinations and removes the ones not wanted (bridge fdb ... self). */
+function floodStep(p: P, live: readonly string[]): Step[] {
+  const want = p.floodTo ?? [];
+  const entry = (verb: string, dst: string) =>
+    batchLine(["fdb", verb, FLOOD_MAC, "dev", p.name, "dst", dst, "self"]);
+  const lines = [
+    ...live.filter((d) => !want.includes(d)).map((d) => entry("del", d)),
+    ...want
+      .filter((d) => !live.includes(d))
+      .map((d) => `${entry("append", d)} permanent`),
+  ];
+  if (lines.length === 0) return [];
+  return [
+    {
+      op: {
+        kind: "batch",
+        tool: "bridge",
+        netns: p.netns,
+        lines,
+        what: `set the flood list of ${where(p)} (${want.join(", ") || "none"})`,
       },
     },
   ];
@@ -90,6 +122,7 @@ function creation(p: P, owner: string | undefined): Step[] {
       undo: removal(p, `remove ${where(p)}`).op,
     },
     ...flagsStep(p, p.portFlags),
+    ...floodStep(p, []),
   ];
 }
 
@@ -116,7 +149,7 @@ function changes(p: P, live: VxlanObserved): Step[] {
   const flags = joins
     ? p.portFlags
     : changedPortFlags(livePortFlags(live, p.portFlags), p.portFlags);
-  return [...steps, ...flagsStep(p, flags)];
+  return [...steps, ...flagsStep(p, flags), ...floodStep(p, live.floodTo)];
 }
 
 export const vxlanDevicePlanner: Planner<P, VxlanObserved> = {
@@ -124,9 +157,12 @@ export const vxlanDevicePlanner: Planner<P, VxlanObserved> = {
 
   observe(snap: HostSnapshot, p: P): VxlanObserved | undefined {
     const link = findLink(snap, p.netns ?? "", p.name);
-    return link?.kind === "vxlan" && link.vxlan
-      ? (link as VxlanObserved)
-      : undefined;
+    if (link?.kind !== "vxlan" || !link.vxlan) return undefined;
+    const floodTo = (snap.namespaces[p.netns ?? ""]?.fdb ?? [])
+      .filter((r) => r.dev === p.name && r.mac === FLOOD_MAC && r.dst)
+      .map((r) => r.dst!)
+      .sort();
+    return { ...link, vxlan: link.vxlan, floodTo };
   },
 
   plan(p, live, ctx): Step[] {
@@ -160,5 +196,16 @@ export function liveProps(live: VxlanObserved, p: P): Record<string, unknown> {
     portFlags: livePortFlags(live, p.portFlags),
     mtu: p.mtu === undefined ? undefined : live.mtu,
     up: live.adminUp,
+    floodTo: liveFloodTo(live.floodTo, p.floodTo),
   };
+}
+
+/** The live flood list as the props would say it: a set, so the desired order when it matches. */
+function liveFloodTo(
+  live: string[],
+  want: string[] | undefined,
+): string[] | undefined {
+  const w = want ?? [];
+  const same = live.length === w.length && w.every((a) => live.includes(a));
+  return same ? want : live;
 }

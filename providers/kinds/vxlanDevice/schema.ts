@@ -45,8 +45,34 @@ export const VxlanDeviceProps = z.object({
     .max(65535, MTU_RANGE)
     .optional(),
   up: z.boolean().default(true),
+  /**
+   * Head-end replication: the underlay addresses that get a copy of every broadcast and multicast
+   * frame the bridge hands this device (one all-zeros fdb entry per address). Absent or empty, the
+   * segment default: nothing is flooded over the underlay. A segment lists the hosts a DHCP server
+   * or relay sits on here, so its broadcasts still travel. (Optional, not a default of []: stacks
+   * recorded before it existed must not see a change.)
+   */
+  floodTo: z.array(Ipv4Address).optional(),
 });
 export type VxlanDeviceProps = z.infer<typeof VxlanDeviceProps>;
+
+/** Cross-field checks: a flood list names each other host once, never this one. */
+export function floodToProblems(p: VxlanDeviceProps): Array<[string, string]> {
+  const list = p.floodTo ?? [];
+  return list.flatMap((a, i): Array<[string, string]> => {
+    if (a === p.local)
+      return [
+        [
+          `floodTo[${i}]`,
+          `${a} is this device's own local address; list only other hosts' underlay addresses`,
+        ],
+      ];
+    const first = list.indexOf(a);
+    return first === i
+      ? []
+      : [[`floodTo[${i}]`, `${a} is already listed at floodTo[${first}]`]];
+  });
+}
 
 /** Words for the operator: which device this is. */
 export function where(p: VxlanDeviceProps): string {
