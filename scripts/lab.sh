@@ -284,8 +284,10 @@ healthy_sshd_pid() {
 }
 
 # sshd_banner ADDR: the server at ADDR:22 accepts a TCP connection and speaks SSH.
+# A busy 2-core machine (three test lanes) can take seconds to fork sshd for a connection: a short
+# wait here would take a live sshd for a wedged one and restart it under a lane's feet.
 sshd_banner() {
-  timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/22" && IFS= read -r -t 2 line <&3 && [[ $line == SSH-2.0-* ]]' _ "$1" 2>/dev/null
+  timeout 10 bash -c 'exec 3<>"/dev/tcp/$1/22" && IFS= read -r -t 10 line <&3 && [[ $line == SSH-2.0-* ]]' _ "$1" 2>/dev/null
 }
 
 regex_escape() { sed 's/[][\.*^$+?(){}|]/\\&/g' <<<"$1"; }
@@ -537,9 +539,9 @@ write_outputs() { # write_outputs K... (hosts to list, all healthy)
 }
 
 ssh_check() { # ssh_check K -> prints remote hostname, fails if ssh fails
-  timeout 10 ssh -F /dev/null -i "$KEY" -o IdentitiesOnly=yes -o UserKnownHostsFile="$KNOWN" \
+  timeout 20 ssh -F /dev/null -i "$KEY" -o IdentitiesOnly=yes -o UserKnownHostsFile="$KNOWN" \
     -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes \
-    -o ConnectTimeout=3 -o LogLevel=ERROR "root@$(host_addr "$1")" hostname </dev/null 2>/dev/null
+    -o ConnectTimeout=10 -o LogLevel=ERROR "root@$(host_addr "$1")" hostname </dev/null 2>/dev/null
 }
 
 # ---------------------------------------------------------------------------- commands
