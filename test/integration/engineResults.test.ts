@@ -1,6 +1,7 @@
-// A run's outputs and summary come from its own engine events (scripts/engine.ts resultsFromEvents),
-// not from the three CLI runs the Automation API makes after each up: checked against what those
-// CLI reads say for the same run, with every CLI invocation recorded. Real engine, no host needed.
+// A run whose caller follows its engine events gets its outputs and summary from those events
+// (scripts/engine.ts resultsFromEvents), not from the three CLI runs the Automation API makes after
+// each up: checked against what those CLI reads say for the same run, with every CLI invocation
+// recorded. Real engine, no host needed.
 import { expect } from "chai";
 import * as pulumi from "@pulumi/pulumi";
 import type { Stack } from "@pulumi/pulumi/automation";
@@ -47,9 +48,11 @@ describe("engine runs: outputs and summary from the run's own events", function 
     await stack.workspace.removeStack(name).catch(() => undefined);
   });
 
+  const follow = { onEvent: () => undefined };
+
   it("up runs the CLI once and returns what `stack output` and `stack history` say", async () => {
     cli.length = 0;
-    const up = await stack.up();
+    const up = await stack.up(follow);
     expect(cli, "CLI runs of one up").to.deep.equal([["up"]]);
     expect(up.summary.result).to.equal("succeeded");
     expect(up.summary.kind).to.equal("update");
@@ -65,8 +68,8 @@ describe("engine runs: outputs and summary from the run's own events", function 
 
   it("a no-op up and a refresh report 'same' like the history does", async () => {
     cli.length = 0;
-    const again = await stack.up({ onEvent: () => undefined });
-    const refreshed = await stack.refresh();
+    const again = await stack.up(follow);
+    const refreshed = await stack.refresh(follow);
     expect(cli).to.deep.equal([["up"], ["refresh"]]);
     expect(again.summary.resourceChanges).to.deep.equal({ same: 4 });
     expect(again.outputs, "outputs of a stack left as it was").to.deep.equal(
@@ -81,7 +84,7 @@ describe("engine runs: outputs and summary from the run's own events", function 
   it("an output holding a secret, masked in events, is read from the CLI: value and secret flag", async () => {
     secretOutput = true;
     cli.length = 0;
-    const up = await stack.up();
+    const up = await stack.up(follow);
     expect(cli[0]).to.deep.equal(["up"]);
     expect(cli.slice(1), "outputs read from the CLI").to.deep.include([
       "stack",
@@ -91,9 +94,21 @@ describe("engine runs: outputs and summary from the run's own events", function 
     expect(up.outputs.count).to.deep.equal({ value: 3, secret: false });
   });
 
+  it("a run without an event listener asks the CLI, as the Automation API does", async () => {
+    cli.length = 0;
+    const up = await stack.up();
+    expect(cli).to.deep.equal([
+      ["up"],
+      ["stack", "output"],
+      ["stack", "output"],
+      ["stack", "history"],
+    ]);
+    expect(up.summary.resourceChanges).to.deep.equal({ same: 4 });
+  });
+
   it("destroy runs the CLI once; outside a run, outputs come from the CLI as before", async () => {
     cli.length = 0;
-    const gone = await stack.destroy();
+    const gone = await stack.destroy(follow);
     expect(cli).to.deep.equal([["destroy"]]);
     expect(gone.summary.resourceChanges).to.deep.equal({ delete: 4 });
     expect(await stack.outputs()).to.deep.equal({});

@@ -56,6 +56,13 @@ function collector() {
 }
 
 /** A test stack whose program is `program(config)`; change `config` between steps. */
+/** A listener, though nothing is reported: the summary then comes from the events, not one more CLI run (scripts/engine.ts). */
+const DESTROY_OPTS = {
+  color: "never" as const,
+  parallel: ENGINE_PARALLEL,
+  onEvent: () => undefined,
+};
+
 export class TestStack<C> {
   config: C;
   private stack?: Stack;
@@ -130,12 +137,7 @@ export class TestStack<C> {
   }
 
   async destroy(): Promise<void> {
-    await (
-      await this.get()
-    ).destroy({
-      color: "never",
-      parallel: ENGINE_PARALLEL,
-    });
+    await (await this.get()).destroy(DESTROY_OPTS);
   }
 
   /**
@@ -155,9 +157,7 @@ export class TestStack<C> {
   async dispose(): Promise<void> {
     if (!this.stack) return;
     if (mayHoldResources(this.name))
-      await this.stack
-        .destroy({ color: "never", parallel: ENGINE_PARALLEL })
-        .catch(() => undefined);
+      await this.stack.destroy(DESTROY_OPTS).catch(() => undefined);
     await this.stack.workspace.removeStack(this.name).catch(() => undefined);
   }
 
