@@ -74,10 +74,20 @@ export class HostPlan {
 
   /** The health check expects this link up (netns undefined: the root namespace). */
   expectLink(name: string, netns?: string): void {
-    this.health.links.push(netns === undefined ? { name } : { netns, name });
+    this.expect({ links: [netns === undefined ? { name } : { netns, name }] });
   }
 
   expectFdb(bridge: string, mac: string): void {
-    this.health.fdb.push({ bridge, mac });
+    this.expect({ fdb: [{ bridge, mac }] });
+  }
+
+  /** Add expectations; one already expected (a VM's own entry that its segment also programs) stays once. */
+  expect(more: Partial<Pick<HealthChecks, "links" | "fdb">>): void {
+    const has = (list: object[], x: object) =>
+      list.some((y) => JSON.stringify(y) === JSON.stringify(x));
+    for (const l of more.links ?? [])
+      if (!has(this.health.links, l)) this.health.links.push(l);
+    for (const f of more.fdb ?? [])
+      if (!has(this.health.fdb, f)) this.health.fdb.push(f);
   }
 }

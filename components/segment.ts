@@ -3,6 +3,7 @@
 // same resource on every member host — pointing at its own port where it is local, at its host's
 // underlay address elsewhere — so moving a VM is an in-place update of that entry on every host.
 import * as pulumi from "@pulumi/pulumi";
+import type { HealthChecks } from "../providers/kinds/hostHealth";
 import type { HostPlan } from "./hostPlan";
 import { bareAddresses, bridgePort, SegmentSpec, VmSpec } from "./spec";
 
@@ -96,6 +97,16 @@ export function segmentsForHost(
     }));
 }
 
+/** What the host's health check expects of its end of a segment: the vxlan device up, every member's entry. */
+export function segmentHealth(
+  plan: HostSegment,
+): Pick<HealthChecks, "links" | "fdb"> {
+  return {
+    links: [{ name: plan.device }],
+    fdb: plan.members.map((m) => ({ bridge: plan.segment.bridge, mac: m.mac })),
+  };
+}
+
 export interface SegmentArgs {
   hostName: string;
   hostPlan: HostPlan;
@@ -133,6 +144,7 @@ export class SegmentEnd extends pulumi.ComponentResource {
       { parent: this, dependsOn: args.bridge ? [args.bridge] : [] },
     );
     this.resources.push(vx);
+    hostPlan.expect(segmentHealth(plan));
     for (const m of plan.members) {
       const local = m.host === args.hostName;
       const vmComponent = args.localVms.get(m.vm);
