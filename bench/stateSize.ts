@@ -6,9 +6,7 @@
 //
 // bench/provision.ts reports the same "bytes per resource" (JSON length of the export / resources).
 import * as fs from "fs";
-
-/** The key Pulumi marks a secret value with in state ({"4dabf...": "1b470...", "ciphertext": ...}). */
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+import { SECRET_SIG } from "../scripts/engine";
 
 export interface StateSize {
   bytes: number;

@@ -180,8 +180,8 @@ export async function inlineStack(
   );
 }
 
-/** The marker the engine's events put where a secret value was (masked, not the value). */
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+/** The key Pulumi marks a secret value with, in state and in events ({"4dabf...": "1b470...", ...}). */
+export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 
 /** What one run's events told: the root stack's outputs (when none is a secret) and the summary. */
 interface RunResults {

@@ -16,7 +16,7 @@ import * as net from "net";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import type { LocalWorkspace } from "@pulumi/pulumi/automation";
-import { inlineStack, STATE_DIR } from "../../scripts/engine";
+import { inlineStack, SECRET_SIG, STATE_DIR } from "../../scripts/engine";
 import { deployFleet } from "../../stacks/index";
 import { HostTopology, restoreEntries } from "../../components/hostTopology";
 import { parseStackConfig, StackConfig } from "../../stacks/config";
@@ -484,8 +484,6 @@ function changes(r: StepReport): Record<string, string> {
     ),
   );
 }
-
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 
 const stateFile = (stack: string): string =>
   path.join(STATE_DIR, ".pulumi", "stacks", "hostnet", `${stack}.json`);
