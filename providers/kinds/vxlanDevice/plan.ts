@@ -35,20 +35,20 @@ function ipBatch(p: P, lines: string[], what: string): HostOp {
   return { kind: "batch", tool: "ip", netns: p.netns, lines, what };
 }
 
-function flagsStep(p: P, flags: PortFlagsInput | undefined): Step[] {
-  const lines = portFlagLines(p.name, flags);
+/** One `bridge -batch` step of `lines`, none when there is nothing to do. */
+function bridgeStep(p: P, lines: string[], what: string): Step[] {
   if (lines.length === 0) return [];
   return [
-    {
-      op: {
-        kind: "batch",
-        tool: "bridge",
-        netns: p.netns,
-        lines,
-        what: `set port flags of ${where(p)} on ${p.bridge}`,
-      },
-    },
+    { op: { kind: "batch", tool: "bridge", netns: p.netns, lines, what } },
   ];
+}
+
+function flagsStep(p: P, flags: PortFlagsInput | undefined): Step[] {
+  return bridgeStep(
+    p,
+    portFlagLines(p.name, flags),
+    `set port flags of ${where(p)} on ${p.bridge}`,
+  );
 }
 
 /** Adds the missing flood destinations and removes the ones not wanted (bridge fdb ... self). */
@@ -62,18 +62,11 @@ function floodStep(p: P, live: readonly string[]): Step[] {
       .filter((d) => !live.includes(d))
       .map((d) => `${entry("append", d)} permanent`),
   ];
-  if (lines.length === 0) return [];
-  return [
-    {
-      op: {
-        kind: "batch",
-        tool: "bridge",
-        netns: p.netns,
-        lines,
-        what: `set the flood list of ${where(p)} (${want.join(", ") || "none"})`,
-      },
-    },
-  ];
+  return bridgeStep(
+    p,
+    lines,
+    `set the flood list of ${where(p)} (${want.join(", ") || "none"})`,
+  );
 }
 
 /** The step that removes the device (its remote fdb entries go with it). */
