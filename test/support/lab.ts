@@ -109,8 +109,9 @@ export function sshArgs(h: LabHost, user = "root"): string[] {
 
 // What the client prints when no session was ever opened, so the command never ran and running
 // it again is safe. Anything else (the command's own failure, a dropped session) is not retried.
+// ("Connection reset" alone is not enough: it is also how a session dies after its command ran.)
 const NOT_CONNECTED =
-  /banner exchange|kex_exchange_identification|Connection (timed out|refused|reset|closed by remote host)/;
+  /^ssh: connect to host .*: Connection (timed out|refused)|banner exchange|kex_exchange_identification/m;
 const CONNECT_ATTEMPTS = 4;
 
 /** ssh to a lab host, trying again (1, 2, 4 s apart) only when the connection was never made. */
