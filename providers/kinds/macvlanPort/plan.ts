@@ -11,7 +11,8 @@ import type { HostSnapshot, Link } from "../../state";
 import { findLink, ownerMark, ROOT_NS } from "../../state";
 import { batchLine } from "../../transport";
 import type { PlanContext, Planner, Step } from "../plan";
-import { moves, nsKey, P, sameSet, sorted, targetOf } from "./schema";
+import { asDeclared, sameSet } from "../lists";
+import { moves, nsKey, P, targetOf } from "./schema";
 
 /** The port as the snapshot shows it, in its target namespace. */
 export interface ObservedPort {
@@ -66,14 +67,6 @@ function observe(snap: HostSnapshot, p: P): ObservedPort | undefined {
       (a) => !/^fe80:/i.test(a) || p.addresses.includes(a),
     ),
   };
-}
-
-/** Lists read back in the user's order when they hold the same items, so order is never drift. */
-function asDeclared(
-  declared: readonly string[],
-  live: readonly string[],
-): string[] {
-  return sameSet(declared, live) ? [...declared] : sorted(live);
 }
 
 /** The managed properties as the host holds them, in the shape of the props (read). */

@@ -49,9 +49,6 @@ export const moves = (p: P): boolean => targetOf(p) !== p.lowerNetns;
 export const nsKey = (ns: string | undefined): string => ns ?? ROOT_NS;
 export const nsLabel = (ns: string | undefined): string =>
   ns ? `netns ${ns}` : "the root namespace";
-export const sorted = (xs: readonly string[]): string[] => [...xs].sort();
-export const sameSet = (a: readonly string[], b: readonly string[]): boolean =>
-  JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
 
 export function validate(p: P): Array<[string, string]> {
   const issues: Array<[string, string]> = [];

@@ -1,8 +1,9 @@
 // VxlanDevice: a VXLAN tunnel endpoint that joins a host bridge to one L2 segment spread over many
 // hosts (issue 15). hostnet is the control plane: the device learns nothing (nolearning, learning
-// off on its bridge port) and floods only to the hosts of its floodTo list (default none); remote VMs are programmed as FdbEntry with a
-// remote destination plus permanent neighbours, and neigh_suppress on this port makes the bridge
-// answer ARP for them locally, so a broadcast ARP never crosses the underlay.
+// off on its bridge port) and floods only to the hosts of its floodTo list (default none); remote
+// VMs are programmed as FdbEntry with a remote destination plus permanent neighbours, and
+// neigh_suppress on this port makes the bridge answer ARP for them locally, so a broadcast ARP
+// never crosses the underlay.
 // Every write is "read the scoped snapshot → observe → plan → apply" (plan.ts).
 import type { HostSnapshot } from "../../state";
 import { ABSENT, findLink, found, isGone, isHostnetMark } from "../../state";

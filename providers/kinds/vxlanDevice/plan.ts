@@ -6,6 +6,7 @@ import { scopeOf } from "../../host";
 import type { HostSnapshot, Link } from "../../state";
 import { findLink, ownerMark } from "../../state";
 import { batchLine } from "../../transport";
+import { asDeclared } from "../lists";
 import type { Planner, Step } from "../plan";
 import {
   changedPortFlags,
@@ -189,16 +190,10 @@ export function liveProps(live: VxlanObserved, p: P): Record<string, unknown> {
     portFlags: livePortFlags(live, p.portFlags),
     mtu: p.mtu === undefined ? undefined : live.mtu,
     up: live.adminUp,
-    floodTo: liveFloodTo(live.floodTo, p.floodTo),
+    // Absent stays absent while the host has no flood entry (devices recorded before floodTo).
+    floodTo:
+      p.floodTo === undefined && live.floodTo.length === 0
+        ? undefined
+        : asDeclared(p.floodTo ?? [], live.floodTo),
   };
-}
-
-/** The live flood list as the props would say it: a set, so the desired order when it matches. */
-function liveFloodTo(
-  live: string[],
-  want: string[] | undefined,
-): string[] | undefined {
-  const w = want ?? [];
-  const same = live.length === w.length && w.every((a) => live.includes(a));
-  return same ? want : live;
 }

@@ -1,0 +1,15 @@
+// Lists the host holds as sets (a macvlan's source MACs, a vxlan device's flood destinations):
+// compared regardless of order, and read back in the user's order when they match, so a different
+// order is never drift.
+export const sorted = (xs: readonly string[]): string[] => [...xs].sort();
+
+export const sameSet = (a: readonly string[], b: readonly string[]): boolean =>
+  JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
+
+/** The live list in the declared order when it holds the same items, else sorted. */
+export function asDeclared(
+  declared: readonly string[],
+  live: readonly string[],
+): string[] {
+  return sameSet(declared, live) ? [...declared] : sorted(live);
+}
