@@ -7,6 +7,7 @@ import { RunError } from "@pulumi/pulumi";
 import { z } from "zod";
 import { segmentHosts } from "../components/segment";
 import { BootRestoreProps } from "../providers/kinds/bootRestore";
+import { repeats } from "../providers/kinds/lists";
 import {
   BridgeSpec,
   onHostBridge,
@@ -237,12 +238,13 @@ function segmentProblems(c: StackConfig): string[] {
         problems.push(`segments[${i}].hosts[${k}]: no host named ${h}`);
     });
     const members = segmentHosts(s, c.vms);
+    const again = repeats(s.floodTo ?? []);
     (s.floodTo ?? []).forEach((h, k) => {
       if (!members.includes(h))
         problems.push(
           `segments[${i}].floodTo[${k}]: ${h} is not a host of segment ${s.name} (its hosts: ${members.join(", ") || "none"}); list a host that has a VM of the segment or is in its hosts`,
         );
-      else if (s.floodTo!.indexOf(h) !== k)
+      else if (again.has(k))
         problems.push(`segments[${i}].floodTo[${k}]: ${h} is listed twice`);
     });
     for (const h of members) {

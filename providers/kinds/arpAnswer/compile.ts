@@ -41,6 +41,7 @@ import {
 } from "../../schema";
 import { emitToken, FilterSpecError, quoteIfName } from "../filterChain";
 import { tableResetLines } from "../nftTable";
+import { repeats } from "../lists";
 
 /** The kernel refuses a netdev chain hooked on more devices (NFT_NETDEVICE_MAX 256, exclusive). */
 export const ARP_ANSWER_DEVICES_PER_CHAIN = 255;
@@ -63,28 +64,18 @@ export const ArpAnswerSpec = z
     entries: z.array(ArpAnswerEntry).default([]),
   })
   .superRefine((s, ctx) => {
-    const ports = new Map<string, number>();
-    s.ports.forEach((p, i) => {
-      const first = ports.get(p);
-      if (first === undefined) ports.set(p, i);
-      else
-        ctx.addIssue({
-          code: "custom",
-          path: ["ports", i],
-          message: `duplicate port "${p}" (first at ports[${first}])`,
-        });
-    });
-    const ips = new Map<string, number>();
-    s.entries.forEach((e, i) => {
-      const first = ips.get(e.ip);
-      if (first === undefined) ips.set(e.ip, i);
-      else
-        ctx.addIssue({
-          code: "custom",
-          path: ["entries", i, "ip"],
-          message: `IP ${e.ip} is listed twice (first at entries[${first}].ip); one address has one answer`,
-        });
-    });
+    for (const [i, first] of repeats(s.ports))
+      ctx.addIssue({
+        code: "custom",
+        path: ["ports", i],
+        message: `duplicate port "${s.ports[i]}" (first at ports[${first}])`,
+      });
+    for (const [i, first] of repeats(s.entries.map((e) => e.ip)))
+      ctx.addIssue({
+        code: "custom",
+        path: ["entries", i, "ip"],
+        message: `IP ${s.entries[i].ip} is listed twice (first at entries[${first}].ip); one address has one answer`,
+      });
   });
 export type ArpAnswerSpec = z.infer<typeof ArpAnswerSpec>;
 export type ArpAnswerSpecInput = z.input<typeof ArpAnswerSpec>;

@@ -8,6 +8,7 @@ import {
   OwnableCidr,
 } from "../../schema";
 import { ROOT_NS } from "../../state";
+import { repeats } from "../lists";
 
 export const MACVLAN_MODES = [
   "bridge",
@@ -67,11 +68,11 @@ export function validate(p: P): Array<[string, string]> {
       `sourceMacs only apply in mode "source" (mode is "${p.mode}"); remove them or set mode: "source"`,
     ]);
   }
-  const dup = p.sourceMacs?.find((m, i) => p.sourceMacs!.indexOf(m) !== i);
-  if (dup !== undefined) issues.push(["sourceMacs", `${dup} is listed twice`]);
-  const dupAddr = p.addresses.find((a, i) => p.addresses.indexOf(a) !== i);
-  if (dupAddr !== undefined)
-    issues.push(["addresses", `${dupAddr} is listed twice`]);
+  for (const field of ["sourceMacs", "addresses"] as const) {
+    const list = p[field] ?? [];
+    const [dup] = repeats(list).keys();
+    if (dup !== undefined) issues.push([field, `${list[dup]} is listed twice`]);
+  }
   p.addresses.forEach((a, i) => {
     if (!p.linkLocal && isLinkLocal(a))
       issues.push([

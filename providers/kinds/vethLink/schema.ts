@@ -12,6 +12,7 @@ import {
   RouteDestination,
 } from "../../schema";
 import { PortFlagsInput } from "../portFlags";
+import { repeats } from "../lists";
 
 /** A route through this end; without `via` it is a device route (scope link), as seed 003 needs. */
 export const VethRoute = z
@@ -140,16 +141,9 @@ function networkIfHostBits(cidr: string): string | undefined {
 // Validation across fields
 // ---------------------------------------------------------------------------------------
 
-function duplicates(values: string[]): Set<number> {
-  const seen = new Set<string>();
-  const dup = new Set<number>();
-  values.forEach((v, i) => (seen.has(v) ? dup.add(i) : seen.add(v)));
-  return dup;
-}
-
 function routeIssues(key: EndKey, end: VethEnd): Array<[string, string]> {
   const out: Array<[string, string]> = [];
-  const dup = duplicates(end.routes.map((r) => canonCidr(r.to)));
+  const dup = repeats(end.routes.map((r) => canonCidr(r.to)));
   end.routes.forEach((r, i) => {
     const at = `${key}.routes[${i}]`;
     const net = networkIfHostBits(r.to);
@@ -196,7 +190,7 @@ function endIssues(
       `${key}.master`,
       `${end.name} cannot be its own master; name a bridge`,
     ]);
-  for (const i of duplicates(end.addresses.map(canonCidr)))
+  for (const i of repeats(end.addresses.map(canonCidr)).keys())
     out.push([`${key}.addresses[${i}]`, `${end.addresses[i]} is listed twice`]);
   end.addresses.forEach((a, i) => {
     if (!end.linkLocal && isLinkLocal(a))

@@ -3,6 +3,7 @@
 // change VNI"): those replace the device; the local address and learning are changed in place.
 import { z } from "zod";
 import { OptionalNetns } from "../kind";
+import { repeats } from "../lists";
 import { PortFlagsInput } from "../portFlags";
 import { IfName, Ipv4Address } from "../../schema";
 
@@ -59,6 +60,7 @@ export type VxlanDeviceProps = z.infer<typeof VxlanDeviceProps>;
 /** Cross-field checks: a flood list names each other host once, never this one. */
 export function floodToProblems(p: VxlanDeviceProps): Array<[string, string]> {
   const list = p.floodTo ?? [];
+  const again = repeats(list);
   return list.flatMap((a, i): Array<[string, string]> => {
     if (a === p.local)
       return [
@@ -67,8 +69,8 @@ export function floodToProblems(p: VxlanDeviceProps): Array<[string, string]> {
           `${a} is this device's own local address; list only other hosts' underlay addresses`,
         ],
       ];
-    const first = list.indexOf(a);
-    return first === i
+    const first = again.get(i);
+    return first === undefined
       ? []
       : [[`floodTo[${i}]`, `${a} is already listed at floodTo[${first}]`]];
   });
