@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "./hostPlan";
 import { managedFdbEntry } from "./managedFdb";
-import { derivedNames, VmSpec } from "./spec";
+import { ATTACHMENT_TYPES, derivedNames, VmSpec } from "./spec";
 import { hostPortFlags, vmPort } from "./vmPort";
 
 export interface BridgedVmArgs {
@@ -21,7 +21,7 @@ export class BridgedVm extends pulumi.ComponentResource {
     args: BridgedVmArgs,
     opts?: pulumi.ComponentResourceOptions,
   ) {
-    super("hostnet:attachment:Bridged", name, {}, opts);
+    super(ATTACHMENT_TYPES.bridged, name, {}, opts);
     const n = derivedNames(args.vm);
     this.port = n.tap;
     args.plan.expectLink(n.tap);

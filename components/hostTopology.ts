@@ -17,7 +17,7 @@ import { BridgedVm } from "./bridged";
 import { IsolatedNetnsVm } from "./isolatedNetns";
 import { MacvlanVm } from "./macvlan";
 import { RoutedVm } from "./routed";
-import { HostSegment, SegmentEnd } from "./segment";
+import { HostSegment, SegmentEnd, VmComponent } from "./segment";
 import {
   bareAddresses,
   BridgeSpec,
@@ -25,6 +25,7 @@ import {
   filterAddresses,
   onHostBridge,
   stableBridgeMac,
+  vmComponentName,
   VmSpec,
 } from "./spec";
 
@@ -97,7 +98,7 @@ export class HostTopology extends pulumi.ComponentResource {
     }
     const nics = this.children.slice(bridges.size);
     const bridgedPorts: Array<{ port: string; vm: VmSpec }> = [];
-    const vmComponents = new Map<string, pulumi.Resource>();
+    const vmComponents = new Map<string, VmComponent>();
     for (const vm of args.vms) {
       const bridge = vm.bridge ? bridges.get(vm.bridge) : undefined;
       const childOpts = {
@@ -107,36 +108,36 @@ export class HostTopology extends pulumi.ComponentResource {
           ...(vm.attachment === "macvlan" ? nics : []),
         ],
       };
-      const vmName = `${name}-${vm.name}`;
+      const vmName = vmComponentName(name, vm.name);
+      let c: VmComponent;
       switch (vm.attachment) {
         case "bridged": {
-          const c = new BridgedVm(
+          const b = new BridgedVm(
             vmName,
             { plan, vm, bridge: vm.bridge! },
             childOpts,
           );
           if (vm.filter === "clean-traffic")
-            bridgedPorts.push({ port: c.port, vm });
-          this.children.push(c);
+            bridgedPorts.push({ port: b.port, vm });
+          c = b;
           break;
         }
         case "isolated-netns":
-          this.children.push(
-            new IsolatedNetnsVm(
-              vmName,
-              { plan, vm, bridge: vm.bridge! },
-              childOpts,
-            ),
+          c = new IsolatedNetnsVm(
+            vmName,
+            { plan, vm, bridge: vm.bridge! },
+            childOpts,
           );
           break;
         case "macvlan":
-          this.children.push(new MacvlanVm(vmName, { plan, vm }, childOpts));
+          c = new MacvlanVm(vmName, { plan, vm }, childOpts);
           break;
         case "routed":
-          this.children.push(new RoutedVm(vmName, { plan, vm }, childOpts));
+          c = new RoutedVm(vmName, { plan, vm }, childOpts);
           break;
       }
-      vmComponents.set(vm.name, this.children[this.children.length - 1]);
+      this.children.push(c);
+      vmComponents.set(vm.name, c);
     }
     for (const segment of args.segments ?? []) {
       const bridge = bridges.get(segment.segment.bridge);
@@ -145,6 +146,8 @@ export class HostTopology extends pulumi.ComponentResource {
           `${name}-seg-${segment.segment.name}`,
           {
             hostName: args.hostName,
+            topology: this,
+            topologyName: name,
             hostPlan: plan,
             plan: segment,
             bridge,

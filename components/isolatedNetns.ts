@@ -4,7 +4,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "./hostPlan";
 import { managedFdbEntry } from "./managedFdb";
-import { derivedNames, filterAddresses, VmSpec } from "./spec";
+import {
+  ATTACHMENT_TYPES,
+  derivedNames,
+  filterAddresses,
+  VmSpec,
+} from "./spec";
 import { hostPortFlags, vmPort } from "./vmPort";
 
 export interface IsolatedNetnsVmArgs {
@@ -21,7 +26,7 @@ export class IsolatedNetnsVm extends pulumi.ComponentResource {
     args: IsolatedNetnsVmArgs,
     opts?: pulumi.ComponentResourceOptions,
   ) {
-    super("hostnet:attachment:IsolatedNetns", name, {}, opts);
+    super(ATTACHMENT_TYPES["isolated-netns"], name, {}, opts);
     const { plan, vm } = args;
     const n = derivedNames(vm);
     plan.expectLink(n.hostPort);

@@ -4,6 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "./hostPlan";
 import {
+  ATTACHMENT_TYPES,
   derivedNames,
   guestAddressing,
   l3NamespaceSysctls,
@@ -24,7 +25,7 @@ export class MacvlanVm extends pulumi.ComponentResource {
     args: MacvlanVmArgs,
     opts?: pulumi.ComponentResourceOptions,
   ) {
-    super("hostnet:attachment:Macvlan", name, {}, opts);
+    super(ATTACHMENT_TYPES.macvlan, name, {}, opts);
     const { plan, vm } = args;
     if (!vm.lower)
       throw new Error(

@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { FdbEntry } from "../providers/kinds/fdbEntry";
 import type { HostPlan } from "./hostPlan";
-import { suppressedNeighbours, VmSpec } from "./spec";
+import { ownFdbEntryName, suppressedNeighbours, VmSpec } from "./spec";
 
 export function managedFdbEntry(
   parent: pulumi.Resource,
@@ -17,7 +17,7 @@ export function managedFdbEntry(
 ): FdbEntry[] {
   // The health check expects the VM's MAC on its bridge, a segment VM's entry included.
   if (vm.managedFdb) plan.expectFdb(bridge, vm.mac);
-  // A segment VM's entry belongs to its segment (components/segment.ts), on every member host.
+  // A segment VM's entry is made with its segment's props by components/segment.ts (same name).
   if (!vm.managedFdb || vm.segment) return [];
   // With ARP suppression the bridge also learns the VM's addresses as permanent neighbours (IPv6
   // too: the bridge then answers neighbour solicitations for them the same way).
@@ -25,7 +25,7 @@ export function managedFdbEntry(
   return [
     plan.make(
       "FdbEntry",
-      `${name}-fdb`,
+      ownFdbEntryName(name),
       { bridge, port, mac: vm.mac, neighbours, exclusive: true },
       { parent, dependsOn: deps },
     ),

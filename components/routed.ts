@@ -4,6 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "./hostPlan";
 import {
+  ATTACHMENT_TYPES,
   bareAddresses,
   derivedNames,
   l3NamespaceSysctls,
@@ -25,7 +26,7 @@ export class RoutedVm extends pulumi.ComponentResource {
     args: RoutedVmArgs,
     opts?: pulumi.ComponentResourceOptions,
   ) {
-    super("hostnet:attachment:Routed", name, {}, opts);
+    super(ATTACHMENT_TYPES.routed, name, {}, opts);
     const { plan, vm } = args;
     const n = derivedNames(vm);
     plan.expectLink(n.hostPort);

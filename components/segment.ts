@@ -5,7 +5,16 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { HealthChecks } from "../providers/kinds/hostHealth";
 import type { HostPlan } from "./hostPlan";
-import { bareAddresses, bridgePort, SegmentSpec, VmSpec } from "./spec";
+import {
+  ATTACHMENT_TYPES,
+  AttachmentKind,
+  bareAddresses,
+  bridgePort,
+  ownFdbEntryName,
+  SegmentSpec,
+  vmComponentName,
+  VmSpec,
+} from "./spec";
 
 export interface SegmentMember {
   vm: string;
@@ -19,6 +28,7 @@ export interface SegmentMember {
   /** Underlay address of the VM's host. */
   underlay: string;
   managedFdb: boolean;
+  attachment: AttachmentKind;
 }
 
 /** One host's part of a segment: plain data, computed the same way by every host. */
@@ -93,6 +103,7 @@ export function segmentsForHost(
           port: bridgePort(v),
           underlay: underlay.get(v.host)!,
           managedFdb: v.managedFdb,
+          attachment: v.attachment,
         })),
     }));
 }
@@ -107,14 +118,66 @@ export function segmentHealth(
   };
 }
 
+/** A VM's component as the segment sees it: its resources (a local entry waits for them). */
+export type VmComponent = pulumi.ComponentResource & {
+  readonly resources: pulumi.Resource[];
+};
+
 export interface SegmentArgs {
   hostName: string;
+  /** The host's topology component and its name (the VMs' components are its children). */
+  topology: pulumi.Resource;
+  topologyName: string;
   hostPlan: HostPlan;
   plan: HostSegment;
   /** The segment bridge's resource (the vxlan device joins it). */
   bridge?: pulumi.Resource;
   /** This host's VM components by VM name (local entries wait for the VM's port). */
-  localVms: ReadonlyMap<string, pulumi.Resource>;
+  localVms: ReadonlyMap<string, VmComponent>;
+}
+
+/**
+ * Where a member's entry lives on this host, and the names it had in other configurations, so
+ * that a VM joining, leaving or moving never creates an entry beside one the host already has
+ * (FdbEntry refuses a static entry it does not own). A local managedFdb VM's entry is its own
+ * `<vm>-fdb` under its VM component, segment or not: leaving the segment, or the segment leaving
+ * the config, is an in-place update of it. Any other member's entry is `<segment end>-<vm>`.
+ */
+function memberEntry(
+  end: SegmentEnd,
+  name: string,
+  args: SegmentArgs,
+  m: SegmentMember,
+): { name: string; opts: pulumi.CustomResourceOptions } {
+  const vmName = vmComponentName(args.topologyName, m.vm);
+  const segmentName = `${name}-${m.vm}`;
+  const vm = m.host === args.hostName ? args.localVms.get(m.vm) : undefined;
+  if (vm && m.managedFdb)
+    return {
+      name: ownFdbEntryName(vmName),
+      opts: {
+        parent: vm,
+        dependsOn: vm.resources,
+        aliases: [{ name: segmentName, parent: end }], // segment entry before
+      },
+    };
+  // A local VM without managedFdb had its own entry before when it had managedFdb; a remote VM
+  // had it when it was local here (the move from this host is then an update of that entry).
+  const formerVm: pulumi.Input<string> | pulumi.Resource | undefined =
+    vm ??
+    (m.host !== args.hostName
+      ? pulumi.createUrn(vmName, ATTACHMENT_TYPES[m.attachment], args.topology)
+      : undefined);
+  return {
+    name: segmentName,
+    opts: {
+      parent: end,
+      dependsOn: vm ? vm.resources : [],
+      aliases: formerVm
+        ? [{ name: ownFdbEntryName(vmName), parent: formerVm }]
+        : [],
+    },
+  };
 }
 
 /** One host's end of a segment: hostnet:topology:Segment named `<host>-seg-<segment>`. */
@@ -147,16 +210,11 @@ export class SegmentEnd extends pulumi.ComponentResource {
     hostPlan.expect(segmentHealth(plan));
     for (const m of plan.members) {
       const local = m.host === args.hostName;
-      const vmComponent = args.localVms.get(m.vm);
-      // A VM that had its own managed fdb entry before it joined the segment: same entry, new name.
-      const aliases =
-        local && m.managedFdb && vmComponent
-          ? [{ name: `${args.hostName}-${m.vm}-fdb`, parent: vmComponent }]
-          : [];
+      const entry = memberEntry(this, name, args, m);
       this.resources.push(
         hostPlan.make(
           "FdbEntry",
-          `${name}-${m.vm}`,
+          entry.name,
           {
             bridge: seg.bridge,
             mac: m.mac,
@@ -168,11 +226,7 @@ export class SegmentEnd extends pulumi.ComponentResource {
                   remote: { dst: m.underlay, vni: seg.vni },
                 }),
           },
-          {
-            parent: this,
-            dependsOn: local ? (vmComponent ? [vmComponent] : []) : [vx],
-            aliases,
-          },
+          local ? entry.opts : { ...entry.opts, dependsOn: [vx] },
         ),
       );
     }

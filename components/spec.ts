@@ -45,6 +45,20 @@ export const AttachmentKind = z.enum([
 ]);
 export type AttachmentKind = z.infer<typeof AttachmentKind>;
 
+/** Each attachment's component type (part of its resources' URNs, so aliases can name them). */
+export const ATTACHMENT_TYPES: Record<AttachmentKind, string> = {
+  bridged: "hostnet:attachment:Bridged",
+  "isolated-netns": "hostnet:attachment:IsolatedNetns",
+  macvlan: "hostnet:attachment:Macvlan",
+  routed: "hostnet:attachment:Routed",
+};
+
+/** A VM's component under its host topology, and the VM's own bridge entry under it (managedFdb). */
+export const vmComponentName = (topology: string, vm: string): string =>
+  `${topology}-${vm}`;
+export const ownFdbEntryName = (vmComponent: string): string =>
+  `${vmComponent}-fdb`;
+
 export const FilterPolicy = z.enum(["clean-traffic", "none"]);
 
 export const VmSpec = z

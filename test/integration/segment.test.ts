@@ -37,7 +37,13 @@ describe("segments: one L2 segment across hosts over VXLAN (lab1-3)", function (
     simulate: true,
     segment,
   });
-  const raw = (a4host: string, floodTo?: string[]) => ({
+  /** `left`: VMs taken out of their segment; dropSb: segment sb removed from the config. */
+  const raw = (
+    a4host: string,
+    floodTo?: string[],
+    left: string[] = [],
+    dropSb = false,
+  ) => ({
     inventory: "lab",
     bridges: [{ name: "br-sa" }, { name: "br-sb" }],
     segments: [
@@ -47,7 +53,7 @@ describe("segments: one L2 segment across hosts over VXLAN (lab1-3)", function (
         bridge: "br-sa",
         ...(floodTo ? { floodTo } : {}),
       },
-      { name: "sb", vni: 5002, bridge: "br-sb" },
+      ...(dropSb ? [] : [{ name: "sb", vni: 5002, bridge: "br-sb" }]),
     ],
     vms: [
       vm("sa1", 1, "lab1", "sa"),
@@ -57,14 +63,21 @@ describe("segments: one L2 segment across hosts over VXLAN (lab1-3)", function (
       // Same IPv4 subnet, other segment: must not be reachable from segment sa.
       vm("sb1", 11, "lab2", "sb"),
       vm("sb2", 12, "lab3", "sb"),
-    ],
+    ].map(({ segment, ...v }) =>
+      left.includes(v.name) ? v : { ...v, segment },
+    ),
     rollout: { serial: ["100%"], maxFailures: 0, healthCheck: false },
   });
-  const config = (a4host = "lab3", floodTo?: string[]) =>
+  const config = (
+    a4host = "lab3",
+    floodTo?: string[],
+    left: string[] = [],
+    dropSb = false,
+  ) =>
     (({ hosts: all, ...rest }) => ({
       ...rest,
       hosts: all.filter((x) => ["lab1", "lab2", "lab3"].includes(x.name)),
-    }))(parseStackConfig(raw(a4host, floodTo)));
+    }))(parseStackConfig(raw(a4host, floodTo, left, dropSb)));
   const stack = new TestStack(
     "test-segment",
     undefined as unknown as ReturnType<typeof config>,
@@ -385,11 +398,14 @@ describe("segments: one L2 segment across hosts over VXLAN (lab1-3)", function (
   it("moves a VM's entries on every host when the VM moves to another host, in one up", async () => {
     stack.config = config("lab2");
     const p = await stack.preview();
-    for (const h of ["lab1", "lab2", "lab3"])
-      expect(
-        p.ops[`${h}-seg-sa-sa4`],
-        `${h}: sa4's entry changes in place`,
-      ).to.equal("update");
+    // A managedFdb VM's local entry is its own (`-fdb`); the move renames it on lab2 and lab3.
+    for (const name of ["lab1-seg-sa-sa4", "lab2-sa4-fdb", "lab3-seg-sa-sa4"])
+      expect(p.ops[name], `${name}: sa4's entry changes in place`).to.equal(
+        "update",
+      );
+    expect(p.ops["lab3-sa4-fdb"], "lab3's old name is not deleted").to.equal(
+      undefined,
+    );
     await stack.up();
     expect(
       fdbOf("lab1", mac(4)).find((r: any) => r.dst)?.dst,
@@ -511,6 +527,63 @@ describe("segments: one L2 segment across hosts over VXLAN (lab1-3)", function (
       expect(floodDsts(h), `${h}: no flood entry left`).to.deep.equal([]);
     const [quiet] = broadcastSeen("lab1", "sa1", [["lab3", "tap-sa3"]]);
     expect(quiet, "without floodTo no broadcast crosses").to.equal(0);
+    await stack.preview({ refresh: true, expectNoChanges: true });
+  });
+
+  it("takes VMs out of their segment, and a whole segment out of the config, in one up: a managedFdb VM's entry is updated in place, never made beside the segment's", async () => {
+    const staticAt = (h: string, m: string) =>
+      fdbOf(h, m)
+        .filter((r: any) => r.state !== "learned" && !r.flags?.includes("self"))
+        .map((r: any) => r.ifname);
+    stack.config = config("lab2", undefined, ["sa4", "sb1", "sb2"], true);
+    const p = await stack.preview();
+    for (const name of ["lab2-sa4-fdb", "lab2-sb1-fdb", "lab3-sb2-fdb"])
+      expect(p.ops[name], `${name}: the VM keeps its entry`).to.equal("update");
+    for (const name of [
+      "lab1-seg-sa-sa4",
+      "lab3-seg-sa-sa4",
+      "lab2-seg-sb-sb2",
+      "lab3-seg-sb-sb1",
+      "lab2-seg-sb-vx",
+    ])
+      expect(p.ops[name], `${name}: gone with the membership`).to.equal(
+        "delete",
+      );
+    const creates = Object.entries(p.ops).filter(([, op]) => op === "create");
+    expect(creates, "nothing is created").to.deep.equal([]);
+    await stack.up();
+    expect(staticAt("lab2", mac(4)), "sa4's own entry").to.deep.equal([
+      "tap-sa4",
+    ]);
+    expect(staticAt("lab2", mac(11)), "sb1's own entry").to.deep.equal([
+      "tap-sb1",
+    ]);
+    expect(staticAt("lab3", mac(12)), "sb2's own entry").to.deep.equal([
+      "tap-sb2",
+    ]);
+    for (const [h, m] of [
+      ["lab1", mac(4)],
+      ["lab3", mac(4)],
+      ["lab3", mac(11)],
+      ["lab2", mac(12)],
+    ] as const)
+      expect(fdbOf(h, m), `${h}: no entry for ${m} left`).to.deep.equal([]);
+    expect(
+      sshRun(host("lab2"), "ip -j link show vx-sb", { allowFail: true }),
+      "vx-sb gone",
+    ).to.not.match(/vx-sb/);
+    expect(reaches("lab1", "sa1", ip(4)), "sa4 is out of the segment").to.equal(
+      false,
+    );
+    await stack.preview({ refresh: true, expectNoChanges: true });
+
+    stack.config = config("lab2");
+    const back = await stack.preview();
+    for (const name of ["lab2-sa4-fdb", "lab2-sb1-fdb", "lab3-sb2-fdb"])
+      expect(back.ops[name], `${name}: joins in place`).to.equal("update");
+    await stack.up();
+    expect(reaches("lab1", "sa1", ip(4)), "sa4 is back").to.equal(true);
+    expect(reaches("lab2", "sb1", ip(12)), "sb is back").to.equal(true);
     await stack.preview({ refresh: true, expectNoChanges: true });
   });
 });
