@@ -21,7 +21,7 @@ import { createHash } from "crypto";
 import { z } from "zod";
 import type { HostOp } from "../host";
 import { scopeOf } from "../host";
-import type { HostSnapshot } from "../state";
+import type { HostSnapshot, NamespaceState } from "../state";
 import {
   canonicalNftTable,
   isGone,
@@ -63,6 +63,11 @@ export interface NftTableModel<P extends NftTableProps> {
   checks?(p: P, script: string): HostOp[];
   /** Outputs besides appliedDigest and inSync, computed at apply. */
   outputs?(p: P): Record<string, unknown>;
+  /**
+   * Props read from the namespace beyond the table's digest (ArpAnswer: the ports its chains are
+   * hooked on, which nft's JSON, and so the digest, leaves out).
+   */
+  liveProps?(p: P, ns: NamespaceState): Partial<P>;
 }
 
 /** The live table, as the digest of its canonical form. */
@@ -261,13 +266,15 @@ export function nftTableKind<P extends NftTableProps>(m: NftTableModel<P>) {
 
       async read(ctx, raw) {
         const p = raw as P;
-        const live = planner.observe(await snapshotOf(ctx, p), p);
+        const snap = await snapshotOf(ctx, p);
+        const live = planner.observe(snap, p);
         if (!live) return null;
         // Adopted tables have no applied digest yet: what is live now is the baseline.
         const inSync =
           p.appliedDigest === undefined || live.digest === p.appliedDigest;
         const props = {
           ...p,
+          ...m.liveProps?.(p, snap.namespaces[p.netns ?? ROOT_NS]),
           inSync,
           appliedDigest: p.appliedDigest ?? live.digest,
         };

@@ -4,6 +4,6 @@ export * from "./model";
 export * from "./normalize";
 export { NAMESPACE_SYSCTLS, SECTIONS, snapshotScript } from "./snapshotScript";
 export type { SnapshotOptions } from "./snapshotScript";
-export { parseSnapshot, SnapshotParseError } from "./parse";
+export { parseNetdevHooks, parseSnapshot, SnapshotParseError } from "./parse";
 export * from "./nftCanonical";
 export * from "./ownership";

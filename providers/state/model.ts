@@ -154,6 +154,11 @@ export const NamespaceState = z.object({
   routes: z.array(RouteRow),
   sysctls: z.record(z.string(), z.string()),
   nft: NftRuleset.nullable(),
+  /**
+   * The devices each netdev table's chains are hooked on, by table name, in listing order (nft's
+   * JSON leaves them out). Absent: not read (an older snapshot, or the listing failed).
+   */
+  netdevHooks: z.record(z.string(), z.array(z.string())).optional(),
   failedSections: z.array(z.string()),
 });
 export type NamespaceState = z.infer<typeof NamespaceState>;

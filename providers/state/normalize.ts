@@ -38,6 +38,7 @@ export type RawNamespace = {
   neigh?: NeighEntry[];
   sysctl: Record<string, string>;
   nft: NftRuleset | null;
+  netdevHooks?: Record<string, string[]>;
 };
 
 /** Drops undefined-valued keys so that normalized objects compare equal structurally. */
@@ -283,6 +284,7 @@ export function buildNamespaceState(
     ],
     sysctls: { ...raw.sysctl },
     nft: raw.nft,
+    ...(raw.netdevHooks ? { netdevHooks: raw.netdevHooks } : {}),
     failedSections,
   };
 }

@@ -146,7 +146,35 @@ const NftSection = z.preprocess(
 );
 
 /** Sections older snapshot scripts did not print: absent means "none", not "failed". */
-const OPTIONAL_SECTIONS: ReadonlySet<string> = new Set(["neigh"]);
+const OPTIONAL_SECTIONS: ReadonlySet<string> = new Set(["neigh", "hooks"]);
+
+const TABLE_LINE = /^table netdev (\S+) \{$/;
+const HOOK_DEVICES = /\bhook \w+ (?:device (\S+)|devices = \{ ([^}]*) \})/;
+const unquote = (s: string): string => s.trim().replace(/^"(.*)"$/, "$1");
+
+/**
+ * `nft list chains netdev` text → the devices each table's chains hook, by table. A chain hooked
+ * on one device prints `device "x"`, on several `devices = { x, y }`.
+ */
+export function parseNetdevHooks(
+  lines: readonly string[],
+): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  let table: string | undefined;
+  for (const line of lines) {
+    const t = TABLE_LINE.exec(line.trim());
+    if (t) {
+      table = t[1];
+      out[table] ??= [];
+      continue;
+    }
+    const h = HOOK_DEVICES.exec(line);
+    if (!h || table === undefined) continue;
+    const devices = h[1] !== undefined ? [h[1]] : h[2].split(",");
+    out[table].push(...devices.map(unquote).filter((d) => d !== ""));
+  }
+  return out;
+}
 
 function failedSectionsOf(sections: ReadonlyMap<string, Section>): string[] {
   return SECTIONS.filter(
@@ -173,6 +201,9 @@ function parseNamespace(
     sysctl: parseSysctl(ns, sections.get("sysctl")),
     nft: json(NftSection, "nft") ?? null,
   };
+  const hooks = sections.get("hooks");
+  if (hooks !== undefined && hooks.rc === undefined)
+    raw.netdevHooks = parseNetdevHooks(hooks.lines);
   const nsids = json(z.array(NetnsId), "nsids") ?? [];
   try {
     return {

@@ -17,6 +17,7 @@ export const SECTIONS = [
   "nsids",
   "sysctl",
   "nft",
+  "hooks",
 ] as const;
 
 /**
@@ -83,7 +84,11 @@ case $links in
 esac
 mark sysctl
 sysctls
-if command -v nft >/dev/null 2>&1; then sec nft nft -j list ruleset; else moot nft null; fi
+if command -v nft >/dev/null 2>&1; then
+  sec nft nft -j list ruleset
+  # nft's JSON leaves out the devices a netdev chain hooks; only then is the text listing needed.
+  case $out in *'"family": "netdev"'*) sec hooks nft list chains netdev ;; *) moot hooks ;; esac
+else moot nft null; moot hooks; fi
 exit 0`;
 
 /**

@@ -200,6 +200,34 @@ EOF`,
     await stack.preview({ refresh: true, expectNoChanges: true });
   });
 
+  it("a port hooked by hand shows as drift of ports (nft's JSON leaves hooks out), and up unhooks it", async () => {
+    const hooked = () =>
+      /hook ingress (device "[^"]+"|devices = \{ [^}]* \})/.exec(
+        inNs("nft list chain netdev hnarp ingress_0"),
+      )?.[1];
+    expect(hooked(), "as applied").to.equal('device "aapA"');
+    inNs(
+      `nft add chain netdev hnarp ingress_0 '{ type filter hook ingress devices = { aapA, aapB } priority filter; }'`,
+    );
+    expect(hooked(), "B's port hooked by hand").to.equal(
+      "devices = { aapA, aapB }",
+    );
+    const pv = await stack.preview({ refresh: true });
+    expect(pv.ops.main).to.equal("update");
+    expect(pv.diffs.main ?? []).to.include("ports");
+    await stack.up({ refresh: true });
+    expect(hooked(), "only A's port again").to.equal('device "aapA"');
+    // B's request for C is no longer answered at B's port: the bridge floods it to C.
+    const atC = requestsSeenBy("C", IP(3));
+    sshRun(
+      h,
+      `ip -n aavB neigh flush all; ip netns exec aavB ping -n -q -c 1 -W 1 ${IP(3)}`,
+      { allowFail: true },
+    );
+    expect(atC(), "B's request reaches C").to.be.greaterThan(0);
+    await stack.preview({ refresh: true, expectNoChanges: true });
+  });
+
   it("a table deleted out of band shows as create, and up repairs it", async () => {
     inNs("nft delete table netdev hnarp");
     expect((await stack.preview({ refresh: true })).ops.main).to.equal(

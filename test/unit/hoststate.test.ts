@@ -17,6 +17,7 @@ import {
   canonicalNftTable,
   findFdb,
   findLink,
+  parseNetdevHooks,
   parseSnapshot,
   snapshotScript,
   type Link,
@@ -620,5 +621,61 @@ describe("snapshotScript", () => {
         throw e;
       }
     }
+  });
+});
+
+describe("netdev hooks (nft list chains netdev: devices the JSON leaves out)", () => {
+  const LISTING = [
+    "table netdev hostnet_arp_br0 {",
+    "\tchain ingress_0 {",
+    '\t\ttype filter hook ingress devices = { tap-a, "tap.b" } priority filter; policy accept;',
+    "\t}",
+    "\tchain ingress_1 {",
+    '\t\ttype filter hook ingress device "tap-c" priority filter; policy accept;',
+    "\t}",
+    "}",
+    "table netdev empty {",
+    "}",
+  ];
+
+  it("reads each table's hooked devices across its chains, quoted or not", () => {
+    expect(parseNetdevHooks(LISTING)).to.deep.equal({
+      hostnet_arp_br0: ["tap-a", "tap.b", "tap-c"],
+      empty: [],
+    });
+    expect(parseNetdevHooks(["[]"])).to.deep.equal({});
+  });
+
+  /** The captured snapshot with a hooks section after hnfx-a's nft section. */
+  const withHooks = (marker: string, body: string[]): string => {
+    const lines = fixture("snapshot.txt").split("\n");
+    const nft = lines.indexOf("@@hostnet ns=hnfx-a section=nft");
+    let end = nft + 1;
+    while (!lines[end].startsWith("@@hostnet")) end++;
+    return [...lines.slice(0, end), marker, ...body, ...lines.slice(end)].join(
+      "\n",
+    );
+  };
+
+  it("parseSnapshot: a hooks section fills netdevHooks; a failed one leaves it unknown and says so", () => {
+    const ok = parseSnapshot(
+      withHooks("@@hostnet ns=hnfx-a section=hooks", LISTING),
+    ).namespaces["hnfx-a"];
+    expect(ok.netdevHooks?.hostnet_arp_br0).to.deep.equal([
+      "tap-a",
+      "tap.b",
+      "tap-c",
+    ]);
+    expect(ok.failedSections).to.deep.equal([]);
+    const failed = parseSnapshot(
+      withHooks("@@hostnet ns=hnfx-a section=hooks rc=1", ["[]"]),
+    ).namespaces["hnfx-a"];
+    expect(failed.netdevHooks).to.equal(undefined);
+    expect(failed.failedSections).to.deep.equal(["hooks"]);
+    const older = parseSnapshot(fixture("snapshot.txt")).namespaces["hnfx-a"];
+    expect(older.netdevHooks, "a snapshot without the section").to.equal(
+      undefined,
+    );
+    expect(older.failedSections).to.deep.equal([]);
   });
 });

@@ -2,6 +2,7 @@
 // never enter the bridge and are never cloned to its ports (compile.ts says how and what is left
 // alone). Apply, drift and ownership are the whole-table mechanics of kinds/nftTable.ts.
 import { ResourceKind } from "../kind";
+import { asDeclared } from "../lists";
 import { nftTableKind, specIssues } from "../nftTable";
 import { ArpAnswerSpec, compileArpAnswer } from "./compile";
 import { ArpAnswerProps, FAMILY, specOf } from "./schema";
@@ -14,6 +15,12 @@ export const arpAnswerTable = nftTableKind<ArpAnswerProps>({
     chains: compileArpAnswer(specOf(p)).chains.map((c) => c.name),
     portCount: p.ports.length,
   }),
+  // A port hooked by hand, or one an older kernel unhooked when its device went away (a VM's tap
+  // made again), shows as a change of ports; the update re-applies the table.
+  liveProps: (p, ns) => {
+    const hooked = ns.netdevHooks?.[p.table];
+    return hooked === undefined ? {} : { ports: asDeclared(p.ports, hooked) };
+  },
 });
 
 export const arpAnswerPlanner = arpAnswerTable.planner;
