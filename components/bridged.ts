@@ -24,7 +24,6 @@ export class BridgedVm extends pulumi.ComponentResource {
     super(ATTACHMENT_TYPES.bridged, name, {}, opts);
     const n = derivedNames(args.vm);
     this.port = n.tap;
-    args.plan.expectLink(n.tap);
     const port = vmPort(
       this,
       name,

@@ -1,6 +1,7 @@
 // One plan per host: every resource a HostTopology makes goes through its HostPlan, which records
 // (kind, name, props, parent) as it instantiates the resource. The host's boot restore script and
-// its health checks are derived from that one record, so they cannot drift from the resources.
+// its health checks are derived from that one record (each kind's planner and `expects`), so they
+// cannot drift from the resources.
 import * as pulumi from "@pulumi/pulumi";
 import { ArpAnswer } from "../providers/kinds/arpAnswer";
 import { FdbEntry } from "../providers/kinds/fdbEntry";
@@ -12,6 +13,7 @@ import { TapPort } from "../providers/kinds/tapPort";
 import { VethLink } from "../providers/kinds/vethLink";
 import { VmNetns } from "../providers/kinds/vmNetns";
 import { VxlanDevice } from "../providers/kinds/vxlanDevice";
+import type { Expectations, ResourceKind } from "../providers/kinds/kind";
 import { ownerToken } from "../providers/state";
 import type { ConnectionInput } from "../providers/transport";
 
@@ -43,10 +45,41 @@ export interface PlannedResource {
   owner: string;
 }
 
+/** The kinds' registry as the plan needs it (the runtime's KINDS fits). */
+export type KindRegistry = Readonly<
+  Record<string, Pick<ResourceKind, "schema" | "expects">>
+>;
+
+/**
+ * What the host's health check expects of the planned resources: each kind's `expects` of its
+ * parsed props, in plan order, each link and entry once. Props that do not parse expect nothing
+ * here; the resource itself refuses them at preview, naming the field.
+ */
+export function expectedHealth(
+  resources: readonly PlannedResource[],
+  kinds: KindRegistry,
+): Pick<HealthChecks, "links" | "fdb"> {
+  const out: Required<Expectations> = { links: [], fdb: [] };
+  const seen = new Set<string>();
+  const add = <T>(list: T[], x: T) => {
+    const key = JSON.stringify(x);
+    if (seen.has(key)) return;
+    seen.add(key);
+    list.push(x);
+  };
+  for (const r of resources) {
+    const kind = kinds[r.kind];
+    const parsed = kind?.expects && kind.schema.safeParse(r.props);
+    if (!parsed?.success) continue;
+    const e = kind.expects!(parsed.data);
+    for (const l of e.links ?? []) add(out.links, l);
+    for (const f of e.fdb ?? []) add(out.fdb, f);
+  }
+  return out;
+}
+
 export class HostPlan {
   readonly resources: PlannedResource[] = [];
-  /** Links and fdb entries the host's health check expects, in the order they were planned. */
-  readonly health: Pick<HealthChecks, "links" | "fdb"> = { links: [], fdb: [] };
 
   constructor(readonly connection: pulumi.Input<ConnectionInput>) {}
 
@@ -70,24 +103,5 @@ export class HostPlan {
       o: pulumi.CustomResourceOptions,
     ) => InstanceType<(typeof CLASSES)[K]>;
     return new Cls(name, { connection: this.connection, ...props }, opts);
-  }
-
-  /** The health check expects this link up (netns undefined: the root namespace). */
-  expectLink(name: string, netns?: string): void {
-    this.expect({ links: [netns === undefined ? { name } : { netns, name }] });
-  }
-
-  expectFdb(bridge: string, mac: string): void {
-    this.expect({ fdb: [{ bridge, mac }] });
-  }
-
-  /** Add expectations; one already expected (a VM's own entry that its segment also programs) stays once. */
-  expect(more: Partial<Pick<HealthChecks, "links" | "fdb">>): void {
-    const has = (list: object[], x: object) =>
-      list.some((y) => JSON.stringify(y) === JSON.stringify(x));
-    for (const l of more.links ?? [])
-      if (!has(this.health.links, l)) this.health.links.push(l);
-    for (const f of more.fdb ?? [])
-      if (!has(this.health.fdb, f)) this.health.fdb.push(f);
   }
 }

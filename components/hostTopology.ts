@@ -12,7 +12,7 @@ import {
 import { KINDS } from "../providers/runtime/index";
 import type { ConnectionInput } from "../providers/transport";
 import { arpAnswersForHost } from "./arpAnswer";
-import { HostPlan } from "./hostPlan";
+import { expectedHealth, HostPlan } from "./hostPlan";
 import { BridgedVm } from "./bridged";
 import { IsolatedNetnsVm } from "./isolatedNetns";
 import { MacvlanVm } from "./macvlan";
@@ -65,7 +65,6 @@ export class HostTopology extends pulumi.ComponentResource {
     const plan = (this.plan = new HostPlan(connection));
     const bridges = new Map<string, HostBridge>();
     for (const b of args.bridges) {
-      plan.expectLink(b.name);
       bridges.set(
         b.name,
         plan.make(
@@ -229,7 +228,7 @@ export class HostTopology extends pulumi.ComponentResource {
     }
     if (args.healthCheck) {
       const checks: HealthChecks = {
-        ...plan.health,
+        ...expectedHealth(plan.resources, KINDS),
         pings: simulatedPings(args.vms),
       };
       const trigger = crypto

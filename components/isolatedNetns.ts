@@ -29,8 +29,6 @@ export class IsolatedNetnsVm extends pulumi.ComponentResource {
     super(ATTACHMENT_TYPES["isolated-netns"], name, {}, opts);
     const { plan, vm } = args;
     const n = derivedNames(vm);
-    plan.expectLink(n.hostPort);
-    plan.expectLink(n.innerUplink, n.netns);
     const ns = plan.make(
       "VmNetns",
       `${name}-ns`,

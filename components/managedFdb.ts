@@ -15,8 +15,6 @@ export function managedFdbEntry(
   port: string,
   deps: pulumi.Input<pulumi.Resource>[],
 ): FdbEntry[] {
-  // The health check expects the VM's MAC on its bridge, a segment VM's entry included.
-  if (vm.managedFdb) plan.expectFdb(bridge, vm.mac);
   // A segment VM's entry is made with its segment's props by components/segment.ts (same name).
   if (!vm.managedFdb || vm.segment) return [];
   // With ARP suppression the bridge also learns the VM's addresses as permanent neighbours (IPv6

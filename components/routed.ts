@@ -29,7 +29,6 @@ export class RoutedVm extends pulumi.ComponentResource {
     super(ATTACHMENT_TYPES.routed, name, {}, opts);
     const { plan, vm } = args;
     const n = derivedNames(vm);
-    plan.expectLink(n.hostPort);
     const vmNetnsName = vm.simulate ? n.guestNetns : n.netns;
     const ns = plan.make(
       "VmNetns",

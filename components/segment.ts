@@ -1,9 +1,9 @@
 // Segment membership of one host, derived from the whole environment config (no cross-stack
-// references): the host's vxlan device and one FdbEntry per VM of the segment. Each VM has the
-// same resource on every member host — pointing at its own port where it is local, at its host's
-// underlay address elsewhere — so moving a VM is an in-place update of that entry on every host.
+// references): the host's vxlan device and one FdbEntry per VM of the segment, pointing at the
+// VM's own port where it is local, at its host's underlay address elsewhere. A VM's entry keeps its
+// identity through every change of membership (memberEntry), so moving a VM, or a VM joining or
+// leaving, is an in-place update of the entries the hosts already have.
 import * as pulumi from "@pulumi/pulumi";
-import type { HealthChecks } from "../providers/kinds/hostHealth";
 import type { HostPlan } from "./hostPlan";
 import {
   ATTACHMENT_TYPES,
@@ -108,16 +108,6 @@ export function segmentsForHost(
     }));
 }
 
-/** What the host's health check expects of its end of a segment: the vxlan device up, every member's entry. */
-export function segmentHealth(
-  plan: HostSegment,
-): Pick<HealthChecks, "links" | "fdb"> {
-  return {
-    links: [{ name: plan.device }],
-    fdb: plan.members.map((m) => ({ bridge: plan.segment.bridge, mac: m.mac })),
-  };
-}
-
 /** A VM's component as the segment sees it: its resources (a local entry waits for them). */
 export type VmComponent = pulumi.ComponentResource & {
   readonly resources: pulumi.Resource[];
@@ -207,7 +197,6 @@ export class SegmentEnd extends pulumi.ComponentResource {
       { parent: this, dependsOn: args.bridge ? [args.bridge] : [] },
     );
     this.resources.push(vx);
-    hostPlan.expect(segmentHealth(plan));
     for (const m of plan.members) {
       const local = m.host === args.hostName;
       const entry = memberEntry(this, name, args, m);

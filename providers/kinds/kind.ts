@@ -29,6 +29,26 @@ export interface KindContext {
   owner?: string;
 }
 
+/**
+ * What a host's health check can expect of a resource once it is applied: its links admin-up and
+ * its static bridge entries present (HostHealth's checks have this shape).
+ */
+export interface Expectations {
+  links?: Array<{ netns?: string; name: string }>;
+  fdb?: Array<{ netns?: string; bridge: string; mac: string }>;
+}
+
+/** A link the props set up: expected up (a link declared down is expected nothing of). */
+export function upLink(p: {
+  name: string;
+  netns?: string;
+  up: boolean;
+}): Expectations {
+  return p.up
+    ? { links: [{ ...(p.netns ? { netns: p.netns } : {}), name: p.name }] }
+    : {};
+}
+
 /** Live values of a resource's managed properties, or null when the object is gone. */
 export type LiveState = Record<string, unknown> | null;
 
@@ -50,6 +70,8 @@ export interface ResourceKind<S extends z.ZodObject = z.ZodObject> {
   compared?: ReadonlyArray<keyof z.infer<S> & string>;
   /** Every address and route the props put on the host, and every root-namespace interface they filter or set sysctls on, for the management-path check at preview. */
   addressUses?: (p: z.infer<S>) => AddressUse[];
+  /** What the host's health check expects of this resource once applied (derived per host, hostPlan.ts). */
+  expects?: (p: z.infer<S>) => Expectations;
   /** Cross-field checks that zod cannot express per field; return [path, message] pairs. */
   validate?: (p: z.infer<S>) => Array<[string, string]>;
   id(p: z.infer<S>): string;

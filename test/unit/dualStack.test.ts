@@ -250,7 +250,6 @@ describe("dual-stack VMs: ARP/ND suppression neighbours", () => {
   const fdbProps = (v: VmSpec): Record<string, unknown>[] => {
     const made: Record<string, unknown>[] = [];
     const plan = {
-      expectFdb: () => undefined,
       make: (_kind: string, _name: string, props: Record<string, unknown>) =>
         made.push(props),
     } as unknown as HostPlan;

@@ -131,6 +131,11 @@ export const fdbEntryKind: ResourceKind<typeof FdbEntryProps> = {
   type: "FdbEntry",
   schema: FdbEntryProps,
   replaceOn: ["bridge", "mac", "netns", "vlan"],
+  expects: (p) => ({
+    fdb: [
+      { ...(p.netns ? { netns: p.netns } : {}), bridge: p.bridge, mac: p.mac },
+    ],
+  }),
   addressUses: (p) =>
     p.neighbours.map((value, i) => ({
       path: `neighbours[${i}]`,

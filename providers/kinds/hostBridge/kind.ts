@@ -8,7 +8,7 @@ import { ABSENT, found, isGone, isHostnetMark, Link } from "../../state";
 import { batchLine } from "../../transport";
 import { applyCreating } from "../applyPlan";
 import type { Step } from "../plan";
-import { KindContext, ResourceKind } from "../kind";
+import { KindContext, ResourceKind, upLink } from "../kind";
 import { carries, pathOn, PathState, releasePlan, Tokens } from "./path";
 import {
   confirmable,
@@ -216,6 +216,7 @@ export const hostBridgeKind: ResourceKind<typeof HostBridgeProps> = {
     "safeApply",
     "confirmTimeoutSeconds",
   ],
+  expects: upLink,
   id: (p) => `bridge/${p.netns ?? "-"}/${p.name}`,
   planner,
 

@@ -6,7 +6,7 @@
 // → observe → plan → apply" (plan.ts).
 import type { HostSnapshot } from "../../state";
 import { ABSENT, findLink, found, isGone, ownerMark } from "../../state";
-import { KindContext, ResourceKind } from "../kind";
+import { KindContext, ResourceKind, upLink } from "../kind";
 import { applySteps } from "../plan";
 import {
   deleteOp,
@@ -162,6 +162,7 @@ export const macvlanPortKind: ResourceKind<typeof MacvlanPortProps> = {
       rootNs: !targetOf(p),
     })),
   replaces,
+  expects: upLink,
   id: (p) => `${p.type}/${p.netns ?? p.lowerNetns ?? "-"}/${p.name}`,
   planner,
   create,

@@ -4,7 +4,7 @@
 import { ABSENT, found, isGone, isHostnetMark, Link } from "../../state";
 import { argvToShell } from "../../transport";
 import { applyCreating } from "../applyPlan";
-import { KindContext, ResourceKind } from "../kind";
+import { KindContext, ResourceKind, upLink } from "../kind";
 import { applySteps } from "../plan";
 import { livePortFlags } from "../portFlags";
 import { deleteTapOp, tapPortPlanner as planner } from "./plan";
@@ -80,6 +80,7 @@ export const tapPortKind: ResourceKind<typeof TapPortProps> = {
           ],
         ]
       : [],
+  expects: upLink,
   id: (p) => `tap/${p.netns ?? "-"}/${p.name}`,
   planner,
 

@@ -5,7 +5,7 @@
 // Every write is "read the scoped snapshot → observe → plan → apply" (plan.ts).
 import type { HostSnapshot } from "../../state";
 import { ABSENT, Finding, findLink, found, isGone, ROOT_NS } from "../../state";
-import { KindContext, ResourceKind } from "../kind";
+import { KindContext, ResourceKind, upLink } from "../kind";
 import { applyGuarded } from "./guard";
 import { anchorOf, forceForwardingKnown, liveOf } from "./observe";
 import { deleteOp, vethLinkPlanner as planner } from "./plan";
@@ -190,6 +190,9 @@ export const vethLinkKind: ResourceKind<typeof VethLinkProps> = {
         rootNs: !p[k].netns,
       })),
     ]),
+  expects: (p) => ({
+    links: [p.a, p.b].flatMap((end) => upLink(end).links ?? []),
+  }),
   id: (p) => `veth/${p.a.netns ?? "-"}/${p.a.name}`,
   planner,
   create,

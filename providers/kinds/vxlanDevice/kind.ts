@@ -8,7 +8,7 @@
 import type { HostSnapshot } from "../../state";
 import { ABSENT, findLink, found, isGone, isHostnetMark } from "../../state";
 import { applySteps } from "../plan";
-import { KindContext, ResourceKind } from "../kind";
+import { KindContext, ResourceKind, upLink } from "../kind";
 import { floodToProblems, VxlanDeviceProps, where } from "./schema";
 import { liveProps, removal, vxlanDevicePlanner as planner } from "./plan";
 
@@ -120,6 +120,7 @@ export const vxlanDeviceKind: ResourceKind<typeof VxlanDeviceProps> = {
   schema: VxlanDeviceProps,
   replaceOn: ["name", "netns", "vni", "port"],
   validate: floodToProblems,
+  expects: upLink,
   id: (p) => `vxlan/${p.netns ?? "-"}/${p.name}`,
   planner,
 
