@@ -76,7 +76,12 @@ export type CaseId =
   | "i"
   | "i1";
 
-export const DEFAULT_CASES: CaseId[] = ["a", "b", "c", "e", "d"];
+/**
+ * The full run: every case hostnet builds ((c) FilterChain, (e1) ARP suppression with the answer
+ * table) and the references they are judged against. (e) stays in it so its growth, the kernel
+ * bridge's own, is measured beside (e1)'s in the same rounds.
+ */
+export const DEFAULT_CASES: CaseId[] = ["a", "b", "c", "e", "e1", "d"];
 
 export const CASES: Record<CaseId, string> = {
   a: "no filter",
@@ -2068,12 +2073,13 @@ export const INGRESS_PAIRS: [IngressCase, IngressCase][] = [
 /** "(x) grows <= 20% from N = lo to hi" for the growth g (0.2 = +20%). */
 function growthTarget(
   c: CaseId,
+  what: string,
   lo: number,
   hi: number,
   g: number | null,
 ): TargetResult {
   return {
-    name: `(${c}) grows <= 20% from N = ${lo} to ${hi}`,
+    name: `(${c}) ${what} grows <= 20% from N = ${lo} to ${hi}`,
     value: g,
     limit: 0.2,
     met: g === null ? null : g <= 0.2,
@@ -2152,8 +2158,8 @@ function evaluate(
             ? `ratio ${ca}, ${round((1.2 - ca) * 100, 0)} points to spare`
             : `by ${round((ca / 1.2 - 1) * 100, 1)}% (ratio ${ca}, limit 1.2)`,
     },
-    growthTarget("e", lo, hi, eg),
-    growthTarget("e1", lo, hi, e1g),
+    growthTarget("e", "bridge suppression alone", lo, hi, eg),
+    growthTarget("e1", "ARP suppression as hostnet builds it", lo, hi, e1g),
   ];
   return { ratios, deltas, targets };
 }
