@@ -87,7 +87,7 @@ sysctls
 if command -v nft >/dev/null 2>&1; then
   sec nft nft -j list ruleset
   # nft's JSON leaves out the devices a netdev chain hooks; only then is the text listing needed.
-  case $out in *'"family": "netdev"'*) sec hooks nft list chains netdev ;; *) moot hooks ;; esac
+  case $out in *'"netdev"'*) sec hooks nft list chains netdev ;; *) moot hooks ;; esac
 else moot nft null; moot hooks; fi
 exit 0`;
 
