@@ -138,6 +138,7 @@ function memberEntry(
   name: string,
   args: SegmentArgs,
   m: SegmentMember,
+  vx: pulumi.Resource,
 ): { name: string; opts: pulumi.CustomResourceOptions } {
   const vmName = vmComponentName(args.topologyName, m.vm);
   const segmentName = `${name}-${m.vm}`;
@@ -162,7 +163,8 @@ function memberEntry(
     name: segmentName,
     opts: {
       parent: end,
-      dependsOn: vm ? vm.resources : [],
+      // A local entry waits for the VM's port, a remote one for the vxlan device it points at.
+      dependsOn: vm ? vm.resources : [vx],
       aliases: formerVm
         ? [{ name: ownFdbEntryName(vmName), parent: formerVm }]
         : [],
@@ -199,7 +201,7 @@ export class SegmentEnd extends pulumi.ComponentResource {
     this.resources.push(vx);
     for (const m of plan.members) {
       const local = m.host === args.hostName;
-      const entry = memberEntry(this, name, args, m);
+      const entry = memberEntry(this, name, args, m, vx);
       this.resources.push(
         hostPlan.make(
           "FdbEntry",
@@ -215,7 +217,7 @@ export class SegmentEnd extends pulumi.ComponentResource {
                   remote: { dst: m.underlay, vni: seg.vni },
                 }),
           },
-          local ? entry.opts : { ...entry.opts, dependsOn: [vx] },
+          entry.opts,
         ),
       );
     }
